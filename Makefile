@@ -1,0 +1,41 @@
+# Two commands from a fresh clone: `make demo` (set up, then synthesize data, train, evaluate) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.test-installed
+DEMO_EPOCHS ?= 8
+
+.PHONY: setup demo test bench clean
+
+setup: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# torch only serves the torch-backend test. "+cpu" pins the CPU build: a plain `torch` would pull CUDA (gigabytes).
+$(TEST_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0+cpu" || echo "No CPU wheel of torch 2.13.0 here: the torch-backend test will be skipped."
+	touch $@
+
+demo: $(INSTALLED)
+	rm -rf demo
+	$(BIN)/emolens data synth demo/data
+	$(BIN)/emolens train demo/data --epochs $(DEMO_EPOCHS) --lr 1e-3 --out demo/run
+	$(BIN)/emolens evaluate demo/run demo/data
+	@echo "Open demo/run/report.html in a browser to see the whole evaluation."
+
+test: $(TEST_INSTALLED)
+	$(BIN)/python -m pytest
+
+# Needs ../shared/data/fer2013.zip; tf-keras is the notebook's Keras 2 (ImageDataGenerator), for comparison only.
+bench: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --no-deps "tf-keras>=2.16"
+	$(BIN)/python bench/train_throughput.py
+
+clean:
+	rm -rf $(VENV) demo runs .pytest_cache

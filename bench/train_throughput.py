@@ -1,0 +1,148 @@
+"""Training throughput of the seed model: emolens's pipeline against the notebook's, on FER2013-sized data.
+
+Both pipelines train the same architecture with the same augmentation (rotation 10, shifts 0.1, horizontal
+flip), batch 64, Adam 1e-4 with per-step decay 1e-6:
+  - emolens: decoded uint8 arrays (cached) -> to_model_input -> Keras 3 preprocessing layers -> model, in fit;
+  - notebook: tf_keras ImageDataGenerator(rescale=1/255, ...).flow_from_directory over the JPEG folders.
+It also measures a matrix-multiply peak on this machine in the same run, and splits emolens's step time into
+augmentation, forward and backward+update, to say where the time goes.
+
+Needs the bench extra: `pip install --no-deps tf-keras` (installs beside tensorflow-cpu).
+Usage: python bench/train_throughput.py [--data ../shared/data/fer2013.zip] [--steps 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from emolens.backend import thread_count  # noqa: E402
+from emolens.data import load_dataset, to_model_input  # noqa: E402
+from emolens.data.augment import AugmentConfig  # noqa: E402
+from emolens.train.config import TrainConfig  # noqa: E402
+from emolens.train.trainer import build_trainer  # noqa: E402
+
+BATCH = 64
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
+
+
+def seed_train_flops_per_image() -> float:
+    """Multiply-adds x2 of one forward pass, x3 for forward + backward (the usual estimate)."""
+    convs = [(46, 1, 32), (44, 32, 64), (20, 64, 128), (8, 128, 128)]  # (output side, in, out), 3x3 kernels
+    forward = sum(2 * side * side * 9 * cin * cout for side, cin, cout in convs) + 2 * (2048 * 1024 + 1024 * 7)
+    return 3.0 * forward
+
+
+def matmul_peak_gflops(n: int = 4096, repeats: int = 5) -> float:
+    a = keras.ops.convert_to_tensor(np.random.rand(n, n).astype("float32"))
+    b = keras.ops.convert_to_tensor(np.random.rand(n, n).astype("float32"))
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def time_fit(model, x, y, steps: int) -> float:
+    """Images per second of model.fit over `steps` batches, after a warm-up that compiles the step."""
+    model.fit(x[: 10 * BATCH], y[: 10 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(x[: steps * BATCH], y[: steps * BATCH], batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> dict[str, float]:
+    x = to_model_input(images)
+    y = keras.utils.to_categorical(labels, 7).astype("float32")
+    rates = {"train step": time_fit(build_trainer(TrainConfig(), num_classes=7), x, y, steps)}
+    no_augment = TrainConfig(augment=AugmentConfig(rotation=0, shift=0, flip=False))
+    rates["train step, no augmentation"] = time_fit(build_trainer(no_augment, num_classes=7), x, y, steps)
+    classifier = build_trainer(TrainConfig(), num_classes=7).get_layer("seed")
+    classifier.predict(x[: 10 * BATCH], batch_size=BATCH, verbose=0)
+    start = time.perf_counter()
+    classifier.predict(x[: steps * BATCH], batch_size=BATCH, verbose=0)
+    rates["forward only"] = steps * BATCH / (time.perf_counter() - start)
+    return rates
+
+
+def notebook_rate(train_dir: Path, steps: int) -> float:
+    import tf_keras
+    from tf_keras import layers
+    from tf_keras.preprocessing.image import ImageDataGenerator
+
+    generator = ImageDataGenerator(rescale=1 / 255, rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)
+    flow = generator.flow_from_directory(train_dir, target_size=(48, 48), color_mode="grayscale", batch_size=BATCH, class_mode="categorical")
+    model = tf_keras.Sequential(
+        [
+            layers.Conv2D(32, 3, activation="relu", input_shape=(48, 48, 1)),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.25),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(1024, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(7, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(learning_rate=1e-4, decay=1e-6), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(flow, steps_per_epoch=10, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(flow, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER2013 zip (default ../shared/data/fer2013.zip)")
+    parser.add_argument("--steps", type=int, default=150, help="timed batches of 64 per pipeline (default 150)")
+    args = parser.parse_args()
+    if not args.data.is_file():
+        print(f"error: no FER2013 zip at {args.data}; pass --data", file=sys.stderr)
+        return 2
+    train = load_dataset(args.data).split("train")
+    order = np.random.default_rng(0).permutation(len(train))[: (args.steps + 10) * BATCH]
+    with tempfile.TemporaryDirectory() as folder:
+        # The notebook reads JPEG folders: unpack the training images once, outside the timed part.
+        with zipfile.ZipFile(args.data) as archive:
+            members = [m for m in archive.namelist() if "/train/" in m and m.endswith(".jpg")]
+            archive.extractall(folder, members)
+        train_dir = next(Path(folder).rglob("train"))
+        notebook = notebook_rate(train_dir, args.steps)
+    rates = emolens_rates(train.images[order], train.labels[order], args.steps)
+    peak = matmul_peak_gflops()
+    flops = seed_train_flops_per_image()
+    full, no_aug, forward = rates["train step"], rates["train step, no augmentation"], rates["forward only"]
+
+    print(f"\nseed model, batch {BATCH}, {args.steps} timed steps, Keras {keras.__version__} on {keras.backend.backend()}, {thread_count()} threads")
+    print(f"matrix-multiply peak (4096^3 float32): {peak:.0f} GFLOP/s; seed training step: {flops / 1e6:.0f} MFLOP per image\n")
+    print("| pipeline | images/s | GFLOP/s | % of matmul peak |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, rate in (("notebook (ImageDataGenerator.flow_from_directory)", notebook), ("emolens (cached arrays + Keras 3 augmentation layers)", full)):
+        print(f"| {name} | {rate:.0f} | {rate * flops / 1e9:.0f} | {100 * rate * flops / 1e9 / peak:.0f}% |")
+    print(f"\nemolens / notebook: {full / notebook:.2f}x")
+    per_image = {"augmentation": 1 / full - 1 / no_aug, "forward": 1 / forward, "backward + update": 1 / no_aug - 1 / forward}
+    total = 1 / full
+    print("where emolens's step time goes: " + ", ".join(f"{k} {1e3 * v:.2f} ms/img ({100 * v / total:.0f}%)" for k, v in per_image.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Everything that depends on which Keras backend runs (TensorFlow, torch or JAX): the one place that imports them.
+
+Model, augmentation and training code use only keras, keras.ops and numpy; this module answers the questions
+they cannot: which devices there are, how many threads, which versions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+import keras
+
+
+def backend_name() -> str:
+    return keras.backend.backend()
+
+
+def devices() -> list[str]:
+    """Human-readable compute devices of the active backend, GPUs first, e.g. ["GPU:0 (NVIDIA H200)", "CPU"]."""
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        found = [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices("GPU")]
+        return found + ["CPU"]
+    if name == "torch":
+        import torch
+
+        found = [f"GPU:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+        return found + ["CPU"]
+    if name == "jax":
+        import jax
+
+        return [f"{d.platform.upper()}:{d.id} ({d.device_kind})" for d in jax.devices()]
+    return ["CPU"]
+
+
+def has_gpu() -> bool:
+    return any(d.startswith("GPU") for d in devices())
+
+
+def thread_count() -> int:
+    """CPU threads the backend uses for one operation."""
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads() or (os.cpu_count() or 1)
+    if name == "torch":
+        import torch
+
+        return torch.get_num_threads()
+    return os.cpu_count() or 1
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, emolens, Keras, the backend and the libraries a run depends on."""
+    from emolens import __version__
+
+    backend_package = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend_name(), backend_name())
+    found = {"python": platform.python_version(), "emolens": __version__, "keras": keras.__version__}
+    for package in (backend_package, "numpy", "pillow", "scikit-learn"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            # tensorflow-cpu installs under its own distribution name.
+            try:
+                found[package] = metadata.version(f"{package}-cpu")
+            except metadata.PackageNotFoundError:
+                found[package] = "not installed"
+    return found

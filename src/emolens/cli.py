@@ -1,0 +1,232 @@
+"""The `emolens` command: a thin layer over the Python API, with friendly output and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from emolens import __version__
+from emolens.errors import EmolensError
+
+console = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+logger = logging.getLogger("emolens")
+
+
+def _quiet_backends() -> None:
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) would bury emolens's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+def _fit_verbosity() -> int:
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _augment_config(args: argparse.Namespace):
+    from emolens.data.augment import AugmentConfig
+
+    try:
+        return AugmentConfig(rotation=args.rotation, shift=args.shift, flip=not args.no_flip, zoom=args.zoom)
+    except ValueError as error:
+        raise EmolensError(str(error)) from error
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from emolens.train import TrainConfig, resume, train
+
+    if args.resume:
+        result = resume(args.resume, data=args.data, epochs=args.epochs, cache=not args.no_cache, verbose=_fit_verbosity())
+    else:
+        if args.data is None:
+            raise EmolensError("train needs DATA (a folder, .zip or FER2013 .csv), or --resume RUN to continue a run.")
+        try:
+            config = TrainConfig(
+                model=args.model,
+                epochs=args.epochs or 50,
+                batch_size=args.batch_size,
+                learning_rate=args.lr,
+                val_split=args.val_split,
+                seed=args.seed,
+                limit=args.limit,
+                augment=_augment_config(args),
+            )
+        except ValueError as error:
+            raise EmolensError(str(error)) from error
+        result = train(args.data, config, out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
+    console.print(
+        f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
+        f"run in [bold]{result.run_dir}[/]"
+    )
+    data_hint = args.data or "DATA"
+    console.print(f"Next: [cyan]emolens evaluate {result.run_dir} {data_hint}[/]")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from emolens.evaluate import evaluate
+
+    metrics = evaluate(args.model, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache)
+    if args.json:
+        stdout.print_json(json.dumps(metrics))
+        return 0
+    table = Table(title=f"{metrics['model']} on {metrics['split']} ({metrics['num_images']} images)")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in metrics["per_class"].items():
+        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    stdout.print(table)
+    stdout.print(f"Accuracy [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
+    report = Path(args.out or Path(metrics["model_path"]).parent) / "report.html"
+    stdout.print(f"Report: [bold]{report}[/]")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from emolens.models import list_models
+
+    table = Table(title="emolens models")
+    table.add_column("name", style="bold")
+    table.add_column("learning rate", justify="right")
+    table.add_column("description")
+    for spec in list_models():
+        table.add_row(spec.name, f"{spec.learning_rate:g}", spec.description)
+    stdout.print(table)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emolens.doctor import run_checks
+
+    failures = 0
+    for check in run_checks():
+        mark = "[green]  ok[/]" if check.ok else "[red]FAIL[/]"
+        stdout.print(f"{mark}  [bold]{check.name}[/]: {check.detail}", soft_wrap=True)
+        failures += not check.ok
+    if failures:
+        console.print(f"[red]{failures} check(s) failed.[/] Reinstall with `pip install emolens` in a fresh virtual environment.")
+        return 1
+    stdout.print("[bold green]emolens is ready.[/]")
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from emolens.data.synth import synthesize_dataset
+
+    try:
+        out = synthesize_dataset(args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
+    except (FileExistsError, ValueError) as error:
+        raise EmolensError(str(error)) from error
+    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{out}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
+    return 0
+
+
+def cmd_data_preview(args: argparse.Namespace) -> int:
+    from emolens.data.preview import preview_augmentation
+
+    path = preview_augmentation(args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache)
+    console.print(f"Wrote [bold]{path}[/]")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("augmentation (training only)")
+    group.add_argument("--rotation", type=float, default=10.0, help="largest rotation in degrees (default 10; 0 turns it off)")
+    group.add_argument("--shift", type=float, default=0.1, help="largest width/height shift as a fraction (default 0.1)")
+    group.add_argument("--zoom", type=float, default=0.0, help="largest zoom as a fraction (default 0: off)")
+    group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition: train, evaluate and inspect FER2013-style models.")
+    parser.add_argument("--version", action="version", version=f"emolens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
+    train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
+    train.add_argument("--model", default="seed", help="a name from `emolens models` (default seed)")
+    train.add_argument("--epochs", type=_positive_int, help="total epochs (default 50)")
+    train.add_argument("--batch-size", type=_positive_int, default=64, help="images per step (default 64)")
+    train.add_argument("--lr", type=float, help="initial learning rate (default: the model's own)")
+    train.add_argument("--val-split", type=float, default=0.1, help="fraction of train for validation when there is no val/ (default 0.1)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--limit", type=_positive_int, help="at most N images per class in each split, for quick runs")
+    train.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    train.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
+    train.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
+    _add_augment_flags(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
+    evaluate.add_argument("model", help="a run folder or a .keras file")
+    evaluate.add_argument("data", help="a dataset source; it may hold only the split evaluated")
+    evaluate.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split (default test)")
+    evaluate.add_argument("--out", help="where to write the report files (default: beside the model)")
+    evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
+    evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    commands.add_parser("models", help="list the model architectures").set_defaults(handler=cmd_models)
+    commands.add_parser("doctor", help="check the installation and show the backend and devices").set_defaults(handler=cmd_doctor)
+
+    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    synth = data.add_parser("synth", help="write a synthetic FER2013-style dataset of drawn faces")
+    synth.add_argument("out", help="an empty or new folder")
+    synth.add_argument("--train-per-class", type=_positive_int, default=200, help="training images per class (default 200)")
+    synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.set_defaults(handler=cmd_data_synth)
+    preview = data.add_parser("preview", help="a grid of training images after augmentation")
+    preview.add_argument("data", help="a dataset source with a train split")
+    preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")
+    preview.add_argument("--count", type=_positive_int, default=32, help="how many images (default 32)")
+    preview.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    preview.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
+    _add_augment_flags(preview)
+    preview.set_defaults(handler=cmd_data_preview)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    _quiet_backends()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        force=True,
+    )
+    logging.getLogger("emolens").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except EmolensError as error:
+        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        hint = " Resume with `emolens train --resume RUN`." if args.command == "train" else ""
+        console.print(f"[yellow]Interrupted.[/]{hint}")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Training-time augmentation as Keras preprocessing layers: the notebook's ImageDataGenerator, in Keras 3.
+
+The layers act only when called with training=True, so they can sit in front of a model during fit and do
+nothing during evaluation. They work on [0, 1] images from `to_model_input` on every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """How much to perturb each training image. Zero (or False) turns a transform off.
+
+    Args:
+        rotation: float. Largest rotation, in degrees, either way. Defaults to 10.
+        shift: float. Largest width and height shift, as a fraction of the side. Defaults to 0.1.
+        flip: bool. Random horizontal flips. Defaults to True.
+        zoom: float. Largest zoom in or out, as a fraction. Defaults to 0 (off, as in the notebook).
+    """
+
+    rotation: float = 10.0
+    shift: float = 0.1
+    flip: bool = True
+    zoom: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("rotation", "shift", "zoom"):
+            value = getattr(self, name)
+            limit = 180.0 if name == "rotation" else 1.0
+            if not 0 <= value < limit:
+                raise ValueError(f"Expected augmentation {name} in [0, {limit}). Received: {name}={value}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_augmenter(config: AugmentConfig, *, seed: int = 0) -> keras.Sequential:
+    """A Sequential of random transforms, identity at inference. Fill mode 'nearest' as ImageDataGenerator's."""
+    transforms: list[layers.Layer] = []
+    if config.flip:
+        transforms.append(layers.RandomFlip("horizontal", seed=seed))
+    if config.rotation:
+        transforms.append(layers.RandomRotation(config.rotation / 360.0, fill_mode="nearest", seed=seed + 1))
+    if config.shift:
+        transforms.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 2))
+    if config.zoom:
+        transforms.append(layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 3))
+    return keras.Sequential(transforms, name="augment")

@@ -1,0 +1,61 @@
+"""`emolens doctor`: is everything installed and working, and what will training run on?"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _check(name: str, probe) -> Check:
+    try:
+        return Check(name, True, str(probe()))
+    except Exception as error:  # noqa: BLE001 - a doctor reports every failure rather than stopping at one
+        return Check(name, False, f"{type(error).__name__}: {error}")
+
+
+def _forward_pass() -> str:
+    import numpy as np
+
+    from emolens.data.preprocess import to_model_input
+    from emolens.models import build_model
+
+    model = build_model("seed")
+    probabilities = np.asarray(model.predict(to_model_input(np.zeros((2, 48, 48), np.uint8)), verbose=0))
+    if probabilities.shape != (2, 7) or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4):
+        raise RuntimeError(f"unexpected output {probabilities.shape}")
+    return "the seed model builds and predicts"
+
+
+def _cache_writable() -> str:
+    from emolens.data.cache import cache_dir
+
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder):
+        pass
+    return str(folder)
+
+
+def run_checks() -> list[Check]:
+    """Every check, in the order a person reads them; each one reports its own failure."""
+    from emolens import __version__, backend
+
+    checks = [Check("emolens", True, __version__)]
+    for module in ("numpy", "PIL", "sklearn", "matplotlib", "rich", "keras"):
+        checks.append(_check(module, lambda m=module: getattr(importlib.import_module(m), "__version__", "installed")))
+    checks.append(_check("backend", lambda: f"{backend.backend_name()} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND', 'unset')})"))
+    checks.append(_check("devices", lambda: ", ".join(backend.devices())))
+    checks.append(_check("threads", backend.thread_count))
+    checks.append(_check("versions", lambda: ", ".join(f"{k} {v}" for k, v in backend.versions().items())))
+    checks.append(_check("model", _forward_pass))
+    checks.append(_check("dataset cache", _cache_writable))
+    return checks

@@ -1,0 +1,151 @@
+"""Evaluating a trained model on a split: metrics, figures and one HTML report.
+
+Writes into the run folder (or `out`):
+    metrics.json               accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix
+    classification_report.txt  scikit-learn's report
+    confusion_matrix.png       counts and row-normalised percentages
+    misclassified.png          the most confident wrong predictions, with true and predicted labels
+    report.html                all of the above with the training curves, history and config
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from emolens._io import write_json, write_text
+from emolens.data.cache import load_dataset
+from emolens.data.preprocess import to_model_input
+from emolens.errors import EmolensError
+from emolens.evaluate.metrics import compute_metrics
+from emolens.plots import plot_confusion_matrix, plot_image_grid
+from emolens.evaluate.report import write_html_report
+from emolens.models.saving import load_model
+
+logger = logging.getLogger(__name__)
+
+MISCLASSIFIED_SHOWN = 40
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A loaded classifier with its card, and the run folder it came from (None for a lone .keras file)."""
+
+    model: keras.Model
+    card: dict[str, Any]
+    path: Path
+    run_dir: Path | None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card["class_names"])
+
+
+def load_trained_model(model: str | os.PathLike) -> TrainedModel:
+    """Loads a run folder's best model (model.keras) or a .keras file, for inference."""
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise EmolensError(f"{path} has no model.keras: it is not a finished emolens run. Pass a run folder or a .keras file.")
+        path = path / "model.keras"
+    elif path.suffix != ".keras":
+        raise EmolensError(f"cannot evaluate {path}: expected a run folder or a .keras file.")
+    classifier, card = load_model(path, compile=False)
+    run_dir = path.parent if (path.parent / "config.json").is_file() else None
+    return TrainedModel(classifier, card, path, run_dir)
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, *, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+    """Class probabilities (N, classes) for uint8 images (N, 48, 48), through the shared preprocessing."""
+    return np.asarray(model.predict(to_model_input(images), batch_size=batch_size, verbose=verbose))
+
+
+def _read_history(run_dir: Path | None) -> list[dict[str, float]] | None:
+    if run_dir is None or not (run_dir / "history.csv").is_file():
+        return None
+    with open(run_dir / "history.csv", newline="") as file:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(file)]
+
+
+def evaluate(
+    model: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    split: str = "test",
+    out: str | os.PathLike | None = None,
+    batch_size: int = 256,
+    cache: bool = True,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """Evaluates a trained model on one split of a dataset and writes the report files.
+
+    Args:
+        model: str or path. A run folder or a .keras file.
+        data: str or path. A dataset source; it may hold only the split evaluated (e.g. just test/, or a bare
+            folder of class subfolders).
+        split: str. "test", "val" or "train". Defaults to "test".
+        out: str or path. Where the files go. Defaults to the folder holding the model.
+        batch_size: int. Images per prediction batch. Defaults to 256.
+        cache: bool. Use the decoded-dataset cache. Defaults to True.
+        verbose: int. Keras's predict verbosity. Defaults to 0.
+
+    Returns:
+        The metrics dict, as written to metrics.json.
+    """
+    trained = load_trained_model(model)
+    dataset = load_dataset(data, bare_split=split, cache=cache)
+    images = dataset.split(split)
+    unknown = sorted(set(dataset.class_names) - set(trained.class_names))
+    if unknown:
+        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(trained.class_names)}.")
+    # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
+    to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
+    y_true = to_model_index[images.labels]
+    probabilities = predict_probabilities(trained.model, images.images, batch_size=batch_size, verbose=verbose)
+    y_pred = probabilities.argmax(axis=1)
+
+    metrics = {
+        "model": trained.card.get("model", trained.path.stem),
+        "model_path": str(trained.path),
+        "data": str(data),
+        "split": split,
+        "test_time_augmentation": "none",
+        **compute_metrics(y_true, y_pred, trained.class_names),
+    }
+    out_dir = Path(out) if out is not None else trained.path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "metrics.json", metrics)
+    report_text = compute_metrics(y_true, y_pred, trained.class_names, output_dict=False)
+    write_text(out_dir / "classification_report.txt", report_text)
+    plot_confusion_matrix(metrics["confusion_matrix"], trained.class_names, out_dir / "confusion_matrix.png", title=f"Confusion matrix: {split}, {len(y_true)} images")
+
+    wrong = np.flatnonzero(y_pred != y_true)
+    wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:MISCLASSIFIED_SHOWN]
+    captions = [f"true: {trained.class_names[y_true[i]]}\npred: {trained.class_names[y_pred[i]]} {probabilities[i, y_pred[i]]:.2f}" for i in wrong]
+    plot_image_grid(images.images[wrong], captions, out_dir / "misclassified.png", title="Most confident mistakes")
+
+    run_dir = trained.run_dir
+    config = json.loads((run_dir / "config.json").read_text()) if run_dir is not None else None
+    figures = {"Confusion matrix": out_dir / "confusion_matrix.png"}
+    if run_dir is not None:
+        figures["Training curves"] = run_dir / "curves.png"
+    figures["Most confident mistakes"] = out_dir / "misclassified.png"
+    write_html_report(
+        out_dir / "report.html",
+        title=f"emolens: {metrics['model']} on {Path(str(data)).name} ({split})",
+        metrics=metrics,
+        classification_report=report_text,
+        figures=figures,
+        config=config,
+        history=_read_history(run_dir),
+    )
+    logger.info("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, out_dir / "report.html")
+    return metrics

@@ -1,0 +1,73 @@
+"""Models by name: each architecture file registers its builders here, and one factory builds any of them."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from emolens.errors import EmolensError
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: how to build it and the learning rate its recipe starts from."""
+
+    name: str
+    build: Callable[..., keras.Model]
+    description: str
+    learning_rate: float
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, description: str, learning_rate: float) -> Callable:
+    """Decorator: registers `build(input_shape, num_classes) -> keras.Model` under `name`."""
+
+    def add(build: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        if name in _MODELS:
+            raise ValueError(f"A model named '{name}' is already registered.")
+        _MODELS[name] = ModelSpec(name, build, description, learning_rate)
+        return build
+
+    return add
+
+
+def _load_builtin_models() -> None:
+    # Importing an architecture module registers it; done lazily so that listing names stays cheap to call.
+    from emolens.models import seed  # noqa: F401
+
+
+def list_models() -> list[ModelSpec]:
+    """Every registered model, in registration order."""
+    _load_builtin_models()
+    return list(_MODELS.values())
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`; an unknown name is an error that suggests the close ones."""
+    _load_builtin_models()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise EmolensError(f"unknown model '{name}'.{hint} Known models: {', '.join(_MODELS)} (see `emolens models`).")
+    return _MODELS[name]
+
+
+def build_model(name: str, *, input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
+    """Builds the registered model `name` (uncompiled) for images of `input_shape` scaled to [0, 1].
+
+    Args:
+        name: str. A name from `list_models()`, e.g. "seed".
+        input_shape: tuple. (height, width, channels). Defaults to (48, 48, 1).
+        num_classes: int. Size of the softmax output. Defaults to 7.
+
+    Returns:
+        An uncompiled keras.Model whose output is class probabilities.
+    """
+    return get_model_spec(name).build(input_shape=input_shape, num_classes=num_classes)

@@ -1,0 +1,279 @@
+"""Training a model on a dataset into a run folder, and resuming an interrupted run.
+
+A run folder holds:
+    config.json    every setting, class names, versions and the data's fingerprint
+    model.keras    the best epoch by validation accuracy (what evaluate and predict use)
+    last.keras     the last finished epoch with its optimizer and training state (what --resume uses)
+    history.csv    one row per finished epoch
+    curves.png     accuracy and loss per epoch, redrawn after each epoch
+Each file is replaced atomically after every epoch, so a kill at any moment loses at most the epoch under way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from emolens import backend
+from emolens._io import write_json, write_text
+from emolens.data.augment import build_augmenter
+from emolens.data.cache import load_dataset
+from emolens.data.preprocess import to_model_input
+from emolens.data.sources import Dataset, Split
+from emolens.data.split import limit_per_class, train_val_splits
+from emolens.errors import EmolensError
+from emolens.plots import plot_curves
+from emolens.models.registry import build_model, get_model_spec
+from emolens.models.saving import load_model, read_card, save_model
+from emolens.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate", "seconds")
+PREPROCESSING = "decode to 48x48 uint8 grayscale, then scale to [0, 1] (emolens.data.preprocess.to_model_input)"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or resumed-and-finished) run produced."""
+
+    run_dir: Path
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, float]]
+
+
+def make_optimizer(learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam with the notebook's `decay=1e-6`, which Keras 3 dropped: lr / (1 + 1e-6 * step), exactly."""
+    schedule = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=1e-6)
+    return keras.optimizers.Adam(learning_rate=schedule)
+
+
+def build_trainer(config: TrainConfig, *, num_classes: int) -> keras.Model:
+    """The compiled model that fit trains: augmentation in front of the classifier (named config.model).
+
+    Keeping augmentation outside the classifier means model.keras holds only what inference runs.
+    """
+    classifier = build_model(config.model, num_classes=num_classes)
+    augmenter = build_augmenter(config.augment, seed=config.seed)
+    trainer = keras.Sequential([keras.Input(classifier.input_shape[1:]), augmenter, classifier], name="trainer")
+    learning_rate = config.learning_rate or get_model_spec(config.model).learning_rate
+    trainer.compile(optimizer=make_optimizer(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    return trainer
+
+
+def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split]:
+    train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=config.seed)
+    if config.limit is not None:
+        train = limit_per_class(train, config.limit, seed=config.seed)
+        val = limit_per_class(val, config.limit, seed=config.seed)
+    return train, val
+
+
+def _arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    return to_model_input(split.images), keras.utils.to_categorical(split.labels, num_classes).astype("float32")
+
+
+def _history_csv(history: list[dict[str, float]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+class _RunRecorder(keras.callbacks.Callback):
+    """After each epoch: best model, resumable checkpoint, history and curves, each written atomically."""
+
+    def __init__(self, run_dir: Path, classifier: keras.Model, card: dict[str, Any], state: dict[str, Any]) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.classifier = classifier
+        self.card = card
+        self.state = state
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        row = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("accuracy", "loss", "val_accuracy", "val_loss") if k in logs}}
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["seconds"] = round(time.perf_counter() - self._epoch_start, 2)
+        self.state["history"].append(row)
+        self.state["epochs_done"] = epoch + 1
+        if row.get("val_accuracy", -1.0) > self.state["best_val_accuracy"]:
+            self.state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
+            save_model(self.classifier, self.run_dir / "model.keras", {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]})
+        # last.keras is written after model.keras: the state inside it is what resume trusts.
+        save_model(self.model, self.run_dir / "last.keras", {**self.card, "training_state": self.state})
+        write_text(self.run_dir / "history.csv", _history_csv(self.state["history"]))
+        plot_curves(self.state["history"], self.run_dir / "curves.png")
+
+
+def _new_run_dir(model: str, out: str | os.PathLike | None) -> Path:
+    if out is not None:
+        run_dir = Path(out)
+        if (run_dir / "last.keras").exists():
+            raise EmolensError(f"{run_dir} already holds a training run. Resume it with --resume {run_dir}, or choose another --out.")
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / f"{model}-{stamp}"
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = Path("runs") / f"{model}-{stamp}-{suffix}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def environment_summary() -> dict[str, Any]:
+    """Backend, devices and threads: what the notebook's first cell printed."""
+    return {"backend": backend.backend_name(), "devices": backend.devices(), "threads": backend.thread_count()}
+
+
+def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> None:
+    env = environment_summary()
+    logger.info("Keras %s on %s; devices: %s; %d CPU threads", keras.__version__, env["backend"], ", ".join(env["devices"]), env["threads"])
+    test_size = len(dataset.splits["test"]) if "test" in dataset.splits else 0
+    logger.info("Data %s: %d train, %d validation, %d test images, %d classes", dataset.source, len(train), len(val), test_size, len(dataset.class_names))
+    if dataset.skipped:
+        logger.warning("Skipped %d unreadable files (listed in %s)", len(dataset.skipped), run_dir / "skipped_files.txt")
+    logger.info("Writing the run to %s", run_dir)
+
+
+def _fit(run_dir: Path, trainer: keras.Model, card: dict[str, Any], state: dict[str, Any], config: TrainConfig, dataset: Dataset, verbose: int) -> TrainResult:
+    train, val = _prepare_splits(dataset, config)
+    _log_start(dataset, train, val, run_dir)
+    num_classes = len(dataset.class_names)
+    x_train, y_train = _arrays(train, num_classes)
+    x_val, y_val = _arrays(val, num_classes)
+    # Reseeding with the epoch keeps a resumed run deterministic without replaying the random stream.
+    keras.utils.set_random_seed(config.seed + state["epochs_done"])
+    recorder = _RunRecorder(run_dir, trainer.get_layer(config.model), card, state)
+    trainer.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        initial_epoch=state["epochs_done"],
+        validation_data=(x_val, y_val),
+        shuffle=True,
+        callbacks=[recorder],
+        verbose=verbose,
+    )
+    return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
+
+
+def train(
+    data: str | os.PathLike,
+    config: TrainConfig | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    cache: bool = True,
+    verbose: int = 2,
+) -> TrainResult:
+    """Trains a registered model on a FER2013-style source and writes a run folder.
+
+    Args:
+        data: str or path. A folder, .zip or FER2013 .csv (see `emolens.data.load_dataset`).
+        config: TrainConfig. What to train and how. Defaults to TrainConfig() (the seed model, 50 epochs).
+        out: str or path. The run folder. Defaults to runs/<model>-<timestamp>.
+        cache: bool. Use the decoded-dataset cache. Defaults to True.
+        verbose: int. Keras's fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch. Defaults to 2.
+
+    Returns:
+        A TrainResult naming the run folder and the best validation epoch.
+
+    Example:
+        >>> result = train("fer2013.zip", TrainConfig(model="seed", epochs=50))
+        >>> result.run_dir / "model.keras"
+    """
+    config = config or TrainConfig()
+    # Resolving the model's learning rate first also rejects an unknown model before any data is read.
+    config = replace(config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate)
+    dataset = load_dataset(data, cache=cache)
+    run_dir = _new_run_dir(config.model, out)
+    keras.utils.set_random_seed(config.seed)
+    trainer = build_trainer(config, num_classes=len(dataset.class_names))
+    classifier = trainer.get_layer(config.model)
+    write_json(
+        run_dir / "config.json",
+        {
+            "config": config.to_dict(),
+            "class_names": list(dataset.class_names),
+            "data": {"source": str(Path(data).resolve()), "fingerprint": dataset.fingerprint, "counts": dataset.counts(), "skipped": len(dataset.skipped)},
+            "environment": environment_summary(),
+            "versions": backend.versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    if dataset.skipped:
+        write_text(run_dir / "skipped_files.txt", "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
+    card = {
+        "format": 1,
+        "model": config.model,
+        "class_names": list(dataset.class_names),
+        "input_shape": list(classifier.input_shape[1:]),
+        "preprocessing": PREPROCESSING,
+        "data_fingerprint": dataset.fingerprint,
+    }
+    state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
+    return _fit(run_dir, trainer, card, state, config, dataset, verbose)
+
+
+def resume(
+    run_dir: str | os.PathLike,
+    *,
+    data: str | os.PathLike | None = None,
+    epochs: int | None = None,
+    cache: bool = True,
+    verbose: int = 2,
+) -> TrainResult:
+    """Continues an interrupted run from its last finished epoch, with the same data and settings.
+
+    Args:
+        run_dir: str or path. The run folder to continue.
+        data: str or path or None. The dataset, if it moved; it must be the same data. Defaults to the run's.
+        epochs: int or None. A new total epoch count, to train further than planned. Defaults to the run's.
+        cache: bool. Use the decoded-dataset cache. Defaults to True.
+        verbose: int. Keras's fit verbosity. Defaults to 2.
+
+    Returns:
+        A TrainResult for the whole run.
+    """
+    run_dir = Path(run_dir)
+    config_path, checkpoint = run_dir / "config.json", run_dir / "last.keras"
+    if not config_path.is_file():
+        raise EmolensError(f"{run_dir} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.")
+    if not checkpoint.is_file():
+        raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
+    saved = json.loads(config_path.read_text())
+    config = TrainConfig.from_dict(saved["config"])
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    card = read_card(checkpoint)
+    state = card.pop("training_state")
+    if state["epochs_done"] >= config.epochs:
+        raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
+    source = data if data is not None else saved["data"]["source"]
+    dataset = load_dataset(source, cache=cache)
+    if dataset.fingerprint != saved["data"]["fingerprint"]:
+        raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
+    trainer, _ = load_model(checkpoint, compile=True)
+    logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
+    if epochs is not None:
+        write_json(config_path, {**saved, "config": config.to_dict()})
+    return _fit(run_dir, trainer, card, state, config, dataset, verbose)

@@ -1,0 +1,54 @@
+"""Shared fixtures: small datasets built in each test's own folder, and isolation from the user's cache."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CLASSES = ("angry", "happy", "sad")
+
+
+def png_bytes(pixels: np.ndarray, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def class_image(label: int, index: int, size: int = 48) -> np.ndarray:
+    """A distinct, recognisable image per (class, index): a flat gray level per class plus a marked pixel."""
+    pixels = np.full((size, size), 40 + 80 * label, np.uint8)
+    pixels[index % size, (index // size) % size] = 255
+    return pixels
+
+
+def write_tree(root: Path, splits: dict[str, int], classes: tuple[str, ...] = CLASSES) -> Path:
+    """Writes root/<split>/<class>/<i>.png with `splits[split]` images per class."""
+    for split, count in splits.items():
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (folder / f"{i:03d}.png").write_bytes(png_bytes(class_image(label, i)))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("EMOLENS_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared is absent ({SHARED}): the shared FER2013 files are only in the development checkout")
+    return SHARED

@@ -1,0 +1,144 @@
+"""End to end through the CLI on synthetic faces: synth -> train -> evaluate, and every documented error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from conftest import write_tree
+from emolens.cli import main
+
+EPOCHS = 5
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "faces"
+    assert main(["data", "synth", str(out), "--train-per-class", "120", "--test-per-class", "30"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_data, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "seed"
+    status = main(["train", str(synth_data), "--epochs", str(EPOCHS), "--lr", "1e-3", "--out", str(run), "--seed", "0"])
+    assert status == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(trained_run, synth_data) -> Path:
+    assert main(["evaluate", str(trained_run), str(synth_data)]) == 0
+    return trained_run
+
+
+def test_synth_writes_the_fer2013_layout(synth_data):
+    for split, count in (("train", 120), ("test", 30)):
+        folders = sorted(p.name for p in (synth_data / split).iterdir())
+        assert folders == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+        assert all(len(list((synth_data / split / f).iterdir())) == count for f in folders)
+
+
+def test_train_writes_the_run_folder(trained_run):
+    assert {"model.keras", "last.keras", "history.csv", "config.json", "curves.png"} <= {p.name for p in trained_run.iterdir()}
+    assert not [p for p in trained_run.iterdir() if ".partial" in p.name]
+    rows = (trained_run / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,accuracy,loss,val_accuracy,val_loss")
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, EPOCHS + 1))
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["config"]["model"] == "seed" and config["config"]["epochs"] == EPOCHS
+    assert config["class_names"][0] == "angry" and len(config["data"]["fingerprint"]) == 16
+    assert config["data"]["counts"]["train"]["happy"] == 120
+    assert config["environment"]["backend"] and config["versions"]["keras"]
+
+
+def test_evaluate_beats_chance_and_writes_every_report(evaluated_run):
+    metrics = json.loads((evaluated_run / "metrics.json").read_text())
+    assert metrics["num_images"] == 7 * 30 and metrics["split"] == "test"
+    assert metrics["accuracy"] > 0.35, f"barely above chance (1/7): {metrics['accuracy']:.3f}"
+    for name in ("classification_report.txt", "confusion_matrix.png", "misclassified.png", "report.html"):
+        assert (evaluated_run / name).stat().st_size > 0
+    html = (evaluated_run / "report.html").read_text()
+    assert f"{100 * metrics['accuracy']:.2f}" in html and html.count("data:image/png;base64,") == 3
+
+
+def test_evaluate_agrees_with_scikit_learn(evaluated_run, synth_data):
+    from emolens.data import load_dataset
+    from emolens.evaluate import load_trained_model
+    from emolens.evaluate.evaluator import predict_probabilities
+
+    metrics = json.loads((evaluated_run / "metrics.json").read_text())
+    trained = load_trained_model(evaluated_run)
+    test = load_dataset(synth_data).split("test")
+    y_pred = predict_probabilities(trained.model, test.images).argmax(axis=1)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(test.labels, y_pred))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(test.labels, y_pred, average="macro"))
+    assert metrics["confusion_matrix"] == confusion_matrix(test.labels, y_pred).tolist()
+
+
+def test_evaluate_json_prints_the_metrics(evaluated_run, synth_data, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(evaluated_run), str(synth_data), "--json", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_evaluate_on_a_bare_class_folder_and_a_keras_file(evaluated_run, synth_data, tmp_path):
+    assert main(["evaluate", str(evaluated_run / "model.keras"), str(synth_data / "test"), "--out", str(tmp_path)]) == 0
+    bare = json.loads((tmp_path / "metrics.json").read_text())
+    full = json.loads((evaluated_run / "metrics.json").read_text())
+    assert bare["accuracy"] == full["accuracy"] and bare["num_images"] == full["num_images"]
+
+
+def test_preview_writes_a_grid(synth_data, tmp_path):
+    assert main(["data", "preview", str(synth_data), "--out", str(tmp_path / "grid.png"), "--count", "8"]) == 0
+    assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_models_and_doctor(capsys):
+    assert main(["models"]) == 0
+    assert "seed_bn" in capsys.readouterr().out
+    assert main(["doctor"]) == 0
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emolens.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
+
+
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
+    empty_class = write_tree(tmp_path / "emptyclass", {"train": 2, "test": 1})
+    (empty_class / "train" / "sad" / "000.png").unlink()
+    (empty_class / "train" / "sad" / "001.png").unlink()
+    mismatched = write_tree(tmp_path / "mismatched", {"train": 2})
+    write_tree(mismatched, {"test": 1}, classes=("angry", "happy", "surprise"))
+    good = write_tree(tmp_path / "good", {"train": 3, "test": 1})
+    cases = [
+        (("train", str(tmp_path / "missing")), "no such file or folder"),
+        (("train", str(empty_class)), "is empty"),
+        (("train", str(mismatched)), "different class folders"),
+        (("train", str(good), "--model", "resnet9000"), "unknown model"),
+        (("train", str(good), "--rotation", "-5"), "rotation"),
+        (("train", "--resume", str(tmp_path)), "not an emolens run folder"),
+        (("evaluate", str(tmp_path), str(good)), "no model.keras"),
+    ]
+    for args, fragment in cases:
+        assert_one_line_error(run_cli(*args, "--epochs", "1") if args[0] == "train" else run_cli(*args), fragment)
+
+
+def test_synth_refuses_a_used_folder(tmp_path):
+    write_tree(tmp_path / "used", {"train": 1})
+    assert_one_line_error(run_cli("data", "synth", str(tmp_path / "used")), "")
