@@ -14,14 +14,14 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from conftest import write_tree
 from emolens.cli import main
 
-EPOCHS = 5
+EPOCHS = 8
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "faces"
-    assert main(["data", "synth", str(out), "--train-per-class", "120", "--test-per-class", "30"]) == 0
+    assert main(["data", "synth", str(out), "--train-per-class", "200", "--test-per-class", "30"]) == 0
     return out
 
 
@@ -40,7 +40,7 @@ def evaluated_run(trained_run, synth_data) -> Path:
 
 
 def test_synth_writes_the_fer2013_layout(synth_data):
-    for split, count in (("train", 120), ("test", 30)):
+    for split, count in (("train", 200), ("test", 30)):
         folders = sorted(p.name for p in (synth_data / split).iterdir())
         assert folders == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
         assert all(len(list((synth_data / split / f).iterdir())) == count for f in folders)
@@ -55,7 +55,7 @@ def test_train_writes_the_run_folder(trained_run):
     config = json.loads((trained_run / "config.json").read_text())
     assert config["config"]["model"] == "seed" and config["config"]["epochs"] == EPOCHS
     assert config["class_names"][0] == "angry" and len(config["data"]["fingerprint"]) == 16
-    assert config["data"]["counts"]["train"]["happy"] == 120
+    assert config["data"]["counts"]["train"]["happy"] == 200
     assert config["environment"]["backend"] and config["versions"]["keras"]
 
 

@@ -22,10 +22,10 @@ stdout = Console(highlight=False)
 logger = logging.getLogger("emolens")
 
 
-def _quiet_backends() -> None:
-    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) would bury emolens's own output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+def _start_backend(verbose: bool) -> None:
+    """Imports Keras and its backend before any command does, without TensorFlow's C++ start-up chatter."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    import emolens.backend  # noqa: F401  (imports keras quietly; see there)
 
 
 def _fit_verbosity() -> int:
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition: train, evaluate and inspect FER2013-style models.")
     parser.add_argument("--version", action="version", version=f"emolens {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
+    parser.set_defaults(needs_backend=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--train-per-class", type=_positive_int, default=200, help="training images per class (default 200)")
     synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.set_defaults(handler=cmd_data_synth)
+    synth.set_defaults(handler=cmd_data_synth, needs_backend=False)
     preview = data.add_parser("preview", help="a grid of training images after augmentation")
     preview.add_argument("data", help="a dataset source with a train split")
     preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")
@@ -208,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
-    _quiet_backends()
+    if args.needs_backend:
+        _start_backend(args.verbose)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
