@@ -70,7 +70,8 @@ def plot_curves(history: list[dict[str, float]], path: str | os.PathLike) -> Pat
     val_acc = _column(history, "val_accuracy")
     best = int(np.nanargmax(val_acc)) if not np.all(np.isnan(val_acc)) else None
     lr = _column(history, "learning_rate")
-    lr_drops = [epochs[i] for i in range(1, len(lr)) if lr[i] < lr[i - 1]]
+    # Mark step drops (plateau schedules), not the tiny per-step decay that smooth schedules make every epoch.
+    lr_drops = [epochs[i] for i in range(1, len(lr)) if lr[i] < 0.9 * lr[i - 1]]
 
     fig = _new_figure(11, 4.2, layout="constrained")
     axes = fig.subplots(1, 2)

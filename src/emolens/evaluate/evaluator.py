@@ -147,5 +147,5 @@ def evaluate(
         config=config,
         history=_read_history(run_dir),
     )
-    logger.info("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, out_dir / "report.html")
+    logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, out_dir / "report.html")
     return metrics
