@@ -154,8 +154,17 @@ def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> Non
     logger.info("Writing the run to %s", run_dir)
 
 
-def _fit(run_dir: Path, trainer: keras.Model, card: dict[str, Any], state: dict[str, Any], config: TrainConfig, dataset: Dataset, verbose: int) -> TrainResult:
-    train, val = _prepare_splits(dataset, config)
+def _fit(
+    run_dir: Path,
+    trainer: keras.Model,
+    card: dict[str, Any],
+    state: dict[str, Any],
+    config: TrainConfig,
+    dataset: Dataset,
+    splits: tuple[Split, Split],
+    verbose: int,
+) -> TrainResult:
+    train, val = splits
     _log_start(dataset, train, val, run_dir)
     num_classes = len(dataset.class_names)
     x_train, y_train = _arrays(train, num_classes)
@@ -205,6 +214,7 @@ def train(
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     config = replace(config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate)
     dataset = load_dataset(data, cache=cache)
+    train_split, val_split = _prepare_splits(dataset, config)
     run_dir = _new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
     trainer = build_trainer(config, num_classes=len(dataset.class_names))
@@ -214,7 +224,14 @@ def train(
         {
             "config": config.to_dict(),
             "class_names": list(dataset.class_names),
-            "data": {"source": str(Path(data).resolve()), "fingerprint": dataset.fingerprint, "counts": dataset.counts(), "skipped": len(dataset.skipped)},
+            "data": {
+                "source": str(Path(data).resolve()),
+                "fingerprint": dataset.fingerprint,
+                "counts": dataset.counts(),
+                "skipped": len(dataset.skipped),
+                "train_images": len(train_split),
+                "val_images": len(val_split),
+            },
             "environment": environment_summary(),
             "versions": backend.versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -231,7 +248,7 @@ def train(
         "data_fingerprint": dataset.fingerprint,
     }
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
-    return _fit(run_dir, trainer, card, state, config, dataset, verbose)
+    return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
 
 
 def resume(
@@ -276,4 +293,4 @@ def resume(
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
     if epochs is not None:
         write_json(config_path, {**saved, "config": config.to_dict()})
-    return _fit(run_dir, trainer, card, state, config, dataset, verbose)
+    return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config), verbose)
