@@ -142,3 +142,21 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
 def test_synth_refuses_a_used_folder(tmp_path):
     write_tree(tmp_path / "used", {"train": 1})
     assert_one_line_error(run_cli("data", "synth", str(tmp_path / "used")), "")
+
+
+def test_evaluate_on_the_fer2013_csv_matches_classes_by_name(evaluated_run, synth_data, tmp_path):
+    from emolens.constants import FER2013_CSV_CLASSES
+    from emolens.data import load_dataset
+
+    test = load_dataset(synth_data).split("test")
+    folder_classes = load_dataset(synth_data).class_names
+    lines = ["emotion,pixels,Usage"]
+    for image, label in zip(test.images, test.labels):
+        csv_label = FER2013_CSV_CLASSES.index(folder_classes[label])  # the CSV numbers classes in its own order
+        lines.append(f"{csv_label},{' '.join(map(str, image.ravel()))},PrivateTest")
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    assert main(["evaluate", str(evaluated_run), str(tmp_path / "fer2013.csv"), "--out", str(tmp_path / "eval")]) == 0
+    from_csv = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    from_folder = json.loads((evaluated_run / "metrics.json").read_text())
+    assert from_csv["accuracy"] == from_folder["accuracy"]
+    assert from_csv["confusion_matrix"] == from_folder["confusion_matrix"]
