@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import CLASSES, write_tree
+from emolens.data.augment import AugmentConfig
 from emolens.errors import EmolensError
 from emolens.models.saving import read_card
 from emolens.train import TrainConfig, resume, train
@@ -62,3 +63,9 @@ def test_limit_caps_each_class(tiny, tmp_path):
     # 10 readable images per class -> 8 train and 2 val per class after the split -> capped at 3 and 2.
     data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
     assert (data["train_images"], data["val_images"]) == (3 * 3, 3 * 2)
+
+
+def test_training_with_every_augmentation_off(tiny, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=8, augment=AugmentConfig(rotation=0, shift=0, flip=False, zoom=0))
+    result = train(tiny, config, out=tmp_path / "run", verbose=0)
+    assert epochs_in(result.run_dir) == [1]

@@ -67,7 +67,9 @@ def build_trainer(config: TrainConfig, *, num_classes: int) -> keras.Model:
     """
     classifier = build_model(config.model, num_classes=num_classes)
     augmenter = build_augmenter(config.augment, seed=config.seed)
-    trainer = keras.Sequential([keras.Input(classifier.input_shape[1:]), augmenter, classifier], name="trainer")
+    # An empty Sequential cannot be built, so with every transform off there is no augmentation stage at all.
+    stages = [augmenter, classifier] if augmenter.layers else [classifier]
+    trainer = keras.Sequential([keras.Input(classifier.input_shape[1:]), *stages], name="trainer")
     learning_rate = config.learning_rate or get_model_spec(config.model).learning_rate
     trainer.compile(optimizer=make_optimizer(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
     return trainer
