@@ -19,15 +19,10 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from emolens.data import load_dataset
+from emolens.data.quality import sharpness
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
-
-
-def laplacian_std(images: np.ndarray) -> np.ndarray:
-    x = images.astype(np.float32)
-    laplacian = 4 * x[:, 1:-1, 1:-1] - x[:, :-2, 1:-1] - x[:, 2:, 1:-1] - x[:, 1:-1, :-2] - x[:, 1:-1, 2:]
-    return laplacian.std(axis=(1, 2))
 
 
 def radial_spectrum(images: np.ndarray, bands: int = 8) -> np.ndarray:
@@ -57,7 +52,7 @@ def main() -> int:
     print("| split | images | median Laplacian std | amplitude spectrum, low -> high frequency |")
     print("| --- | ---: | ---: | --- |")
     for name, split in (("train", train), ("test", test)):
-        print(f"| {name} | {len(split)} | {np.median(laplacian_std(split.images)):.1f} | {np.round(radial_spectrum(split.images)).astype(int).tolist()} |")
+        print(f"| {name} | {len(split)} | {sharpness(split.images):.1f} | {np.round(radial_spectrum(split.images)).astype(int).tolist()} |")
 
     sample = test.images[:: max(1, len(test) // 600)]
     target = np.log(radial_spectrum(train.images[:: max(1, len(train) // 3000)]))

@@ -186,3 +186,11 @@ def test_html_report_minimal(tmp_path):
     assert "63.42%" in text and "data:image" not in text
     assert "Training history" not in text and "Configuration" not in text
     assert ">Model<" not in text
+
+
+def test_report_shows_warnings(tmp_path):
+    metrics = {"accuracy": 0.5, "macro_f1": 0.4, "num_images": 2, "split": "test", "class_names": ["a"],
+               "per_class": {"a": {"precision": 1, "recall": 1, "f1": 1, "support": 2}},
+               "warnings": ["the evaluated images are 19x sharper <than> the training images"]}
+    path = write_html_report(tmp_path / "r.html", title="t", metrics=metrics, classification_report="", figures={})
+    assert 'class="warning"' in path.read_text() and "19x sharper &lt;than&gt;" in path.read_text()

@@ -24,6 +24,7 @@ import numpy as np
 from emolens._io import write_json, write_text
 from emolens.data.cache import load_dataset
 from emolens.data.preprocess import to_model_input
+from emolens.data.quality import sharpness, sharpness_mismatch
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.plots import plot_confusion_matrix, plot_image_grid
@@ -119,7 +120,13 @@ def evaluate(
         "split": split,
         "test_time_augmentation": "none",
         **compute_metrics(y_true, y_pred, trained.class_names),
+        "sharpness": {"training": trained.card.get("train_sharpness"), "evaluated": round(sharpness(images.images), 2)},
+        "warnings": [],
     }
+    mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
+    if mismatch:
+        logger.warning("%s: %s", split, mismatch)
+        metrics["warnings"].append(mismatch)
     out_dir = Path(out) if out is not None else trained.path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)

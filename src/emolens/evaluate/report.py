@@ -36,6 +36,7 @@ th { background:var(--soft); font-weight:600; }
 th:first-child, td:first-child { text-align:left; }
 td.bar { background:linear-gradient(var(--bar),var(--bar)) no-repeat left bottom / var(--v) 4px; }
 table.pc { table-layout:fixed; } table.pc th:first-child { width:24%; }
+.warning { background:#fff4e5; border:1px solid #f5c27a; border-radius:8px; padding:10px 14px; margin:0 0 12px; }
 tr.best td { font-weight:600; background:#eef9f0; }
 table.kv td { text-align:left; } table.kv td:first-child { width:30%; color:var(--muted); }
 pre { background:var(--soft); border:1px solid var(--line); border-radius:8px; padding:12px 14px; overflow-x:auto;
@@ -74,7 +75,8 @@ def _summary(metrics: dict) -> str:
             cards.append((label, _number(metrics[key])))
     body = "".join(f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>'
                    for k, v in cards)
-    return f'<section><h2>Summary</h2><div class="cards">{body}</div></section>'
+    warnings = "".join(f'<p class="warning">Warning: {_e(w)}</p>' for w in metrics.get("warnings") or [])
+    return f'<section><h2>Summary</h2>{warnings}<div class="cards">{body}</div></section>'
 
 
 def _per_class(metrics: dict) -> str:

@@ -30,6 +30,7 @@ from emolens._io import write_json, write_text
 from emolens.data.augment import build_augmenter
 from emolens.data.cache import load_dataset
 from emolens.data.preprocess import to_model_input
+from emolens.data.quality import sharpness
 from emolens.data.sources import Dataset, Split
 from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
@@ -217,6 +218,7 @@ def train(
     config = replace(config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate)
     dataset = load_dataset(data, cache=cache)
     train_split, val_split = _prepare_splits(dataset, config)
+    train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
     trainer = build_trainer(config, num_classes=len(dataset.class_names))
@@ -233,6 +235,7 @@ def train(
                 "skipped": len(dataset.skipped),
                 "train_images": len(train_split),
                 "val_images": len(val_split),
+                "train_sharpness": round(train_sharpness, 2),
             },
             "environment": environment_summary(),
             "versions": backend.versions(),
@@ -248,6 +251,8 @@ def train(
         "input_shape": list(classifier.input_shape[1:]),
         "preprocessing": PREPROCESSING,
         "data_fingerprint": dataset.fingerprint,
+        # Lets evaluate warn when it is given images unlike the training images (see emolens.data.quality).
+        "train_sharpness": round(train_sharpness, 2),
     }
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
