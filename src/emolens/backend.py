@@ -79,6 +79,11 @@ def thread_count() -> int:
     return os.cpu_count() or 1
 
 
+def summary() -> dict[str, object]:
+    """Backend, devices and threads: what the notebook's first cell printed."""
+    return {"backend": backend_name(), "devices": devices(), "threads": thread_count()}
+
+
 def versions() -> dict[str, str]:
     """Versions of Python, emolens, Keras, the backend and the libraries a run depends on."""
     from emolens import __version__

@@ -142,13 +142,8 @@ def _new_run_dir(model: str, out: str | os.PathLike | None) -> Path:
     return run_dir
 
 
-def environment_summary() -> dict[str, Any]:
-    """Backend, devices and threads: what the notebook's first cell printed."""
-    return {"backend": backend.backend_name(), "devices": backend.devices(), "threads": backend.thread_count()}
-
-
 def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> None:
-    env = environment_summary()
+    env = backend.summary()
     logger.info("Keras %s on %s; devices: %s; %d CPU threads", keras.__version__, env["backend"], ", ".join(env["devices"]), env["threads"])
     test_size = len(dataset.splits["test"]) if "test" in dataset.splits else 0
     logger.info("Data %s: %d train, %d validation, %d test images, %d classes", dataset.source, len(train), len(val), test_size, len(dataset.class_names))
@@ -237,7 +232,7 @@ def train(
                 "val_images": len(val_split),
                 "train_sharpness": round(train_sharpness, 2),
             },
-            "environment": environment_summary(),
+            "environment": backend.summary(),
             "versions": backend.versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
