@@ -160,3 +160,10 @@ def test_evaluate_on_the_fer2013_csv_matches_classes_by_name(evaluated_run, synt
     from_folder = json.loads((evaluated_run / "metrics.json").read_text())
     assert from_csv["accuracy"] == from_folder["accuracy"]
     assert from_csv["confusion_matrix"] == from_folder["confusion_matrix"]
+
+
+def test_resume_says_which_settings_it_ignores(trained_run, capsys):
+    capsys.readouterr()
+    assert main(["train", "--resume", str(trained_run), "--model", "seed_bn", "--no-flip"]) == 2
+    err = capsys.readouterr().err
+    assert "ignoring --model, --no-flip" in err and f"already finished {EPOCHS} of {EPOCHS} epochs" in err

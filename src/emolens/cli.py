@@ -41,10 +41,18 @@ def _augment_config(args: argparse.Namespace):
         raise EmolensError(str(error)) from error
 
 
+# Settings fixed when a run starts; --resume takes them from the run's config.json.
+RUN_SETTINGS = ("model", "batch_size", "lr", "val_split", "seed", "limit", "out", "rotation", "shift", "zoom", "no_flip")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from emolens.train import TrainConfig, resume, train
 
     if args.resume:
+        defaults = build_parser().parse_args(["train"])
+        ignored = [f"--{name.replace('_', '-')}" for name in RUN_SETTINGS if getattr(args, name) != getattr(defaults, name)]
+        if ignored:
+            logger.warning("A resumed run keeps its own settings; ignoring %s.", ", ".join(ignored))
         result = resume(args.resume, data=args.data, epochs=args.epochs, cache=not args.no_cache, verbose=_fit_verbosity())
     else:
         if args.data is None:
@@ -75,7 +83,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emolens.evaluate import evaluate
 
-    metrics = evaluate(args.model, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache)
+    metrics = evaluate(
+        args.model, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, verbose=int(sys.stdout.isatty())
+    )
     if args.json:
         stdout.print_json(json.dumps(metrics))
         return 0
