@@ -126,6 +126,8 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
     mismatched = write_tree(tmp_path / "mismatched", {"train": 2})
     write_tree(mismatched, {"test": 1}, classes=("angry", "happy", "surprise"))
     good = write_tree(tmp_path / "good", {"train": 3, "test": 1})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where a folder should be")
     cases = [
         (("train", str(tmp_path / "missing")), "no such file or folder"),
         (("train", str(empty_class)), "is empty"),
@@ -134,6 +136,7 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
         (("train", str(good), "--rotation", "-5"), "rotation"),
         (("train", "--resume", str(tmp_path)), "not an emolens run folder"),
         (("evaluate", str(tmp_path), str(good)), "no model.keras"),
+        (("train", str(good), "--val-split", "0.5", "--out", str(blocker / "run")), "cannot use"),
     ]
     for args, fragment in cases:
         assert_one_line_error(run_cli(*args, "--epochs", "1") if args[0] == "train" else run_cli(*args), fragment)

@@ -7,6 +7,7 @@ they cannot: which devices there are, how many threads, which versions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import sys
@@ -79,8 +80,9 @@ def thread_count() -> int:
     return os.cpu_count() or 1
 
 
+@functools.cache
 def summary() -> dict[str, object]:
-    """Backend, devices and threads: what the notebook's first cell printed."""
+    """Backend, devices and threads: what the notebook's first cell printed. Fixed for a process, so asked once."""
     return {"backend": backend_name(), "devices": devices(), "threads": thread_count()}
 
 

@@ -234,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmolensError as error:
         console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
         return 2
+    except OSError as error:
+        # A folder that cannot be created, a file that cannot be read or written: the user's path, not a bug.
+        where = f" {error.filename}" if error.filename else ""
+        console.print(f"[bold red]error:[/] cannot use{where}: {error.strerror or error}. Check the path and its permissions.", soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         hint = " Resume with `emolens train --resume RUN`." if args.command == "train" else ""
         console.print(f"[yellow]Interrupted.[/]{hint}")

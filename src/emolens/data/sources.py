@@ -115,7 +115,7 @@ def _list_folder(root: Path) -> SourceListing:
 
 def _is_safe_member(name: str) -> bool:
     path = PurePosixPath(name)
-    return not (name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in path.parts[0])
+    return not (name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in "".join(path.parts[:1]))
 
 
 def _list_zip(path: Path) -> SourceListing:

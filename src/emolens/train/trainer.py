@@ -6,6 +6,7 @@ A run folder holds:
     last.keras     the last finished epoch with its optimizer and training state (what --resume uses)
     history.csv    one row per finished epoch
     curves.png     accuracy and loss per epoch, redrawn after each epoch
+    skipped_files.txt  unreadable files left out of the data, if there were any
 Each file is replaced atomically after every epoch, so a kill at any moment loses at most the epoch under way.
 """
 
