@@ -71,13 +71,11 @@ def test_evaluate_beats_chance_and_writes_every_report(evaluated_run):
 
 def test_evaluate_agrees_with_scikit_learn(evaluated_run, synth_data):
     from emolens.data import load_dataset
-    from emolens.evaluate import load_trained_model
-    from emolens.evaluate.evaluator import predict_probabilities
+    from emolens.models.classifier import load_classifier
 
     metrics = json.loads((evaluated_run / "metrics.json").read_text())
-    trained = load_trained_model(evaluated_run)
     test = load_dataset(synth_data).split("test")
-    y_pred = predict_probabilities(trained.model, test.images).argmax(axis=1)
+    y_pred = load_classifier(evaluated_run).predict(test.images).argmax(axis=1)
     assert metrics["accuracy"] == pytest.approx(accuracy_score(test.labels, y_pred))
     assert metrics["macro_f1"] == pytest.approx(f1_score(test.labels, y_pred, average="macro"))
     assert metrics["confusion_matrix"] == confusion_matrix(test.labels, y_pred).tolist()

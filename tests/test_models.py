@@ -12,8 +12,17 @@ def layer_kinds(model):
     return [type(layer).__name__ for layer in model.layers]
 
 
-def test_registry_lists_the_seed_models():
-    assert [spec.name for spec in list_models()][:2] == ["seed", "seed_bn"]
+def test_registry_lists_the_seed_models_first():
+    assert [spec.name for spec in list_models()] == ["seed", "seed_bn", "mini_resnet"]
+
+
+def test_mini_resnet_is_a_small_residual_net():
+    model = build_model("mini_resnet")
+    assert layer_kinds(model).count("Add") == 3
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+    assert model.count_params() == 1_250_983
+    probabilities = np.asarray(model(np.zeros((2, 48, 48, 1), "float32")))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_unknown_model_suggests_close_names():

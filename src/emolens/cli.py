@@ -84,7 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from emolens.evaluate import evaluate
 
     metrics = evaluate(
-        args.model, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, verbose=int(sys.stdout.isatty())
+        args.model, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, match_sharpness=not args.no_match_sharpness
     )
     if args.json:
         stdout.print_json(json.dumps(metrics))
@@ -96,8 +96,112 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     stdout.print(table)
     stdout.print(f"Accuracy [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
-    report = Path(args.out or Path(metrics["model_path"]).parent) / "report.html"
-    stdout.print(f"Report: [bold]{report}[/]")
+    stdout.print(f"Report: [bold]{metrics['report']}[/]")
+    return 0
+
+
+def _face_summary(faces: list) -> str:
+    if not faces:
+        return "[dim]no face found[/]"
+    shown = ", ".join(f"[bold]{face.emotion}[/] {face.confidence:.2f}" for face in faces[:6])
+    more = f" and {len(faces) - 6} more" if len(faces) > 6 else ""
+    return f"{len(faces)} face{'s' if len(faces) != 1 else ''}: {shown}{more}"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import cv2
+
+    from emolens._progress import track
+    from emolens.data.decode import UndecodableImage
+    from emolens.models.classifier import needs_keras
+    from emolens.predict.pipeline import (
+        FRAMES_PER_BATCH, Failure, OutputWriter, expand_sources, open_video, predict_images, predict_video, video_output,
+    )
+    from emolens.predict.recognizer import Recognizer
+
+    if not args.sources and args.camera is None:
+        raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
+    if needs_keras(args.model):
+        _start_backend(args.verbose)
+    recognizer = Recognizer(args.model, detector=args.detector, detector_model=args.detector_model, min_face=args.min_face)
+    writer = OutputWriter(args.out, recognizer.class_names) if args.out else None
+    inputs, failures = expand_sources(args.sources)
+    for failure in failures:
+        console.print(f"[bold red]skipped[/] {failure.source}: {failure.reason}", soft_wrap=True)
+
+    def show(result) -> None:
+        if args.json:
+            print(json.dumps(result.to_dict()), flush=True)
+        elif result.frame is None:
+            stdout.print(f"{result.source}: {_face_summary(result.faces)}", soft_wrap=True)
+
+    def run_video(source, capture, name: str, frames_per_batch: int) -> None:
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        frames = predict_video(recognizer, capture, str(source), every=args.every, frames_per_batch=frames_per_batch)
+        analysed = with_faces = 0
+        counts: dict[str, int] = {}
+        try:
+            with contextlib.ExitStack() as stack:
+                output = stack.enter_context(video_output(writer, name, fps if 0 < fps < 1000 else 30.0, size, title=str(source))) if writer else None
+                try:
+                    for frame, result in track(frames, total=total, description=f"{name}"):
+                        if output is not None:
+                            output.add(frame, result)
+                        if result is None:
+                            continue
+                        analysed += 1
+                        with_faces += bool(result.faces)
+                        for face in result.faces:
+                            counts[face.emotion] = counts.get(face.emotion, 0) + 1
+                        show(result)
+                except KeyboardInterrupt:
+                    if not isinstance(source, int):
+                        raise
+                    console.print("[yellow]Camera stopped.[/]")
+        finally:
+            capture.release()
+        if not args.json:
+            top = ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda item: -item[1])[:3])
+            stdout.print(f"{source}: {analysed} frames analysed, {with_faces} with faces" + (f"; most seen: {top}" if top else ""), soft_wrap=True)
+
+    if args.camera is not None:
+        run_video(args.camera, open_video(args.camera), f"camera{args.camera}", frames_per_batch=1)
+    images = [item for item in inputs if not item.is_video]
+    for item, result, rgb in track(predict_images(recognizer, images), total=len(images), description="Photos"):
+        if isinstance(result, Failure):
+            failures.append(result)
+            console.print(f"[bold red]skipped[/] {result.source}: {result.reason}", soft_wrap=True)
+            continue
+        show(result)
+        if writer is not None:
+            writer.write_image(item, result, rgb)
+    for item in (item for item in inputs if item.is_video):
+        try:
+            capture = open_video(item.path)
+        except UndecodableImage as error:
+            failures.append(Failure(str(item.path), str(error)))
+            console.print(f"[bold red]skipped[/] {item.path}: {error}", soft_wrap=True)
+            continue
+        run_video(item.path, capture, item.name, frames_per_batch=FRAMES_PER_BATCH)
+    if writer is not None:
+        writer.flush()
+        if not args.json:
+            stdout.print(f"Annotated files and faces.csv in [bold]{args.out}[/]")
+    if failures:
+        console.print(f"[red]{len(failures)} input(s) could not be read.[/]")
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from emolens.export import export_model
+
+    out = export_model(args.model, args.out, format=args.format)
+    console.print(f"Wrote [bold]{out}[/] and its model card [bold]{out.with_suffix('.json')}[/]")
     return 0
 
 
@@ -186,14 +290,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
-    evaluate.add_argument("model", help="a run folder or a .keras file")
+    evaluate.add_argument("model", help="a run folder, a .keras or .onnx file, or `default` (the bundled model)")
     evaluate.add_argument("data", help="a dataset source; it may hold only the split evaluated")
     evaluate.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split (default test)")
     evaluate.add_argument("--out", help="where to write the report files (default: beside the model)")
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
+    evaluate.add_argument("--no-match-sharpness", action="store_true", help="do not soften images far sharper than the training images")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="the emotion of every face in photos, folders, videos or a webcam",
+        description="Find faces and recognise their emotions. Exit status 1 if any input could not be read.",
+    )
+    predict.add_argument("sources", nargs="*", metavar="SOURCE", help="image files, folders (searched recursively) or video files")
+    predict.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
+    predict.add_argument("--detector", default="haar", choices=("haar", "yunet"), help="face detector (default haar; yunet needs --detector-model)")
+    predict.add_argument("--detector-model", help="YuNet's .onnx file (face_detection_yunet_2023mar.onnx)")
+    predict.add_argument("--min-face", type=_positive_int, default=40, help="smallest face side in pixels (default 40)")
+    predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
+    predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
+    predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
+    predict.set_defaults(handler=cmd_predict, needs_backend=False)
+
+    export = commands.add_parser("export", help="export a trained model to ONNX (or a clean .keras) with its model card")
+    export.add_argument("model", help="a run folder or a .keras file")
+    export.add_argument("--format", default="onnx", choices=("onnx", "keras"), help="file format (default onnx)")
+    export.add_argument("--out", help="file to write (default <run name>.<format>)")
+    export.set_defaults(handler=cmd_export)
 
     commands.add_parser("models", help="list the model architectures").set_defaults(handler=cmd_models)
     commands.add_parser("doctor", help="check the installation and show the backend and devices").set_defaults(handler=cmd_doctor)

@@ -12,3 +12,21 @@ IMAGE_SIZE: int = 48
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 )
+
+# One colour per expression, shared by annotated photos and timeline plots so the two read alike.
+EMOTION_COLORS: dict[str, str] = {
+    "angry": "#d62728",
+    "disgust": "#8c564b",
+    "fear": "#9467bd",
+    "happy": "#2ca02c",
+    "neutral": "#7f7f7f",
+    "sad": "#1f77b4",
+    "surprise": "#ff7f0e",
+}
+# For class names outside FER2013's seven (a user's own dataset), by class index.
+FALLBACK_COLORS: tuple[str, ...] = ("#17becf", "#bcbd22", "#e377c2", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
+
+
+def emotion_color(name: str, index: int) -> str:
+    """The hex colour for class `name` (at `index` in the model's class list)."""
+    return EMOTION_COLORS.get(name, FALLBACK_COLORS[index % len(FALLBACK_COLORS)])

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from emolens._io import atomic_path
+from emolens.constants import emotion_color
 
 logger = logging.getLogger(__name__)
 
@@ -202,4 +203,43 @@ def plot_image_grid(
     if title:
         fig.suptitle(title, fontsize=12)
     fig.subplots_adjust(wspace=0.15, hspace=0.05 + 0.1 * lines)
+    return _save(fig, path)
+
+
+def plot_emotion_timeline(
+    times: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Draws each emotion's probability over a video's time, averaged over the faces of each analysed frame.
+
+    Args:
+        times: (T,) seconds of each analysed frame.
+        probabilities: (T, classes); rows of NaN for frames without a face leave gaps in the lines.
+        class_names: the model's classes, in column order.
+        path: Where to write the PNG.
+        title: Optional title.
+
+    Returns:
+        The path written.
+    """
+    times = np.asarray(times, dtype=float)
+    probabilities = np.asarray(probabilities, dtype=float).reshape(len(times), len(class_names))
+    if len(times) == 0 or np.isnan(probabilities).all():
+        return _message_figure("no faces found", path, title=title)
+    fig = _new_figure(9, 3.6)
+    ax = fig.subplots()
+    for index, name in enumerate(class_names):
+        ax.plot(times, probabilities[:, index], label=name, color=emotion_color(name, index), linewidth=1.6)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability (mean over faces)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(times.min(), max(times.max(), times.min() + 1e-3))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if title:
+        ax.set_title(title)
     return _save(fig, path)

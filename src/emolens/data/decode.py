@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -18,18 +20,47 @@ class UndecodableImage(ValueError):
     """The bytes are not an image emolens can read (corrupt, truncated, not an image, too large)."""
 
 
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Composites transparent images on white: hidden pixels under the alpha are often black."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba)
+    return image
+
+
 def _to_grayscale(image: Image.Image) -> Image.Image:
     """Converts any PIL mode to 8-bit 'L', scaling high-bit-depth data instead of clipping it."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if image.mode in _HIGH_BIT_MODES:
         pixels = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
         return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent areas would otherwise become whatever colour hides under the alpha (often black).
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("L")
+    return _flatten_alpha(image).convert("L")
+
+
+@contextmanager
+def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[Image.Image]:
+    """Opens image bytes upright (EXIF orientation applied), refusing anything above MAX_PIXELS.
+
+    Every decoding error, whatever library raised it, becomes UndecodableImage.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise UndecodableImage(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
+                if draft_size is not None:
+                    # JPEG can decode straight at a fraction of full size: far faster for big photos.
+                    image.draft("L", (draft_size, draft_size))
+                yield ImageOps.exif_transpose(image)
+    except UndecodableImage:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UndecodableImage(str(error) or type(error).__name__) from error
 
 
 def decode_image(data: bytes, *, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -48,20 +79,29 @@ def decode_image(data: bytes, *, size: int = IMAGE_SIZE) -> np.ndarray:
     Raises:
         UndecodableImage: the bytes are not a readable image, or it is larger than MAX_PIXELS.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise UndecodableImage(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
-                # JPEG can decode straight at a fraction of full size: far faster for big photos.
-                image.draft("L", (size, size))
-                image = ImageOps.exif_transpose(image)
-                gray = _to_grayscale(image)
-                if gray.size != (size, size):
-                    gray = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-                return np.asarray(gray, dtype=np.uint8).copy()
-    except UndecodableImage:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UndecodableImage(str(error) or type(error).__name__) from error
+    with _open_image(data, draft_size=size) as image:
+        gray = _to_grayscale(image)
+        if gray.size != (size, size):
+            gray = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return np.asarray(gray, dtype=np.uint8).copy()
+
+
+def decode_photo(data: bytes) -> np.ndarray:
+    """Decodes image bytes into a full-size (H, W, 3) uint8 RGB array, for finding and cropping faces.
+
+    Modes are handled as in `decode_image` (16-bit scaled, transparency on white, CMYK and palette converted),
+    so a face cropped from a photo is gray-converted exactly as the training images were.
+
+    Raises:
+        UndecodableImage: the bytes are not a readable image, or it is larger than MAX_PIXELS.
+    """
+    with _open_image(data) as image:
+        return pil_to_rgb(image)
+
+
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode, upright, as an (H, W, 3) uint8 RGB array (see `decode_photo`)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode not in ("RGB", "L"):
+        image = _to_grayscale(image) if image.mode in _HIGH_BIT_MODES else _flatten_alpha(image)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from emolens.data.quality import soften_to_sharpness
 
-def to_model_input(images: np.ndarray) -> np.ndarray:
+
+def to_model_input(images: np.ndarray, *, sharpness_target: float | None = None) -> np.ndarray:
     """Scales uint8 grayscale images to float32 in [0, 1] with a channel axis.
 
     Training, evaluation and prediction all call this, so they can never disagree about scaling
@@ -13,6 +15,9 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
 
     Args:
         images: numpy array of shape (N, H, W) or (H, W), dtype uint8.
+        sharpness_target: float, optional. At inference, the model card's training sharpness: images far
+            sharper than the model was trained on are first softened to it (see `soften_to_sharpness`).
+            Training leaves it None, since its own images define the target.
 
     Returns:
         A float32 array of shape (N, H, W, 1).
@@ -24,4 +29,6 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
         images = images[None]
     if images.ndim != 3:
         raise ValueError(f"Expected images of shape (N, H, W). Received: shape={images.shape}")
+    if sharpness_target is not None:
+        images, _ = soften_to_sharpness(images, sharpness_target)
     return (images.astype(np.float32) * np.float32(1.0 / 255.0))[..., None]

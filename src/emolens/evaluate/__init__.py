@@ -1,6 +1,6 @@
 """Metrics, figures and reports for trained models."""
 
-from emolens.evaluate.evaluator import TrainedModel, evaluate, load_trained_model
+from emolens.evaluate.evaluator import evaluate
 from emolens.evaluate.metrics import compute_metrics
 
-__all__ = ["TrainedModel", "compute_metrics", "evaluate", "load_trained_model"]
+__all__ = ["compute_metrics", "evaluate"]

@@ -14,59 +14,23 @@ import csv
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from emolens._io import write_json, write_text
 from emolens.data.cache import load_dataset
-from emolens.data.preprocess import to_model_input
-from emolens.data.quality import sharpness, sharpness_mismatch
+from emolens.data.quality import far_sharper, sharpness, sharpness_mismatch
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.plots import plot_confusion_matrix, plot_image_grid
 from emolens.evaluate.report import write_html_report
-from emolens.models.saving import load_model
+from emolens.models.classifier import load_classifier
 
 logger = logging.getLogger(__name__)
 
 MISCLASSIFIED_SHOWN = 40
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A loaded classifier with its card, and the run folder it came from (None for a lone .keras file)."""
-
-    model: keras.Model
-    card: dict[str, Any]
-    path: Path
-    run_dir: Path | None
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.card["class_names"])
-
-
-def load_trained_model(model: str | os.PathLike) -> TrainedModel:
-    """Loads a run folder's best model (model.keras) or a .keras file, for inference."""
-    path = Path(model)
-    if path.is_dir():
-        if not (path / "model.keras").is_file():
-            raise EmolensError(f"{path} has no model.keras: it is not a finished emolens run. Pass a run folder or a .keras file.")
-        path = path / "model.keras"
-    elif path.suffix != ".keras":
-        raise EmolensError(f"cannot evaluate {path}: expected a run folder or a .keras file.")
-    classifier, card = load_model(path, compile=False)
-    run_dir = path.parent if (path.parent / "config.json").is_file() else None
-    return TrainedModel(classifier, card, path, run_dir)
-
-
-def predict_probabilities(model: keras.Model, images: np.ndarray, *, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
-    """Class probabilities (N, classes) for uint8 images (N, 48, 48), through the shared preprocessing."""
-    return np.asarray(model.predict(to_model_input(images), batch_size=batch_size, verbose=verbose))
 
 
 def _read_history(run_dir: Path | None) -> list[dict[str, float]] | None:
@@ -84,24 +48,26 @@ def evaluate(
     out: str | os.PathLike | None = None,
     batch_size: int = 256,
     cache: bool = True,
-    verbose: int = 0,
+    match_sharpness: bool = True,
 ) -> dict[str, Any]:
     """Evaluates a trained model on one split of a dataset and writes the report files.
 
     Args:
-        model: str or path. A run folder or a .keras file.
+        model: str or path. A run folder, a .keras or .onnx file, or "default" (the bundled model).
         data: str or path. A dataset source; it may hold only the split evaluated (e.g. just test/, or a bare
             folder of class subfolders).
         split: str. "test", "val" or "train". Defaults to "test".
-        out: str or path. Where the files go. Defaults to the folder holding the model.
+        out: str or path. Where the files go. Defaults to the run folder, or `<model name>-evaluation` in the
+            current folder for a model outside a run (such as the bundled one).
         batch_size: int. Images per prediction batch. Defaults to 256.
         cache: bool. Use the decoded-dataset cache. Defaults to True.
-        verbose: int. Keras's predict verbosity. Defaults to 0.
+        match_sharpness: bool. Soften images far sharper than the training images first, exactly as
+            prediction does. Defaults to True.
 
     Returns:
         The metrics dict, as written to metrics.json.
     """
-    trained = load_trained_model(model)
+    trained = load_classifier(model, match_sharpness=match_sharpness)
     dataset = load_dataset(data, bare_split=split, cache=cache)
     images = dataset.split(split)
     unknown = sorted(set(dataset.class_names) - set(trained.class_names))
@@ -110,7 +76,7 @@ def evaluate(
     # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
     to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
     y_true = to_model_index[images.labels]
-    probabilities = predict_probabilities(trained.model, images.images, batch_size=batch_size, verbose=verbose)
+    probabilities = trained.predict(images.images, batch_size=batch_size)
     y_pred = probabilities.argmax(axis=1)
 
     metrics = {
@@ -120,14 +86,26 @@ def evaluate(
         "split": split,
         "test_time_augmentation": "none",
         **compute_metrics(y_true, y_pred, trained.class_names),
-        "sharpness": {"training": trained.card.get("train_sharpness"), "evaluated": round(sharpness(images.images), 2)},
+        "sharpness": {
+            "training": trained.card.get("train_sharpness"),
+            "evaluated": round(sharpness(images.images), 2),
+            "softened": int(far_sharper(images.images, trained.sharpness_target or 0.0).sum()),
+        },
         "warnings": [],
     }
     mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
     if mismatch:
         logger.warning("%s: %s", split, mismatch)
         metrics["warnings"].append(mismatch)
-    out_dir = Path(out) if out is not None else trained.path.parent
+    if metrics["sharpness"]["softened"]:
+        softened = (
+            f"{metrics['sharpness']['softened']} of {len(y_true)} images were far sharper than the training images and were "
+            "softened to match before classification, as prediction does (pass --no-match-sharpness to measure them as they are)."
+        )
+        logger.warning("%s: %s", split, softened)
+        metrics["warnings"].append(softened)
+    out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
+    metrics["report"] = str(out_dir / "report.html")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)
     report_text = compute_metrics(y_true, y_pred, trained.class_names, output_dict=False)

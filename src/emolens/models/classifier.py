@@ -1,0 +1,156 @@
+"""One interface over the two ways emolens runs a trained classifier: Keras and ONNX Runtime.
+
+`load_classifier` takes a run folder, a .keras file, an .onnx file, or "default" (the model bundled in the
+package, run by ONNX Runtime). The ONNX path imports neither Keras nor TensorFlow, so prediction starts fast
+and serving stays light; Keras is imported only when a .keras model is asked for.
+
+Both kinds carry the same emolens card (class names, input size, preprocessing, training sharpness): inside
+the .keras zip as `emolens.json`, inside the .onnx file as the metadata property `emolens`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emolens.data.preprocess import to_model_input
+from emolens.errors import EmolensError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+ONNX_CARD_KEY = "emolens"
+MODEL_SUFFIXES = (".keras", ".onnx")
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """The model file behind `model`: "default", a run folder (its model.keras), a .keras or an .onnx file."""
+    if str(model) == DEFAULT_MODEL:
+        path = BUNDLED_DIR / "default.onnx"
+        if not path.is_file():
+            raise EmolensError(f"the bundled model is missing from this installation ({path}). Reinstall emolens.")
+        return path
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise EmolensError(f"{path} has no model.keras: it is not a finished emolens run. Pass a run folder, a .keras or .onnx file, or `default`.")
+        return path / "model.keras"
+    if path.suffix not in MODEL_SUFFIXES:
+        raise EmolensError(f"cannot use {path} as a model: expected a run folder, a .keras or .onnx file, or `default`.")
+    if not path.is_file():
+        raise EmolensError(f"no model file at {path}. Pass a run folder, a .keras or .onnx file, or `default`.")
+    return path
+
+
+def needs_keras(model: str | os.PathLike) -> bool:
+    """Whether loading `model` imports Keras (everything but .onnx files and the bundled default)."""
+    return str(model) != DEFAULT_MODEL and Path(model).suffix != ".onnx"
+
+
+class Classifier(ABC):
+    """A trained emotion classifier: uint8 face crops in, class probabilities out.
+
+    Attributes:
+        path: the model file.
+        card: the emolens model card.
+        run_dir: the run folder the model came from, or None.
+        match_sharpness: whether faces far sharper than the training images are softened first.
+    """
+
+    def __init__(self, path: Path, card: dict[str, Any], *, match_sharpness: bool = True) -> None:
+        self.path = path
+        self.card = card
+        self.run_dir = path.parent if (path.parent / "config.json").is_file() else None
+        self.match_sharpness = match_sharpness
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card["class_names"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.card.get("input_shape", (48, 48, 1))[0])
+
+    @property
+    def sharpness_target(self) -> float | None:
+        """The training images' sharpness when inputs are matched to it, else None."""
+        target = self.card.get("train_sharpness")
+        return float(target) if self.match_sharpness and target else None
+
+    def predict(self, faces: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.shape[1:] != (self.input_size, self.input_size):
+            raise ValueError(f"Expected face crops of shape (N, {self.input_size}, {self.input_size}). Received: shape={faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        inputs = to_model_input(faces, sharpness_target=self.sharpness_target)
+        return np.concatenate([self.forward(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+
+    @abstractmethod
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities for one batch of model input (float32, N x H x W x 1)."""
+
+
+class KerasClassifier(Classifier):
+    """A .keras model, run by Keras on the configured backend."""
+
+    def __init__(self, path: Path, *, match_sharpness: bool = True) -> None:
+        from emolens.models.saving import load_model
+
+        self.model, card = load_model(path, compile=False)
+        super().__init__(path, card, match_sharpness=match_sharpness)
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        # __call__, not predict(): no per-call dataset and callback setup, which dominates for a few faces.
+        return np.asarray(self.model(inputs, training=False), dtype=np.float32)
+
+
+class OnnxClassifier(Classifier):
+    """An .onnx model, run by ONNX Runtime on the CPU."""
+
+    def __init__(self, path: Path, *, match_sharpness: bool = True, threads: int | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable files
+            raise EmolensError(f"could not load the ONNX model {path}: {error}") from error
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if ONNX_CARD_KEY not in metadata:
+            raise EmolensError(f"{path} has no emolens card: export it with `emolens export MODEL --format onnx`.")
+        self.input_name = self.session.get_inputs()[0].name
+        super().__init__(path, json.loads(metadata[ONNX_CARD_KEY]), match_sharpness=match_sharpness)
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: inputs})[0]
+
+
+def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, match_sharpness: bool = True, threads: int | None = None) -> Classifier:
+    """Loads a classifier for inference.
+
+    Args:
+        model: "default" (the bundled model), a run folder, a .keras or an .onnx file.
+        match_sharpness: bool. Soften faces far sharper than the model's training images (see
+            `emolens.data.quality.soften_to_sharpness`). Defaults to True.
+        threads: int, optional. ONNX Runtime's intra-op threads (default: all cores).
+
+    Returns:
+        A Classifier whose `predict` takes uint8 face crops.
+    """
+    path = resolve_model_path(model)
+    if path.suffix == ".onnx":
+        return OnnxClassifier(path, match_sharpness=match_sharpness, threads=threads)
+    return KerasClassifier(path, match_sharpness=match_sharpness)
