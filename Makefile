@@ -6,7 +6,9 @@ INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.test-installed
 DEMO_EPOCHS ?= 8
 
-.PHONY: setup demo test bench clean
+FER2013 ?= ../shared/data/fer2013.zip
+
+.PHONY: setup demo test bench default-model clean
 
 setup: $(INSTALLED)
 
@@ -27,7 +29,8 @@ demo: $(INSTALLED)
 	$(BIN)/emolens data synth demo/data
 	$(BIN)/emolens train demo/data --epochs $(DEMO_EPOCHS) --lr 1e-3 --out demo/run
 	$(BIN)/emolens evaluate demo/run demo/data
-	@echo "Open demo/run/report.html in a browser to see the whole evaluation."
+	$(BIN)/emolens predict samples/astronaut.png --out demo/predict
+	@echo "Open demo/run/report.html for the evaluation and demo/predict/astronaut.annotated.png for the bundled model's prediction."
 
 test: $(TEST_INSTALLED)
 	$(BIN)/python -m pytest
@@ -36,6 +39,14 @@ test: $(TEST_INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet --no-deps "tf-keras>=2.16"
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/predict_latency.py
+
+# How the bundled model (src/emolens/weights/default.*) was made: about 25 minutes on 2 CPU cores.
+default-model: $(INSTALLED)
+	$(BIN)/emolens train $(FER2013) --model mini_resnet --epochs 40 --out runs/default
+	$(BIN)/emolens evaluate runs/default $(FER2013)
+	$(BIN)/emolens export runs/default --format onnx --out src/emolens/weights/default.onnx
+	$(BIN)/emolens export runs/default --format keras --out src/emolens/weights/default.keras
 
 clean:
 	rm -rf $(VENV) demo runs .pytest_cache

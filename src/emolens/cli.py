@@ -109,17 +109,11 @@ def _face_summary(faces: list) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import contextlib
-
-    import cv2
-
     from emolens._progress import track
     from emolens.data.decode import UndecodableImage
     from emolens.models.classifier import needs_keras
-    from emolens.predict.pipeline import (
-        FRAMES_PER_BATCH, Failure, OutputWriter, expand_sources, open_video, predict_images, predict_video, video_output,
-    )
-    from emolens.predict.recognizer import Recognizer
+    from emolens.predict.pipeline import Failure, OutputWriter, analyse_video, expand_sources, predict_images
+    from emolens.predict.recognizer import ImageResult, Recognizer
 
     if not args.sources and args.camera is None:
         raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
@@ -127,70 +121,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _start_backend(args.verbose)
     recognizer = Recognizer(args.model, detector=args.detector, detector_model=args.detector_model, min_face=args.min_face)
     writer = OutputWriter(args.out, recognizer.class_names) if args.out else None
-    inputs, failures = expand_sources(args.sources)
-    for failure in failures:
+    inputs, missing = expand_sources(args.sources)
+    failures: list[Failure] = []
+
+    def skipped(failure: Failure) -> None:
+        failures.append(failure)
         console.print(f"[bold red]skipped[/] {failure.source}: {failure.reason}", soft_wrap=True)
 
-    def show(result) -> None:
+    def show(result: ImageResult) -> None:
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
         elif result.frame is None:
             stdout.print(f"{result.source}: {_face_summary(result.faces)}", soft_wrap=True)
 
-    def run_video(source, capture, name: str, frames_per_batch: int) -> None:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        frames = predict_video(recognizer, capture, str(source), every=args.every, frames_per_batch=frames_per_batch)
-        analysed = with_faces = 0
-        counts: dict[str, int] = {}
-        try:
-            with contextlib.ExitStack() as stack:
-                output = stack.enter_context(video_output(writer, name, fps if 0 < fps < 1000 else 30.0, size, title=str(source))) if writer else None
-                try:
-                    for frame, result in track(frames, total=total, description=f"{name}"):
-                        if output is not None:
-                            output.add(frame, result)
-                        if result is None:
-                            continue
-                        analysed += 1
-                        with_faces += bool(result.faces)
-                        for face in result.faces:
-                            counts[face.emotion] = counts.get(face.emotion, 0) + 1
-                        show(result)
-                except KeyboardInterrupt:
-                    if not isinstance(source, int):
-                        raise
-                    console.print("[yellow]Camera stopped.[/]")
-        finally:
-            capture.release()
-        if not args.json:
-            top = ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda item: -item[1])[:3])
-            stdout.print(f"{source}: {analysed} frames analysed, {with_faces} with faces" + (f"; most seen: {top}" if top else ""), soft_wrap=True)
-
+    for failure in missing:
+        skipped(failure)
+    videos = [(item.path, item.name) for item in inputs if item.is_video]
     if args.camera is not None:
-        run_video(args.camera, open_video(args.camera), f"camera{args.camera}", frames_per_batch=1)
+        videos.insert(0, (args.camera, f"camera{args.camera}"))
     images = [item for item in inputs if not item.is_video]
     for item, result, rgb in track(predict_images(recognizer, images), total=len(images), description="Photos"):
         if isinstance(result, Failure):
-            failures.append(result)
-            console.print(f"[bold red]skipped[/] {result.source}: {result.reason}", soft_wrap=True)
+            skipped(result)
             continue
         show(result)
         if writer is not None:
             writer.write_image(item, result, rgb)
-    for item in (item for item in inputs if item.is_video):
+    for source, name in videos:
         try:
-            capture = open_video(item.path)
+            summary = analyse_video(recognizer, source, name, every=args.every, writer=writer, on_result=show)
         except UndecodableImage as error:
-            failures.append(Failure(str(item.path), str(error)))
-            console.print(f"[bold red]skipped[/] {item.path}: {error}", soft_wrap=True)
+            skipped(Failure(str(source), str(error)))
             continue
-        run_video(item.path, capture, item.name, frames_per_batch=FRAMES_PER_BATCH)
-    if writer is not None:
-        writer.flush()
         if not args.json:
-            stdout.print(f"Annotated files and faces.csv in [bold]{args.out}[/]")
+            seen = ", ".join(f"{emotion} {count}" for emotion, count in summary.most_seen())
+            stdout.print(f"{source}: {summary.analysed} frames analysed, {summary.with_faces} with faces" + (f"; most seen: {seen}" if seen else ""), soft_wrap=True)
+    if writer is not None and not args.json:
+        stdout.print(f"Annotated files and faces.csv in [bold]{args.out}[/]")
     if failures:
         console.print(f"[red]{len(failures)} input(s) could not be read.[/]")
         return 1

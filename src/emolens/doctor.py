@@ -35,6 +35,22 @@ def _forward_pass() -> str:
     return "the seed model builds and predicts"
 
 
+def _bundled_model() -> str:
+    import numpy as np
+
+    from emolens.models.classifier import load_classifier
+    from emolens.predict.faces import make_detector
+
+    make_detector("haar")
+    classifier = load_classifier()
+    probabilities = classifier.predict(np.zeros((1, classifier.input_size, classifier.input_size), np.uint8))
+    if probabilities.shape != (1, len(classifier.class_names)):
+        raise RuntimeError(f"unexpected output {probabilities.shape}")
+    evaluation = classifier.card.get("evaluation", {})
+    accuracy = f", {100 * evaluation['accuracy']:.1f}% on {evaluation['split']}" if "accuracy" in evaluation else ""
+    return f"{classifier.card.get('model', '?')} via ONNX Runtime{accuracy}; the Haar face detector loads"
+
+
 def _cache_writable() -> str:
     from emolens.data.cache import cache_dir
 
@@ -50,12 +66,13 @@ def run_checks() -> list[Check]:
     from emolens import __version__, backend
 
     checks = [Check("emolens", True, __version__)]
-    for module in ("numpy", "PIL", "sklearn", "matplotlib", "rich", "keras"):
+    for module in ("numpy", "PIL", "sklearn", "matplotlib", "rich", "cv2", "onnxruntime", "keras"):
         checks.append(_check(module, lambda m=module: getattr(importlib.import_module(m), "__version__", "installed")))
     checks.append(_check("backend", lambda: f"{backend.backend_name()} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND', 'unset')})"))
     checks.append(_check("devices", lambda: ", ".join(backend.devices())))
     checks.append(_check("threads", backend.thread_count))
     checks.append(_check("versions", lambda: ", ".join(f"{k} {v}" for k, v in backend.versions().items())))
     checks.append(_check("model", _forward_pass))
+    checks.append(_check("bundled model", _bundled_model))
     checks.append(_check("dataset cache", _cache_writable))
     return checks

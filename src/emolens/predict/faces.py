@@ -82,9 +82,9 @@ class HaarDetector(FaceDetector):
             raise EmolensError(f"OpenCV's Haar cascade is missing ({path}). Install opencv-python-headless<5.")
 
     def _detect(self, gray: np.ndarray, min_face: int) -> np.ndarray:
-        # Equalised contrast makes the cascade far less sensitive to exposure; 5 neighbours rejects most
-        # false positives on textured backgrounds.
-        return self.cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
+        # 5 neighbours rejects most false positives on textured backgrounds. No histogram equalisation: on
+        # photos with large flat areas it distorts the face's contrast and the cascade misses it (measured).
+        return self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
 
 
 class YuNetDetector(FaceDetector):

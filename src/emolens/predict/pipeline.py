@@ -12,15 +12,16 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from emolens._io import atomic_path, write_bytes
+from emolens._progress import track
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
@@ -226,3 +227,68 @@ def video_output(writer: OutputWriter, name: str, fps: float, size: tuple[int, i
     means = np.array(output.means) if output.means else np.zeros((0, len(names)))
     timeline = path.with_name(path.name.replace(".annotated.mp4", ".timeline.png"))
     plot_emotion_timeline(np.array(output.times), means, names, timeline, title=title)
+
+
+@dataclass
+class VideoSummary:
+    """What one video or camera session showed: frames analysed, frames with faces, faces per emotion."""
+
+    source: str
+    analysed: int = 0
+    with_faces: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: ImageResult) -> None:
+        self.analysed += 1
+        self.with_faces += bool(result.faces)
+        for face in result.faces:
+            self.counts[face.emotion] = self.counts.get(face.emotion, 0) + 1
+
+    def most_seen(self, k: int = 3) -> list[tuple[str, int]]:
+        return sorted(self.counts.items(), key=lambda item: -item[1])[:k]
+
+
+def analyse_video(
+    recognizer: Recognizer,
+    source: Path | int,
+    name: str,
+    *,
+    every: int = 1,
+    writer: OutputWriter | None = None,
+    on_result: Callable[[ImageResult], None] | None = None,
+) -> VideoSummary:
+    """Runs a video file, or camera number `source`, through the recognizer; writes its outputs to `writer`.
+
+    A camera is read one frame at a time, until it ends or the user presses Ctrl-C, which finishes the session
+    normally (outputs written); a video file is read in batches of frames, and Ctrl-C stops the whole run.
+
+    Raises:
+        UndecodableImage: a video file that cannot be opened.
+        EmolensError: a camera that cannot be opened.
+    """
+    camera = isinstance(source, int)
+    capture = open_video(source)
+    summary = VideoSummary(str(source))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        fps = fps if 0 < fps < 1000 else 30.0
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        total = None if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        frames = predict_video(recognizer, capture, str(source), every=every, frames_per_batch=1 if camera else FRAMES_PER_BATCH)
+        with ExitStack() as stack:
+            output = stack.enter_context(video_output(writer, name, fps, size, title=str(source))) if writer else None
+            try:
+                for frame, result in track(frames, total=total, description=name):
+                    if output is not None:
+                        output.add(frame, result)
+                    if result is not None:
+                        summary.add(result)
+                        if on_result is not None:
+                            on_result(result)
+            except KeyboardInterrupt:
+                if not camera:
+                    raise
+                logger.info("Camera %d stopped.", source)
+    finally:
+        capture.release()
+    return summary
