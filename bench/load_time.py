@@ -32,7 +32,7 @@ def main() -> int:
             dataset = load_dataset(args.data)
             timings.append(time.perf_counter() - start)
     images = sum(len(split) for split in dataset.splits.values())
-    print(f"| source | images | first load (decode) | cached load (best of 2) | decode rate |")
+    print("| source | images | first load (decode) | cached load (best of 2) | decode rate |")
     print("| --- | ---: | ---: | ---: | ---: |")
     print(f"| {args.data.name} | {images:,} | {timings[0]:.2f} s | {min(timings[1:]):.2f} s | {images / timings[0]:,.0f} img/s |")
     return 0

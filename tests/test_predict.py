@@ -507,9 +507,10 @@ def test_predict_without_sources_or_camera_is_a_usage_error(onnx_model, capsys):
     assert "nothing to predict" in capsys.readouterr().err
 
 
-def test_predict_a_missing_camera_is_a_one_line_error(onnx_model, capsys):
+def test_predict_a_missing_camera_is_a_one_line_error(onnx_model, capfd):
+    # capfd, not capsys: OpenCV would write its own warnings to file descriptor 2, beneath Python.
     assert main(["predict", "--camera", "7", "--model", str(onnx_model)]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "camera 7" in err[0], err
 
 

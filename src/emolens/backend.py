@@ -6,33 +6,19 @@ they cannot: which devices there are, how many threads, which versions.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import platform
 import sys
-from collections.abc import Iterator
 from importlib import metadata
 
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Points file descriptor 2 at /dev/null, where C++ code writes beneath Python's sys.stderr."""
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+from emolens._native import native_stderr_silenced
 
 
 # TensorFlow 2.21 writes its C++ start-up notices (oneDNN, CPU features) to fd 2 while it is imported, and
 # TF_CPP_MIN_LOG_LEVEL no longer stops them; when that variable asks for quiet, the import is silenced.
 if "keras" not in sys.modules and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0"):
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         import keras
 else:
     import keras

@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from emolens import __version__
@@ -73,10 +73,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(args.data, config, out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
     console.print(
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
-        f"run in [bold]{result.run_dir}[/]"
+        f"run in [bold]{escape(str(result.run_dir))}[/]"
     )
     data_hint = args.data or "DATA"
-    console.print(f"Next: [cyan]emolens evaluate {result.run_dir} {data_hint}[/]")
+    console.print(f"Next: [cyan]emolens evaluate {escape(f'{result.run_dir} {data_hint}')}[/]")
     return 0
 
 
@@ -96,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     stdout.print(table)
     stdout.print(f"Accuracy [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
-    stdout.print(f"Report: [bold]{metrics['report']}[/]")
+    stdout.print(f"Report: [bold]{escape(metrics['report'])}[/]")
     return 0
 
 
@@ -126,13 +126,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     def skipped(failure: Failure) -> None:
         failures.append(failure)
-        console.print(f"[bold red]skipped[/] {failure.source}: {failure.reason}", soft_wrap=True)
+        console.print(f"[bold red]skipped[/] {escape(f'{failure.source}: {failure.reason}')}", soft_wrap=True)
 
     def show(result: ImageResult) -> None:
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
         elif result.frame is None:
-            stdout.print(f"{result.source}: {_face_summary(result.faces)}", soft_wrap=True)
+            stdout.print(f"{escape(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
 
     for failure in missing:
         skipped(failure)
@@ -155,9 +155,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         if not args.json:
             seen = ", ".join(f"{emotion} {count}" for emotion, count in summary.most_seen())
-            stdout.print(f"{source}: {summary.analysed} frames analysed, {summary.with_faces} with faces" + (f"; most seen: {seen}" if seen else ""), soft_wrap=True)
+            stdout.print(f"{escape(str(source))}: {summary.analysed} frames analysed, {summary.with_faces} with faces" + (f"; most seen: {seen}" if seen else ""), soft_wrap=True)
     if writer is not None and not args.json:
-        stdout.print(f"Annotated files and faces.csv in [bold]{args.out}[/]")
+        stdout.print(f"Annotated files and faces.csv in [bold]{escape(args.out)}[/]")
     if failures:
         console.print(f"[red]{len(failures)} input(s) could not be read.[/]")
         return 1
@@ -168,7 +168,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from emolens.export import export_model
 
     out = export_model(args.model, args.out, format=args.format)
-    console.print(f"Wrote [bold]{out}[/] and its model card [bold]{out.with_suffix('.json')}[/]")
+    console.print(f"Wrote [bold]{escape(str(out))}[/] and its model card [bold]{escape(str(out.with_suffix('.json')))}[/]")
     return 0
 
 
@@ -191,7 +191,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     failures = 0
     for check in run_checks():
         mark = "[green]  ok[/]" if check.ok else "[red]FAIL[/]"
-        stdout.print(f"{mark}  [bold]{check.name}[/]: {check.detail}", soft_wrap=True)
+        stdout.print(f"{mark}  [bold]{check.name}[/]: {escape(check.detail)}", soft_wrap=True)
         failures += not check.ok
     if failures:
         console.print(f"[red]{failures} check(s) failed.[/] Reinstall with `pip install emolens` in a fresh virtual environment.")
@@ -207,7 +207,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         out = synthesize_dataset(args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
     except (FileExistsError, ValueError) as error:
         raise EmolensError(str(error)) from error
-    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{out}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
+    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{escape(str(out))}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
     return 0
 
 
@@ -215,7 +215,7 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
     from emolens.data.preview import preview_augmentation
 
     path = preview_augmentation(args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache)
-    console.print(f"Wrote [bold]{path}[/]")
+    console.print(f"Wrote [bold]{escape(str(path))}[/]")
     return 0
 
 
@@ -326,12 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except EmolensError as error:
-        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         return 2
     except OSError as error:
         # A folder that cannot be created, a file that cannot be read or written: the user's path, not a bug.
         where = f" {error.filename}" if error.filename else ""
-        console.print(f"[bold red]error:[/] cannot use{where}: {error.strerror or error}. Check the path and its permissions.", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(f'cannot use{where}: {error.strerror or error}.')} Check the path and its permissions.", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         hint = " Resume with `emolens train --resume RUN`." if args.command == "train" else ""

@@ -59,6 +59,8 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[Image
                 yield ImageOps.exif_transpose(image)
     except UndecodableImage:
         raise
+    except Image.UnidentifiedImageError as error:
+        raise UndecodableImage("not an image format Pillow can read") from error
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UndecodableImage(str(error) or type(error).__name__) from error
 

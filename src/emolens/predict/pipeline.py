@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from emolens._io import atomic_path, write_bytes
+from emolens._native import native_stderr_silenced
 from emolens._progress import track
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage
@@ -99,7 +100,9 @@ def predict_images(recognizer: Recognizer, inputs: Sequence[Input]) -> Iterator[
 
 def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
     """An opened capture for a video file or a camera index; EmolensError if it cannot be opened."""
-    capture = cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(str(source))
+    # OpenCV and FFmpeg print their own warnings for a missing camera or a broken file; ours says it in one line.
+    with native_stderr_silenced():
+        capture = cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(str(source))
     if not capture.isOpened():
         capture.release()
         if isinstance(source, int):
