@@ -22,7 +22,7 @@ import numpy as np
 from emolens import __version__
 from emolens._io import atomic_path, write_json
 from emolens.constants import FER2013_CLASSES
-from emolens.data.preprocess import to_model_input
+from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.synth import draw_face
 from emolens.errors import EmolensError
 from emolens.models.classifier import ONNX_CARD_KEY, OnnxClassifier, resolve_model_path
@@ -47,7 +47,8 @@ def _best_epoch(run_dir: Path) -> dict[str, Any] | None:
 
 def model_card(path: Path, card: dict[str, Any]) -> dict[str, Any]:
     """The card a deployed model carries: the training card plus, from its run folder, recipe, data and test metrics."""
-    card = {key: value for key, value in card.items() if key != "training_state"}
+    # The preprocessing is the code's, so the card states what this version of emolens does with inputs.
+    card = {key: value for key, value in card.items() if key != "training_state"} | {"preprocessing": PREPROCESSING}
     run_dir = path.parent
     if (run_dir / "config.json").is_file():
         config = json.loads((run_dir / "config.json").read_text())
@@ -115,7 +116,7 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     else:
         _export_onnx(keras_model, card, out, check_images)
     write_json(out.with_suffix(".json"), card)
-    logger.info("Exported %s to %s (card: %s)", path, out, out.with_suffix(".json"))
+    logger.debug("Exported %s to %s (card: %s)", path, out, out.with_suffix(".json"))
     return out
 
 
@@ -125,6 +126,8 @@ def _export_onnx(keras_model: Any, card: dict[str, Any], out: Path, check_images
     size = int(keras_model.input_shape[1])
     images = check_images if check_images is not None else _check_images(size)
     expected = np.asarray(keras_model(to_model_input(images), training=False))
+    # tf2onnx narrates its graph optimisation at INFO; the user asked for a file, not a log of its passes.
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # tf2onnx probes numpy attributes that numpy 2 deprecates; the warnings are not the user's concern.
         warnings.simplefilter("ignore", FutureWarning)

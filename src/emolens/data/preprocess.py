@@ -6,6 +6,12 @@ import numpy as np
 
 from emolens.data.quality import soften_to_sharpness
 
+# What model cards say about the input a model expects; `to_model_input` is its one implementation.
+PREPROCESSING = (
+    "decode to 48x48 uint8 grayscale; at inference, soften faces over 3x sharper than train_sharpness down to it; "
+    "scale to [0, 1] (emolens.data.preprocess.to_model_input)"
+)
+
 
 def to_model_input(images: np.ndarray, *, sharpness_target: float | None = None) -> np.ndarray:
     """Scales uint8 grayscale images to float32 in [0, 1] with a channel axis.

@@ -30,7 +30,7 @@ from emolens import backend
 from emolens._io import write_json, write_text
 from emolens.data.augment import build_augmenter
 from emolens.data.cache import load_dataset
-from emolens.data.preprocess import to_model_input
+from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.quality import sharpness
 from emolens.data.sources import Dataset, Split
 from emolens.data.split import limit_per_class, train_val_splits
@@ -43,10 +43,6 @@ from emolens.train.config import TrainConfig
 logger = logging.getLogger(__name__)
 
 HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate", "seconds")
-PREPROCESSING = (
-    "decode to 48x48 uint8 grayscale; at inference, soften faces over 3x sharper than train_sharpness down to it; "
-    "scale to [0, 1] (emolens.data.preprocess.to_model_input)"
-)
 
 
 @dataclass(frozen=True)
