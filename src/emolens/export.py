@@ -125,7 +125,7 @@ def _export_onnx(keras_model: Any, card: dict[str, Any], out: Path, check_images
 
     size = int(keras_model.input_shape[1])
     images = check_images if check_images is not None else _check_images(size)
-    expected = np.asarray(keras_model(to_model_input(images), training=False))
+    expected = np.asarray(keras_model.predict_on_batch(to_model_input(images)))
     # tf2onnx narrates its graph optimisation at INFO; the user asked for a file, not a log of its passes.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():

@@ -111,8 +111,9 @@ class KerasClassifier(Classifier):
         super().__init__(path, card, match_sharpness=match_sharpness)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
-        # __call__, not predict(): no per-call dataset and callback setup, which dominates for a few faces.
-        return np.asarray(self.model(inputs, training=False), dtype=np.float32)
+        # predict_on_batch, not predict(): no per-call dataset and callback setup, which dominates for a few
+        # faces; it returns NumPy on every backend (a torch tensor would need detaching first).
+        return np.asarray(self.model.predict_on_batch(inputs), dtype=np.float32)
 
 
 class OnnxClassifier(Classifier):
