@@ -5,6 +5,7 @@ import pytest
 from emolens.errors import EmolensError
 from emolens.models import build_model, get_model_spec, list_models
 from emolens.models.saving import load_model, read_card, save_model
+from emolens.train.config import TrainConfig
 from emolens.train.trainer import make_optimizer
 
 
@@ -13,7 +14,15 @@ def layer_kinds(model):
 
 
 def test_registry_lists_the_seed_models_first():
-    assert [spec.name for spec in list_models()] == ["seed", "seed_bn", "mini_resnet"]
+    assert [spec.name for spec in list_models()] == ["seed", "seed_bn", "mini_resnet", "vgg"]
+
+
+def test_vgg_is_four_batchnorm_stages_of_two_convolutions():
+    model = build_model("vgg")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert layer_kinds(model).count("BatchNormalization") == 8 and layer_kinds(model).count("MaxPooling2D") == 4
+    assert model.output_shape == (None, 7) and model.count_params() == 10_466_375
 
 
 def test_mini_resnet_is_a_small_residual_net():
@@ -58,7 +67,8 @@ def test_outputs_are_probabilities():
 
 
 def test_optimizer_reproduces_the_old_per_step_decay():
-    optimizer = make_optimizer(1e-4)
+    optimizer = make_optimizer(TrainConfig(learning_rate=1e-4), steps_per_epoch=100)
+    assert isinstance(optimizer, keras.optimizers.Adam) and not isinstance(optimizer, keras.optimizers.AdamW)
     for step in (0, 1, 1000, 400_000):
         expected = 1e-4 / (1 + 1e-6 * step)
         assert float(optimizer._learning_rate(step)) == pytest.approx(expected, rel=1e-6)

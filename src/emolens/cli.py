@@ -36,41 +36,53 @@ def _augment_config(args: argparse.Namespace):
     from emolens.data.augment import AugmentConfig
 
     try:
-        return AugmentConfig(rotation=args.rotation, shift=args.shift, flip=not args.no_flip, zoom=args.zoom)
+        return AugmentConfig(**_augment_overrides(args))
     except ValueError as error:
         raise EmolensError(str(error)) from error
 
 
-# Settings fixed when a run starts; --resume takes them from the run's config.json.
-RUN_SETTINGS = ("model", "batch_size", "lr", "val_split", "seed", "limit", "out", "rotation", "shift", "zoom", "no_flip")
+# Settings fixed when a run starts (flag name -> TrainConfig field); --resume takes them from config.json.
+RUN_SETTINGS = {
+    "model": "model", "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "val_split": "val_split",
+    "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
+    "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
+}  # fmt: skip
+AUGMENT_SETTINGS = ("rotation", "shift", "zoom")
+
+
+def _augment_overrides(args: argparse.Namespace) -> dict:
+    overrides = {name: getattr(args, name) for name in AUGMENT_SETTINGS if getattr(args, name) is not None}
+    return overrides | ({"flip": False} if args.no_flip else {})
+
+
+def _train_config(args: argparse.Namespace):
+    """The run's TrainConfig: the recipe (or the plain defaults), then every flag given on top of it."""
+    from emolens.train import TrainConfig
+    from emolens.train.recipes import recipe_config
+
+    overrides = {field: getattr(args, flag) for flag, field in RUN_SETTINGS.items() if getattr(args, flag) is not None}
+    augment = _augment_overrides(args)
+    try:
+        if args.recipe:
+            return recipe_config(args.recipe, **overrides, augment=augment)
+        return TrainConfig.from_dict({**overrides, "augment": augment})
+    except ValueError as error:
+        raise EmolensError(str(error)) from error
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from emolens.train import TrainConfig, resume, train
+    from emolens.train import resume, train
 
     if args.resume:
-        defaults = build_parser().parse_args(["train"])
-        ignored = [f"--{name.replace('_', '-')}" for name in RUN_SETTINGS if getattr(args, name) != getattr(defaults, name)]
+        given = [flag for flag in (*RUN_SETTINGS, *AUGMENT_SETTINGS, "recipe", "out") if flag != "epochs" and getattr(args, flag) is not None]
+        ignored = [f"--{name.replace('_', '-')}" for name in given] + (["--no-flip"] if args.no_flip else [])
         if ignored:
             logger.warning("A resumed run keeps its own settings; ignoring %s.", ", ".join(ignored))
         result = resume(args.resume, data=args.data, epochs=args.epochs, cache=not args.no_cache, verbose=_fit_verbosity())
     else:
         if args.data is None:
             raise EmolensError("train needs DATA (a folder, .zip or FER2013 .csv), or --resume RUN to continue a run.")
-        try:
-            config = TrainConfig(
-                model=args.model,
-                epochs=args.epochs or 50,
-                batch_size=args.batch_size,
-                learning_rate=args.lr,
-                val_split=args.val_split,
-                seed=args.seed,
-                limit=args.limit,
-                augment=_augment_config(args),
-            )
-        except ValueError as error:
-            raise EmolensError(str(error)) from error
-        result = train(args.data, config, out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
+        result = train(args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
     console.print(
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
         f"run in [bold]{escape(str(result.run_dir))}[/]"
@@ -185,6 +197,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from emolens.train.recipes import RECIPES, recipe_settings
+
+    if args.name:
+        stdout.print_json(json.dumps(recipe_settings(args.name)))
+        return 0
+    table = Table(title="emolens recipes (`emolens recipes NAME` for all settings)")
+    for column in ("name", "model", "epochs", "optimizer", "lr", "schedule"):
+        table.add_column(column, style="bold" if column == "name" else None, no_wrap=True)
+    for name, recipe in RECIPES.items():
+        table.add_row(name, recipe["model"], str(recipe["epochs"]), recipe["optimizer"], f"{recipe['learning_rate']:g}", recipe["schedule"])
+    stdout.print(table)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from emolens.doctor import run_checks
 
@@ -227,10 +254,11 @@ def _positive_int(text: str) -> int:
 
 
 def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
+    # No argparse defaults: an unset flag leaves the recipe's (or AugmentConfig's) value in place.
     group = parser.add_argument_group("augmentation (training only)")
-    group.add_argument("--rotation", type=float, default=10.0, help="largest rotation in degrees (default 10; 0 turns it off)")
-    group.add_argument("--shift", type=float, default=0.1, help="largest width/height shift as a fraction (default 0.1)")
-    group.add_argument("--zoom", type=float, default=0.0, help="largest zoom as a fraction (default 0: off)")
+    group.add_argument("--rotation", type=float, help="largest rotation in degrees (default 10; 0 turns it off)")
+    group.add_argument("--shift", type=float, help="largest width/height shift as a fraction (default 0.1)")
+    group.add_argument("--zoom", type=float, help="largest zoom as a fraction (default 0: off)")
     group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
 
 
@@ -243,13 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
     train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
-    train.add_argument("--model", default="seed", help="a name from `emolens models` (default seed)")
+    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, best); any flag below overrides it")
+    train.add_argument("--model", help="a name from `emolens models` (default seed)")
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default 50)")
-    train.add_argument("--batch-size", type=_positive_int, default=64, help="images per step (default 64)")
+    train.add_argument("--batch-size", type=_positive_int, help="images per step (default 64)")
     train.add_argument("--lr", type=float, help="initial learning rate (default: the model's own)")
-    train.add_argument("--val-split", type=float, default=0.1, help="fraction of train for validation when there is no val/ (default 0.1)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--val-split", type=float, help="fraction of train for validation when there is no val/ (default 0.1)")
+    train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--limit", type=_positive_int, help="at most N images per class in each split, for quick runs")
+    optimization = train.add_argument_group("optimization")
+    optimization.add_argument("--optimizer", help="adam or sgd (Nesterov momentum) (default adam)")
+    optimization.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    optimization.add_argument("--weight-decay", type=float, help="decoupled weight decay (default 0)")
+    optimization.add_argument("--schedule", help="inverse_time (the notebook's), cosine (with --warmup-epochs) or plateau (default inverse_time)")
+    optimization.add_argument("--warmup-epochs", type=int, help="linear warm-up before the cosine decay (default 0)")
+    optimization.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
+    optimization.add_argument("--class-weight", help="loss weights for rare classes: none, balanced or sqrt (default none)")
     train.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     train.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
     train.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
@@ -290,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
 
     commands.add_parser("models", help="list the model architectures").set_defaults(handler=cmd_models)
+    recipes = commands.add_parser("recipes", help="show the training recipes (plain settings; copy and override any)")
+    recipes.add_argument("name", nargs="?", help="one recipe, printed as JSON")
+    recipes.set_defaults(handler=cmd_recipes, needs_backend=False)
     commands.add_parser("doctor", help="check the installation and show the backend and devices").set_defaults(handler=cmd_doctor)
 
     data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True, metavar="COMMAND")

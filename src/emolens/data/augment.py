@@ -7,9 +7,10 @@ nothing during evaluation. They work on [0, 1] images from `to_model_input` on e
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class AugmentConfig:
 
 def build_augmenter(config: AugmentConfig, *, seed: int = 0) -> keras.Sequential:
     """A Sequential of random transforms, identity at inference. Fill mode 'nearest' as ImageDataGenerator's."""
+    # Imported here so that AugmentConfig (part of every TrainConfig) is plain data that loads no backend.
+    import keras
+    from keras import layers
+
     transforms: list[layers.Layer] = []
     if config.flip:
         transforms.append(layers.RandomFlip("horizontal", seed=seed))

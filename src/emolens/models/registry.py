@@ -43,6 +43,7 @@ def _load_builtin_models() -> None:
     # Listed in this order: the seed models first.
     from emolens.models import seed  # noqa: F401, I001
     from emolens.models import compact  # noqa: F401
+    from emolens.models import vgg  # noqa: F401
 
 
 def list_models() -> list[ModelSpec]:

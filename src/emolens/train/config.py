@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from emolens.data.augment import AugmentConfig
+
+OPTIMIZERS = ("adam", "sgd")
+# inverse_time: the notebook's Adam `decay=1e-6` (nearly constant); cosine: warm-up then cosine decay to zero
+# over the run; plateau: halve when validation loss has not improved for 5 epochs (see trainer.PLATEAU).
+SCHEDULES = ("inverse_time", "cosine", "plateau")
+# balanced: n_samples / (n_classes * count), as scikit-learn; sqrt: its square root, a gentler push for rare classes.
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,13 @@ class TrainConfig:
         seed: int. Seeds the split, initial weights, shuffling and augmentation. Defaults to 0.
         limit: int or None. At most this many images per class in each split, for quick runs. Defaults to None.
         augment: AugmentConfig. Training-time augmentation. Defaults to AugmentConfig().
+        optimizer: str. "adam" or "sgd" (with Nesterov momentum). Defaults to "adam".
+        momentum: float. SGD's momentum. Defaults to 0.9.
+        weight_decay: float. Decoupled weight decay, for either optimizer. Defaults to 0 (none).
+        schedule: str. "inverse_time", "cosine" or "plateau" (see SCHEDULES). Defaults to "inverse_time".
+        warmup_epochs: int. Epochs of linear warm-up before the cosine decay. Defaults to 0.
+        label_smoothing: float. Cross-entropy label smoothing in [0, 1). Defaults to 0.
+        class_weight: str. "none", "balanced" or "sqrt" (see CLASS_WEIGHTS). Defaults to "none".
     """
 
     model: str = "seed"
@@ -31,8 +45,26 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "inverse_time"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    class_weight: str = "none"
 
     def __post_init__(self) -> None:
+        for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES), ("class_weight", self.class_weight, CLASS_WEIGHTS)):
+            if value not in choices:
+                raise ValueError(f"Expected {name} to be one of {', '.join(choices)}. Received: {name}={value!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"Expected momentum in [0, 1). Received: momentum={self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"Expected label_smoothing in [0, 1). Received: label_smoothing={self.label_smoothing}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"Expected 0 <= warmup_epochs < epochs. Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}")
         if self.epochs < 1:
             raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}")
         if self.batch_size < 1:
@@ -47,4 +79,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config saved by `to_dict`; settings added since the run began take their defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown training settings: {', '.join(unknown)}")
         return cls(**{**values, "augment": AugmentConfig(**values.get("augment", {}))})

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -55,13 +56,44 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
-def make_optimizer(learning_rate: float) -> keras.optimizers.Optimizer:
-    """Adam with the notebook's `decay=1e-6`, which Keras 3 dropped: lr / (1 + 1e-6 * step), exactly."""
-    schedule = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=1e-6)
-    return keras.optimizers.Adam(learning_rate=schedule)
+# The plateau schedule: halve the rate when validation loss has not improved for 5 epochs.
+PLATEAU = {"monitor": "val_loss", "factor": 0.5, "patience": 5, "min_lr": 1e-6}
 
 
-def build_trainer(config: TrainConfig, *, num_classes: int) -> keras.Model:
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer and learning-rate schedule `config` names.
+
+    "inverse_time" is the notebook's Adam `decay=1e-6`, which Keras 3 dropped: lr / (1 + 1e-6 * step), exactly.
+    "cosine" warms up linearly over `warmup_epochs`, then decays to zero by the last epoch. "plateau" starts at
+    the plain rate, which the PlateauSchedule callback lowers. Weight decay is decoupled (AdamW, or SGD's own).
+    """
+    rate = config.learning_rate or get_model_spec(config.model).learning_rate
+    if config.schedule == "inverse_time":
+        rate = keras.optimizers.schedules.InverseTimeDecay(rate, decay_steps=1, decay_rate=1e-6)
+    elif config.schedule == "cosine":
+        warmup = config.warmup_epochs * steps_per_epoch
+        decay = (config.epochs - config.warmup_epochs) * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(0.0 if warmup else rate, decay, warmup_target=rate if warmup else None, warmup_steps=warmup)
+    weight_decay = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True, weight_decay=weight_decay)
+    if weight_decay:
+        return keras.optimizers.AdamW(rate, weight_decay=weight_decay)
+    return keras.optimizers.Adam(rate)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, kind: str) -> dict[int, float] | None:
+    """Per-class loss weights: None, "balanced" (n / (classes * count), as scikit-learn) or its "sqrt"."""
+    if kind == "none":
+        return None
+    counts = np.bincount(labels, minlength=num_classes)
+    weights = len(labels) / (num_classes * np.maximum(counts, 1))
+    if kind == "sqrt":
+        weights = np.sqrt(weights)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int = 1) -> keras.Model:
     """The compiled model that fit trains: augmentation in front of the classifier (named config.model).
 
     Keeping augmentation outside the classifier means model.keras holds only what inference runs.
@@ -71,9 +103,28 @@ def build_trainer(config: TrainConfig, *, num_classes: int) -> keras.Model:
     # An empty Sequential cannot be built, so with every transform off there is no augmentation stage at all.
     stages = [augmenter, classifier] if augmenter.layers else [classifier]
     trainer = keras.Sequential([keras.Input(classifier.input_shape[1:]), *stages], name="trainer")
-    learning_rate = config.learning_rate or get_model_spec(config.model).learning_rate
-    trainer.compile(optimizer=make_optimizer(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"])
     return trainer
+
+
+class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters live in the run's training state, so a resumed run keeps its place."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__(**PLATEAU, verbose=0)
+        self.state = state
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)  # resets the counters; a resumed run then restores its own
+        saved = self.state.get("plateau")
+        if saved:
+            self.wait, self.best, self.cooldown_counter = saved["wait"], saved["best"], saved["cooldown_counter"]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        best = None if self.best is None else float(self.best)
+        self.state["plateau"] = {"wait": int(self.wait), "best": best, "cooldown_counter": int(self.cooldown_counter)}
 
 
 def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split]:
@@ -106,14 +157,17 @@ class _RunRecorder(keras.callbacks.Callback):
         self.card = card
         self.state = state
         self._epoch_start = 0.0
+        self._learning_rate = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_start = time.perf_counter()
+        # Read now: a plateau schedule may lower the rate at this epoch's end, for the next one.
+        self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         row = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("accuracy", "loss", "val_accuracy", "val_loss") if k in logs}}
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["learning_rate"] = self._learning_rate
         row["seconds"] = round(time.perf_counter() - self._epoch_start, 2)
         self.state["history"].append(row)
         self.state["epochs_done"] = epoch + 1
@@ -169,7 +223,9 @@ def _fit(
     x_val, y_val = _arrays(val, num_classes)
     # Reseeding with the epoch keeps a resumed run deterministic without replaying the random stream.
     keras.utils.set_random_seed(config.seed + state["epochs_done"])
-    recorder = _RunRecorder(run_dir, trainer.get_layer(config.model), card, state)
+    # The plateau schedule runs first, so the state the recorder saves already holds this epoch's counters.
+    callbacks = [PlateauSchedule(state)] if config.schedule == "plateau" else []
+    callbacks.append(_RunRecorder(run_dir, trainer.get_layer(config.model), card, state))
     trainer.fit(
         x_train,
         y_train,
@@ -178,7 +234,8 @@ def _fit(
         initial_epoch=state["epochs_done"],
         validation_data=(x_val, y_val),
         shuffle=True,
-        callbacks=[recorder],
+        class_weight=class_weights(train.labels, num_classes, config.class_weight),
+        callbacks=callbacks,
         verbose=verbose,
     )
     return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
@@ -216,7 +273,7 @@ def train(
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
-    trainer = build_trainer(config, num_classes=len(dataset.class_names))
+    trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
     classifier = trainer.get_layer(config.model)
     write_json(
         run_dir / "config.json",
