@@ -95,13 +95,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emolens.evaluate import evaluate
 
+    from emolens.models.classifier import needs_keras
+
+    if needs_keras(*args.models):
+        _start_backend(args.verbose)
     metrics = evaluate(
-        args.model, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, match_sharpness=not args.no_match_sharpness
+        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache,
+        match_sharpness=not args.no_match_sharpness, tta=args.tta,
     )
     if args.json:
         stdout.print_json(json.dumps(metrics))
         return 0
-    table = Table(title=f"{metrics['model']} on {metrics['split']} ({metrics['num_images']} images)")
+    tta = "" if metrics["test_time_augmentation"] == "none" else f", test-time augmentation: {metrics['test_time_augmentation']}"
+    table = Table(title=f"{metrics['model']} on {metrics['split']} ({metrics['num_images']} images{tta})")
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in metrics["per_class"].items():
@@ -131,7 +137,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
     if needs_keras(args.model):
         _start_backend(args.verbose)
-    recognizer = Recognizer(args.model, detector=args.detector, detector_model=args.detector_model, min_face=args.min_face)
+    recognizer = Recognizer(args.model, detector=args.detector, detector_model=args.detector_model, min_face=args.min_face, tta=args.tta)
     writer = OutputWriter(args.out, recognizer.class_names) if args.out else None
     inputs, missing = expand_sources(args.sources)
     failures: list[Failure] = []
@@ -181,6 +187,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = export_model(args.model, args.out, format=args.format)
     console.print(f"Wrote [bold]{escape(str(out))}[/] and its model card [bold]{escape(str(out.with_suffix('.json')))}[/]")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from emolens.models.ensemble import build_ensemble
+
+    out = build_ensemble(args.models, args.out)
+    console.print(f"Wrote [bold]{escape(str(out))}[/], the average of {len(args.models)} models. Use it as --model in predict, evaluate or export.")
     return 0
 
 
@@ -294,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
-    evaluate.add_argument("model", help="a run folder, a .keras or .onnx file, or `default` (the bundled model)")
+    evaluate.add_argument("models", nargs="+", metavar="MODEL", help="a run folder, a .keras or .onnx file, or `default`; several make an ensemble")
     evaluate.add_argument("data", help="a dataset source; it may hold only the split evaluated")
     evaluate.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split (default test)")
     evaluate.add_argument("--out", help="where to write the report files (default: beside the model)")
@@ -302,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     evaluate.add_argument("--no-match-sharpness", action="store_true", help="do not soften images far sharper than the training images")
-    evaluate.set_defaults(handler=cmd_evaluate)
+    evaluate.add_argument("--tta", default="none", help="test-time augmentation: none or flip (default none)")
+    evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 
     predict = commands.add_parser(
         "predict",
@@ -318,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
+    predict.add_argument("--tta", default="none", help="test-time augmentation: none or flip (default none)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
     export = commands.add_parser("export", help="export a trained model to ONNX (or a clean .keras) with its model card")
@@ -325,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="onnx", choices=("onnx", "keras"), help="file format (default onnx)")
     export.add_argument("--out", help="file to write (default <run name>.<format>)")
     export.set_defaults(handler=cmd_export)
+
+    ensemble = commands.add_parser("ensemble", help="save one model that averages several trained ones")
+    ensemble.add_argument("models", nargs="+", metavar="MODEL", help="run folders or .keras files (two or more)")
+    ensemble.add_argument("--out", required=True, help="the .keras file to write")
+    ensemble.set_defaults(handler=cmd_ensemble)
 
     commands.add_parser("models", help="list the model architectures").set_defaults(handler=cmd_models)
     recipes = commands.add_parser("recipes", help="show the training recipes (plain settings; copy and override any)")

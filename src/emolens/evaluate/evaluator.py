@@ -14,6 +14,7 @@ import csv
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.plots import plot_confusion_matrix, plot_image_grid
 from emolens.evaluate.report import write_html_report
-from emolens.models.classifier import load_classifier
+from emolens.models.classifier import load_classifiers
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _read_history(run_dir: Path | None) -> list[dict[str, float]] | None:
 
 
 def evaluate(
-    model: str | os.PathLike,
+    model: str | os.PathLike | Sequence[str | os.PathLike],
     data: str | os.PathLike,
     *,
     split: str = "test",
@@ -49,11 +50,13 @@ def evaluate(
     batch_size: int = 256,
     cache: bool = True,
     match_sharpness: bool = True,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """Evaluates a trained model on one split of a dataset and writes the report files.
 
     Args:
-        model: str or path. A run folder, a .keras or .onnx file, or "default" (the bundled model).
+        model: str or path, or a list of them. A run folder, a .keras or .onnx file, or "default" (the bundled
+            model); several are evaluated as one ensemble that averages their probabilities.
         data: str or path. A dataset source; it may hold only the split evaluated (e.g. just test/, or a bare
             folder of class subfolders).
         split: str. "test", "val" or "train". Defaults to "test".
@@ -63,11 +66,13 @@ def evaluate(
         cache: bool. Use the decoded-dataset cache. Defaults to True.
         match_sharpness: bool. Soften images far sharper than the training images first, exactly as
             prediction does. Defaults to True.
+        tta: str. Test-time augmentation, "none" or "flip" (see `Classifier.predict`). Defaults to "none".
 
     Returns:
         The metrics dict, as written to metrics.json.
     """
-    trained = load_classifier(model, match_sharpness=match_sharpness)
+    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
+    trained = load_classifiers(models, match_sharpness=match_sharpness)
     dataset = load_dataset(data, bare_split=split, cache=cache)
     images = dataset.split(split)
     unknown = sorted(set(dataset.class_names) - set(trained.class_names))
@@ -76,15 +81,15 @@ def evaluate(
     # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
     to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
     y_true = to_model_index[images.labels]
-    probabilities = trained.predict(images.images, batch_size=batch_size)
+    probabilities = trained.predict(images.images, batch_size=batch_size, tta=tta)
     y_pred = probabilities.argmax(axis=1)
 
     metrics = {
         "model": trained.card.get("model", trained.path.stem),
-        "model_path": str(trained.path),
+        "model_path": str(trained.path) if len(models) == 1 else [str(m) for m in models],
         "data": str(data),
         "split": split,
-        "test_time_augmentation": "none",
+        "test_time_augmentation": tta,
         **compute_metrics(y_true, y_pred, trained.class_names),
         "sharpness": {
             "training": trained.card.get("train_sharpness"),

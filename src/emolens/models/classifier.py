@@ -28,6 +28,8 @@ DEFAULT_MODEL = "default"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 ONNX_CARD_KEY = "emolens"
 MODEL_SUFFIXES = (".keras", ".onnx")
+# Test-time augmentation: "flip" averages each face's probabilities with its mirror image's.
+TTA_MODES = ("none", "flip")
 
 
 def resolve_model_path(model: str | os.PathLike) -> Path:
@@ -49,9 +51,9 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return path
 
 
-def needs_keras(model: str | os.PathLike) -> bool:
-    """Whether loading `model` imports Keras (everything but .onnx files and the bundled default)."""
-    return str(model) != DEFAULT_MODEL and Path(model).suffix != ".onnx"
+def needs_keras(*models: str | os.PathLike) -> bool:
+    """Whether loading `models` imports Keras (everything but .onnx files and the bundled default)."""
+    return any(str(model) != DEFAULT_MODEL and Path(model).suffix != ".onnx" for model in models)
 
 
 class Classifier(ABC):
@@ -84,8 +86,13 @@ class Classifier(ABC):
         target = self.card.get("train_sharpness")
         return float(target) if self.match_sharpness and target else None
 
-    def predict(self, faces: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`."""
+    def predict(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`.
+
+        `tta="flip"` averages each face with its horizontal mirror (twice the work, usually a little more accurate).
+        """
+        if tta not in TTA_MODES:
+            raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
@@ -94,7 +101,8 @@ class Classifier(ABC):
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         inputs = to_model_input(faces, sharpness_target=self.sharpness_target)
-        return np.concatenate([self.forward(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+        views = [inputs, inputs[:, :, ::-1]] if tta == "flip" else [inputs]
+        return np.mean([np.concatenate([self.forward(view[i : i + batch_size]) for i in range(0, len(view), batch_size)]) for view in views], axis=0)
 
     @abstractmethod
     def forward(self, inputs: np.ndarray) -> np.ndarray:
@@ -139,6 +147,32 @@ class OnnxClassifier(Classifier):
         return self.session.run(None, {self.input_name: inputs})[0]
 
 
+class EnsembleClassifier(Classifier):
+    """Several classifiers whose probabilities are averaged (classes matched by name)."""
+
+    def __init__(self, members: list[Classifier], *, match_sharpness: bool = True) -> None:
+        first = members[0]
+        for member in members[1:]:
+            if sorted(member.class_names) != sorted(first.class_names) or member.input_size != first.input_size:
+                raise EmolensError(f"{member.path} and {first.path} cannot be ensembled: their classes or input sizes differ.")
+        self.members = members
+        self.orders = [np.array([member.class_names.index(name) for name in first.class_names]) for member in members]
+        targets = [member.card.get("train_sharpness") or 0.0 for member in members]
+        card = {
+            "model": "ensemble of " + ", ".join(str(member.card.get("model", member.path.stem)) for member in members),
+            "class_names": first.class_names,
+            "input_shape": first.card.get("input_shape", [48, 48, 1]),
+            # Members trained on the same data share it; the median keeps one odd member from deciding.
+            "train_sharpness": float(np.median(targets)) if all(targets) else None,
+            "members": [str(member.path) for member in members],
+        }
+        super().__init__(Path("ensemble"), card, match_sharpness=match_sharpness)
+        self.run_dir = None
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        return np.mean([member.forward(inputs)[:, order] for member, order in zip(self.members, self.orders)], axis=0)
+
+
 def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, match_sharpness: bool = True, threads: int | None = None) -> Classifier:
     """Loads a classifier for inference.
 
@@ -155,3 +189,13 @@ def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, match_sharpness
     if path.suffix == ".onnx":
         return OnnxClassifier(path, match_sharpness=match_sharpness, threads=threads)
     return KerasClassifier(path, match_sharpness=match_sharpness)
+
+
+def load_classifiers(models: list[str | os.PathLike], *, match_sharpness: bool = True, threads: int | None = None) -> Classifier:
+    """One classifier for one model, or an EnsembleClassifier averaging several."""
+    if not models:
+        raise EmolensError("no model given: pass a run folder, a .keras or .onnx file, or `default`.")
+    if len(models) == 1:
+        return load_classifier(models[0], match_sharpness=match_sharpness, threads=threads)
+    members = [load_classifier(model, match_sharpness=False, threads=threads) for model in models]
+    return EnsembleClassifier(members, match_sharpness=match_sharpness)

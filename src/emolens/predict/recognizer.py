@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
-from emolens.models.classifier import DEFAULT_MODEL, Classifier, load_classifier
+from emolens.errors import EmolensError
+from emolens.models.classifier import DEFAULT_MODEL, TTA_MODES, Classifier, load_classifier
 from emolens.predict.faces import DEFAULT_MIN_FACE, crop_faces, make_detector
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
@@ -92,6 +93,7 @@ class Recognizer:
         min_face: smallest face side, in the photo's pixels, worth classifying. Defaults to 40.
         batch_size: faces per classifier call. Defaults to 256.
         classifier: an already loaded Classifier, used instead of `model` (to share one between recognizers).
+        tta: test-time augmentation, "none" or "flip" (each face averaged with its mirror). Defaults to "none".
     """
 
     def __init__(
@@ -103,7 +105,11 @@ class Recognizer:
         min_face: int = DEFAULT_MIN_FACE,
         batch_size: int = 256,
         classifier: Classifier | None = None,
+        tta: str = "none",
     ) -> None:
+        if tta not in TTA_MODES:
+            raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
+        self.tta = tta
         self.classifier = classifier or load_classifier(model)
         self.detector = make_detector(detector, model_file=detector_model, min_face=min_face)
         self.batch_size = batch_size
@@ -135,7 +141,7 @@ class Recognizer:
         size = self.classifier.input_size
         crops = [crop_faces(gray, boxes, self.detector.framing, size) for gray, boxes in zip(grays, all_boxes)]
         stacked = np.concatenate(crops) if crops else np.zeros((0, size, size), dtype=np.uint8)
-        probabilities = self.classifier.predict(stacked, batch_size=self.batch_size)
+        probabilities = self.classifier.predict(stacked, batch_size=self.batch_size, tta=self.tta)
         names = self.class_names
         results, start = [], 0
         for boxes in all_boxes:

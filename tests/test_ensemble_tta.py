@@ -1,0 +1,100 @@
+"""Test-time augmentation and ensembles: the averages they promise, through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import CLASSES, write_tree
+from emolens.cli import main
+from emolens.errors import EmolensError
+from emolens.models import build_model
+from emolens.models.classifier import load_classifier, load_classifiers
+from emolens.models.ensemble import build_ensemble
+from emolens.models.saving import save_model
+
+
+def member(path, seed: int, class_names=CLASSES):
+    keras.utils.set_random_seed(seed)
+    model = build_model("mini_resnet", num_classes=len(class_names))
+    model(np.zeros((1, 48, 48, 1), "float32"))
+    return save_model(model, path, {"model": "mini_resnet", "class_names": list(class_names), "input_shape": [48, 48, 1], "train_sharpness": 40.0})
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("members")
+    return [member(folder / "a.keras", 1), member(folder / "b.keras", 2)]
+
+
+@pytest.fixture(scope="module")
+def faces():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (6, 48, 48), dtype=np.uint8)
+
+
+def test_flip_averages_each_face_with_its_mirror(members, faces):
+    classifier = load_classifier(members[0])
+    plain, mirrored = classifier.predict(faces), classifier.predict(faces[:, :, ::-1])
+    np.testing.assert_allclose(classifier.predict(faces, tta="flip"), (plain + mirrored) / 2, atol=1e-6)
+    assert not np.allclose(plain, mirrored, atol=1e-4)  # the mirror really is another view
+    with pytest.raises(EmolensError, match="test-time augmentation"):
+        classifier.predict(faces, tta="crops")
+
+
+def test_an_ensemble_is_the_mean_of_its_members(members, faces):
+    a, b = (load_classifier(path) for path in members)
+    ensemble = load_classifiers(members)
+    np.testing.assert_allclose(ensemble.predict(faces), (a.predict(faces) + b.predict(faces)) / 2, atol=1e-6)
+
+
+def test_members_with_classes_in_another_order_are_matched_by_name(members, faces, tmp_path):
+    reordered = member(tmp_path / "c.keras", 1, class_names=CLASSES[::-1])
+    ensemble = load_classifiers([members[0], reordered])
+    own, other = load_classifier(members[0]).predict(faces), load_classifier(reordered).predict(faces)[:, ::-1]
+    np.testing.assert_allclose(ensemble.predict(faces), (own + other) / 2, atol=1e-6)
+
+
+def test_saved_ensemble_file_equals_the_live_average(members, faces, tmp_path):
+    path = build_ensemble(members, tmp_path / "ensemble.keras")
+    saved = load_classifier(path)
+    assert saved.card["model"] == "ensemble" and len(saved.card["members"]) == 2
+    np.testing.assert_allclose(saved.predict(faces), load_classifiers(members).predict(faces), atol=1e-5)
+
+
+def test_ensemble_refuses_mismatched_members(members, tmp_path):
+    other = member(tmp_path / "d.keras", 3, class_names=("angry", "happy", "neutral"))
+    with pytest.raises(EmolensError, match="cannot be ensembled"):
+        build_ensemble([members[0], other], tmp_path / "e.keras")
+    with pytest.raises(EmolensError, match="at least two"):
+        build_ensemble(members[:1], tmp_path / "e.keras")
+    with pytest.raises(EmolensError, match=r"\.keras file"):
+        build_ensemble(members, tmp_path / "e.onnx")
+
+
+def test_cli_evaluates_several_models_as_one_ensemble_with_tta(members, tmp_path, capsys):
+    data = write_tree(tmp_path / "data", {"train": 2, "test": 4})
+    assert main(["ensemble", *map(str, members), "--out", str(tmp_path / "e.keras")]) == 0
+    assert main(["evaluate", str(tmp_path / "e.keras"), str(data), "--json", "--tta", "flip", "--out", str(tmp_path / "saved")]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", *map(str, members), str(data), "--json", "--tta", "flip", "--out", str(tmp_path / "live")]) == 0
+    live = json.loads(capsys.readouterr().out)
+    assert saved["test_time_augmentation"] == live["test_time_augmentation"] == "flip"
+    assert saved["confusion_matrix"] == live["confusion_matrix"] and live["model"].startswith("ensemble of")
+    assert main(["evaluate", str(members[0]), str(data), "--tta", "sideways"]) == 2
+
+
+def test_predict_with_flip_averages_the_bundled_models_two_views(capsys):
+    from pathlib import Path
+
+    from emolens.predict import Recognizer
+
+    photo = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
+    plain, flipped = Recognizer().predict(photo), Recognizer(tta="flip").predict(photo)
+    assert [face.box for face in plain] == [face.box for face in flipped] and flipped[0].emotion == "happy"
+    assert flipped[0].probabilities != plain[0].probabilities
+    assert main(["predict", str(photo), "--json", "--tta", "flip"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"][0]["probabilities"] == flipped[0].probabilities
