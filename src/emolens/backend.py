@@ -7,6 +7,7 @@ they cannot: which devices there are, how many threads, which versions.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import platform
 import sys
@@ -22,6 +23,11 @@ if "keras" not in sys.modules and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") no
         import keras
 else:
     import keras
+
+if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0") and keras.backend.backend() == "tensorflow":
+    # Its Python logger too: "tf.function retracing" advice fires whenever models of several input shapes
+    # predict in one process (evaluating runs one after another), which is expected here, not a user's bug.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def backend_name() -> str:
