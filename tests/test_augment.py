@@ -43,7 +43,21 @@ def test_everything_off_is_an_empty_augmenter():
     assert build_augmenter(AugmentConfig(rotation=0, shift=0, flip=False, zoom=0)).layers == []
 
 
-@pytest.mark.parametrize("field,value", [("rotation", -1), ("shift", 1.5), ("zoom", -0.1)])
+def test_erasing_blanks_one_rectangle_per_image_and_only_in_training():
+    x = np.full((16, 48, 48, 1), 0.5, np.float32)
+    augmenter = build_augmenter(AugmentConfig(rotation=0, shift=0, flip=False, erasing=1.0), seed=5)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmenter(x, training=False)), x)
+    out = keras.ops.convert_to_numpy(augmenter(x, training=True))[..., 0]
+    for image in out:
+        rows, cols = np.nonzero(np.abs(image - 0.5) > 1e-6)
+        assert len(rows) > 0, "erasing with probability 1 left an image untouched"
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert len(rows) > 0.5 * box  # the changed pixels fill one rectangle, not scattered spots
+        assert box <= 0.5 * 48 * 48
+    assert build_augmenter(AugmentConfig(rotation=0, shift=0, flip=False, erasing=0.0)).layers == []
+
+
+@pytest.mark.parametrize("field,value", [("rotation", -1), ("shift", 1.5), ("zoom", -0.1), ("erasing", 1.5)])
 def test_bad_settings_fail_at_construction(field, value):
     with pytest.raises(ValueError, match=f"Received: {field}="):
         AugmentConfig(**{field: value})

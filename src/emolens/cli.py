@@ -47,7 +47,7 @@ RUN_SETTINGS = {
     "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
 }  # fmt: skip
-AUGMENT_SETTINGS = ("rotation", "shift", "zoom")
+AUGMENT_SETTINGS = ("rotation", "shift", "zoom", "erasing")
 
 
 def _augment_overrides(args: argparse.Namespace) -> dict:
@@ -273,6 +273,7 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rotation", type=float, help="largest rotation in degrees (default 10; 0 turns it off)")
     group.add_argument("--shift", type=float, help="largest width/height shift as a fraction (default 0.1)")
     group.add_argument("--zoom", type=float, help="largest zoom as a fraction (default 0: off)")
+    group.add_argument("--erasing", type=float, help="probability of random erasing, one noisy rectangle per image (default 0: off)")
     group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
 
 

@@ -22,14 +22,19 @@ class AugmentConfig:
         shift: float. Largest width and height shift, as a fraction of the side. Defaults to 0.1.
         flip: bool. Random horizontal flips. Defaults to True.
         zoom: float. Largest zoom in or out, as a fraction. Defaults to 0 (off, as in the notebook).
+        erasing: float. Probability of random erasing: one rectangle (2-33% of the image) replaced by noise,
+            after the geometric transforms (Zhong et al., 2017). Defaults to 0 (off).
     """
 
     rotation: float = 10.0
     shift: float = 0.1
     flip: bool = True
     zoom: float = 0.0
+    erasing: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.erasing <= 1:
+            raise ValueError(f"Expected augmentation erasing (a probability) in [0, 1]. Received: erasing={self.erasing}")
         for name in ("rotation", "shift", "zoom"):
             value = getattr(self, name)
             limit = 180.0 if name == "rotation" else 1.0
@@ -55,4 +60,7 @@ def build_augmenter(config: AugmentConfig, *, seed: int = 0) -> keras.Sequential
         transforms.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 2))
     if config.zoom:
         transforms.append(layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 3))
+    if config.erasing:
+        # A (p, p) factor is a fixed probability p (a single float would draw the probability itself from [0, p]).
+        transforms.append(layers.RandomErasing(factor=(config.erasing, config.erasing), value_range=(0, 1), seed=seed + 4))
     return keras.Sequential(transforms, name="augment")
