@@ -98,3 +98,41 @@ def test_predict_with_flip_averages_the_bundled_models_two_views(capsys):
     assert flipped[0].probabilities != plain[0].probabilities
     assert main(["predict", str(photo), "--json", "--tta", "flip"]) == 0
     assert json.loads(capsys.readouterr().out)["faces"][0]["probabilities"] == flipped[0].probabilities
+
+
+def test_ten_crops_are_the_centre_and_corners_and_their_mirrors(tmp_path, faces):
+    keras.utils.set_random_seed(0)
+    model = build_model("mini_resnet", input_shape=(44, 44, 1), num_classes=3)
+    path = save_model(model, tmp_path / "cropped.keras", {"class_names": list(CLASSES), "input_shape": [44, 44, 1], "image_size": 48})
+    classifier = load_classifier(path)
+    assert (classifier.input_size, classifier.crop_size) == (48, 44)
+    x = faces[..., None].astype("float32") / 255
+    views = classifier.views(x, "crops")
+    assert len(views) == 10 and all(view.shape == (6, 44, 44, 1) for view in views)
+    np.testing.assert_array_equal(views[0], keras.ops.convert_to_numpy(keras.layers.CenterCrop(44, 44)(x)))
+    np.testing.assert_array_equal(views[1], x[:, :44, :44])
+    np.testing.assert_array_equal(views[4], x[:, 4:, 4:])
+    np.testing.assert_array_equal(views[5], views[0][:, :, ::-1])
+    assert classifier.predict(faces, tta="crops").shape == (6, 3)
+    uncropped = load_classifier(member(tmp_path / "u.keras", 1))
+    with pytest.raises(EmolensError, match="trained on crops"):
+        uncropped.predict(faces, tta="crops")
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_crops_evaluates_and_predicts_on_whole_faces(tmp_path, capsys):
+    from pathlib import Path
+
+    data = write_tree(tmp_path / "data", {"train": 8, "test": 3})
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--model", "mini_resnet", "--crop", "40", "--epochs", "1", "--batch-size", "8", "--out", str(run)]) == 0
+    capsys.readouterr()  # Keras's epoch lines
+    classifier = load_classifier(run)
+    assert classifier.card["input_shape"] == [40, 40, 1] and classifier.card["image_size"] == 48
+    for tta in ("none", "flip", "crops"):
+        assert main(["evaluate", str(run), str(data), "--tta", tta, "--json", "--out", str(tmp_path / tta)]) == 0
+        assert json.loads(capsys.readouterr().out)["test_time_augmentation"] == tta
+    photo = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
+    assert main(["predict", str(photo), "--model", str(run), "--tta", "crops", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["faces"]) == 1
+    assert main(["train", str(data), "--crop", "12", "--epochs", "1", "--out", str(tmp_path / "bad")]) == 2

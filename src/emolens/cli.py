@@ -46,6 +46,7 @@ RUN_SETTINGS = {
     "model": "model", "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "val_split": "val_split",
     "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
+    "crop": "crop",
 }  # fmt: skip
 AUGMENT_SETTINGS = ("rotation", "shift", "zoom", "erasing")
 
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimization.add_argument("--schedule", help="inverse_time (the notebook's), cosine (with --warmup-epochs) or plateau (default inverse_time)")
     optimization.add_argument("--warmup-epochs", type=int, help="linear warm-up before the cosine decay (default 0)")
     optimization.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
+    optimization.add_argument("--crop", type=int, help="train on random crops of this side, classify centre crops (44 or 40; default 48: none)")
     optimization.add_argument("--class-weight", help="loss weights for rare classes: none, balanced or sqrt (default none)")
     train.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     train.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
@@ -317,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     evaluate.add_argument("--no-match-sharpness", action="store_true", help="do not soften images far sharper than the training images")
-    evaluate.add_argument("--tta", default="none", help="test-time augmentation: none or flip (default none)")
+    evaluate.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops for models trained on crops (default none)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 
     predict = commands.add_parser(
@@ -334,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
-    predict.add_argument("--tta", default="none", help="test-time augmentation: none or flip (default none)")
+    predict.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops for models trained on crops (default none)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
     export = commands.add_parser("export", help="export a trained model to ONNX (or a clean .keras) with its model card")

@@ -28,8 +28,9 @@ DEFAULT_MODEL = "default"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 ONNX_CARD_KEY = "emolens"
 MODEL_SUFFIXES = (".keras", ".onnx")
-# Test-time augmentation: "flip" averages each face's probabilities with its mirror image's.
-TTA_MODES = ("none", "flip")
+# Test-time augmentation: "flip" averages each face's probabilities with its mirror image's; "crops" (for models
+# trained on crops) averages ten views: the centre and four corner crops, and their mirrors.
+TTA_MODES = ("none", "flip", "crops")
 
 
 def resolve_model_path(model: str | os.PathLike) -> Path:
@@ -78,7 +79,28 @@ class Classifier(ABC):
 
     @property
     def input_size(self) -> int:
+        """The side of the face images `predict` takes (48 for FER2013-style models)."""
+        return int(self.card.get("image_size", self.crop_size))
+
+    @property
+    def crop_size(self) -> int:
+        """The side of the network's input: smaller than input_size for a model trained on crops."""
         return int(self.card.get("input_shape", (48, 48, 1))[0])
+
+    def views(self, inputs: np.ndarray, tta: str) -> list[np.ndarray]:
+        """The network inputs whose probabilities are averaged: centre crop (the whole image for an uncropped
+        model), with its mirror for "flip", or ten crops for "crops"."""
+        size, crop = inputs.shape[1], self.crop_size
+        if tta == "crops":
+            if crop >= size:
+                raise EmolensError("test-time augmentation `crops` needs a model trained on crops (train with --crop 44 or 40); use `flip`.")
+            margin = size - crop
+            corners = [(margin // 2, margin // 2), (0, 0), (0, margin), (margin, 0), (margin, margin)]
+            crops = [inputs[:, top : top + crop, left : left + crop] for top, left in corners]
+            return crops + [view[:, :, ::-1] for view in crops]
+        start = (size - crop) // 2  # as keras.layers.CenterCrop, which training validated with
+        centre = inputs[:, start : start + crop, start : start + crop]
+        return [centre, centre[:, :, ::-1]] if tta == "flip" else [centre]
 
     @property
     def sharpness_target(self) -> float | None:
@@ -89,7 +111,8 @@ class Classifier(ABC):
     def predict(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> np.ndarray:
         """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`.
 
-        `tta="flip"` averages each face with its horizontal mirror (twice the work, usually a little more accurate).
+        `tta="flip"` averages each face with its horizontal mirror (twice the work, usually a little more
+        accurate); `tta="crops"` averages ten crops, for models trained on crops (see `views`).
         """
         if tta not in TTA_MODES:
             raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
@@ -101,7 +124,7 @@ class Classifier(ABC):
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         inputs = to_model_input(faces, sharpness_target=self.sharpness_target)
-        views = [inputs, inputs[:, :, ::-1]] if tta == "flip" else [inputs]
+        views = self.views(inputs, tta)
         return np.mean([np.concatenate([self.forward(view[i : i + batch_size]) for i in range(0, len(view), batch_size)]) for view in views], axis=0)
 
     @abstractmethod
@@ -153,7 +176,7 @@ class EnsembleClassifier(Classifier):
     def __init__(self, members: list[Classifier], *, match_sharpness: bool = True) -> None:
         first = members[0]
         for member in members[1:]:
-            if sorted(member.class_names) != sorted(first.class_names) or member.input_size != first.input_size:
+            if sorted(member.class_names) != sorted(first.class_names) or (member.input_size, member.crop_size) != (first.input_size, first.crop_size):
                 raise EmolensError(f"{member.path} and {first.path} cannot be ensembled: their classes or input sizes differ.")
         self.members = members
         self.orders = [np.array([member.class_names.index(name) for name in first.class_names]) for member in members]
@@ -162,6 +185,7 @@ class EnsembleClassifier(Classifier):
             "model": "ensemble of " + ", ".join(str(member.card.get("model", member.path.stem)) for member in members),
             "class_names": first.class_names,
             "input_shape": first.card.get("input_shape", [48, 48, 1]),
+            "image_size": first.input_size,
             # Members trained on the same data share it; the median keeps one odd member from deciding.
             "train_sharpness": float(np.median(targets)) if all(targets) else None,
             "members": [str(member.path) for member in members],

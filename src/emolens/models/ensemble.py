@@ -53,6 +53,7 @@ def build_ensemble(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
         "members": [{"path": str(path), "model": card.get("model"), "val_accuracy": card.get("val_accuracy")} for path, _, card in members],
         "class_names": first_card["class_names"],
         "input_shape": list(first_model.input_shape[1:]),
+        "image_size": first_card.get("image_size", first_model.input_shape[1]),
         "preprocessing": PREPROCESSING,
         "train_sharpness": float(np.median(sharpness)) if all(sharpness) else None,
     }

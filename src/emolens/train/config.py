@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from emolens.constants import IMAGE_SIZE
 from emolens.data.augment import AugmentConfig
 
 OPTIMIZERS = ("adam", "sgd")
@@ -35,6 +36,8 @@ class TrainConfig:
         warmup_epochs: int. Epochs of linear warm-up before the cosine decay. Defaults to 0.
         label_smoothing: float. Cross-entropy label smoothing in [0, 1). Defaults to 0.
         class_weight: str. "none", "balanced" or "sqrt" (see CLASS_WEIGHTS). Defaults to "none".
+        crop: int. Train on random crops of this side from the 48-pixel images, and classify centre crops (or ten
+            crops with test-time augmentation); 48 means no cropping. Defaults to 48.
     """
 
     model: str = "seed"
@@ -52,8 +55,11 @@ class TrainConfig:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     class_weight: str = "none"
+    crop: int = IMAGE_SIZE
 
     def __post_init__(self) -> None:
+        if not IMAGE_SIZE // 2 <= self.crop <= IMAGE_SIZE:
+            raise ValueError(f"Expected crop between {IMAGE_SIZE // 2} and {IMAGE_SIZE} pixels. Received: crop={self.crop}")
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES), ("class_weight", self.class_weight, CLASS_WEIGHTS)):
             if value not in choices:
                 raise ValueError(f"Expected {name} to be one of {', '.join(choices)}. Received: {name}={value!r}")

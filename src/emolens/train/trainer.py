@@ -29,6 +29,7 @@ import numpy as np
 
 from emolens import backend
 from emolens._io import write_json, write_text
+from emolens.constants import IMAGE_SIZE
 from emolens.data.augment import build_augmenter
 from emolens.data.cache import load_dataset
 from emolens.data.preprocess import PREPROCESSING, to_model_input
@@ -98,11 +99,20 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
 
     Keeping augmentation outside the classifier means model.keras holds only what inference runs.
     """
-    classifier = build_model(config.model, num_classes=num_classes)
+    classifier = build_model(config.model, input_shape=(config.crop, config.crop, 1), num_classes=num_classes)
     augmenter = build_augmenter(config.augment, seed=config.seed)
     # An empty Sequential cannot be built, so with every transform off there is no augmentation stage at all.
-    stages = [augmenter, classifier] if augmenter.layers else [classifier]
-    trainer = keras.Sequential([keras.Input(classifier.input_shape[1:]), *stages], name="trainer")
+    stages = [augmenter] if augmenter.layers else []
+    if config.crop < IMAGE_SIZE:
+        # A random crop is a random shift of up to the margin, then the centre crop that inference uses: so
+        # validation sees exactly the centre crops that evaluate and predict will (Keras's RandomCrop does not
+        # crop at all outside training).
+        margin = (IMAGE_SIZE - config.crop) / 2 / IMAGE_SIZE
+        stages += [
+            keras.layers.RandomTranslation(margin, margin, fill_mode="nearest", seed=config.seed + 5),
+            keras.layers.CenterCrop(config.crop, config.crop),
+        ]
+    trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"])
     return trainer
@@ -301,6 +311,8 @@ def train(
         "model": config.model,
         "class_names": list(dataset.class_names),
         "input_shape": list(classifier.input_shape[1:]),
+        # Faces are prepared at this side; a smaller input_shape means the network sees crops of them.
+        "image_size": IMAGE_SIZE,
         "preprocessing": PREPROCESSING,
         "data_fingerprint": dataset.fingerprint,
         # Lets evaluate warn when it is given images unlike the training images (see emolens.data.quality).
