@@ -131,3 +131,25 @@ def test_plateau_run_records_its_state_and_resumes(tmp_path):
     resumed = read_card(run / "last.keras")["training_state"]
     assert resumed["epochs_done"] == 3 and [row["epoch"] for row in resumed["history"]] == [1, 2, 3]
     assert resumed["plateau"]["wait"] in (0, state["plateau"]["wait"] + 1)  # counted on, not restarted from scratch
+
+
+@pytest.mark.slow
+def test_bf16_trains_in_mixed_precision_and_saves_float32(tmp_path):
+    from emolens.models.classifier import load_classifier
+
+    data = write_tree(tmp_path / "data", {"train": 8, "test": 2})
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--model", "mini_resnet", "--precision", "bf16", "--epochs", "2", "--batch-size", "8", "--out", str(run)]) == 0
+    trainer, _ = load_model(run / "last.keras", compile=False)
+    convolutions = [layer for layer in trainer.get_layer("mini_resnet").layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.dtype_policy.name for layer in convolutions} == {"mixed_bfloat16"}
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as it was
+    best, _ = load_model(run / "model.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in best.layers} == {"float32"}
+    # The float32 copy holds the trained weights: it agrees with the mixed-precision network up to bf16 rounding.
+    x = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
+    mixed = trainer.get_layer("mini_resnet")
+    if read_card(run / "model.keras")["epoch"] == 2:
+        np.testing.assert_allclose(np.asarray(best(x)), keras.ops.convert_to_numpy(mixed(x)).astype("float32"), atol=0.05)
+    assert load_classifier(run).predict(np.zeros((1, 48, 48), np.uint8)).dtype == np.float32
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0

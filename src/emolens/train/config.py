@@ -14,6 +14,8 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("inverse_time", "cosine", "plateau")
 # balanced: n_samples / (n_classes * count), as scikit-learn; sqrt: its square root, a gentler push for rare classes.
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+# bf16: Keras's mixed_bfloat16 policy for training (variables stay float32); saved models are float32 either way.
+PRECISIONS = ("float32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class TrainConfig:
         class_weight: str. "none", "balanced" or "sqrt" (see CLASS_WEIGHTS). Defaults to "none".
         crop: int. Train on random crops of this side from the 48-pixel images, and classify centre crops (or ten
             crops with test-time augmentation); 48 means no cropping. Defaults to 48.
+        precision: str. "float32" or "bf16" (mixed bfloat16 compute while training). Defaults to "float32".
     """
 
     model: str = "seed"
@@ -56,8 +59,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weight: str = "none"
     crop: int = IMAGE_SIZE
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Expected precision to be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
         if not IMAGE_SIZE // 2 <= self.crop <= IMAGE_SIZE:
             raise ValueError(f"Expected crop between {IMAGE_SIZE // 2} and {IMAGE_SIZE} pixels. Received: crop={self.crop}")
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES), ("class_weight", self.class_weight, CLASS_WEIGHTS)):

@@ -99,8 +99,13 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
 
     Keeping augmentation outside the classifier means model.keras holds only what inference runs.
     """
-    classifier = build_model(config.model, input_shape=(config.crop, config.crop, 1), num_classes=num_classes)
-    augmenter = build_augmenter(config.augment, seed=config.seed)
+    # Layers take the dtype policy in force when they are built; the policy is global, so it is restored at once.
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config.precision == "bf16" else "float32")
+    try:
+        classifier = build_model(config.model, input_shape=(config.crop, config.crop, 1), num_classes=num_classes)
+        augmenter = build_augmenter(config.augment, seed=config.seed)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
     # An empty Sequential cannot be built, so with every transform off there is no augmentation stage at all.
     stages = [augmenter] if augmenter.layers else []
     if config.crop < IMAGE_SIZE:
@@ -157,6 +162,11 @@ def _history_csv(history: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
+def _float32_twin(card: dict[str, Any]) -> keras.Model:
+    """The same architecture built under the float32 policy, to hold a mixed-precision model's weights."""
+    return build_model(card["model"], input_shape=tuple(card["input_shape"]), num_classes=len(card["class_names"]))
+
+
 class _RunRecorder(keras.callbacks.Callback):
     """After each epoch: best model, resumable checkpoint, history and curves, each written atomically."""
 
@@ -164,6 +174,9 @@ class _RunRecorder(keras.callbacks.Callback):
         super().__init__()
         self.run_dir = run_dir
         self.classifier = classifier
+        # model.keras is always float32, whatever precision trains: inference and ONNX export need no special case.
+        mixed = any(layer.dtype_policy.name != "float32" for layer in classifier.layers)
+        self.float32_twin = _float32_twin(card) if mixed else None
         self.card = card
         self.state = state
         self._epoch_start = 0.0
@@ -183,7 +196,11 @@ class _RunRecorder(keras.callbacks.Callback):
         self.state["epochs_done"] = epoch + 1
         if row.get("val_accuracy", -1.0) > self.state["best_val_accuracy"]:
             self.state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
-            save_model(self.classifier, self.run_dir / "model.keras", {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]})
+            best = self.classifier
+            if self.float32_twin is not None:
+                self.float32_twin.set_weights(self.classifier.get_weights())
+                best = self.float32_twin
+            save_model(best, self.run_dir / "model.keras", {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]})
         # last.keras is written after model.keras: the state inside it is what resume trusts.
         save_model(self.model, self.run_dir / "last.keras", {**self.card, "training_state": self.state})
         write_text(self.run_dir / "history.csv", _history_csv(self.state["history"]))
