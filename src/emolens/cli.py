@@ -46,7 +46,7 @@ RUN_SETTINGS = {
     "model": "model", "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "val_split": "val_split",
     "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
-    "crop": "crop", "precision": "precision",
+    "crop": "crop", "precision": "precision", "mixup": "mixup", "cutmix": "cutmix",
 }  # fmt: skip
 AUGMENT_SETTINGS = ("rotation", "shift", "zoom", "erasing")
 
@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     optimization.add_argument("--schedule", help="inverse_time (the notebook's), cosine (with --warmup-epochs) or plateau (default inverse_time)")
     optimization.add_argument("--warmup-epochs", type=int, help="linear warm-up before the cosine decay (default 0)")
     optimization.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
+    optimization.add_argument("--mixup", type=float, help="MixUp's Beta alpha, e.g. 0.2 (default 0: off)")
+    optimization.add_argument("--cutmix", type=float, help="CutMix's Beta alpha, e.g. 1.0 (default 0: off); with --mixup, one of the two per batch")
     optimization.add_argument("--precision", help="float32 or bf16 (mixed bfloat16 while training; saved models are float32) (default float32)")
     optimization.add_argument("--crop", type=int, help="train on random crops of this side, classify centre crops (44 or 40; default 48: none)")
     optimization.add_argument("--class-weight", help="loss weights for rare classes: none, balanced or sqrt (default none)")

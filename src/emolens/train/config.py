@@ -41,6 +41,8 @@ class TrainConfig:
         crop: int. Train on random crops of this side from the 48-pixel images, and classify centre crops (or ten
             crops with test-time augmentation); 48 means no cropping. Defaults to 48.
         precision: str. "float32" or "bf16" (mixed bfloat16 compute while training). Defaults to "float32".
+        mixup: float. MixUp's Beta(alpha, alpha) parameter (0.2 is usual); 0 turns it off. Defaults to 0.
+        cutmix: float. CutMix's Beta(alpha, alpha) parameter (1.0 is usual); 0 turns it off. Defaults to 0.
     """
 
     model: str = "seed"
@@ -60,8 +62,13 @@ class TrainConfig:
     class_weight: str = "none"
     crop: int = IMAGE_SIZE
     precision: str = "float32"
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Expected {name} >= 0 (0 turns it off). Received: {name}={getattr(self, name)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"Expected precision to be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
         if not IMAGE_SIZE // 2 <= self.crop <= IMAGE_SIZE:

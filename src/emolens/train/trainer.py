@@ -41,6 +41,7 @@ from emolens.plots import plot_curves
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_model, read_card, save_model
 from emolens.train.config import TrainConfig
+from emolens.train.mixing import MixedBatches
 
 logger = logging.getLogger(__name__)
 
@@ -253,15 +254,19 @@ def _fit(
     # The plateau schedule runs first, so the state the recorder saves already holds this epoch's counters.
     callbacks = [PlateauSchedule(state)] if config.schedule == "plateau" else []
     callbacks.append(_RunRecorder(run_dir, trainer.get_layer(config.model), card, state))
+    weights = class_weights(train.labels, num_classes, config.class_weight)
+    if config.mixup or config.cutmix:
+        # Mixed labels need mixed class weights, so those travel inside the batches as sample weights.
+        batches = MixedBatches(x_train, y_train, batch_size=config.batch_size, mixup=config.mixup, cutmix=config.cutmix,
+                               class_weights=weights, seed=config.seed, epoch=state["epochs_done"])  # fmt: skip
+        data = {"x": batches}
+    else:
+        data = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True, "class_weight": weights}
     trainer.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
+        **data,
         epochs=config.epochs,
         initial_epoch=state["epochs_done"],
         validation_data=(x_val, y_val),
-        shuffle=True,
-        class_weight=class_weights(train.labels, num_classes, config.class_weight),
         callbacks=callbacks,
         verbose=verbose,
     )
