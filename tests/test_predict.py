@@ -568,3 +568,40 @@ def test_export_refuses_an_out_file_with_the_wrong_suffix(keras_model, tmp_path,
     assert main(["export", str(keras_model), "--format", "onnx", "--out", str(out)]) == 2
     assert ".onnx" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+# --- edge cases found in review ---------------------------------------------------------------------------------
+
+
+def test_a_very_thin_strip_is_searched_without_error():
+    assert make_detector("haar").detect(np.zeros((4, 10_000), np.uint8)).shape == (0, 4)
+
+
+def test_outputs_never_collide_or_leave_the_out_folder(onnx_model, tmp_path, monkeypatch):
+    from emolens.predict.pipeline import expand_sources
+
+    folder = tmp_path / "shots" / "inner"
+    folder.mkdir(parents=True)
+    save(gray_canvas(), folder / "y.png")
+    save(gray_canvas(), folder / "y.bmp")
+    monkeypatch.chdir(folder)
+    inputs, _ = expand_sources([".."])
+    assert all(not item.name.startswith("..") for item in inputs) and {item.name for item in inputs} == {"shots/inner/y.png", "shots/inner/y.bmp"}
+    out = tmp_path / "out"
+    assert main(["predict", "..", "--model", str(onnx_model), "--out", str(out)]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["shots/inner/y-2.annotated.png", "shots/inner/y.annotated.png"]
+    assert not (tmp_path / "shots" / "y.annotated.png").exists()
+    with open(out / "faces.csv", newline="") as file:
+        assert len(list(csv.DictReader(file))) == 6  # flushed at the end: both pictures' three faces
+
+
+def test_export_names_the_file_after_the_run_folder_it_is_run_in(keras_model, tmp_path, monkeypatch):
+    from emolens.export import export_model
+
+    run = tmp_path / "myrun"
+    run.mkdir()
+    shutil.copy(keras_model, run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"config": {"model": "mini_resnet"}, "data": {}}))
+    monkeypatch.chdir(run)
+    assert export_model(".", format="keras") == Path("myrun.keras") and (run / "myrun.json").is_file()

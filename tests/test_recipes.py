@@ -153,3 +153,14 @@ def test_bf16_trains_in_mixed_precision_and_saves_float32(tmp_path):
         np.testing.assert_allclose(np.asarray(best(x)), keras.ops.convert_to_numpy(mixed(x)).astype("float32"), atol=0.05)
     assert load_classifier(run).predict(np.zeros((1, 48, 48), np.uint8)).dtype == np.float32
     assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+
+
+@pytest.mark.slow
+def test_a_cosine_run_cannot_be_extended_past_its_planned_end(tmp_path):
+    data = write_tree(tmp_path / "data", {"train": 10, "test": 2})
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--schedule", "cosine", "--epochs", "1", "--batch-size", "8", "--out", str(run)]) == 0
+    with pytest.raises(EmolensError, match="cosine schedule planned for 1 epochs"):
+        from emolens.train import resume
+
+        resume(run, epochs=2, verbose=0)

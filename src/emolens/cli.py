@@ -175,8 +175,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not args.json:
             seen = ", ".join(f"{emotion} {count}" for emotion, count in summary.most_seen())
             stdout.print(f"{escape(str(source))}: {summary.analysed} frames analysed, {summary.with_faces} with faces" + (f"; most seen: {seen}" if seen else ""), soft_wrap=True)
-    if writer is not None and not args.json:
-        stdout.print(f"Annotated files and faces.csv in [bold]{escape(args.out)}[/]")
+    if writer is not None:
+        writer.flush()
+        if not args.json:
+            stdout.print(f"Annotated files and faces.csv in [bold]{escape(args.out)}[/]")
     if failures:
         console.print(f"[red]{len(failures)} input(s) could not be read.[/]")
         return 1

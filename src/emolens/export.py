@@ -106,7 +106,7 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
 
     keras_model, card = load_model(path, compile=False)
     card = model_card(path, card)
-    name = path.parent.name if path.name == "model.keras" else path.stem
+    name = path.resolve().parent.name if path.name == "model.keras" else path.stem
     out = Path(out) if out is not None else Path(f"{name}.{format}")
     if out.suffix != f".{format}":
         raise EmolensError(f"the output file for --format {format} must end in .{format}, not {out.name}.")

@@ -66,7 +66,7 @@ def evaluate(
         cache: bool. Use the decoded-dataset cache. Defaults to True.
         match_sharpness: bool. Soften images far sharper than the training images first, exactly as
             prediction does. Defaults to True.
-        tta: str. Test-time augmentation, "none" or "flip" (see `Classifier.predict`). Defaults to "none".
+        tta: str. Test-time augmentation: "none", "flip" or "crops" (see `Classifier.views`). Defaults to "none".
 
     Returns:
         The metrics dict, as written to metrics.json.

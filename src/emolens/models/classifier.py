@@ -11,7 +11,6 @@ the .keras zip as `emolens.json`, inside the .onnx file as the metadata property
 from __future__ import annotations
 
 import json
-import logging
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,8 +20,6 @@ import numpy as np
 
 from emolens.data.preprocess import to_model_input
 from emolens.errors import EmolensError
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -170,6 +167,13 @@ class OnnxClassifier(Classifier):
         return self.session.run(None, {self.input_name: inputs})[0]
 
 
+def ensemble_sharpness(cards: list[dict[str, Any]]) -> float | None:
+    """The training sharpness an ensemble matches inputs to: its members' median (members trained on the same
+    data share it; the median keeps one odd member from deciding), or None if any member lacks one."""
+    values = [card.get("train_sharpness") for card in cards]
+    return float(np.median(values)) if all(values) else None
+
+
 class EnsembleClassifier(Classifier):
     """Several classifiers whose probabilities are averaged (classes matched by name)."""
 
@@ -180,14 +184,12 @@ class EnsembleClassifier(Classifier):
                 raise EmolensError(f"{member.path} and {first.path} cannot be ensembled: their classes or input sizes differ.")
         self.members = members
         self.orders = [np.array([member.class_names.index(name) for name in first.class_names]) for member in members]
-        targets = [member.card.get("train_sharpness") or 0.0 for member in members]
         card = {
             "model": "ensemble of " + ", ".join(str(member.card.get("model", member.path.stem)) for member in members),
             "class_names": first.class_names,
             "input_shape": first.card.get("input_shape", [48, 48, 1]),
             "image_size": first.input_size,
-            # Members trained on the same data share it; the median keeps one odd member from deciding.
-            "train_sharpness": float(np.median(targets)) if all(targets) else None,
+            "train_sharpness": ensemble_sharpness([member.card for member in members]),
             "members": [str(member.path) for member in members],
         }
         super().__init__(Path("ensemble"), card, match_sharpness=match_sharpness)

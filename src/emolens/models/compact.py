@@ -10,21 +10,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from emolens.models.blocks import conv_bn_relu
 from emolens.models.registry import register_model
-
-
-def _conv_bn_relu(x: keras.KerasTensor, filters: int, strides: int = 1) -> keras.KerasTensor:
-    # No bias before BatchNorm: its shift makes one redundant.
-    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    return layers.Activation("relu")(x)
 
 
 def _residual_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
     """Two 3x3 convolutions, the first with stride 2, added to a strided 1x1 projection of the input."""
     shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False)(x)
     shortcut = layers.BatchNormalization()(shortcut)
-    x = _conv_bn_relu(x, filters, strides=2)
+    x = conv_bn_relu(x, filters, strides=2)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.Add()([x, shortcut])
@@ -38,10 +32,10 @@ def _residual_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
 )
 def mini_resnet(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
     inputs = keras.Input(shape=input_shape)
-    x = _conv_bn_relu(inputs, 32)
+    x = conv_bn_relu(inputs, 32)
     # Pool early: full-resolution wide convolutions would triple the cost for little gain on 48x48 faces.
     x = layers.MaxPooling2D(2)(x)
-    x = _conv_bn_relu(x, 64)
+    x = conv_bn_relu(x, 64)
     for filters in (64, 128, 256):  # 24 -> 12 -> 6 -> 3 pixels
         x = _residual_block(x, filters)
     x = layers.GlobalAveragePooling2D()(x)

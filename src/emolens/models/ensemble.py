@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from emolens.data.preprocess import PREPROCESSING
 from emolens.errors import EmolensError
-from emolens.models.classifier import resolve_model_path
+from emolens.models.classifier import ensemble_sharpness, resolve_model_path
 from emolens.models.saving import load_model, save_model
 
 
@@ -46,7 +45,6 @@ def build_ensemble(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
     # Each member goes in its own wrapper: members are often the same architecture, with the same layer name.
     outputs = keras.layers.Average()([keras.Sequential([model], name=f"member_{i}")(inputs) for i, (_, model, _) in enumerate(members)])
     ensemble = keras.Model(inputs, outputs, name="ensemble")
-    sharpness = [card.get("train_sharpness") for _, _, card in members]
     card = {
         "format": 1,
         "model": "ensemble",
@@ -55,6 +53,6 @@ def build_ensemble(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
         "input_shape": list(first_model.input_shape[1:]),
         "image_size": first_card.get("image_size", first_model.input_shape[1]),
         "preprocessing": PREPROCESSING,
-        "train_sharpness": float(np.median(sharpness)) if all(sharpness) else None,
+        "train_sharpness": ensemble_sharpness([card for _, _, card in members]),
     }
     return save_model(ensemble, out, card)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from emolens.models.blocks import conv_bn_relu
 from emolens.models.registry import register_model
 
 
@@ -22,10 +23,7 @@ def vgg(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for filters in (64, 128, 256, 512):
-        for _ in range(2):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.Activation("relu")(x)
+        x = conv_bn_relu(conv_bn_relu(x, filters), filters)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     for _ in range(2):

@@ -11,7 +11,6 @@ narrower and sits slightly high (median width 0.77, height 1.01, centre 2.3% abo
 
 from __future__ import annotations
 
-import logging
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ import cv2
 import numpy as np
 
 from emolens.errors import EmolensError
-
-logger = logging.getLogger(__name__)
 
 DETECTORS = ("haar", "yunet")
 # Detection runs on a copy no larger than this: faces stay far above the minimum size, and Haar's cost grows
@@ -55,7 +52,12 @@ class FaceDetector(ABC):
 
     def detect(self, gray: np.ndarray) -> np.ndarray:
         scale = min(1.0, DETECT_MAX_SIDE / max(gray.shape))
-        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if scale < 1.0:
+            # Sizes computed here, at least a pixel: OpenCV's own rounding empties a very thin strip and fails.
+            size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        else:
+            small = gray
         boxes = self._detect(small, max(1, round(self.min_face * scale)))
         if len(boxes) == 0:
             return np.zeros((0, 4), dtype=np.int64)

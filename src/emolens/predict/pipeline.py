@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,13 +28,15 @@ from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.predict.annotate import annotate
-from emolens.predict.recognizer import ImageResult, Recognizer, to_gray
+from emolens.predict.recognizer import Face, ImageResult, Recognizer, to_gray
 
 logger = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 # Photos decoded and classified together: enough to fill a classifier batch, few enough to keep memory small.
 PHOTOS_PER_BATCH = 16
+# faces.csv is rewritten whole, so during long runs of photos it is rewritten at most this often.
+FLUSH_SECONDS = 5.0
 # Video frames held at once (analysed or not), bounding memory whatever --every is.
 FRAMES_PER_BATCH = 16
 
@@ -68,7 +71,8 @@ def expand_sources(sources: Iterable[str | os.PathLike]) -> tuple[list[Input], l
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
             if not found:
                 failures.append(Failure(str(path), "no images or videos in this folder"))
-            inputs.extend(Input(p, str(Path(path.name) / p.relative_to(path))) for p in found)
+            # resolve(): "." or ".." name no folder, and outputs must stay inside --out.
+            inputs.extend(Input(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
         elif path.is_file():
             inputs.append(Input(path, path.name))
         else:
@@ -84,8 +88,8 @@ def predict_images(recognizer: Recognizer, inputs: Sequence[Input]) -> Iterator[
         failed: dict[int, Failure] = {}
         for index, item in enumerate(chunk):
             try:
-                gray, rgb = to_gray(item.path)
-                decoded.append((item, gray, rgb if rgb is not None else cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)))
+                gray, rgb = to_gray(item.path)  # files always decode to RGB as well
+                decoded.append((item, gray, rgb))
             except (UndecodableImage, OSError) as error:
                 failed[index] = Failure(str(item.path), f"not a readable image ({error})")
         faces = iter(recognizer.recognize([gray for _, gray, _ in decoded]))
@@ -111,17 +115,25 @@ def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
     return capture
 
 
+def frame_rate(capture: cv2.VideoCapture) -> float:
+    """The capture's frames per second; 30 when it reports none (cameras and some containers report 0)."""
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    return fps if 0 < fps < 1000 else 30.0
+
+
 def predict_video(
-    recognizer: Recognizer, capture: cv2.VideoCapture, source: str, *, every: int = 1, frames_per_batch: int = FRAMES_PER_BATCH
+    recognizer: Recognizer, capture: cv2.VideoCapture, source: str, *, every: int = 1, live: bool = False
 ) -> Iterator[tuple[np.ndarray, ImageResult | None]]:
     """Every frame of a video as (BGR frame, result); result is None for frames skipped by `every`.
 
-    Analysed frames are classified `frames_per_batch` at a time (use 1 for a live camera).
+    A file's analysed frames are classified FRAMES_PER_BATCH at a time and timed by their index; a `live`
+    camera's one at a time, timed by the clock, since it delivers frames only as fast as they are analysed.
     """
     if every < 1:
         raise EmolensError(f"--every must be at least 1, not {every}.")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    fps = fps if 0 < fps < 1000 else 30.0  # cameras and some containers report 0
+    fps = frame_rate(capture)
+    frames_per_batch = 1 if live else FRAMES_PER_BATCH
+    started = time.monotonic()
     index = 0
     while True:
         frames: list[tuple[int, np.ndarray]] = []
@@ -135,8 +147,9 @@ def predict_video(
             return
         analysed = [(i, frame) for i, frame in frames if i % every == 0]
         results = recognizer.recognize([cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for _, frame in analysed])
+        now = round(time.monotonic() - started, 3)
         by_frame = {
-            i: ImageResult(source, frame.shape[1], frame.shape[0], faces, frame=i, time=round(i / fps, 3))
+            i: ImageResult(source, frame.shape[1], frame.shape[0], faces, frame=i, time=now if live else round(i / fps, 3))
             for (i, frame), faces in zip(analysed, results)
         }
         for i, frame in frames:
@@ -148,8 +161,9 @@ def predict_video(
 class OutputWriter:
     """Writes what `--out DIR` promises: annotated pictures and videos, video timelines, and faces.csv.
 
-    The CSV has one row per face (per analysed frame for videos); it is rewritten atomically whenever a
-    source finishes, so an interrupted run keeps every finished source's rows.
+    The CSV has one row per face (per analysed frame for videos); it is rewritten atomically after each video,
+    every few seconds during a run of photos, and by `flush()` at the end, so an interrupted run keeps
+    nearly all its rows.
     """
 
     def __init__(self, out_dir: str | os.PathLike, class_names: Sequence[str]) -> None:
@@ -157,10 +171,18 @@ class OutputWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.class_names = list(class_names)
         self.rows: list[list[object]] = []
+        self.used_names: set[str] = set()
+        self._flushed_at = time.monotonic()
 
     def annotated_path(self, name: str, suffix: str) -> Path:
+        """`<name stem>.annotated<suffix>` under the output folder; a name already used gets -2, -3, ... added."""
         path = self.out_dir / name
-        return path.with_name(f"{path.stem}.annotated{suffix}")
+        candidate, number = path.with_name(f"{path.stem}.annotated{suffix}"), 1
+        while str(candidate) in self.used_names:
+            number += 1
+            candidate = path.with_name(f"{path.stem}-{number}.annotated{suffix}")
+        self.used_names.add(str(candidate))
+        return candidate
 
     def add_rows(self, result: ImageResult) -> None:
         for number, face in enumerate(result.faces):
@@ -179,7 +201,8 @@ class OutputWriter:
             raise EmolensError(f"could not encode the annotated picture for {item.path}.")
         write_bytes(path, encoded.tobytes())
         self.add_rows(result)
-        self.flush()
+        if time.monotonic() - self._flushed_at > FLUSH_SECONDS:
+            self.flush()
         return path
 
     def flush(self) -> None:
@@ -190,6 +213,7 @@ class OutputWriter:
         writer.writerows(self.rows)
         with atomic_path(self.out_dir / "faces.csv") as tmp:
             tmp.write_text(buffer.getvalue(), encoding="utf-8")
+        self._flushed_at = time.monotonic()
 
 
 class VideoOutput:
@@ -197,7 +221,7 @@ class VideoOutput:
 
     def __init__(self, writer: OutputWriter, video: cv2.VideoWriter) -> None:
         self.writer, self.video = writer, video
-        self.faces: list = []
+        self.faces: list[Face] = []
         self.times: list[float] = []
         self.means: list[np.ndarray] = []
 
@@ -220,7 +244,10 @@ def video_output(writer: OutputWriter, name: str, fps: float, size: tuple[int, i
 
     path = writer.annotated_path(name, ".mp4")
     with atomic_path(path) as tmp:
-        output = VideoOutput(writer, cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size))
+        video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not video.isOpened():
+            raise EmolensError(f"could not write {path} (OpenCV has no MPEG-4 writer for {size[0]}x{size[1]} at {fps:g} fps here).")
+        output = VideoOutput(writer, video)
         try:
             yield output
         finally:
@@ -273,11 +300,10 @@ def analyse_video(
     capture = open_video(source)
     summary = VideoSummary(str(source))
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-        fps = fps if 0 < fps < 1000 else 30.0
+        fps = frame_rate(capture)
         size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         total = None if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        frames = predict_video(recognizer, capture, str(source), every=every, frames_per_batch=1 if camera else FRAMES_PER_BATCH)
+        frames = predict_video(recognizer, capture, str(source), every=every, live=camera)
         with ExitStack() as stack:
             output = stack.enter_context(video_output(writer, name, fps, size, title=str(source))) if writer else None
             try:

@@ -93,7 +93,8 @@ class Recognizer:
         min_face: smallest face side, in the photo's pixels, worth classifying. Defaults to 40.
         batch_size: faces per classifier call. Defaults to 256.
         classifier: an already loaded Classifier, used instead of `model` (to share one between recognizers).
-        tta: test-time augmentation, "none" or "flip" (each face averaged with its mirror). Defaults to "none".
+        tta: test-time augmentation: "none", "flip" (each face averaged with its mirror) or "crops" (ten crops,
+            for models trained on crops). Defaults to "none".
     """
 
     def __init__(

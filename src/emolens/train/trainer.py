@@ -372,6 +372,12 @@ def resume(
         raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
     saved = json.loads(config_path.read_text())
     config = TrainConfig.from_dict(saved["config"])
+    if epochs is not None and epochs != config.epochs and config.schedule == "cosine":
+        # The compiled schedule decays to zero at the planned last epoch; more epochs would all train at rate 0.
+        raise EmolensError(
+            f"{run_dir} follows a cosine schedule planned for {config.epochs} epochs; it cannot be extended to {epochs}. "
+            "Resume it without --epochs, or start a new run with more epochs."
+        )
     if epochs is not None:
         config = replace(config, epochs=epochs)
     card = read_card(checkpoint)
