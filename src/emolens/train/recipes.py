@@ -24,7 +24,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "schedule": "inverse_time",
         "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.0},
     },
-    # For 2 CPU cores in about 2 hours: the compact residual net (about 38 s an epoch here), AdamW with
+    # For 2 CPU cores in about 2 hours: the compact residual net (a median 40 s an epoch here), AdamW with
     # warm-up and cosine decay, label smoothing, and a gentle weight for the rare classes (disgust).
     "cpu": {
         "model": "mini_resnet",
