@@ -1,4 +1,5 @@
 import csv
+import os
 import zipfile
 from pathlib import Path
 
@@ -177,3 +178,13 @@ def test_changed_file_changes_the_fingerprint(tmp_path):
     assert first.fingerprint != second.fingerprint
     train = second.split("train")
     assert train.images[train.names.index("train/sad/000.png")].max() == 0
+
+
+def test_a_copied_zip_keeps_its_fingerprint(tmp_path):
+    archive = zip_tree(write_tree(tmp_path / "fer", {"train": 2, "test": 1}), tmp_path / "fer.zip", top=None)
+    first = load_dataset(archive, cache=False)
+    copy = tmp_path / "copy.zip"
+    copy.write_bytes(archive.read_bytes())
+    os.utime(copy, (1, 1))
+    second = load_dataset(copy, cache=False)
+    assert first.fingerprint == second.fingerprint and first.content_digest() == second.content_digest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -56,6 +57,15 @@ def test_resume_refuses_changed_data(tiny, tmp_path):
     (tiny / "train" / "sad" / "000.png").unlink()
     with pytest.raises(EmolensError, match="has changed"):
         resume(tmp_path / "run", epochs=2, verbose=0)
+
+
+def test_resume_accepts_the_same_data_copied_elsewhere(tiny, tmp_path):
+    # A copy has new file times; resume must judge the pixels and labels, not the files' dates.
+    train(tiny, TrainConfig(epochs=1, batch_size=8, limit=4), out=tmp_path / "run", verbose=0)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy, copy_function=shutil.copy)
+    result = resume(tmp_path / "run", data=copy, epochs=2, verbose=0)
+    assert epochs_in(result.run_dir) == [1, 2]
 
 
 def test_limit_caps_each_class(tiny, tmp_path):

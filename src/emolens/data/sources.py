@@ -54,7 +54,7 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Every split of a source, decoded. `fingerprint` identifies the source's content for caches and runs."""
+    """Every split of a source, decoded. `fingerprint` is a cheap key from the listing, for the cache."""
 
     source: str
     class_names: tuple[str, ...]
@@ -69,6 +69,19 @@ class Dataset:
                 f"Add a {name}/ folder with one subfolder per class, or choose another split."
             )
         return self.splits[name]
+
+    def content_digest(self) -> str:
+        """A hash of the decoded pixels, labels and class names: the same for a copied, moved or re-zipped source.
+
+        Resume compares it, since file times (part of `fingerprint`) change whenever a dataset is copied.
+        """
+        digest = hashlib.sha256("\n".join(self.class_names).encode())
+        for name in sorted(self.splits):
+            split = self.splits[name]
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(split.images).tobytes())
+            digest.update(split.labels.astype("<i8").tobytes())
+        return digest.hexdigest()[:16]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class in each split, for logs and run files."""
@@ -123,8 +136,7 @@ def _list_zip(path: Path) -> SourceListing:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise EmolensError(f"{path} is not a readable ZIP archive ({error}). {SOURCE_HINT}") from error
-    stat = path.stat()
-    listing.fingerprint_parts.append(f"{stat.st_size}\t{stat.st_mtime_ns}")
+    # Member names, sizes and CRCs fix the content, so a copied archive keeps its key (no mtime).
     for info in archive.infolist():
         name = info.filename
         if not _is_safe_member(name):

@@ -315,6 +315,7 @@ def train(
             "data": {
                 "source": str(Path(data).resolve()),
                 "fingerprint": dataset.fingerprint,
+                "content_digest": dataset.content_digest(),
                 "counts": dataset.counts(),
                 "skipped": len(dataset.skipped),
                 "train_images": len(train_split),
@@ -386,7 +387,7 @@ def resume(
         raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
     source = data if data is not None else saved["data"]["source"]
     dataset = load_dataset(source, cache=cache)
-    if dataset.fingerprint != saved["data"]["fingerprint"]:
+    if dataset.content_digest() != saved["data"].get("content_digest"):
         raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
     trainer, _ = load_model(checkpoint, compile=True)
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
