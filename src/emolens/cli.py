@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from emolens import __version__
+from emolens.constants import NEAR_CONSTANT_STD, NEAR_THRESHOLD
 from emolens.errors import EmolensError
 
 console = Console(stderr=True, highlight=False)
@@ -46,7 +47,7 @@ RUN_SETTINGS = {
     "model": "model", "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "val_split": "val_split",
     "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
-    "crop": "crop", "precision": "precision", "mixup": "mixup", "cutmix": "cutmix",
+    "crop": "crop", "precision": "precision", "mixup": "mixup", "cutmix": "cutmix", "dedupe": "dedupe",
 }  # fmt: skip
 AUGMENT_SETTINGS = ("rotation", "shift", "zoom", "erasing")
 
@@ -263,6 +264,67 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from emolens.data import load_dataset
+    from emolens.data.inspection import inspect_dataset, write_cleaned_copy, write_report
+
+    dataset = load_dataset(args.data, cache=not args.no_cache)
+    with console.status("Inspecting"):
+        report = inspect_dataset(dataset, near=args.near or args.near_threshold is not None, threshold=args.near_threshold or NEAR_THRESHOLD)
+    written = write_report(dataset, report, args.out) if args.out else {}
+    cleaned = write_cleaned_copy(dataset, report, args.fix) if args.fix else None
+    if args.json:
+        stdout.print_json(json.dumps(report.to_dict()))
+        return 0
+    _print_inspection(report)
+    if written:
+        console.print(f"Report: [bold]{escape(str(written['report']))}[/] (every group with its files), class_counts.png, duplicates.png")
+    else:
+        console.print("[dim]Every group with its files: --out DIR or --json.[/]")
+    if cleaned:
+        folder, removed = cleaned
+        console.print(f"Cleaned copy: [bold]{escape(str(folder))}[/], {len(removed)} images left out (listed in removed.csv)")
+    return 0
+
+
+def _print_inspection(report) -> None:
+    counts = Table(title=f"Images per class in {escape(report.source)}")
+    counts.add_column("class")
+    for split in report.counts:
+        counts.add_column(split, justify="right")
+    for name in report.class_names:
+        counts.add_row(name, *(str(report.counts[split].get(name, 0)) for split in report.counts))
+    counts.add_row("[dim]largest / smallest[/]", *(f"[dim]{ratio:.1f}x[/]" for ratio in report.imbalance().values()))
+    stdout.print(counts)
+    numbers = report.summary()
+    findings = Table(title="Findings")
+    findings.add_column("check")
+    findings.add_column("found", justify="right")
+    findings.add_row("unreadable files", str(numbers["unreadable"]))
+    findings.add_row("not 48x48 grayscale originally", str(numbers["not_48x48_gray"]))
+    findings.add_row("blank (one value)", str(numbers["blank"]))
+    findings.add_row(f"near-constant (std < {NEAR_CONSTANT_STD:g})", str(numbers["near_constant"]))
+    findings.add_row(
+        "exact duplicate groups",
+        f"{numbers['exact_groups']} ({numbers['exact_images']} images; {numbers['exact_across_splits']} across splits, "
+        f"{numbers['exact_conflicting']} with conflicting labels)",
+    )
+    if report.near is not None:
+        findings.add_row(
+            f"near-duplicate groups (pHash, <= {report.near_threshold} bits)",
+            f"{numbers['near_groups']} ({numbers['near_images']} images; {numbers['near_across_splits']} across splits, "
+            f"{numbers['near_conflicting']} with conflicting labels, {numbers['near_mirrored']} mirror images)",
+        )
+    stdout.print(findings)
+    shown = sorted(report.duplicate_sets(), key=lambda g: (not g.across_splits, not g.conflicting_labels))[:5]
+    for group in shown:
+        files = ", ".join(f"{m.name} ({m.label})" for m in group.members[:4]) + (" ..." if len(group.members) > 4 else "")
+        stdout.print(f"  [dim]{'near' if group.near else 'same'}:[/] {escape(files)}")
+    stdout.print("[bold]Verdict[/]")
+    for line in report.verdict():
+        stdout.print(f"  - {escape(line)}")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -297,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-split", type=float, help="fraction of train for validation when there is no val/ (default 0.1)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--limit", type=_positive_int, help="at most N images per class in each split, for quick runs")
+    train.add_argument(
+        "--dedupe", action="store_true", default=None,
+        help="leave out blank images, duplicates within train and train copies of test images (as `data inspect --fix`)",
+    )
     optimization = train.add_argument_group("optimization")
     optimization.add_argument("--optimizer", help="adam or sgd (Nesterov momentum) (default adam)")
     optimization.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
@@ -376,6 +442,19 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(preview)
     preview.set_defaults(handler=cmd_data_preview)
+    inspect = data.add_parser(
+        "inspect",
+        help="find duplicates, leakage between splits, blank and unreadable images, class imbalance",
+        description="Check a dataset before training on it. The source is only read; --fix writes a cleaned copy.",
+    )
+    inspect.add_argument("data", help="a folder, .zip or FER2013 .csv")
+    inspect.add_argument("--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)")
+    inspect.add_argument("--near-threshold", type=int, metavar="BITS", help=f"largest pHash Hamming distance for near duplicates (implies --near; default {NEAR_THRESHOLD})")
+    inspect.add_argument("--out", help="folder for report.json, class_counts.png and duplicates.png")
+    inspect.add_argument("--fix", metavar="OUT", help="write a cleaned copy (PNG folders) to this new folder")
+    inspect.add_argument("--json", action="store_true", help="print the full report as JSON")
+    inspect.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
+    inspect.set_defaults(handler=cmd_data_inspect, needs_backend=False)
     return parser
 
 

@@ -19,7 +19,7 @@ from emolens.data.sources import Dataset, SkippedFile, Split, decode_listing, li
 logger = logging.getLogger(__name__)
 
 # Bump when decoding changes, so that old entries stop matching.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def cache_dir() -> Path:
@@ -36,6 +36,7 @@ def _save(path: Path, dataset: Dataset) -> None:
         arrays[f"{name}/images"] = split.images
         arrays[f"{name}/labels"] = split.labels
         arrays[f"{name}/names"] = np.asarray(split.names, dtype=str)
+        arrays[f"{name}/formats"] = np.asarray(split.formats, dtype=str)
     meta = {
         "source": dataset.source,
         "class_names": list(dataset.class_names),
@@ -53,7 +54,12 @@ def _load(path: Path) -> Dataset:
     with np.load(path, allow_pickle=False) as archive:
         meta = json.loads(str(archive["meta"]))
         splits = {
-            name: Split(archive[f"{name}/images"], archive[f"{name}/labels"], tuple(archive[f"{name}/names"].tolist()))
+            name: Split(
+                archive[f"{name}/images"],
+                archive[f"{name}/labels"],
+                tuple(archive[f"{name}/names"].tolist()),
+                tuple(archive[f"{name}/formats"].tolist()),
+            )
             for name in meta["splits"]
         }
     return Dataset(

@@ -42,8 +42,10 @@ def _to_grayscale(image: Image.Image) -> Image.Image:
 
 
 @contextmanager
-def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[Image.Image]:
+def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple[Image.Image, str]]:
     """Opens image bytes upright (EXIF orientation applied), refusing anything above MAX_PIXELS.
+
+    Yields the image and its stored format, "WIDTHxHEIGHT MODE", read before any draft-mode reduction.
 
     Every decoding error, whatever library raised it, becomes UndecodableImage.
     """
@@ -53,10 +55,11 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[Image
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise UndecodableImage(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
+                original = f"{image.width}x{image.height} {image.mode}"
                 if draft_size is not None:
                     # JPEG can decode straight at a fraction of full size: far faster for big photos.
                     image.draft("L", (draft_size, draft_size))
-                yield ImageOps.exif_transpose(image)
+                yield ImageOps.exif_transpose(image), original
     except UndecodableImage:
         raise
     except Image.UnidentifiedImageError as error:
@@ -81,11 +84,19 @@ def decode_image(data: bytes, *, size: int = IMAGE_SIZE) -> np.ndarray:
     Raises:
         UndecodableImage: the bytes are not a readable image, or it is larger than MAX_PIXELS.
     """
-    with _open_image(data, draft_size=size) as image:
+    return decode_face(data, size=size)[0]
+
+
+def decode_face(data: bytes, *, size: int = IMAGE_SIZE) -> tuple[np.ndarray, str]:
+    """`decode_image`, also returning the file's own format as "WIDTHxHEIGHT MODE" (e.g. "48x48 L", "640x480 RGB").
+
+    The format lets `emolens data inspect` name images that were not 48x48 grayscale before decoding.
+    """
+    with _open_image(data, draft_size=size) as (image, original):
         gray = _to_grayscale(image)
         if gray.size != (size, size):
             gray = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        return np.asarray(gray, dtype=np.uint8).copy()
+        return np.asarray(gray, dtype=np.uint8).copy(), original
 
 
 def decode_photo(data: bytes) -> np.ndarray:
@@ -97,7 +108,7 @@ def decode_photo(data: bytes) -> np.ndarray:
     Raises:
         UndecodableImage: the bytes are not a readable image, or it is larger than MAX_PIXELS.
     """
-    with _open_image(data) as image:
+    with _open_image(data) as (image, _):
         return pil_to_rgb(image)
 
 

@@ -21,12 +21,13 @@ import numpy as np
 
 from emolens._progress import track
 from emolens.constants import FER2013_CSV_CLASSES, IMAGE_SIZE
-from emolens.data.decode import UndecodableImage, decode_image
+from emolens.data.decode import UndecodableImage, decode_face
 from emolens.errors import EmolensError
 
 logger = logging.getLogger(__name__)
 
 SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "val": "val", "validation": "val", "valid": "val"}
+CSV_FORMAT = f"{IMAGE_SIZE}x{IMAGE_SIZE} L"  # a FER2013 CSV row is 48x48 gray by construction
 CSV_USAGE_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 SOURCE_HINT = "Pass a folder with train/ and test/ class subfolders, a .zip of one, or the FER2013 .csv."
 
@@ -38,12 +39,15 @@ class Split:
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64, indices into Dataset.class_names
     names: tuple[str, ...]
+    # Each file's own "WIDTHxHEIGHT MODE" before decoding (empty when unknown).
+    formats: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: np.ndarray) -> Split:
-        return Split(self.images[indices], self.labels[indices], tuple(self.names[i] for i in indices))
+        formats = tuple(self.formats[i] for i in indices) if self.formats else ()
+        return Split(self.images[indices], self.labels[indices], tuple(self.names[i] for i in indices), formats)
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,7 @@ def _decode_all(files: list[tuple[str, int, str, Callable[[], bytes]]], skipped:
 
     def decode_one(item: tuple[str, int, str, Callable[[], bytes]]) -> tuple[np.ndarray | None, str]:
         try:
-            return decode_image(item[3]()), ""
+            return decode_face(item[3]())
         except (UndecodableImage, OSError) as error:
             return None, str(error)
 
@@ -230,12 +234,12 @@ def _decode_all(files: list[tuple[str, int, str, Callable[[], bytes]]], skipped:
     # PIL releases the GIL while decoding, so threads use every core without copying arrays between processes.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = track(pool.map(decode_one, files), total=len(files), description="Decoding images")
-        for (split, label, name, _), (image, error) in zip(files, results):
+        for (split, label, name, _), (image, detail) in zip(files, results):
             if image is None:
-                skipped.append(SkippedFile(name, f"not a readable image: {error}"))
+                skipped.append(SkippedFile(name, f"not a readable image: {detail}"))
                 continue
             items, labels = collected.setdefault(split, ([], []))
-            items.append((name, image))
+            items.append((name, image, detail))
             labels.append(label)
     return {s: _split_arrays(*collected[s]) for s in ("train", "val", "test") if s in collected}
 
@@ -247,9 +251,10 @@ def _fingerprint(kind: str, parts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _split_arrays(items: list[tuple[str, np.ndarray]], labels: list[int]) -> Split:
-    images = np.stack([image for _, image in items]) if items else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return Split(images, np.asarray(labels, dtype=np.int64), tuple(name for name, _ in items))
+def _split_arrays(items: list[tuple[str, np.ndarray, str]], labels: list[int]) -> Split:
+    """(name, image, format) items and their labels as one Split."""
+    images = np.stack([image for _, image, _ in items]) if items else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return Split(images, np.asarray(labels, dtype=np.int64), tuple(item[0] for item in items), tuple(item[2] for item in items))
 
 
 def _load_tree(listing: SourceListing, source: str, bare_split: str) -> Dataset:
@@ -294,9 +299,9 @@ def _load_csv(path: Path, fingerprint: str) -> Dataset:
                 skipped.append(SkippedFile(name, f"bad row: {error}"))
                 continue
             split = CSV_USAGE_SPLITS.get((row.get("Usage") or "Training").strip(), "train")
-            names, items = by_split.setdefault(split, ([], []))
-            items.append((name, pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)))
-            names.append(label)
+            labels, items = by_split.setdefault(split, ([], []))
+            items.append((name, pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), CSV_FORMAT))
+            labels.append(label)
     if not by_split:
         raise EmolensError(f"{path} has no usable rows. {SOURCE_HINT}")
     splits = {s: _split_arrays(by_split[s][1], by_split[s][0]) for s in ("train", "val", "test") if s in by_split}

@@ -43,6 +43,8 @@ class TrainConfig:
         precision: str. "float32" or "bf16" (mixed bfloat16 compute while training). Defaults to "float32".
         mixup: float. MixUp's Beta(alpha, alpha) parameter (0.2 is usual); 0 turns it off. Defaults to 0.
         cutmix: float. CutMix's Beta(alpha, alpha) parameter (1.0 is usual); 0 turns it off. Defaults to 0.
+        dedupe: bool. Train on the data as `emolens data inspect --fix` would clean it: no blank images, one of
+            each exact duplicate in train, no train copy of a test or val image. Defaults to False.
     """
 
     model: str = "seed"
@@ -64,6 +66,7 @@ class TrainConfig:
     precision: str = "float32"
     mixup: float = 0.0
     cutmix: float = 0.0
+    dedupe: bool = False
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):

@@ -32,6 +32,7 @@ from emolens._io import write_json, write_text
 from emolens.constants import IMAGE_SIZE
 from emolens.data.augment import build_augmenter
 from emolens.data.cache import load_dataset
+from emolens.data.inspection import ImageRef, clean_dataset, inspect_dataset, write_removed_list
 from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.quality import sharpness
 from emolens.data.sources import Dataset, Split
@@ -143,12 +144,16 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         self.state["plateau"] = {"wait": int(self.wait), "best": best, "cooldown_counter": int(self.cooldown_counter)}
 
 
-def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split]:
+def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
+    """Train and validation splits as the config asks, and the images --dedupe left out (with reasons)."""
+    removed: list[tuple[ImageRef, str]] = []
+    if config.dedupe:
+        dataset, removed = clean_dataset(dataset, inspect_dataset(dataset))
     train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=config.seed)
     if config.limit is not None:
         train = limit_per_class(train, config.limit, seed=config.seed)
         val = limit_per_class(val, config.limit, seed=config.seed)
-    return train, val
+    return train, val, removed
 
 
 def _arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +306,7 @@ def train(
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     config = replace(config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate)
     dataset = load_dataset(data, cache=cache)
-    train_split, val_split = _prepare_splits(dataset, config)
+    train_split, val_split, removed = _prepare_splits(dataset, config)
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
@@ -320,6 +325,7 @@ def train(
                 "skipped": len(dataset.skipped),
                 "train_images": len(train_split),
                 "val_images": len(val_split),
+                **({"dedupe_removed": len(removed)} if config.dedupe else {}),
                 "train_sharpness": round(train_sharpness, 2),
             },
             "environment": backend.summary(),
@@ -327,6 +333,9 @@ def train(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
+    if removed:
+        write_removed_list(run_dir / "removed.csv", removed)
+        logger.info("--dedupe left out %d images (listed in %s)", len(removed), run_dir / "removed.csv")
     if dataset.skipped:
         write_text(run_dir / "skipped_files.txt", "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
     card = {
@@ -393,4 +402,4 @@ def resume(
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
     if epochs is not None:
         write_json(config_path, {**saved, "config": config.to_dict()})
-    return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config), verbose)
+    return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config)[:2], verbose)
