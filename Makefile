@@ -43,7 +43,7 @@ bench: $(INSTALLED)
 
 # How the bundled model (src/emolens/weights/default.*) was made: about 40 minutes on 2 CPU cores.
 default-model: $(INSTALLED)
-	$(BIN)/emolens train $(FER2013) --model mini_resnet --epochs 60 --out runs/default
+	$(BIN)/emolens train $(FER2013) --recipe cpu --out runs/default
 	$(BIN)/emolens evaluate runs/default $(FER2013)
 	$(BIN)/emolens export runs/default --format onnx --out src/emolens/weights/default.onnx
 	$(BIN)/emolens export runs/default --format keras --out src/emolens/weights/default.keras

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -78,6 +79,11 @@ def test_evaluate_agrees_with_scikit_learn(evaluated_run, synth_data):
     assert metrics["accuracy"] == pytest.approx(accuracy_score(test.labels, y_pred))
     assert metrics["macro_f1"] == pytest.approx(f1_score(test.labels, y_pred, average="macro"))
     assert metrics["confusion_matrix"] == confusion_matrix(test.labels, y_pred).tolist()
+    with open(evaluated_run / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["file"] for row in rows] == list(test.names)
+    assert [row["predicted"] for row in rows] == [metrics["class_names"][i] for i in y_pred]
+    assert sum(row["true"] == row["predicted"] for row in rows) == round(metrics["accuracy"] * len(rows))
 
 
 def test_evaluate_json_prints_the_metrics(evaluated_run, synth_data, tmp_path, capsys):

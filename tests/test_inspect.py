@@ -164,6 +164,12 @@ def test_fix_refuses_a_folder_that_is_not_empty(planted, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err and (tmp_path / "clean" / "keep.txt").read_text() == "mine"
 
 
+def test_fix_refuses_to_write_inside_the_dataset(planted, capsys):
+    before = tree_digest(planted)
+    assert main(["data", "inspect", str(planted), "--fix", str(planted / "clean")]) == 2
+    assert "inside the dataset" in capsys.readouterr().err and tree_digest(planted) == before
+
+
 def test_json_lists_every_group_with_its_files(planted, capsys):
     assert main(["data", "inspect", str(planted), "--near", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -219,9 +225,21 @@ def test_train_dedupe_trains_on_what_fix_would_keep(planted, tmp_path):
     args = ["train", str(planted), "--dedupe", "--epochs", "1", "--batch-size", "8", "--val-split", "0.3", "--out", str(run)]
     assert main(args) == 0
     saved = json.loads((run / "config.json").read_text())
-    assert saved["config"]["dedupe"] is True and saved["data"]["dedupe_removed"] == 8
+    assert saved["config"]["dedupe"] == "exact" and saved["data"]["dedupe_removed"] == 8
     with open(run / "removed.csv", newline="") as file:
         removed = {row["file"] for row in csv.DictReader(file)}
     assert EXACT_LEAK[1] in removed and EXACT_LEAK[0] not in removed and len(removed) == 8
     # 15 clean and 8 planted readable train images, less the 6 train images left out.
     assert saved["data"]["train_images"] + saved["data"]["val_images"] == 15 + 8 - 6
+
+
+def test_dedupe_near_also_leaves_out_near_copies_and_mirror_images(planted):
+    from emolens.train import TrainConfig
+    from emolens.train.trainer import _prepare_splits
+
+    dataset = load_dataset(planted)
+    train, val, removed = _prepare_splits(dataset, TrainConfig(dedupe="near", val_split=0.3))
+    names = {ref.name for ref, _ in removed}
+    assert len(names) == 10 and {NEAR[1], MIRROR_LEAK[1]} <= names
+    assert not names & (set(train.names) | set(val.names))
+    assert _prepare_splits(dataset, TrainConfig(val_split=0.3))[2] == []

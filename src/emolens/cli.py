@@ -360,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--limit", type=_positive_int, help="at most N images per class in each split, for quick runs")
     train.add_argument(
-        "--dedupe", action="store_true", default=None,
-        help="leave out blank images, duplicates within train and train copies of test images (as `data inspect --fix`)",
+        "--dedupe", nargs="?", const="exact", choices=("none", "exact", "near"),
+        help="leave out blank images, duplicates within train and train copies of test images, as `data inspect --fix` "
+        "(exact, the default) or `--fix --near` (near) would",
     )
     optimization = train.add_argument_group("optimization")
     optimization.add_argument("--optimizer", help="adam or sgd (Nesterov momentum) (default adam)")

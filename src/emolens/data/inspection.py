@@ -403,6 +403,9 @@ def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathL
         The folder written and the images left out, with reasons.
     """
     out = Path(out)
+    source = Path(dataset.source)
+    if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+        raise EmolensError(f"{out} is inside the dataset {source}, which --fix leaves untouched. Choose a folder outside it.")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EmolensError(f"{out} already exists and is not empty. Choose a new folder for the cleaned copy.")
     cleaned, removed = clean_dataset(dataset, report)

@@ -5,12 +5,14 @@ Writes into the run folder (or `out`):
     classification_report.txt  scikit-learn's report
     confusion_matrix.png       counts and row-normalised percentages
     misclassified.png          the most confident wrong predictions, with true and predicted labels
+    predictions.csv            each image's file, true and predicted class, and class probabilities
     report.html                all of the above with the training curves, history and config
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -113,6 +115,7 @@ def evaluate(
     metrics["report"] = str(out_dir / "report.html")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)
+    write_text(out_dir / "predictions.csv", _predictions_csv(images.names, y_true, probabilities, trained.class_names))
     report_text = compute_metrics(y_true, y_pred, trained.class_names, output_dict=False)
     write_text(out_dir / "classification_report.txt", report_text)
     plot_confusion_matrix(metrics["confusion_matrix"], trained.class_names, out_dir / "confusion_matrix.png", title=f"Confusion matrix: {split}, {len(y_true)} images")
@@ -139,3 +142,13 @@ def evaluate(
     )
     logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, out_dir / "report.html")
     return metrics
+
+
+def _predictions_csv(names: Sequence[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> str:
+    """One row per image: file, true and predicted class, and every class's probability."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "true", "predicted", *class_names])
+    for name, truth, row in zip(names, y_true, probabilities):
+        writer.writerow([name, class_names[truth], class_names[int(row.argmax())], *(f"{p:.4f}" for p in row)])
+    return buffer.getvalue()

@@ -14,6 +14,8 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("inverse_time", "cosine", "plateau")
 # balanced: n_samples / (n_classes * count), as scikit-learn; sqrt: its square root, a gentler push for rare classes.
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+# "exact": clean as `emolens data inspect --fix` does; "near": as `--fix --near` does (see emolens.data.inspection).
+DEDUPE = ("none", "exact", "near")
 # bf16: Keras's mixed_bfloat16 policy for training (variables stay float32); saved models are float32 either way.
 PRECISIONS = ("float32", "bf16")
 
@@ -43,8 +45,9 @@ class TrainConfig:
         precision: str. "float32" or "bf16" (mixed bfloat16 compute while training). Defaults to "float32".
         mixup: float. MixUp's Beta(alpha, alpha) parameter (0.2 is usual); 0 turns it off. Defaults to 0.
         cutmix: float. CutMix's Beta(alpha, alpha) parameter (1.0 is usual); 0 turns it off. Defaults to 0.
-        dedupe: bool. Train on the data as `emolens data inspect --fix` would clean it: no blank images, one of
-            each exact duplicate in train, no train copy of a test or val image. Defaults to False.
+        dedupe: str. "none", or train on the data as `emolens data inspect --fix` would clean it: no blank
+            images, one of each duplicate in train, no train copy of a test or val image; "exact" counts
+            pixel-identical copies, "near" near duplicates and mirror images too. Defaults to "none".
     """
 
     model: str = "seed"
@@ -66,7 +69,7 @@ class TrainConfig:
     precision: str = "float32"
     mixup: float = 0.0
     cutmix: float = 0.0
-    dedupe: bool = False
+    dedupe: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):
@@ -76,7 +79,11 @@ class TrainConfig:
             raise ValueError(f"Expected precision to be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
         if not IMAGE_SIZE // 2 <= self.crop <= IMAGE_SIZE:
             raise ValueError(f"Expected crop between {IMAGE_SIZE // 2} and {IMAGE_SIZE} pixels. Received: crop={self.crop}")
-        for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES), ("class_weight", self.class_weight, CLASS_WEIGHTS)):
+        choices_by_setting = (
+            ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+            ("class_weight", self.class_weight, CLASS_WEIGHTS), ("dedupe", self.dedupe, DEDUPE),
+        )  # fmt: skip
+        for name, value, choices in choices_by_setting:
             if value not in choices:
                 raise ValueError(f"Expected {name} to be one of {', '.join(choices)}. Received: {name}={value!r}")
         if not 0 <= self.momentum < 1:

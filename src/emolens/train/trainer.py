@@ -147,8 +147,8 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
 def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
     """Train and validation splits as the config asks, and the images --dedupe left out (with reasons)."""
     removed: list[tuple[ImageRef, str]] = []
-    if config.dedupe:
-        dataset, removed = clean_dataset(dataset, inspect_dataset(dataset))
+    if config.dedupe != "none":
+        dataset, removed = clean_dataset(dataset, inspect_dataset(dataset, near=config.dedupe == "near"))
     train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=config.seed)
     if config.limit is not None:
         train = limit_per_class(train, config.limit, seed=config.seed)
@@ -325,7 +325,7 @@ def train(
                 "skipped": len(dataset.skipped),
                 "train_images": len(train_split),
                 "val_images": len(val_split),
-                **({"dedupe_removed": len(removed)} if config.dedupe else {}),
+                **({"dedupe_removed": len(removed)} if config.dedupe != "none" else {}),
                 "train_sharpness": round(train_sharpness, 2),
             },
             "environment": backend.summary(),
