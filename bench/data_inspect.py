@@ -43,6 +43,7 @@ def main() -> int:
     if not args.data.exists():
         print(f"error: no dataset at {args.data}; pass --data", file=sys.stderr)
         return 2
+    from emolens.constants import NEAR_CONSTANT_STD
     from emolens.data import load_dataset
     from emolens.data.inspection import hamming_pairs, inspect_dataset, perceptual_hashes
     from emolens.data.quality import _blurred
@@ -65,7 +66,11 @@ def main() -> int:
     print("Findings: " + ", ".join(f"{key} {value}" for key, value in numbers.items()))
     print()
 
-    train, test = dataset.split("train").images, dataset.split("test").images
+    # Flat images (blank or near-constant) are left out, as inspect leaves them out of the near search.
+    train, test = (
+        images[images.reshape(len(images), -1).std(axis=1) >= NEAR_CONSTANT_STD]
+        for images in (dataset.split("train").images, dataset.split("test").images)
+    )
     train_hashes, _ = perceptual_hashes(train)
     test_hashes, _ = perceptual_hashes(test)
     pairs = hamming_pairs(train_hashes, test_hashes, 8, same=False)  # (test, train)
@@ -78,7 +83,7 @@ def main() -> int:
         upto = distance <= bits
         print(f"| {bits} | {int((distance == bits).sum())} | {int(same_photo[distance == bits].sum())} | {same_photo[upto].mean():.0%} |")
     print()
-    print(f"Test images with a confirmed train copy within 8 bits: {len(set(pairs[same_photo, 0].tolist()))} of {len(test)}")
+    print(f"Test images with a confirmed train copy within 8 bits: {len(set(pairs[same_photo, 0].tolist()))} of {len(test)} (not flat)")
     # How many leaks the hash misses: compare a random sample of test images with every train image, pixel by pixel.
     sample = np.random.default_rng(0).choice(len(test), 300, replace=False)
     leaked, within = 0, 0

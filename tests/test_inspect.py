@@ -13,6 +13,7 @@ import pytest
 from conftest import CLASSES, png_bytes
 from emolens.cli import main
 from emolens.data import load_dataset
+from emolens.data.sources import Dataset, Split
 from emolens.data.inspection import clean_dataset, hamming_pairs, inspect_dataset, perceptual_hashes, write_cleaned_copy
 
 
@@ -93,7 +94,7 @@ def test_exactly_the_planted_problems_are_found(planted):
     assert not by_files[frozenset(NEAR)].mirrored
     assert files(report.blank) == {"train/angry/blank.png", "test/sad/gray.png"}
     assert files(report.near_constant) == {"train/happy/faint.png", "test/angry/faint.png"}
-    assert [s.name for s in report.unreadable] == ["train/happy/corrupt.png"]
+    assert [s.name for s in report.skipped] == ["train/happy/corrupt.png"]
     assert [(ref.name, fmt) for ref, fmt in report.converted] == [("train/sad/colour.png", "64x64 RGB")]
 
 
@@ -184,32 +185,137 @@ def test_out_writes_the_report_and_pictures(planted, tmp_path, capsys):
     assert main(["data", "inspect", str(planted), "--near", "--out", str(tmp_path / "report")]) == 0
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "class_counts.png", "duplicates.png"}
     out = capsys.readouterr().out
-    assert "Verdict" in out and "span splits" in out
+    assert "Verdict" in out and "copies of test images" in out
 
 
-def test_csv_rows_are_named_by_row_in_a_cleaned_copy(tmp_path):
+def test_a_csv_source_gets_a_cleaned_csv(tmp_path):
     pixels = [" ".join(map(str, textured(seed).ravel())) for seed in range(4)]
     rows = [(0, pixels[0]), (3, pixels[1]), (3, pixels[1]), (4, pixels[2]), (0, pixels[3])]
-    with open(tmp_path / "fer.csv", "w", newline="") as file:
+    with open(tmp_path / "FER.CSV", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["emotion", "pixels", "Usage"])
         writer.writerows([emotion, row, "Training"] for emotion, row in rows)
-    dataset = load_dataset(tmp_path / "fer.csv")
+    (tmp_path / "FER.CSV").open("a").write("9,1 2 3,Training\n")  # a bad row
+    dataset = load_dataset(tmp_path / "FER.CSV")
     report = inspect_dataset(dataset)
-    assert group_files(report.exact) == {frozenset({"fer.csv:3", "fer.csv:4"})}
+    assert group_files(report.exact) == {frozenset({"FER.CSV:3", "FER.CSV:4"})}
+    assert [s.name for s in report.skipped] == ["FER.CSV:7"] and report.imbalance()["train"] is None
+    assert report.missing_classes() == {"train": ["disgust", "fear", "surprise", "neutral"]}
     write_cleaned_copy(dataset, report, tmp_path / "clean")
-    assert sorted(p.name for p in (tmp_path / "clean" / "train" / "happy").iterdir()) == ["row-3.png"]
+    copy = load_dataset(tmp_path / "clean" / "FER.CSV", cache=False)
+    np.testing.assert_array_equal(copy.split("train").images, np.delete(dataset.split("train").images, 2, axis=0))
+    np.testing.assert_array_equal(copy.split("train").labels, [0, 3, 4, 0])
+
+
+def test_near_threshold_zero_is_zero(planted, capsys):
+    assert main(["data", "inspect", str(planted), "--near-threshold", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # The mirror image hashes exactly like its original; the brightened, noisy copy does not.
+    assert report["near_threshold"] == 0
+    assert [{f["file"] for f in g["files"]} for g in report["near_duplicates"]] == [set(MIRROR_LEAK)]
+
+
+def test_a_threshold_out_of_range_is_a_one_line_error(planted, capsys):
+    assert main(["data", "inspect", str(planted), "--near-threshold", "13"]) == 2
+    assert "between 0 and 12" in capsys.readouterr().err
+
+
+def test_a_dataset_of_flat_images(tmp_path, capsys):
+    for split in ("train", "test"):
+        for label, name in enumerate(CLASSES):
+            write(tmp_path / "flat" / split / name / "0.png", np.full((48, 48), 60 * label, np.uint8))
+            write(tmp_path / "flat" / split / name / "1.png", np.full((48, 48), 60 * label, np.uint8))
+    report = inspect_dataset(load_dataset(tmp_path / "flat"), near=True)
+    # Reported as blank, and not as duplicates or leaks of one another.
+    assert len(report.blank) == 12 and report.exact == [] and report.near == []
+    assert main(["data", "inspect", str(tmp_path / "flat"), "--near", "--fix", str(tmp_path / "clean")]) == 2
+    assert "no images of" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat"]  # no copy, no half-built folder
+
+
+def in_memory(splits: dict[str, list[tuple[np.ndarray, int]]]) -> Dataset:
+    """A Dataset from (image, label) lists, named split/index.png."""
+    built = {
+        name: Split(np.stack([image for image, _ in items]), np.array([label for _, label in items]), tuple(f"{name}/{i}.png" for i in range(len(items))))
+        for name, items in splits.items()
+    }
+    return Dataset("memory", CLASSES, built)
+
+
+def test_with_a_val_split_val_copies_of_test_and_train_copies_of_val_go():
+    images = [textured(seed) for seed in range(30)]
+    splits = {
+        "train": [(images[i], i % 3) for i in range(9)] + [(images[20], 0)],  # train/9 copies val/3
+        "val": [(images[10 + i], i % 3) for i in range(3)] + [(images[20], 0), (images[25], 1)],  # val/4 copies test/3
+        "test": [(images[14 + i], i % 3) for i in range(3)] + [(images[25], 1)],
+    }
+    report = inspect_dataset(in_memory(splits))
+    cleaned, removed = clean_dataset(in_memory(splits), report)
+    assert {(ref.name, reason) for ref, reason in removed} == {
+        ("train/9.png", "duplicate of a val image"),
+        ("val/4.png", "duplicate of a test image"),
+    }
+    assert len(cleaned.split("test")) == 4 and len(cleaned.split("val")) == 4 and len(cleaned.split("train")) == 9
+    verdict = " ".join(report.verdict())
+    assert "copies of test images" in verdict and "span train and val" in verdict and "within test or val" not in verdict
+
+
+def test_duplicates_inside_test_are_reported_but_left_alone():
+    images = [textured(seed) for seed in range(10)]
+    splits = {"train": [(images[i], i % 3) for i in range(6)], "test": [(images[6], 0), (images[6], 1), (images[7], 2)]}
+    report = inspect_dataset(in_memory(splits))
+    assert clean_dataset(in_memory(splits), report)[1] == []
+    assert any("within test or val" in line for line in report.verdict())
+    assert not any("in train carry different labels" in line for line in report.verdict())
+
+
+def symmetric_image() -> np.ndarray:
+    """A left-right symmetric picture whose low even frequencies are all positive.
+
+    A symmetric image's odd horizontal frequencies are zero; with every other coefficient positive they all sit
+    below the median, so its hash is stable and equals its mirror image's (an arbitrary symmetric image's
+    zero coefficients would straddle the median and hash as noise).
+    """
+    k, n = np.arange(8)[:, None], np.arange(48)[None, :]
+    inverse = np.linalg.pinv(np.cos(np.pi * (2 * n + 1) * k / 96))
+    coefficients = np.zeros((8, 8))
+    coefficients[:, ::2] = np.random.default_rng(1).uniform(1500, 3000, (8, 4))
+    picture = inverse @ coefficients @ inverse.T
+    return np.round(np.clip(128 + picture - picture.mean(), 0, 255)).astype(np.uint8)
+
+
+def test_only_a_match_made_by_mirroring_marks_a_group_mirrored():
+    images = [textured(seed) for seed in range(12)]
+    symmetric = symmetric_image()
+    brighter = np.clip(symmetric.astype(np.int16) + 5, 0, 255).astype(np.uint8)
+    splits = {
+        # A symmetric face and a brighter copy match directly and as mirror images: a near copy, not a mirror.
+        "train": [(symmetric, 0), (brighter, 0)] + [(images[i], i % 3) for i in range(2, 8)],
+        "test": [(images[8], 0), (images[9][:, ::-1].copy(), 1), (images[10], 2)],
+    }
+    splits["train"].append((images[9], 1))
+    report = inspect_dataset(in_memory(splits), near=True)
+    mirrored = {frozenset(m.name for m in g.members): g.mirrored for g in report.near}
+    assert mirrored == {frozenset({"train/0.png", "train/1.png"}): False, frozenset({"test/1.png", "train/8.png"}): True}
 
 
 def test_hamming_pairs_match_a_brute_force_search():
     rng = np.random.default_rng(0)
-    hashes = rng.integers(0, 2**63, 400, dtype=np.uint64)
-    # Close relatives: a few bits flipped.
-    hashes[200:] = hashes[:200] ^ (np.uint64(1) << rng.integers(0, 64, 200).astype(np.uint64))
-    for threshold in (0, 2, 4):
-        distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    hashes = rng.integers(0, 2**63, 300, dtype=np.uint64) | (rng.integers(0, 2, 300, dtype=np.uint64) << np.uint64(63))
+    # Close relatives: a few bits flipped, the top bit among them.
+    for copies, flips in ((slice(100, 200), 1), (slice(200, 300), 5)):
+        for _ in range(flips):
+            bit = rng.integers(0, 64, 100).astype(np.uint64)
+            bit[:10] = 63
+            hashes[copies] = hashes[:100] ^ (np.uint64(1) << bit)
+    distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    for threshold in (0, 1, 4, 7, 12):
         expected = {(i, j) for i, j in zip(*np.nonzero(distances <= threshold)) if i < j}
-        assert {tuple(p) for p in hamming_pairs(hashes, hashes, threshold, same=True).tolist()} == expected
+        found = hamming_pairs(hashes, hashes, threshold, same=True, chunk=64)
+        assert {tuple(p) for p in found.tolist()} == expected, threshold
+    queries = hashes[:50] ^ np.uint64(1 << 63)
+    expected = {(i, j) for i, j in zip(*np.nonzero(np.bitwise_count(queries[:, None] ^ hashes[None, :]) <= 3))}
+    assert {tuple(p) for p in hamming_pairs(hashes, queries, 3, same=False).tolist()} == expected
 
 
 def test_a_mirror_image_hash_is_the_hash_of_the_mirrored_image():

@@ -68,6 +68,15 @@ def test_resume_accepts_the_same_data_copied_elsewhere(tiny, tmp_path):
     assert epochs_in(result.run_dir) == [1, 2]
 
 
+def test_a_run_begun_before_content_digests_resumes_by_fingerprint(tiny, tmp_path):
+    train(tiny, TrainConfig(epochs=1, batch_size=8, limit=4), out=tmp_path / "run", verbose=0)
+    config_path = tmp_path / "run" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["data"]["content_digest"]
+    config_path.write_text(json.dumps(saved))
+    assert epochs_in(resume(tmp_path / "run", epochs=2, verbose=0).run_dir) == [1, 2]
+
+
 def test_limit_caps_each_class(tiny, tmp_path):
     train(tiny, TrainConfig(epochs=1, batch_size=8, limit=3, val_split=0.2), out=tmp_path / "run", verbose=0)
     # 10 readable images per class -> 8 train and 2 val per class after the split -> capped at 3 and 2.

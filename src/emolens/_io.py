@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary folder beside `path`, renamed onto `path` only if the block succeeds.
+
+    `path` must not exist, or be an empty folder; a failed block leaves nothing behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp_path, 0o777 & ~_UMASK)  # mkdtemp makes owner-only folders
+    try:
+        yield tmp_path
+        if path.is_dir():
+            path.rmdir()
+        os.replace(tmp_path, path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from emolens import __version__
-from emolens.constants import NEAR_CONSTANT_STD, NEAR_THRESHOLD
+from emolens.constants import MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
 from emolens.errors import EmolensError
 
 console = Console(stderr=True, highlight=False)
@@ -270,7 +270,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data, cache=not args.no_cache)
     with console.status("Inspecting"):
-        report = inspect_dataset(dataset, near=args.near or args.near_threshold is not None, threshold=args.near_threshold or NEAR_THRESHOLD)
+        report = inspect_dataset(dataset, near=args.near or args.near_threshold is not None, threshold=NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold)
     written = write_report(dataset, report, args.out) if args.out else {}
     cleaned = write_cleaned_copy(dataset, report, args.fix) if args.fix else None
     if args.json:
@@ -294,13 +294,14 @@ def _print_inspection(report) -> None:
         counts.add_column(split, justify="right")
     for name in report.class_names:
         counts.add_row(name, *(str(report.counts[split].get(name, 0)) for split in report.counts))
-    counts.add_row("[dim]largest / smallest[/]", *(f"[dim]{ratio:.1f}x[/]" for ratio in report.imbalance().values()))
+    ratios = report.imbalance().values()
+    counts.add_row("[dim]largest / smallest[/]", *(f"[dim]{ratio:.1f}x[/]" if ratio else "[red]class missing[/]" for ratio in ratios))
     stdout.print(counts)
     numbers = report.summary()
     findings = Table(title="Findings")
     findings.add_column("check")
     findings.add_column("found", justify="right")
-    findings.add_row("unreadable files", str(numbers["unreadable"]))
+    findings.add_row("unreadable files, bad rows, stray files", str(numbers["skipped"]))
     findings.add_row("not 48x48 grayscale originally", str(numbers["not_48x48_gray"]))
     findings.add_row("blank (one value)", str(numbers["blank"]))
     findings.add_row(f"near-constant (std < {NEAR_CONSTANT_STD:g})", str(numbers["near_constant"]))
@@ -450,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("data", help="a folder, .zip or FER2013 .csv")
     inspect.add_argument("--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)")
-    inspect.add_argument("--near-threshold", type=int, metavar="BITS", help=f"largest pHash Hamming distance for near duplicates (implies --near; default {NEAR_THRESHOLD})")
+    inspect.add_argument("--near-threshold", type=int, metavar="BITS", help=f"largest pHash Hamming distance for near duplicates, 0-{MAX_NEAR_THRESHOLD} (implies --near; default {NEAR_THRESHOLD})")
     inspect.add_argument("--out", help="folder for report.json, class_counts.png and duplicates.png")
     inspect.add_argument("--fix", metavar="OUT", help="write a cleaned copy (PNG folders) to this new folder")
     inspect.add_argument("--json", action="store_true", help="print the full report as JSON")

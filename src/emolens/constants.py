@@ -12,6 +12,8 @@ IMAGE_SIZE: int = 48
 # `emolens data inspect`: Hamming distance at or under which two 64-bit pHashes are near duplicates. On the
 # shared FER2013 copy, most train/test pairs found at 4 are the same photo, confirmed pixel by pixel (README).
 NEAR_THRESHOLD: int = 4
+# Beyond this the 64 bits split into blocks so narrow that nearly every pair becomes a candidate to compare.
+MAX_NEAR_THRESHOLD: int = 12
 # ... and the standard deviation, in gray levels, under which an image is near-constant: on FER2013 this
 # catches a flat gray square, a black square with one speck and a white page of faint text, and no face.
 NEAR_CONSTANT_STD: float = 5.0

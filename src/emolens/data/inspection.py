@@ -20,8 +20,6 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +32,10 @@ from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from emolens._io import write_text
+from emolens._io import atomic_dir, write_text
 from emolens._progress import track
-from emolens.constants import IMAGE_SIZE, NEAR_CONSTANT_STD, NEAR_THRESHOLD
-from emolens.data.sources import Dataset, SkippedFile
+from emolens.constants import IMAGE_SIZE, MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
+from emolens.data.sources import CSV_USAGE_SPLITS, Dataset, SkippedFile
 from emolens.errors import EmolensError
 from emolens.plots import plot_class_counts, plot_image_rows
 
@@ -103,7 +101,7 @@ class Inspection:
     source: str
     class_names: tuple[str, ...]
     counts: dict[str, dict[str, int]]
-    unreadable: list[SkippedFile] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)  # unreadable files, bad CSV rows, stray files
     converted: list[tuple[ImageRef, str]] = field(default_factory=list)
     blank: list[ImageRef] = field(default_factory=list)
     near_constant: list[ImageRef] = field(default_factory=list)
@@ -111,9 +109,14 @@ class Inspection:
     near: list[DuplicateGroup] | None = None  # None: not searched
     near_threshold: int = NEAR_THRESHOLD
 
-    def imbalance(self) -> dict[str, float]:
-        """Largest class over smallest class, per split."""
-        return {split: max(c.values()) / max(1, min(c.values())) for split, c in self.counts.items() if c}
+    def imbalance(self) -> dict[str, float | None]:
+        """Largest class over smallest class, per split; None for a split that lacks a class altogether."""
+        return {split: max(c.values()) / min(c.values()) if min(c.values()) else None for split, c in self.counts.items() if c}
+
+    def missing_classes(self) -> dict[str, list[str]]:
+        """Classes with no image, per split that lacks any."""
+        missing = {split: [name for name, n in c.items() if n == 0] for split, c in self.counts.items()}
+        return {split: names for split, names in missing.items() if names}
 
     def duplicate_sets(self) -> list[DuplicateGroup]:
         """Every duplicated image in exactly one group: near groups (which take in whole exact groups), then the
@@ -128,7 +131,7 @@ class Inspection:
         images = sum(sum(c.values()) for c in self.counts.values())
         numbers = {
             "images": images,
-            "unreadable": len(self.unreadable),
+            "skipped": len(self.skipped),
             "not_48x48_gray": len(self.converted),
             "blank": len(self.blank),
             "near_constant": len(self.near_constant),
@@ -149,30 +152,45 @@ class Inspection:
 
     def verdict(self) -> list[str]:
         """Short sentences, most serious first, each saying what to do; one sentence when all is well."""
-        lines, sets = [], self.duplicate_sets()
-        leaks = sum(g.across_splits for g in sets)
-        if leaks:
+        lines = []
+        test_leaks = train_val = train_conflicts = train_copies = within_evaluation = 0
+        for group in self.duplicate_sets():
+            splits = set(group.splits)
+            if "test" in splits and splits & {"train", "val"}:
+                test_leaks += 1
+            elif {"train", "val"} <= splits:
+                train_val += 1
+            elif splits == {"train"}:
+                train_conflicts += group.conflicting_labels
+                train_copies += not group.conflicting_labels
+            else:
+                within_evaluation += 1
+        if test_leaks:
             lines.append(
-                f"{leaks} duplicate group(s) span splits: test accuracy is inflated. "
-                "Train on a cleaned copy (--fix OUT, or `emolens train --dedupe`)."
+                f"{test_leaks} duplicate group(s) put copies of test images in train or val: test accuracy is inflated. "
+                "Train on a cleaned copy (--fix OUT, or `emolens train --dedupe`), which leaves those copies out."
             )
-        conflicting = sum(g.conflicting_labels for g in sets)
-        if conflicting:
-            lines.append(f"{conflicting} duplicate group(s) carry different labels: their labels cannot all be right; --fix drops them from train.")
-        within = len(sets) - leaks
-        if within:
-            lines.append(f"{within} duplicate group(s) within a split weigh those images more than others; --fix keeps one of each in train.")
+        if train_val:
+            lines.append(f"{train_val} duplicate group(s) span train and val: validation accuracy is inflated; --fix leaves out the train copies.")
+        if train_conflicts:
+            lines.append(f"{train_conflicts} duplicate group(s) in train carry different labels, which cannot all be right; --fix drops them.")
+        if train_copies:
+            lines.append(f"{train_copies} duplicate group(s) in train weigh those images more than others; --fix keeps one of each.")
+        if within_evaluation:
+            lines.append(f"{within_evaluation} duplicate group(s) lie within test or val; --fix leaves evaluation images as they are, so check them.")
         if self.blank or self.near_constant:
             lines.append(f"{len(self.blank) + len(self.near_constant)} blank or near-constant image(s) hold no face; --fix drops them.")
-        if self.unreadable:
-            lines.append(f"{len(self.unreadable)} file(s) could not be read and are left out of training; repair or delete them.")
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} file(s) or row(s) could not be used and are left out of training (reasons in the report).")
         if self.converted:
             lines.append(f"{len(self.converted)} image(s) were not 48x48 grayscale; emolens resizes them, so check they are face crops.")
-        train = self.counts.get("train")
-        if train and min(train.values()) * 10 < max(train.values()):
+        for split, names in self.missing_classes().items():
+            lines.append(f"{split} has no images of {', '.join(names)}: add some, or those classes cannot be learned or measured.")
+        train, ratio = self.counts.get("train"), self.imbalance().get("train")
+        if train and ratio and ratio > 10:
             rare = min(train, key=train.get)
             lines.append(
-                f"Classes are imbalanced ({self.imbalance()['train']:.1f}x; fewest: {rare}, {train[rare]} images): "
+                f"Classes are imbalanced ({ratio:.1f}x; fewest: {rare}, {train[rare]} images): "
                 "report macro-F1 and per-class recall, and consider --class-weight sqrt."
             )
         if self.near is None:
@@ -187,12 +205,13 @@ class Inspection:
             "source": self.source,
             "class_names": list(self.class_names),
             "counts": self.counts,
-            "imbalance": {split: round(ratio, 2) for split, ratio in self.imbalance().items()},
+            "imbalance": {split: None if ratio is None else round(ratio, 2) for split, ratio in self.imbalance().items()},
+            "missing_classes": self.missing_classes(),
             "summary": self.summary(),
             "verdict": self.verdict(),
             "near_threshold": self.near_threshold if self.near is not None else None,
             "near_constant_std": NEAR_CONSTANT_STD,
-            "unreadable": [{"file": s.name, "reason": s.reason} for s in self.unreadable],
+            "skipped": [{"file": s.name, "reason": s.reason} for s in self.skipped],
             "not_48x48_gray": [{**ref.to_dict(), "format": fmt} for ref, fmt in self.converted],
             "blank": refs(self.blank),
             "near_constant": refs(self.near_constant),
@@ -221,31 +240,41 @@ def perceptual_hashes(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return bits(low), bits(mirror)
 
 
-def hamming_pairs(hashes: np.ndarray, queries: np.ndarray, threshold: int, *, same: bool) -> np.ndarray:
+def _check_threshold(threshold: int) -> None:
+    if not 0 <= threshold <= MAX_NEAR_THRESHOLD:
+        raise EmolensError(f"the near-duplicate threshold must be between 0 and {MAX_NEAR_THRESHOLD} bits (received {threshold}).")
+
+
+def hamming_pairs(hashes: np.ndarray, queries: np.ndarray, threshold: int, *, same: bool, chunk: int = 4096) -> np.ndarray:
     """All (query, hash) index pairs whose 64-bit hashes differ in at most `threshold` bits, as an (M, 2) array.
 
-    With same=True the queries are the hashes themselves and each pair is given once (i < j).
+    With same=True the queries are the hashes themselves and each pair is given once (i < j). Queries go in
+    chunks, so memory stays bounded however many candidates share a block.
     """
-    if not 0 <= threshold < 32:
-        raise EmolensError(f"the near-duplicate threshold must be between 0 and 31 bits (received {threshold}).")
-    blocks = threshold + 1
-    width = -(-64 // blocks)
-    found = []
-    for block in range(blocks):
-        shift, mask = np.uint64(block * width), np.uint64((1 << width) - 1)
-        keys, query_keys = (hashes >> shift) & mask, (queries >> shift) & mask
+    _check_threshold(threshold)
+    # threshold + 1 blocks of (nearly) equal width covering all 64 bits.
+    edges = [round(64 * b / (threshold + 1)) for b in range(threshold + 2)]
+    blocks = []
+    for low, high in zip(edges, edges[1:]):
+        keys = (hashes >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
         order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        start = np.searchsorted(sorted_keys, query_keys, "left")
-        counts = np.searchsorted(sorted_keys, query_keys, "right") - start
-        query_index = np.repeat(np.arange(len(queries)), counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        hash_index = order[np.repeat(start, counts) + offsets]
-        keep = np.bitwise_count(queries[query_index] ^ hashes[hash_index]) <= threshold
-        keep &= query_index < hash_index if same else True
-        found.append(np.stack([query_index[keep], hash_index[keep]], axis=1))
-    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
-    return np.unique(pairs, axis=0)
+        blocks.append((low, high, order, keys[order]))
+    found = [np.zeros((0, 2), np.int64)]
+    for first in range(0, len(queries), chunk):
+        part = queries[first : first + chunk]
+        for low, high, order, sorted_keys in blocks:
+            query_keys = (part >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
+            start = np.searchsorted(sorted_keys, query_keys, "left")
+            counts = np.searchsorted(sorted_keys, query_keys, "right") - start
+            query_index = np.repeat(np.arange(len(part)), counts)
+            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            hash_index = order[np.repeat(start, counts) + offsets]
+            keep = np.bitwise_count(part[query_index] ^ hashes[hash_index]) <= threshold
+            query_index = query_index + first
+            if same:
+                keep &= query_index < hash_index
+            found.append(np.stack([query_index[keep], hash_index[keep]], axis=1))
+    return np.unique(np.concatenate(found), axis=0)
 
 
 def _components(pairs: np.ndarray, count: int) -> np.ndarray:
@@ -269,6 +298,8 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
         >>> report = inspect_dataset(load_dataset("fer2013.zip"), near=True)
         >>> report.summary()["exact_groups"]
     """
+    if near:
+        _check_threshold(threshold)
     splits = [name for name in ("train", "val", "test") if name in dataset.splits]
     refs = [
         ImageRef(name, i, split.names[i], dataset.class_names[int(label)])
@@ -278,7 +309,7 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
     ]
     images = np.concatenate([dataset.splits[name].images for name in splits]) if splits else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     formats = [fmt for name in splits for fmt in (dataset.splits[name].formats or ("",) * len(dataset.splits[name]))]
-    report = Inspection(dataset.source, dataset.class_names, dataset.counts(), unreadable=[s for s in dataset.skipped if s.reason.startswith("not a readable image")])
+    report = Inspection(dataset.source, dataset.class_names, dataset.counts(), skipped=list(dataset.skipped))
     report.converted = [(ref, fmt) for ref, fmt in zip(refs, formats) if fmt and fmt != _FORMAT]
 
     flat = images.reshape(len(images), -1)
@@ -287,16 +318,17 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
     report.blank = [refs[i] for i in np.flatnonzero(constant)]
     report.near_constant = [refs[i] for i in np.flatnonzero(~constant & (spread < NEAR_CONSTANT_STD))]
 
+    # Flat images are reported as blank or near-constant, not as copies of each other: all-black squares in
+    # train and test are not a leaked photo, and a flat image's pHash encodes only its faint gradient or noise.
+    flat_images = set(np.flatnonzero(spread < NEAR_CONSTANT_STD).tolist())
     by_pixels: dict[bytes, list[int]] = defaultdict(list)
     for index, row in enumerate(flat):
-        by_pixels[hashlib.blake2b(row.tobytes(), digest_size=16).digest()].append(index)
+        if index not in flat_images:
+            by_pixels[hashlib.blake2b(row.tobytes(), digest_size=16).digest()].append(index)
     exact_groups = sorted((g for g in by_pixels.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
     report.exact = [DuplicateGroup(tuple(refs[i] for i in g)) for g in exact_groups]
 
     if near:
-        # A flat image's hash encodes nothing but its faint gradient or noise, so flat images would pair up at
-        # random: they are reported as blank or near-constant instead.
-        flat_images = set(np.flatnonzero(spread < NEAR_CONSTANT_STD).tolist())
         report.near = _near_groups(images, refs, exact_groups, threshold, exclude=flat_images)
         report.near_threshold = threshold
     return report
@@ -309,6 +341,8 @@ def _near_groups(
     # One hash per set of identical images: their copies join through `copies` below.
     left_out = exclude | {i for g in exact_groups for i in g[1:]}
     representatives = np.array([i for i in range(len(images)) if i not in left_out], dtype=np.int64)
+    if len(representatives) < 2:
+        return []
     hashes, mirror_hashes = perceptual_hashes(images[representatives])
     direct = representatives[hamming_pairs(hashes, hashes, threshold, same=True)]
     mirror = representatives[hamming_pairs(hashes, mirror_hashes, threshold, same=False)]
@@ -369,19 +403,54 @@ def clean_dataset(dataset: Dataset, report: Inspection) -> tuple[Dataset, list[t
     return replace(dataset, splits=splits), removed
 
 
-def _clean_file_names(split_name: str, class_names: tuple[str, ...], names: tuple[str, ...], labels: np.ndarray) -> list[str]:
-    """Relative PNG paths in split/class/ for each image, from its own file name (CSV rows become row-N.png)."""
+def _png_paths(split_name: str, class_names: tuple[str, ...], names: tuple[str, ...], labels: np.ndarray) -> list[str]:
+    """Relative PNG paths in split/class/ for each image, from its own file name."""
     taken: set[str] = set()
     paths = []
     for name, label in zip(names, labels):
-        stem = f"row-{name.rsplit(':', 1)[1]}" if ".csv:" in name else PurePosixPath(name).stem
-        base = f"{split_name}/{class_names[int(label)]}/{stem}"
+        base = f"{split_name}/{class_names[int(label)]}/{PurePosixPath(name).stem}"
         path, number = f"{base}.png", 2
         while path in taken:  # a.jpg and a.png in one folder
             path, number = f"{base}-{number}.png", number + 1
         taken.add(path)
         paths.append(path)
     return paths
+
+
+def _write_png_tree(dataset: Dataset, folder: Path) -> None:
+    """The dataset as folder/split/class/name.png, the layout every emolens command reads."""
+    for split_name, split in dataset.splits.items():
+        empty = [c for c, n in dataset.counts()[split_name].items() if n == 0]
+        if empty:
+            raise EmolensError(
+                f"after cleaning, {split_name}/ has no images of {', '.join(empty)}, so the copy would not load as a "
+                "dataset. Add images of those classes, or leave them out of the source."
+            )
+    jobs = [
+        (folder / path, image)
+        for split_name, split in dataset.splits.items()
+        for path, image in zip(_png_paths(split_name, dataset.class_names, split.names, split.labels), split.images)
+    ]
+    for parent in {path.parent for path, _ in jobs}:
+        parent.mkdir(parents=True, exist_ok=True)
+
+    def save(job: tuple[Path, np.ndarray]) -> None:
+        Image.fromarray(job[1], "L").save(job[0], format="PNG")
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _ in track(pool.map(save, jobs), total=len(jobs), description="Writing the cleaned copy"):
+            pass
+
+
+def _write_fer2013_csv(dataset: Dataset, path: Path) -> None:
+    """The dataset in the FER2013 CSV's own form (emotion,pixels,Usage), for a source that was such a CSV."""
+    usage = {split: name for name, split in CSV_USAGE_SPLITS.items()}
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        for split_name, split in dataset.splits.items():
+            for label, image in zip(split.labels, split.images):
+                writer.writerow([int(label), " ".join(map(str, image.ravel().tolist())), usage[split_name]])
 
 
 def write_removed_list(path: str | os.PathLike, removed: list[tuple[ImageRef, str]]) -> None:
@@ -394,10 +463,10 @@ def write_removed_list(path: str | os.PathLike, removed: list[tuple[ImageRef, st
 
 
 def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathLike) -> tuple[Path, list[tuple[ImageRef, str]]]:
-    """Writes the cleaned dataset as a folder of 48x48 PNGs (split/class/name.png) and removed.csv beside them.
+    """Writes the cleaned dataset into a new folder, with removed.csv listing what was left out and why.
 
-    The folder appears whole or not at all (it is built under a temporary name, then renamed); the source is
-    only read.
+    A folder or ZIP source becomes 48x48 PNGs in split/class/ folders; a FER2013 CSV becomes a CSV of the same
+    form and name. The folder appears whole or not at all, and the source is only read.
 
     Returns:
         The folder written and the images left out, with reasons.
@@ -409,29 +478,12 @@ def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathL
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EmolensError(f"{out} already exists and is not empty. Choose a new folder for the cleaned copy.")
     cleaned, removed = clean_dataset(dataset, report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        jobs = []
-        for name, split in cleaned.splits.items():
-            for class_name in cleaned.class_names:
-                (building / name / class_name).mkdir(parents=True, exist_ok=True)
-            jobs += zip(_clean_file_names(name, cleaned.class_names, split.names, split.labels), split.images)
-
-        def save(job: tuple[str, np.ndarray]) -> None:
-            buffer = io.BytesIO()
-            Image.fromarray(job[1], "L").save(buffer, format="PNG")
-            (building / job[0]).write_bytes(buffer.getvalue())
-
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for _ in track(pool.map(save, jobs), total=len(jobs), description="Writing the cleaned copy"):
-                pass
+    with atomic_dir(out) as building:
+        if source.suffix.lower() == ".csv":
+            _write_fer2013_csv(cleaned, building / source.name)
+        else:
+            _write_png_tree(cleaned, building)
         write_removed_list(building / "removed.csv", removed)
-        if out.exists():
-            out.rmdir()
-        os.replace(building, out)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     logger.info("Wrote %s: %d images kept, %d left out (see removed.csv)", out, sum(len(s) for s in cleaned.splits.values()), len(removed))
     return out, removed
 

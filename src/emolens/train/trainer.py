@@ -396,7 +396,9 @@ def resume(
         raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
     source = data if data is not None else saved["data"]["source"]
     dataset = load_dataset(source, cache=cache)
-    if dataset.content_digest() != saved["data"].get("content_digest"):
+    # Runs begun before emolens recorded content digests can only compare the source's fingerprint.
+    digest = saved["data"].get("content_digest")
+    if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
         raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
     trainer, _ = load_model(checkpoint, compile=True)
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
