@@ -22,6 +22,9 @@ $(INSTALLED): pyproject.toml
 $(TEST_INSTALLED): $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0+cpu" || echo "No CPU wheel of torch 2.13.0 here: the torch-backend test will be skipped."
+	@# The web page is tested in Debian's chromium, driven by Playwright (no browser download).
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		|| echo "Could not install chromium (apt-get install chromium): the browser tests will be skipped."; }
 	touch $@
 
 demo: $(INSTALLED)

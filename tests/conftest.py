@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,17 @@ def png_bytes(pixels: np.ndarray, mode: str = "L") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A 1 x 1 PNG whose header claims width x height (with a valid header CRC): a decompression bomb."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
 
 
 def class_image(label: int, index: int, size: int = 48) -> np.ndarray:

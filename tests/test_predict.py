@@ -12,14 +12,11 @@ Only the two bundled-model tests need src/emolens/weights/default.onnx.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
-import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import cv2
@@ -27,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import bomb_png
 from emolens.cli import main
 from emolens.constants import FER2013_CLASSES
 from emolens.predict.annotate import annotate
@@ -178,17 +176,6 @@ def _save_cmyk(rgb: np.ndarray, path: Path) -> Path:
     Image.fromarray(rgb).convert("CMYK").save(path, "JPEG", quality=95)
     assert Image.open(path).mode == "CMYK"
     return path
-
-
-def _bomb_png(width: int = 20000, height: int = 20000) -> bytes:
-    """A 1 x 1 PNG whose header claims width x height (with a valid header CRC)."""
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, format="PNG")
-    data = bytearray(buffer.getvalue())
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
 
 
 def _write_video(path: Path, frames: int = 12, fps: float = 10.0) -> Path:
@@ -474,7 +461,7 @@ def test_predict_reports_each_unreadable_input_and_keeps_going(onnx_model, photo
         "x.png": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
         "notes.jpg": b"Meeting notes, not a picture.\n" * 20,
         "truncated.png": truncated[: len(truncated) // 2],
-        "bomb.png": _bomb_png(),
+        "bomb.png": bomb_png(),
         "clip.mp4": rng.integers(0, 256, 8192, dtype=np.uint8).tobytes(),
     }
     for name, data in bad.items():

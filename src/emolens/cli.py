@@ -326,6 +326,17 @@ def _print_inspection(report) -> None:
         stdout.print(f"  - {escape(line)}")
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from emolens.serve import serve
+
+    console.print(f"emolens serves on [bold]http://{escape(args.host)}:{args.port}[/] (the page at /, the API at /v1, docs at /docs); Ctrl-C stops.")
+    serve(
+        args.model, host=args.host, port=args.port, workers=args.workers, detector=args.detector,
+        detector_model=args.detector_model, min_face=args.min_face, tta=args.tta, max_upload_mb=args.max_upload_mb,
+    )  # fmt: skip
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -411,6 +422,22 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
     predict.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops for models trained on crops (default none)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
+
+    serve = commands.add_parser(
+        "serve",
+        help="an HTTP API and a web page (photos and the webcam) on this machine",
+        description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and OpenAPI docs at /docs.",
+    )
+    serve.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in megabytes; larger ones get 413 (default 10)")
+    serve.add_argument("--detector", default="haar", choices=("haar", "yunet"), help="face detector (default haar; yunet needs --detector-model)")
+    serve.add_argument("--detector-model", help="YuNet's .onnx file (face_detection_yunet_2023mar.onnx)")
+    serve.add_argument("--min-face", type=_positive_int, default=40, help="smallest face side in pixels (default 40)")
+    serve.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops (default none)")
+    serve.set_defaults(handler=cmd_serve, needs_backend=False)
 
     export = commands.add_parser("export", help="export a trained model to ONNX (or a clean .keras) with its model card")
     export.add_argument("model", help="a run folder or a .keras file")

@@ -20,6 +20,10 @@ class UndecodableImage(ValueError):
     """The bytes are not an image emolens can read (corrupt, truncated, not an image, too large)."""
 
 
+class ImageTooLarge(UndecodableImage):
+    """The image has more pixels than MAX_PIXELS (a decompression bomb, or simply too big to be a face photo)."""
+
+
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
@@ -54,7 +58,7 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise UndecodableImage(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
+                    raise ImageTooLarge(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
                 original = f"{image.width}x{image.height} {image.mode}"
                 if draft_size is not None:
                     # JPEG can decode straight at a fraction of full size: far faster for big photos.
@@ -64,7 +68,9 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple
         raise
     except Image.UnidentifiedImageError as error:
         raise UndecodableImage("not an image format Pillow can read") from error
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(str(error) or type(error).__name__) from error
+    except (OSError, ValueError, SyntaxError) as error:
         raise UndecodableImage(str(error) or type(error).__name__) from error
 
 

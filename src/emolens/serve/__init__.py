@@ -1,0 +1,72 @@
+"""`emolens serve`: the HTTP API and web page (see emolens.serve.app)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+from typing import Any
+
+from emolens.errors import EmolensError
+
+logger = logging.getLogger(__name__)
+
+
+def serve(
+    model: str = "default",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    detector: str = "haar",
+    detector_model: str | None = None,
+    min_face: int = 40,
+    tta: str = "none",
+    max_upload_mb: float = 10.0,
+) -> None:
+    """Serves the API and page with uvicorn until interrupted; each worker process loads the model once.
+
+    Binds to 127.0.0.1 (this machine only) unless `host` says otherwise.
+    """
+    from emolens.serve.app import create_app, settings_to_environment
+
+    if workers < 1:
+        raise EmolensError(f"--workers must be at least 1 (received {workers}).")
+    if max_upload_mb <= 0:
+        raise EmolensError(f"--max-upload-mb must be positive (received {max_upload_mb}).")
+    settings: dict[str, Any] = {
+        "model": model, "detector": detector, "detector_model": detector_model, "min_face": min_face, "tta": tta,
+        "max_upload_mb": max_upload_mb,
+    }  # fmt: skip
+    _check_port_free(host, port)
+    # Load once here first, so a bad model or detector is a one-line error before any worker starts.
+    app = create_app(**settings)
+    if _is_public(host):
+        logger.warning("Listening on %s: other machines can reach this server. Use --host 127.0.0.1 to keep it local.", host)
+    import uvicorn
+
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return
+    os.environ.update(settings_to_environment(**settings))
+    uvicorn.run("emolens.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A one-line error now, rather than uvicorn's log and exit later, when the address cannot be listened on."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise EmolensError(f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another --port, or stop what uses it.") from error
+
+
+def _is_public(host: str) -> bool:
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
+
+
+__all__ = ["serve"]

@@ -1,0 +1,177 @@
+"""The HTTP API and web page: FastAPI over one Recognizer per worker process.
+
+    GET  /              the page (photo upload and webcam), one self-contained HTML file
+    POST /v1/predict    an image as multipart (any one file field) or as the raw body -> predict --json's object
+    GET  /v1/health     {"status": "ok", ...}
+    GET  /v1/model      the model card, the detector and the upload limit
+    GET  /docs          OpenAPI docs (FastAPI's)
+
+Uploads are read into memory up to the limit (413 beyond it), decoded with the same code as `emolens predict`
+(so decompression bombs are refused: 413), and never touch the disk; a file name sent by a client is only
+echoed back as "source". Detection and classification run in a worker thread under a lock: OpenCV's cascade is
+not safe to share between threads, and on a CPU one image at a time per process is also the fastest order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import PurePath
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from emolens import __version__
+from emolens.constants import EMOTION_COLORS
+from emolens.data.decode import ImageTooLarge, UndecodableImage
+from emolens.predict.recognizer import ImageResult, Recognizer, to_gray
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 10.0
+# Settings travel to worker processes (uvicorn --workers) through the environment.
+ENVIRONMENT_PREFIX = "EMOLENS_SERVE_"
+
+
+class _RequestError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) more than `limit` bytes whether or not Content-Length says so."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _RequestError(413, f"the upload is {int(declared):,} bytes; the limit is {limit:,}.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _RequestError(413, f"the upload is over the limit of {limit:,} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
+    """The uploaded image's bytes and a name to echo back: one multipart file, or the raw body."""
+    body = await _read_capped(request, limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if not body:
+            raise _RequestError(400, "the request has no image: send one as the body or as a multipart file.")
+        return body, "upload"
+
+    async def once() -> AsyncIterator[bytes]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, once(), max_files=1, max_fields=16).parse()
+    except MultiPartException as error:
+        raise _RequestError(400, f"unreadable multipart form ({error.message}); send one image file.") from error
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not files:
+        raise _RequestError(400, "the form has no file: send the image as a multipart file field (e.g. 'file').")
+    data = await files[0].read()
+    # Only the last part of a client's file name is kept, and only to echo it back.
+    return data, PurePath(files[0].filename or "upload").name or "upload"
+
+
+def create_app(
+    model: str = "default",
+    *,
+    detector: str = "haar",
+    detector_model: str | None = None,
+    min_face: int = 40,
+    tta: str = "none",
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+) -> FastAPI:
+    """The emolens web app, with its Recognizer loaded now (once per process).
+
+    Args:
+        model: "default" (the bundled ONNX model), a run folder, a .keras or an .onnx file.
+        detector: "haar" or "yunet" (with `detector_model`).
+        detector_model: YuNet's .onnx file.
+        min_face: smallest face side in pixels. Defaults to 40.
+        tta: "none", "flip" or "crops". Defaults to "none".
+        max_upload_mb: largest accepted upload, in megabytes. Defaults to 10.
+
+    Returns:
+        The FastAPI application.
+    """
+    recognizer = Recognizer(model, detector=detector, detector_model=detector_model, min_face=min_face, tta=tta)
+    lock = threading.Lock()
+    limit = int(max_upload_mb * 1_000_000)
+    started = time.time()
+    page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
+    card = {key: value for key, value in recognizer.classifier.card.items() if key != "training_state"}
+    app = FastAPI(title="emolens", version=__version__, description="Facial emotion recognition: the faces in an image and what each shows.")
+
+    def recognize(data: bytes, source: str) -> dict[str, Any]:
+        gray, _ = to_gray(data)  # decoding needs no lock: Pillow is thread-safe and releases the GIL
+        with lock:
+            faces = recognizer.recognize([gray])[0]
+        return ImageResult(source, gray.shape[1], gray.shape[0], faces).to_dict()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "model": str(model), "uptime_s": round(time.time() - started, 1)}
+
+    @app.get("/v1/model")
+    def model_card() -> dict[str, Any]:
+        return {
+            "model": str(model),
+            "card": card,
+            "detector": detector,
+            "tta": tta,
+            "max_upload_bytes": limit,
+            "colors": {name: EMOTION_COLORS.get(name) for name in recognizer.class_names},
+        }
+
+    @app.post(
+        "/v1/predict",
+        summary="The faces in an image and their emotions",
+        description="Send the image as a multipart file field or as the raw request body (any image format Pillow reads). "
+        "Returns the same object as `emolens predict --json`.",
+        responses={400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"}},
+    )
+    async def predict(request: Request) -> JSONResponse:
+        try:
+            data, source = await _image_bytes(request, limit)
+            return JSONResponse(await run_in_threadpool(recognize, data, source))
+        except _RequestError as error:
+            return _error(error.status, str(error))
+        except ImageTooLarge as error:
+            return _error(413, f"the image is too large to decode ({error}).")
+        except UndecodableImage as error:
+            return _error(415, f"not an image emolens can read ({error}). Send a JPEG, PNG, WebP, BMP, GIF or TIFF.")
+
+    logger.info("emolens serve: model %s, %s detector, uploads up to %s bytes", model, detector, f"{limit:,}")
+    return app
+
+
+def settings_to_environment(**settings: Any) -> dict[str, str]:
+    """create_app's keyword arguments as environment variables, for worker processes."""
+    return {ENVIRONMENT_PREFIX + key.upper(): str(value) for key, value in settings.items() if value is not None}
+
+
+def app_from_environment() -> FastAPI:
+    """create_app with the settings `emolens serve` put in the environment (uvicorn calls this in each worker)."""
+    values = {key[len(ENVIRONMENT_PREFIX) :].lower(): value for key, value in os.environ.items() if key.startswith(ENVIRONMENT_PREFIX)}
+    kinds = {"min_face": int, "max_upload_mb": float}
+    return create_app(**{key: kinds.get(key, str)(value) for key, value in values.items()})

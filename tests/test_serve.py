@@ -1,0 +1,246 @@
+"""`emolens serve`: the API through httpx against a real uvicorn on a loopback port, and the page in headless
+Chromium driven by Playwright (photo upload, and the webcam fed a video of the sample portrait)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import bomb_png
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "samples" / "astronaut.png"
+MAX_UPLOAD_MB = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "emolens", "serve", "--port", str(port), *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"emolens serve exited early:\n{process.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("emolens serve did not answer within 60 s")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    process, url = start_server("--max-upload-mb", str(MAX_UPLOAD_MB))
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def astronaut_bytes() -> bytes:
+    return ASTRONAUT.read_bytes()
+
+
+def test_health_and_model_card(server):
+    health = httpx.get(f"{server}/v1/health").json()
+    assert health["status"] == "ok" and health["model"] == "default"
+    info = httpx.get(f"{server}/v1/model").json()
+    assert info["card"]["class_names"][3] == "happy" and "training_state" not in info["card"]
+    assert info["max_upload_bytes"] == MAX_UPLOAD_MB * 1_000_000 and info["colors"]["happy"].startswith("#")
+    assert httpx.get(f"{server}/openapi.json").json()["paths"]["/v1/predict"]["post"]
+
+
+def test_predict_gives_what_predict_json_prints(server, astronaut_bytes):
+    served = httpx.post(f"{server}/v1/predict", files={"file": ("astronaut.png", astronaut_bytes, "image/png")}).json()
+    printed = subprocess.run(
+        [sys.executable, "-m", "emolens", "predict", str(ASTRONAUT), "--json"], capture_output=True, text=True, check=True
+    )
+    expected = json.loads(printed.stdout)
+    assert served == {**expected, "source": "astronaut.png"}
+    assert [face["emotion"] for face in served["faces"]] == ["happy"]
+
+
+def test_a_raw_body_works_too(server, astronaut_bytes):
+    answer = httpx.post(f"{server}/v1/predict", content=astronaut_bytes, headers={"Content-Type": "image/png"})
+    assert answer.status_code == 200 and answer.json()["source"] == "upload" and len(answer.json()["faces"]) == 1
+
+
+def test_a_client_file_name_is_only_echoed(server, astronaut_bytes):
+    answer = httpx.post(f"{server}/v1/predict", files={"file": ("../../etc/passwd", astronaut_bytes, "image/png")})
+    assert answer.status_code == 200 and answer.json()["source"] == "passwd" and answer.json()["faces"]
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "words"),
+    [
+        ({"files": {"file": ("notes.txt", b"hello, not an image", "text/plain")}}, 415, "not an image"),
+        ({"content": b"\x89PNG\r\n\x1a\n truncated"}, 415, "not an image"),
+        ({"content": bomb_png()}, 413, "too large"),
+        ({"content": b"\0" * int(MAX_UPLOAD_MB * 1_000_000 + 1)}, 413, "limit"),
+        ({"content": b""}, 400, "no image"),
+        ({"files": {"name": (None, "no file here")}}, 400, "no file"),
+    ],
+    ids=["text-file", "truncated", "bomb", "too-big", "empty", "form-without-file"],
+)
+def test_bad_uploads_get_a_json_error(server, send, status, words):
+    answer = httpx.post(f"{server}/v1/predict", **send)
+    assert answer.status_code == status and words in answer.json()["error"]
+
+
+def test_an_upload_without_content_length_is_capped_too(server):
+    def chunks():  # a generator body goes out chunked, with no Content-Length to check up front
+        for _ in range(30):
+            yield b"\0" * 50_000
+
+    answer = httpx.post(f"{server}/v1/predict", content=chunks())
+    assert answer.status_code == 413
+
+
+def test_a_client_that_disconnects_does_not_disturb_others(server, astronaut_bytes):
+    port = int(server.rsplit(":", 1)[1])
+    for _ in range(5):  # promise a big body, send a little, hang up
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 900000\r\n\r\n")
+            raw.sendall(astronaut_bytes[:1000])
+    answers: list[int] = []
+
+    def ask() -> None:
+        answers.append(httpx.post(f"{server}/v1/predict", content=astronaut_bytes, timeout=60).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 8 and httpx.get(f"{server}/v1/health").status_code == 200
+
+
+def test_it_listens_on_loopback_only_by_default(server):
+    addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split() if shutil.which("hostname") else []
+    outside = [a for a in addresses if ":" not in a and not a.startswith("127.")]
+    if not outside:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    port = int(server.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        socket.create_connection((outside[0], port), timeout=2).close()
+
+
+def test_a_port_in_use_is_a_one_line_error():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "emolens", "serve", "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_app_loads_the_onnx_model_without_tensorflow():
+    code = (
+        "import sys; from emolens.serve.app import create_app; create_app(); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# --- the page, in a real browser --------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 10) -> Path:
+    """A short YUV4MPEG2 video of one still picture: Chromium's fake webcam plays such files."""
+    height, width = rgb.shape[:2]
+    ycbcr = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
+    y = ycbcr[..., 0]
+    cb, cr = (ycbcr[0::2, 0::2, c] for c in (1, 2))  # 4:2:0
+    with open(path, "wb") as file:
+        file.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            file.write(b"FRAME\n" + y.tobytes() + cb.tobytes() + cr.tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (Debian: apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    video = write_y4m(tmp_path_factory.mktemp("camera") / "astronaut.y4m", np.asarray(Image.open(ASTRONAUT).convert("RGB")))
+    args = [
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context()
+    context.grant_permissions(["camera"], origin=server)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready=yes]", timeout=20_000)
+    yield page, requested
+    context.close()
+
+
+def test_the_page_shows_the_emotion_of_an_uploaded_photo(page, server):
+    page, requested = page
+    page.set_input_files("#file", str(ASTRONAUT))
+    page.wait_for_selector(".face .emotion", timeout=20_000)
+    assert page.inner_text(".face .emotion") == "happy"
+    assert page.get_attribute("#photo", "data-labels") == "happy"
+    assert page.is_visible("#photo") and "1 face(s) in astronaut.png" in page.inner_text("#status")
+    assert len(page.query_selector_all(".face .bar")) == 7
+    # The top bar is drawn as long as its probability says (0.94 of its track).
+    share = page.evaluate("(() => { const bar = document.querySelector('.face .bar'); "
+                          "return bar.querySelector('.fill').offsetWidth / bar.querySelector('.track').offsetWidth; })()")
+    assert share == pytest.approx(0.94, abs=0.03)
+    assert all(url.startswith(server) for url in requested), "the page fetched something from elsewhere"
+
+
+def test_the_page_says_what_went_wrong(page, tmp_path):
+    page, _ = page
+    (tmp_path / "notes.png").write_bytes(b"not really a picture")
+    page.set_input_files("#file", str(tmp_path / "notes.png"))
+    page.wait_for_selector("#status.error", timeout=20_000)
+    assert "not an image" in page.inner_text("#status")
+
+
+def test_the_webcam_gets_live_labels(page):
+    page, requested = page
+    page.click("#camera")
+    page.wait_for_function("document.querySelector('#overlay').dataset.labels === 'happy'", timeout=30_000)
+    page.wait_for_timeout(1500)  # (a plain sleep would not let Playwright record the requests)
+    frames = sum(url.endswith("/v1/predict") for url in requested)
+    assert frames >= 3, f"only {frames} frames sent"
+    page.click("#camera")
+    assert "Camera off" in page.inner_text("#status")
