@@ -32,15 +32,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+def start_server(log: Path, *args: str, host: str = "127.0.0.1") -> tuple[subprocess.Popen, str]:
+    """`emolens serve` in a subprocess on a free port, its output in `log`; returns once /v1/health answers."""
     port = free_port()
-    command = [sys.executable, "-m", "emolens", "serve", "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "emolens", "serve", "--host", host, "--port", str(port), *args]
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"emolens serve exited early:\n{process.stdout.read()}")
+            raise AssertionError(f"emolens serve exited early:\n{log.read_text()}")
         try:
             if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
                 return process, url
@@ -51,8 +52,13 @@ def start_server(*args: str) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    process, url = start_server("--max-upload-mb", str(MAX_UPLOAD_MB))
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serve") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(server_log) -> Iterator[str]:
+    process, url = start_server(server_log, "--max-upload-mb", str(MAX_UPLOAD_MB))
     yield url
     process.terminate()
     process.wait(timeout=20)
@@ -118,7 +124,7 @@ def test_an_upload_without_content_length_is_capped_too(server):
     assert answer.status_code == 413
 
 
-def test_a_client_that_disconnects_does_not_disturb_others(server, astronaut_bytes):
+def test_a_client_that_disconnects_does_not_disturb_others(server, server_log, astronaut_bytes):
     port = int(server.rsplit(":", 1)[1])
     for _ in range(5):  # promise a big body, send a little, hang up
         with socket.create_connection(("127.0.0.1", port)) as raw:
@@ -135,6 +141,40 @@ def test_a_client_that_disconnects_does_not_disturb_others(server, astronaut_byt
     for thread in threads:
         thread.join()
     assert answers == [200] * 8 and httpx.get(f"{server}/v1/health").status_code == 200
+    assert "Traceback" not in server_log.read_text()
+
+
+def test_other_errors_are_json_too(server, astronaut_bytes):
+    assert httpx.get(f"{server}/v1/nothing").json() == {"error": "Not Found"}
+    assert httpx.get(f"{server}/v1/predict").status_code == 405 and "error" in httpx.get(f"{server}/v1/predict").json()
+    # Media types are case-insensitive.
+    request = httpx.Request("POST", f"{server}/v1/predict", files={"file": ("a.png", astronaut_bytes, "image/png")})
+    body = request.read()
+    headers = {"Content-Type": request.headers["Content-Type"].replace("multipart/form-data", "Multipart/Form-Data")}
+    assert httpx.post(f"{server}/v1/predict", content=body, headers=headers).json()["source"] == "a.png"
+
+
+def test_the_docs_can_send_an_image(server):
+    body = httpx.get(f"{server}/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
+    assert set(body["content"]) == {"multipart/form-data", "image/*"}
+
+
+@pytest.mark.parametrize("args", [["--workers", "2"], ["--host", "::1"]], ids=["two-workers", "ipv6-loopback"])
+def test_other_ways_to_serve(args, tmp_path, astronaut_bytes):
+    host = args[1] if args[0] == "--host" else "127.0.0.1"
+    if host == "::1":
+        try:
+            socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+    process, url = start_server(tmp_path / "server.log", *([] if args[0] == "--host" else args), host=host)
+    try:
+        answer = httpx.post(f"{url}/v1/predict", content=astronaut_bytes, timeout=60)
+        assert answer.status_code == 200 and answer.json()["faces"][0]["emotion"] == "happy"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
 
 
 def test_it_listens_on_loopback_only_by_default(server):
@@ -145,6 +185,13 @@ def test_it_listens_on_loopback_only_by_default(server):
     port = int(server.rsplit(":", 1)[1])
     with pytest.raises(OSError):
         socket.create_connection((outside[0], port), timeout=2).close()
+
+
+@pytest.mark.parametrize(("args", "words"), [(["--max-upload-mb", "nan"], "positive number"), (["--port", "70000"], "between 0 and 65535")])
+def test_bad_settings_are_one_line_errors(args, words):
+    result = subprocess.run([sys.executable, "-m", "emolens", "serve", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+    assert "serves on" not in result.stderr + result.stdout
 
 
 def test_a_port_in_use_is_a_one_line_error():
@@ -225,6 +272,15 @@ def test_the_page_shows_the_emotion_of_an_uploaded_photo(page, server):
                           "return bar.querySelector('.fill').offsetWidth / bar.querySelector('.track').offsetWidth; })()")
     assert share == pytest.approx(0.94, abs=0.03)
     assert all(url.startswith(server) for url in requested), "the page fetched something from elsewhere"
+
+
+def test_a_format_the_browser_cannot_show_still_gets_its_results(page, tmp_path):
+    page, _ = page
+    Image.open(ASTRONAUT).save(tmp_path / "astronaut.tiff")
+    page.set_input_files("#file", str(tmp_path / "astronaut.tiff"))
+    page.wait_for_selector(".face .emotion", timeout=20_000)
+    assert page.inner_text(".face .emotion") == "happy" and not page.is_visible("#photo")
+    assert "cannot show this format" in page.inner_text("#status")
 
 
 def test_the_page_says_what_went_wrong(page, tmp_path):

@@ -329,12 +329,18 @@ def _print_inspection(report) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from emolens.serve import serve
 
-    console.print(f"emolens serves on [bold]http://{escape(args.host)}:{args.port}[/] (the page at /, the API at /v1, docs at /docs); Ctrl-C stops.")
     serve(
         args.model, host=args.host, port=args.port, workers=args.workers, detector=args.detector,
         detector_model=args.detector_model, min_face=args.min_face, tta=args.tta, max_upload_mb=args.max_upload_mb,
     )  # fmt: skip
     return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port between 0 and 65535, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -430,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in megabytes; larger ones get 413 (default 10)")
     serve.add_argument("--detector", default="haar", choices=("haar", "yunet"), help="face detector (default haar; yunet needs --detector-model)")

@@ -39,9 +39,12 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
 def _to_grayscale(image: Image.Image) -> Image.Image:
     """Converts any PIL mode to 8-bit 'L', scaling high-bit-depth data instead of clipping it."""
     if image.mode in _HIGH_BIT_MODES:
-        pixels = np.asarray(image, dtype=np.float64)
+        # float32, scaled in place: a 64-megapixel 16-bit image needs 256 MB here, not several float64 copies.
+        pixels = np.array(image, dtype=np.float32)  # a writable copy, even of an "F" image
         top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
+        pixels *= 255.0 / top
+        np.clip(pixels, 0, 255, out=pixels)
+        return Image.fromarray(np.rint(pixels, out=pixels).astype(np.uint8), "L")
     return _flatten_alpha(image).convert("L")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import socket
 from typing import Any
@@ -33,8 +34,10 @@ def serve(
 
     if workers < 1:
         raise EmolensError(f"--workers must be at least 1 (received {workers}).")
-    if max_upload_mb <= 0:
-        raise EmolensError(f"--max-upload-mb must be positive (received {max_upload_mb}).")
+    if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise EmolensError(f"--max-upload-mb must be a positive number (received {max_upload_mb}).")
+    if not 0 <= port <= 65535:
+        raise EmolensError(f"--port must be between 0 and 65535 (received {port}).")
     settings: dict[str, Any] = {
         "model": model, "detector": detector, "detector_model": detector_model, "min_face": min_face, "tta": tta,
         "max_upload_mb": max_upload_mb,
@@ -44,6 +47,8 @@ def serve(
     app = create_app(**settings)
     if _is_public(host):
         logger.warning("Listening on %s: other machines can reach this server. Use --host 127.0.0.1 to keep it local.", host)
+    shown = f"[{host}]" if ":" in host else host
+    logger.info("emolens serves on http://%s:%d (the page at /, the API at /v1, docs at /docs); Ctrl-C stops.", shown, port)
     import uvicorn
 
     if workers == 1:
@@ -56,7 +61,8 @@ def serve(
 def _check_port_free(host: str, port: int) -> None:
     """A one-line error now, rather than uvicorn's log and exit later, when the address cannot be listened on."""
     try:
-        with socket.create_server((host, port)):
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as error:
         raise EmolensError(f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another --port, or stop what uses it.") from error

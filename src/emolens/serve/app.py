@@ -8,8 +8,9 @@
 
 Uploads are read into memory up to the limit (413 beyond it), decoded with the same code as `emolens predict`
 (so decompression bombs are refused: 413), and never touch the disk; a file name sent by a client is only
-echoed back as "source". Detection and classification run in a worker thread under a lock: OpenCV's cascade is
-not safe to share between threads, and on a CPU one image at a time per process is also the fastest order.
+echoed back as "source". At most one decode per core runs at once (a small file can decode to hundreds of
+megabytes), and detection and classification run under a lock: OpenCV's cascade is not safe to share between
+threads, and on a CPU one image at a time per process is also the fastest order.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from emolens import __version__
 from emolens.constants import EMOTION_COLORS
@@ -37,6 +40,13 @@ from emolens.predict.recognizer import ImageResult, Recognizer, to_gray
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
+# What /docs offers to send to /v1/predict: a multipart file, or the image as the body.
+IMAGE_REQUEST_BODY = {
+    "multipart/form-data": {
+        "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}
+    },
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+}
 # Settings travel to worker processes (uvicorn --workers) through the environment.
 ENVIRONMENT_PREFIX = "EMOLENS_SERVE_"
 
@@ -65,10 +75,16 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class _InMemoryMultiPartParser(MultiPartParser):
+    # Starlette spools file parts over 1 MB to a temporary file; uploads are capped anyway, so keep them in memory.
+    spool_max_size = 2**63 - 1
+
+
 async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
     """The uploaded image's bytes and a name to echo back: one multipart file, or the raw body."""
     body = await _read_capped(request, limit)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
         if not body:
             raise _RequestError(400, "the request has no image: send one as the body or as a multipart file.")
         return body, "upload"
@@ -77,15 +93,18 @@ async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
         yield body
 
     try:
-        form = await MultiPartParser(request.headers, once(), max_files=1, max_fields=16).parse()
+        form = await _InMemoryMultiPartParser(request.headers, once(), max_files=1, max_fields=16).parse()
     except MultiPartException as error:
         raise _RequestError(400, f"unreadable multipart form ({error.message}); send one image file.") from error
-    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-    if not files:
-        raise _RequestError(400, "the form has no file: send the image as a multipart file field (e.g. 'file').")
-    data = await files[0].read()
-    # Only the last part of a client's file name is kept, and only to echo it back.
-    return data, PurePath(files[0].filename or "upload").name or "upload"
+    try:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not files:
+            raise _RequestError(400, "the form has no file: send the image as a multipart file field (e.g. 'file').")
+        data = await files[0].read()
+        # Only the last part of a client's file name is kept, and only to echo it back.
+        return data, PurePath(files[0].filename or "upload").name or "upload"
+    finally:
+        await form.close()
 
 
 def create_app(
@@ -112,14 +131,21 @@ def create_app(
     """
     recognizer = Recognizer(model, detector=detector, detector_model=detector_model, min_face=min_face, tta=tta)
     lock = threading.Lock()
+    decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
     limit = int(max_upload_mb * 1_000_000)
     started = time.time()
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
     card = {key: value for key, value in recognizer.classifier.card.items() if key != "training_state"}
     app = FastAPI(title="emolens", version=__version__, description="Facial emotion recognition: the faces in an image and what each shows.")
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        # Every error this server gives, 404 and 405 included, reads {"error": "..."}.
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
+
     def recognize(data: bytes, source: str) -> dict[str, Any]:
-        gray, _ = to_gray(data)  # decoding needs no lock: Pillow is thread-safe and releases the GIL
+        with decoding:  # Pillow is thread-safe and releases the GIL, but memory is not unlimited
+            gray, _ = to_gray(data)
         with lock:
             faces = recognizer.recognize([gray])[0]
         return ImageResult(source, gray.shape[1], gray.shape[0], faces).to_dict()
@@ -149,11 +175,15 @@ def create_app(
         description="Send the image as a multipart file field or as the raw request body (any image format Pillow reads). "
         "Returns the same object as `emolens predict --json`.",
         responses={400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"}},
+        openapi_extra={"requestBody": {"required": True, "content": IMAGE_REQUEST_BODY}},
     )
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(request: Request) -> Response:
         try:
             data, source = await _image_bytes(request, limit)
             return JSONResponse(await run_in_threadpool(recognize, data, source))
+        except ClientDisconnect:
+            logger.debug("a client hung up during its upload")
+            return Response(status_code=400)
         except _RequestError as error:
             return _error(error.status, str(error))
         except ImageTooLarge as error:
