@@ -77,6 +77,13 @@ def test_a_run_begun_before_content_digests_resumes_by_fingerprint(tiny, tmp_pat
     assert epochs_in(resume(tmp_path / "run", epochs=2, verbose=0).run_dir) == [1, 2]
 
 
+def test_resume_clears_what_a_kill_left_half_written(tiny, tmp_path):
+    train(tiny, TrainConfig(epochs=1, batch_size=8, limit=4), out=tmp_path / "run", verbose=0)
+    (tmp_path / "run" / ".curves.x1y2.partial.png").write_bytes(b"half a picture")
+    resume(tmp_path / "run", epochs=2, verbose=0)
+    assert not list((tmp_path / "run").glob(".*partial*"))
+
+
 def test_limit_caps_each_class(tiny, tmp_path):
     train(tiny, TrainConfig(epochs=1, batch_size=8, limit=3, val_split=0.2), out=tmp_path / "run", verbose=0)
     # 10 readable images per class -> 8 train and 2 val per class after the split -> capped at 3 and 2.

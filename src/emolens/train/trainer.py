@@ -401,6 +401,9 @@ def resume(
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
         raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
     trainer, _ = load_model(checkpoint, compile=True)
+    # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).
+    for stray in run_dir.glob(".*.partial*"):
+        stray.unlink(missing_ok=True)
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
     if epochs is not None:
         write_json(config_path, {**saved, "config": config.to_dict()})
