@@ -164,3 +164,19 @@ def test_a_cosine_run_cannot_be_extended_past_its_planned_end(tmp_path):
         from emolens.train import resume
 
         resume(run, epochs=2, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "expected"),
+    [("seed", True, "bf16"), ("seed", False, "float32"), ("mini_resnet", True, "float32"), ("vgg", True, "float32")],
+)
+def test_auto_precision_is_bf16_only_where_it_was_measured_faster(monkeypatch, model, hardware, expected):
+    from emolens import backend
+    from emolens.train.trainer import resolve_precision
+
+    backend.cpu_has_bfloat16.cache_clear()
+    monkeypatch.setattr(backend, "cpu_has_bfloat16", lambda: hardware)
+    monkeypatch.setattr(backend, "has_gpu", lambda: False)
+    assert TrainConfig().precision == "auto"
+    assert resolve_precision(TrainConfig(model=model)) == expected
+    assert resolve_precision(TrainConfig(model=model, precision="float32")) == "float32"

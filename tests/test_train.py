@@ -34,6 +34,7 @@ def test_skipped_files_are_listed_in_the_run(tiny, tmp_path):
     assert (result.run_dir / "skipped_files.txt").read_text().startswith("train/happy/corrupt.png\tnot a readable image")
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["data"]["skipped"] == 1 and config["class_names"] == list(CLASSES)
+    assert config["config"]["precision"] in ("float32", "bf16")  # "auto" is settled when the run starts
     card = read_card(result.run_dir / "model.keras")
     assert card["class_names"] == list(CLASSES) and card["model"] == "seed" and card["epoch"] == 1
 
@@ -68,13 +69,14 @@ def test_resume_accepts_the_same_data_copied_elsewhere(tiny, tmp_path):
     assert epochs_in(result.run_dir) == [1, 2]
 
 
-def test_a_run_begun_before_content_digests_resumes_by_fingerprint(tiny, tmp_path):
+def test_a_run_begun_before_content_digests_and_precision_resumes(tiny, tmp_path):
     train(tiny, TrainConfig(epochs=1, batch_size=8, limit=4), out=tmp_path / "run", verbose=0)
     config_path = tmp_path / "run" / "config.json"
     saved = json.loads(config_path.read_text())
-    del saved["data"]["content_digest"]
+    del saved["data"]["content_digest"], saved["config"]["precision"]  # neither was recorded then
     config_path.write_text(json.dumps(saved))
     assert epochs_in(resume(tmp_path / "run", epochs=2, verbose=0).run_dir) == [1, 2]
+    assert json.loads(config_path.read_text())["config"]["precision"] == "float32"  # as such runs trained
 
 
 def test_resume_clears_what_a_kill_left_half_written(tiny, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from pathlib import Path
 import platform
 import sys
 from importlib import metadata
@@ -56,6 +57,16 @@ def devices() -> list[str]:
 
 def has_gpu() -> bool:
     return any(d.startswith("GPU") for d in devices())
+
+
+@functools.cache
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX), as Linux reports it."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def thread_count() -> int:

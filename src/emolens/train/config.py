@@ -17,7 +17,7 @@ CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 # "exact": clean as `emolens data inspect --fix` does; "near": as `--fix --near` does (see emolens.data.inspection).
 DEDUPE = ("none", "exact", "near")
 # bf16: Keras's mixed_bfloat16 policy for training (variables stay float32); saved models are float32 either way.
-PRECISIONS = ("float32", "bf16")
+PRECISIONS = ("auto", "float32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class TrainConfig:
         class_weight: str. "none", "balanced" or "sqrt" (see CLASS_WEIGHTS). Defaults to "none".
         crop: int. Train on random crops of this side from the 48-pixel images, and classify centre crops (or ten
             crops with test-time augmentation); 48 means no cropping. Defaults to 48.
-        precision: str. "float32" or "bf16" (mixed bfloat16 compute while training). Defaults to "float32".
+        precision: str. "float32", "bf16" (mixed bfloat16 compute while training), or "auto": bf16 where it was
+            measured faster and no less accurate, float32 elsewhere (see `emolens.train.trainer.resolve_precision`);
+            a run records the precision it chose. Defaults to "auto".
         mixup: float. MixUp's Beta(alpha, alpha) parameter (0.2 is usual); 0 turns it off. Defaults to 0.
         cutmix: float. CutMix's Beta(alpha, alpha) parameter (1.0 is usual); 0 turns it off. Defaults to 0.
         dedupe: str. "none", or train on the data as `emolens data inspect --fix` would clean it: no blank
@@ -66,7 +68,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weight: str = "none"
     crop: int = IMAGE_SIZE
-    precision: str = "float32"
+    precision: str = "auto"
     mixup: float = 0.0
     cutmix: float = 0.0
     dedupe: str = "none"
