@@ -317,7 +317,7 @@ def _print_inspection(report) -> None:
             f"{numbers['near_conflicting']} with conflicting labels, {numbers['near_mirrored']} mirror images)",
         )
     stdout.print(findings)
-    shown = sorted(report.duplicate_sets(), key=lambda g: (not g.across_splits, not g.conflicting_labels))[:5]
+    shown = report.duplicate_sets()[:5]
     for group in shown:
         files = ", ".join(f"{m.name} ({m.label})" for m in group.members[:4]) + (" ..." if len(group.members) > 4 else "")
         stdout.print(f"  [dim]{'near' if group.near else 'same'}:[/] {escape(files)}")

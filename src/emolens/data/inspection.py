@@ -119,12 +119,13 @@ class Inspection:
         return {split: names for split, names in missing.items() if names}
 
     def duplicate_sets(self) -> list[DuplicateGroup]:
-        """Every duplicated image in exactly one group: near groups (which take in whole exact groups), then the
-        exact groups no near match touches."""
-        if self.near is None:
-            return list(self.exact)
-        covered = {(m.split, m.index) for g in self.near for m in g.members}
-        return self.near + [g for g in self.exact if (g.members[0].split, g.members[0].index) not in covered]
+        """Every duplicated image in exactly one group: near groups (which take in whole exact groups) and the
+        exact groups no near match touches; the most serious first (across splits, then conflicting labels)."""
+        groups = list(self.exact)
+        if self.near is not None:
+            covered = {(m.split, m.index) for g in self.near for m in g.members}
+            groups = self.near + [g for g in self.exact if (g.members[0].split, g.members[0].index) not in covered]
+        return sorted(groups, key=lambda g: (not g.across_splits, not g.conflicting_labels))
 
     def summary(self) -> dict[str, int]:
         """The headline numbers, as in the terminal and the README."""
@@ -419,8 +420,8 @@ def _png_paths(split_name: str, class_names: tuple[str, ...], names: tuple[str, 
 
 def _write_png_tree(dataset: Dataset, folder: Path) -> None:
     """The dataset as folder/split/class/name.png, the layout every emolens command reads."""
-    for split_name, split in dataset.splits.items():
-        empty = [c for c, n in dataset.counts()[split_name].items() if n == 0]
+    for split_name, counts in dataset.counts().items():
+        empty = [c for c, n in counts.items() if n == 0]
         if empty:
             raise EmolensError(
                 f"after cleaning, {split_name}/ has no images of {', '.join(empty)}, so the copy would not load as a "
@@ -499,7 +500,8 @@ def write_report(dataset: Dataset, report: Inspection, out: str | os.PathLike, *
     json_path = out / "report.json"
     write_text(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
     counts = plot_class_counts(report.counts, out / "class_counts.png", title=f"Images per class ({Path(report.source).name})")
-    shown = sorted(report.duplicate_sets(), key=lambda g: (not g.across_splits, not g.conflicting_labels))[:rows]
+    every = report.duplicate_sets()
+    shown = every[:rows]
     picture_rows = []
     for group in shown:
         members = group.members[:8]
@@ -508,6 +510,6 @@ def write_report(dataset: Dataset, report: Inspection, out: str | os.PathLike, *
         notes += ["across splits"] * group.across_splits + ["conflicting labels"] * group.conflicting_labels
         more = f"\n+{len(group.members) - len(members)} more" if len(group.members) > len(members) else ""
         picture_rows.append((",\n".join(notes) + more, images, [f"{m.split}\n{m.label}" for m in members]))
-    title = f"{len(shown)} of {len(report.duplicate_sets())} duplicate groups (all in report.json)"
+    title = f"{len(shown)} of {len(every)} duplicate groups (all in report.json)"
     duplicates = plot_image_rows(picture_rows, out / "duplicates.png", title=title)
     return {"report": json_path, "class_counts": counts, "duplicates": duplicates}
