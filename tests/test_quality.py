@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image, ImageFilter
 
-from emolens.data.quality import far_sharper, sharpness, sharpness_mismatch, soften_to_sharpness
+from emolens.data.quality import sharpness, sharpness_mismatch
 
 
 def faces(count: int = 20) -> np.ndarray:
@@ -25,23 +25,45 @@ def test_mismatch_warns_only_beyond_the_limit():
     assert sharpness_mismatch(0.0, 45.0) is None
 
 
-def test_softening_brings_sharp_images_to_the_target_and_leaves_the_rest():
-    sharp = faces()
-    blurred = np.stack([np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(3))) for x in sharp])
-    target = sharpness(blurred)
-    softened, count = soften_to_sharpness(sharp, target)
-    assert count == len(sharp) and far_sharper(sharp, target).all()
-    assert abs(sharpness(softened) - target) < 0.15 * target
-    assert softened.dtype == np.uint8 and not np.array_equal(softened, sharp)
-    unchanged, none = soften_to_sharpness(blurred, target)
-    assert none == 0 and unchanged is blurred
-    assert soften_to_sharpness(sharp, 0.0)[1] == 0  # no recorded training sharpness: nothing to match
-
-
-def test_inference_preprocessing_softens_only_when_asked():
+def test_inference_preprocessing_only_scales():
     from emolens.data.preprocess import to_model_input
 
     sharp = faces(4)
     assert np.allclose(to_model_input(sharp), sharp[..., None] / 255.0, atol=1e-6)
-    matched = to_model_input(sharp, sharpness_target=1.0)
-    assert matched.shape == (4, 48, 48, 1) and matched.std() < to_model_input(sharp).std()
+
+
+def test_evaluate_warns_of_a_sharpness_shift_and_classifies_images_as_they_are(tmp_path):
+    import csv
+
+    import keras
+
+    from conftest import CLASSES, png_bytes
+    from emolens.data.preprocess import to_model_input
+    from emolens.evaluate import evaluate
+    from emolens.models import build_model
+    from emolens.models.classifier import load_classifier
+    from emolens.models.saving import save_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model("mini_resnet", num_classes=len(CLASSES))
+    model(np.zeros((1, 48, 48, 1), "float32"))
+    # Trained on soft images (sharpness 2.4), evaluated on sharp noise (sharpness in the hundreds).
+    card = {"model": "mini_resnet", "class_names": list(CLASSES), "input_shape": [48, 48, 1], "train_sharpness": 2.4}
+    path = save_model(model, tmp_path / "soft.keras", card)
+    noise = np.random.default_rng(1).integers(0, 256, (len(CLASSES), 2, 48, 48), dtype=np.uint8)
+    for label, name in enumerate(CLASSES):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i, pixels in enumerate(noise[label]):
+            (tmp_path / "data" / name / f"{i}.png").write_bytes(png_bytes(pixels))
+
+    metrics = evaluate(path, tmp_path / "data", out=tmp_path / "evaluation")
+    assert metrics["sharpness"]["training"] == 2.4 and metrics["sharpness"]["evaluated"] > 100
+    assert len(metrics["warnings"]) == 1 and "sharper than the training images" in metrics["warnings"][0]
+    with open(tmp_path / "evaluation" / "predictions.csv", newline="") as file:
+        rows = {row["file"]: [float(row[name]) for name in CLASSES] for row in csv.DictReader(file)}
+    classifier = load_classifier(path)
+    for label, name in enumerate(CLASSES):
+        for i, pixels in enumerate(noise[label]):
+            file = next(key for key in rows if key.endswith(f"{name}/{i}.png"))
+            # No softening: the probabilities are the network's on the images exactly as decoded.
+            assert np.allclose(rows[file], classifier.forward(to_model_input(pixels)), atol=1e-4)

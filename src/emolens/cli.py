@@ -102,8 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if needs_keras(*args.models):
         _start_backend(args.verbose)
     metrics = evaluate(
-        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache,
-        match_sharpness=not args.no_match_sharpness, tta=args.tta,
+        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, tta=args.tta,
     )
     if args.json:
         stdout.print_json(json.dumps(metrics))
@@ -412,7 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
-    evaluate.add_argument("--no-match-sharpness", action="store_true", help="do not soften images far sharper than the training images")
     evaluate.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops for models trained on crops (default none)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 

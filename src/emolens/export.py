@@ -138,8 +138,8 @@ def _export_onnx(keras_model: Any, card: dict[str, Any], out: Path, check_images
     entry.key, entry.value = ONNX_CARD_KEY, json.dumps(card)
     with atomic_path(out) as tmp_out:
         onnx.save(proto, str(tmp_out))
-        # Compare the raw network, without sharpness matching, on exactly the inputs Keras saw.
-        exported = OnnxClassifier(tmp_out, match_sharpness=False)
+        # Compare the raw network on exactly the inputs Keras saw.
+        exported = OnnxClassifier(tmp_out)
         difference = float(np.abs(exported.forward(to_model_input(images)) - expected).max())
         if difference > TOLERANCE:
             raise EmolensError(f"the ONNX export differs from the Keras model by {difference:.2e} (limit {TOLERANCE:g}); nothing was written.")

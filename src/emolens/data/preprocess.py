@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from emolens.data.quality import soften_to_sharpness
-
 # What model cards say about the input a model expects; `to_model_input` is its one implementation.
-PREPROCESSING = (
-    "decode to 48x48 uint8 grayscale; at inference, soften faces over 3x sharper than train_sharpness down to it; "
-    "scale to [0, 1] (emolens.data.preprocess.to_model_input)"
-)
+PREPROCESSING = "decode to 48x48 uint8 grayscale; scale to [0, 1] (emolens.data.preprocess.to_model_input)"
 
 
-def to_model_input(images: np.ndarray, *, sharpness_target: float | None = None) -> np.ndarray:
+def to_model_input(images: np.ndarray) -> np.ndarray:
     """Scales uint8 grayscale images to float32 in [0, 1] with a channel axis.
 
     Training, evaluation and prediction all call this, so they can never disagree about scaling
@@ -21,9 +16,6 @@ def to_model_input(images: np.ndarray, *, sharpness_target: float | None = None)
 
     Args:
         images: numpy array of shape (N, H, W) or (H, W), dtype uint8.
-        sharpness_target: float, optional. At inference, the model card's training sharpness: images far
-            sharper than the model was trained on are first softened to it (see `soften_to_sharpness`).
-            Training leaves it None, since its own images define the target.
 
     Returns:
         A float32 array of shape (N, H, W, 1).
@@ -35,6 +27,4 @@ def to_model_input(images: np.ndarray, *, sharpness_target: float | None = None)
         images = images[None]
     if images.ndim != 3:
         raise ValueError(f"Expected images of shape (N, H, W). Received: shape={images.shape}")
-    if sharpness_target is not None:
-        images, _ = soften_to_sharpness(images, sharpness_target)
     return (images.astype(np.float32) * np.float32(1.0 / 255.0))[..., None]

@@ -24,7 +24,7 @@ import numpy as np
 
 from emolens._io import write_json, write_text
 from emolens.data.cache import load_dataset
-from emolens.data.quality import far_sharper, sharpness, sharpness_mismatch
+from emolens.data.quality import sharpness, sharpness_mismatch
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.plots import plot_confusion_matrix, plot_image_grid
@@ -51,7 +51,6 @@ def evaluate(
     out: str | os.PathLike | None = None,
     batch_size: int = 256,
     cache: bool = True,
-    match_sharpness: bool = True,
     tta: str = "none",
 ) -> dict[str, Any]:
     """Evaluates a trained model on one split of a dataset and writes the report files.
@@ -66,15 +65,13 @@ def evaluate(
             current folder for a model outside a run (such as the bundled one).
         batch_size: int. Images per prediction batch. Defaults to 256.
         cache: bool. Use the decoded-dataset cache. Defaults to True.
-        match_sharpness: bool. Soften images far sharper than the training images first, exactly as
-            prediction does. Defaults to True.
         tta: str. Test-time augmentation: "none", "flip" or "crops" (see `Classifier.views`). Defaults to "none".
 
     Returns:
         The metrics dict, as written to metrics.json.
     """
     models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
-    trained = load_classifiers(models, match_sharpness=match_sharpness)
+    trained = load_classifiers(models)
     dataset = load_dataset(data, bare_split=split, cache=cache)
     images = dataset.split(split)
     unknown = sorted(set(dataset.class_names) - set(trained.class_names))
@@ -96,7 +93,6 @@ def evaluate(
         "sharpness": {
             "training": trained.card.get("train_sharpness"),
             "evaluated": round(sharpness(images.images), 2),
-            "softened": int(far_sharper(images.images, trained.sharpness_target or 0.0).sum()),
         },
         "warnings": [],
     }
@@ -104,13 +100,6 @@ def evaluate(
     if mismatch:
         logger.warning("%s: %s", split, mismatch)
         metrics["warnings"].append(mismatch)
-    if metrics["sharpness"]["softened"]:
-        softened = (
-            f"{metrics['sharpness']['softened']} of {len(y_true)} images were far sharper than the training images and were "
-            "softened to match before classification, as prediction does (pass --no-match-sharpness to measure them as they are)."
-        )
-        logger.warning("%s: %s", split, softened)
-        metrics["warnings"].append(softened)
     out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     metrics["report"] = str(out_dir / "report.html")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -61,14 +61,12 @@ class Classifier(ABC):
         path: the model file.
         card: the emolens model card.
         run_dir: the run folder the model came from, or None.
-        match_sharpness: whether faces far sharper than the training images are softened first.
     """
 
-    def __init__(self, path: Path, card: dict[str, Any], *, match_sharpness: bool = True) -> None:
+    def __init__(self, path: Path, card: dict[str, Any]) -> None:
         self.path = path
         self.card = card
         self.run_dir = path.parent if (path.parent / "config.json").is_file() else None
-        self.match_sharpness = match_sharpness
 
     @property
     def class_names(self) -> list[str]:
@@ -99,12 +97,6 @@ class Classifier(ABC):
         centre = inputs[:, start : start + crop, start : start + crop]
         return [centre, centre[:, :, ::-1]] if tta == "flip" else [centre]
 
-    @property
-    def sharpness_target(self) -> float | None:
-        """The training images' sharpness when inputs are matched to it, else None."""
-        target = self.card.get("train_sharpness")
-        return float(target) if self.match_sharpness and target else None
-
     def predict(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> np.ndarray:
         """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`.
 
@@ -120,7 +112,7 @@ class Classifier(ABC):
             raise ValueError(f"Expected face crops of shape (N, {self.input_size}, {self.input_size}). Received: shape={faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        inputs = to_model_input(faces, sharpness_target=self.sharpness_target)
+        inputs = to_model_input(faces)
         views = self.views(inputs, tta)
         return np.mean([np.concatenate([self.forward(view[i : i + batch_size]) for i in range(0, len(view), batch_size)]) for view in views], axis=0)
 
@@ -132,11 +124,11 @@ class Classifier(ABC):
 class KerasClassifier(Classifier):
     """A .keras model, run by Keras on the configured backend."""
 
-    def __init__(self, path: Path, *, match_sharpness: bool = True) -> None:
+    def __init__(self, path: Path) -> None:
         from emolens.models.saving import load_model
 
         self.model, card = load_model(path, compile=False)
-        super().__init__(path, card, match_sharpness=match_sharpness)
+        super().__init__(path, card)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         # predict_on_batch, not predict(): no per-call dataset and callback setup, which dominates for a few
@@ -147,7 +139,7 @@ class KerasClassifier(Classifier):
 class OnnxClassifier(Classifier):
     """An .onnx model, run by ONNX Runtime on the CPU."""
 
-    def __init__(self, path: Path, *, match_sharpness: bool = True, threads: int | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -161,15 +153,16 @@ class OnnxClassifier(Classifier):
         if ONNX_CARD_KEY not in metadata:
             raise EmolensError(f"{path} has no emolens card: export it with `emolens export MODEL --format onnx`.")
         self.input_name = self.session.get_inputs()[0].name
-        super().__init__(path, json.loads(metadata[ONNX_CARD_KEY]), match_sharpness=match_sharpness)
+        super().__init__(path, json.loads(metadata[ONNX_CARD_KEY]))
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: inputs})[0]
 
 
 def ensemble_sharpness(cards: list[dict[str, Any]]) -> float | None:
-    """The training sharpness an ensemble matches inputs to: its members' median (members trained on the same
-    data share it; the median keeps one odd member from deciding), or None if any member lacks one."""
+    """The training sharpness an ensemble's card records, for evaluate's data-shift warning: its members' median
+    (members trained on the same data share it; the median keeps one odd member from deciding), or None if any
+    member lacks one."""
     values = [card.get("train_sharpness") for card in cards]
     return float(np.median(values)) if all(values) else None
 
@@ -177,7 +170,7 @@ def ensemble_sharpness(cards: list[dict[str, Any]]) -> float | None:
 class EnsembleClassifier(Classifier):
     """Several classifiers whose probabilities are averaged (classes matched by name)."""
 
-    def __init__(self, members: list[Classifier], *, match_sharpness: bool = True) -> None:
+    def __init__(self, members: list[Classifier]) -> None:
         first = members[0]
         for member in members[1:]:
             if sorted(member.class_names) != sorted(first.class_names) or (member.input_size, member.crop_size) != (first.input_size, first.crop_size):
@@ -192,20 +185,18 @@ class EnsembleClassifier(Classifier):
             "train_sharpness": ensemble_sharpness([member.card for member in members]),
             "members": [str(member.path) for member in members],
         }
-        super().__init__(Path("ensemble"), card, match_sharpness=match_sharpness)
+        super().__init__(Path("ensemble"), card)
         self.run_dir = None
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return np.mean([member.forward(inputs)[:, order] for member, order in zip(self.members, self.orders)], axis=0)
 
 
-def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, match_sharpness: bool = True, threads: int | None = None) -> Classifier:
+def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None = None) -> Classifier:
     """Loads a classifier for inference.
 
     Args:
         model: "default" (the bundled model), a run folder, a .keras or an .onnx file.
-        match_sharpness: bool. Soften faces far sharper than the model's training images (see
-            `emolens.data.quality.soften_to_sharpness`). Defaults to True.
         threads: int, optional. ONNX Runtime's intra-op threads (default: all cores).
 
     Returns:
@@ -213,15 +204,15 @@ def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, match_sharpness
     """
     path = resolve_model_path(model)
     if path.suffix == ".onnx":
-        return OnnxClassifier(path, match_sharpness=match_sharpness, threads=threads)
-    return KerasClassifier(path, match_sharpness=match_sharpness)
+        return OnnxClassifier(path, threads=threads)
+    return KerasClassifier(path)
 
 
-def load_classifiers(models: list[str | os.PathLike], *, match_sharpness: bool = True, threads: int | None = None) -> Classifier:
+def load_classifiers(models: list[str | os.PathLike], *, threads: int | None = None) -> Classifier:
     """One classifier for one model, or an EnsembleClassifier averaging several."""
     if not models:
         raise EmolensError("no model given: pass a run folder, a .keras or .onnx file, or `default`.")
     if len(models) == 1:
-        return load_classifier(models[0], match_sharpness=match_sharpness, threads=threads)
-    members = [load_classifier(model, match_sharpness=False, threads=threads) for model in models]
-    return EnsembleClassifier(members, match_sharpness=match_sharpness)
+        return load_classifier(models[0], threads=threads)
+    members = [load_classifier(model, threads=threads) for model in models]
+    return EnsembleClassifier(members)
