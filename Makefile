@@ -44,9 +44,9 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_latency.py
 
-# How the bundled model (src/emolens/weights/default.*) was made: the cpu recipe cut to 14 epochs (the shipped run
-# was stopped after epoch 11 and its best checkpoint kept), about 25
-# minutes on 2 CPU cores (the full 150-epoch recipe is about 4 hours here).
+# How the bundled model (src/emolens/weights/default.*) was made: the cpu recipe cut to 14 epochs. The shipped run
+# was stopped after epoch 11 and its best checkpoint kept; those 11 epochs took 28 minutes on 2 CPU cores shared
+# with the test suite.
 default-model: $(INSTALLED)
 	$(BIN)/emolens train $(FER2013) --recipe cpu --epochs 14 --out runs/default
 	$(BIN)/emolens evaluate runs/default $(FER2013)

@@ -51,20 +51,29 @@ def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None) -> No
     train(data, recipe_config(recipe, epochs=epochs), out=run)
 
 
-def leaked_test_files(data: Path, *, near: bool) -> set[str]:
-    """Test images with a copy in train: pixel-identical (`emolens data inspect`), or also near-identical or
-    mirrored (`--near`)."""
+def leaked_test_files(data: Path) -> dict[str, set[str]]:
+    """Test images with a copy in train, from one `emolens data inspect --near` pass: "exact", those with a
+    pixel-identical copy; "near", those with a pixel-identical, near-identical or mirrored one."""
     from emolens.data import load_dataset
     from emolens.data.inspection import inspect_dataset
 
-    report = inspect_dataset(load_dataset(data), near=near)
-    return {m.name for g in report.duplicate_sets() if {"train", "test"} <= set(g.splits) for m in g.members if m.split == "test"}
+    report = inspect_dataset(load_dataset(data), near=True)
+
+    def test_members(groups: list) -> set[str]:
+        return {m.name for g in groups if {"train", "test"} <= set(g.splits) for m in g.members if m.split == "test"}
+
+    return {"exact": test_members(report.exact), "near": test_members(report.duplicate_sets())}
 
 
 def accuracy_without(evaluation: Path, left_out: set[str]) -> float:
     with open(evaluation / "predictions.csv", newline="") as file:
         rows = [row for row in csv.DictReader(file) if row["file"] not in left_out]
     return sum(row["true"] == row["predicted"] for row in rows) / len(rows)
+
+
+def unleaked_accuracies(folder: Path, leaked: dict[str, set[str]]) -> dict[str, tuple[float, float]]:
+    """Per kind of leak, accuracy without those test images: (no TTA, flip TTA), from the two evaluations in folder."""
+    return {kind: (accuracy_without(folder / "evaluation-none", files), accuracy_without(folder / "evaluation-flip", files)) for kind, files in leaked.items()}
 
 
 def row(label: str, recipe: str, parameters: str, minutes: str, none: dict, flip: dict, unleaked: dict[str, tuple[float, float]]) -> str:
@@ -91,7 +100,7 @@ def main() -> int:
     from emolens.models.saving import load_model
 
     recipes = [name.strip() for name in args.recipes.split(",") if name.strip()]
-    leaked = {"exact": leaked_test_files(args.data, near=False), "near": leaked_test_files(args.data, near=True)}
+    leaked = leaked_test_files(args.data)
     lines = [
         f"Test: the test/ split of {args.data.name} (for the shared FER2013 zip: PublicTest, 3,589 images), read once per model; "
         f"checkpoints chosen on a 10% validation slice of train; accuracy / macro-F1."
@@ -114,14 +123,13 @@ def main() -> int:
         model, card = load_model(run / "model.keras", compile=False)
         epochs = json.loads((run / "config.json").read_text())["config"]["epochs"]
         label = f"{card['model']} ({epochs} epochs, best {card['epoch']})"
-        unleaked = {kind: (accuracy_without(run / "evaluation-none", files), accuracy_without(run / "evaluation-flip", files)) for kind, files in leaked.items()}
-        lines.append(row(label, recipe, f"{model.count_params() / 1e6:.2f} M", f"{training_minutes(run):.0f} min", none, flip, unleaked))
+        lines.append(row(label, recipe, f"{model.count_params() / 1e6:.2f} M", f"{training_minutes(run):.0f} min", none, flip, unleaked_accuracies(run, leaked)))
         runs.append(run)
     if len(runs) > 1:
-        none = evaluate(runs, args.data, out=args.runs / "ensemble-none")
-        flip = evaluate(runs, args.data, out=args.runs / "ensemble-flip", tta="flip")
-        unleaked = {kind: (accuracy_without(args.runs / "ensemble-none", files), accuracy_without(args.runs / "ensemble-flip", files)) for kind, files in leaked.items()}
-        lines.append(row("ensemble of the above", "+".join(recipes), "", "", none, flip, unleaked))
+        ensemble = args.runs / "ensemble"
+        none = evaluate(runs, args.data, out=ensemble / "evaluation-none")
+        flip = evaluate(runs, args.data, out=ensemble / "evaluation-flip", tta="flip")
+        lines.append(row("ensemble of the above", "+".join(recipes), "", "", none, flip, unleaked_accuracies(ensemble, leaked)))
     if none.get("warnings"):
         lines += ["", *(f"Warning: {warning}" for warning in none["warnings"])]
     table = "\n".join(lines)
