@@ -127,60 +127,95 @@ def _face_summary(faces: list) -> str:
     return f"{len(faces)} face{'s' if len(faces) != 1 else ''}: {shown}{more}"
 
 
+def _detector_config(args: argparse.Namespace):
+    """The detector flags as one DetectorConfig; a model file alone means YuNet (the detector that takes one)."""
+    from emolens.predict import DetectorConfig
+
+    name = args.detector or "yunet"
+    return DetectorConfig(name, model_file=args.detector_model, min_face=args.min_face)
+
+
+class _VideoSummary:
+    """What one video or camera session showed, printed as one line when it ends."""
+
+    def __init__(self) -> None:
+        self._start(None)
+
+    def _start(self, source: str | None) -> None:
+        self.source = source
+        self.analysed = self.with_faces = 0
+        self.counts: dict[str, int] = {}
+        self.tracks: set[int] = set()
+
+    def add(self, result) -> None:
+        if result.source != self.source:
+            self.show()
+            self._start(result.source)
+        self.analysed += 1
+        self.with_faces += bool(result.faces)
+        for face in result.faces:
+            self.counts[face.emotion] = self.counts.get(face.emotion, 0) + 1
+            if face.track_id is not None:
+                self.tracks.add(face.track_id)
+
+    def show(self) -> None:
+        if self.source is None:
+            return
+        seen = ", ".join(f"{emotion} {count}" for emotion, count in sorted(self.counts.items(), key=lambda item: -item[1])[:3])
+        faces = f", {len(self.tracks)} face{'s' if len(self.tracks) != 1 else ''} tracked" if self.tracks else ""
+        stdout.print(
+            f"{escape(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}" + (f"; most seen: {seen}" if seen else ""),
+            soft_wrap=True,
+        )
+        self.source = None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from emolens._progress import track
-    from emolens.data.decode import UndecodableImage
     from emolens.models.classifier import needs_keras
-    from emolens.predict.pipeline import Failure, OutputWriter, analyse_video, expand_sources, predict_images
-    from emolens.predict.recognizer import ImageResult, Recognizer
+    from emolens.predict import Recognizer
+    from emolens.predict.inputs import count_pictures
+    from emolens.predict.writers import JsonLinesWriter, OutputFolder
 
     if not args.sources and args.camera is None:
         raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
     if needs_keras(args.model):
         _start_backend(args.verbose)
-    recognizer = Recognizer(args.model, detector=args.detector, detector_model=args.detector_model, min_face=args.min_face, tta=args.tta)
-    writer = OutputWriter(args.out, recognizer.class_names) if args.out else None
-    inputs, missing = expand_sources(args.sources)
-    failures: list[Failure] = []
-
-    def skipped(failure: Failure) -> None:
-        failures.append(failure)
-        console.print(f"[bold red]skipped[/] {escape(f'{failure.source}: {failure.reason}')}", soft_wrap=True)
-
-    def show(result: ImageResult) -> None:
-        if args.json:
-            print(json.dumps(result.to_dict()), flush=True)
-        elif result.frame is None:
-            stdout.print(f"{escape(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
-
-    for failure in missing:
-        skipped(failure)
-    videos = [(item.path, item.name) for item in inputs if item.is_video]
-    if args.camera is not None:
-        videos.insert(0, (args.camera, f"camera{args.camera}"))
-    images = [item for item in inputs if not item.is_video]
-    for item, result, rgb in track(predict_images(recognizer, images), total=len(images), description="Photos"):
-        if isinstance(result, Failure):
-            skipped(result)
-            continue
-        show(result)
-        if writer is not None:
-            writer.write_image(item, result, rgb)
-    for source, name in videos:
-        try:
-            summary = analyse_video(recognizer, source, name, every=args.every, writer=writer, on_result=show)
-        except UndecodableImage as error:
-            skipped(Failure(str(source), str(error)))
-            continue
-        if not args.json:
-            seen = ", ".join(f"{emotion} {count}" for emotion, count in summary.most_seen())
-            stdout.print(f"{escape(str(source))}: {summary.analysed} frames analysed, {summary.with_faces} with faces" + (f"; most seen: {seen}" if seen else ""), soft_wrap=True)
-    if writer is not None:
-        writer.flush()
-        if not args.json:
+    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta)
+    sources = ([args.camera] if args.camera is not None else []) + list(args.sources)
+    out = OutputFolder(args.out, recognizer.class_names) if args.out else None
+    json_lines = JsonLinesWriter(sys.stdout) if args.json else None
+    video = _VideoSummary()
+    failures = 0
+    results = recognizer.predict(sources, stream=True, every=args.every, smooth=args.smooth, errors="keep")
+    total = None if args.camera is not None else count_pictures(sources, every=args.every)
+    try:
+        for result in track(results, total=total, description="Pictures"):
+            if result.error is not None:
+                failures += 1
+                console.print(f"[bold red]skipped[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
+                continue
+            if json_lines is not None:
+                json_lines.write(result)
+            elif result.is_video_frame:
+                video.add(result)
+            else:
+                video.show()
+                stdout.print(f"{escape(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
+            if out is not None:
+                out.write(result)
+    except BaseException as error:
+        if out is not None:
+            out.close(error)
+        raise
+    if json_lines is None:
+        video.show()
+    if out is not None:
+        out.close()
+        if json_lines is None:
             stdout.print(f"Annotated files and faces.csv in [bold]{escape(args.out)}[/]")
     if failures:
-        console.print(f"[red]{len(failures)} input(s) could not be read.[/]")
+        console.print(f"[red]{failures} input(s) could not be read.[/]")
         return 1
     return 0
 
@@ -329,8 +364,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from emolens.serve import serve
 
     serve(
-        args.model, host=args.host, port=args.port, workers=args.workers, detector=args.detector,
-        detector_model=args.detector_model, min_face=args.min_face, tta=args.tta, max_upload_mb=args.max_upload_mb,
+        args.model, host=args.host, port=args.port, workers=args.workers, detector=_detector_config(args), tta=args.tta,
+        max_upload_mb=args.max_upload_mb,
     )  # fmt: skip
     return 0
 
@@ -349,6 +384,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
+    from emolens.predict.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, detector_names
+
+    parser.add_argument("--detector", choices=detector_names(), help=f"face detector (default {DEFAULT_DETECTOR}, bundled)")
+    parser.add_argument("--detector-model", metavar="FILE", help="the detector's model file instead of the bundled one (implies --detector yunet)")
+    parser.add_argument("--min-face", type=_positive_int, default=DEFAULT_MIN_FACE, help=f"smallest face side in pixels (default {DEFAULT_MIN_FACE})")
+
+
 def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     # No argparse defaults: an unset flag leaves the recipe's (or AugmentConfig's) value in place.
     group = parser.add_argument_group("augmentation (training only)")
@@ -360,6 +410,8 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from emolens.models.classifier import TTA_MODES
+
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition: train, evaluate and inspect FER2013-style models.")
     parser.add_argument("--version", action="version", version=f"emolens {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
@@ -411,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
-    evaluate.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops for models trained on crops (default none)")
+    evaluate.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 
     predict = commands.add_parser(
@@ -421,14 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("sources", nargs="*", metavar="SOURCE", help="image files, folders (searched recursively) or video files")
     predict.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
-    predict.add_argument("--detector", default="haar", choices=("haar", "yunet"), help="face detector (default haar; yunet needs --detector-model)")
-    predict.add_argument("--detector-model", help="YuNet's .onnx file (face_detection_yunet_2023mar.onnx)")
-    predict.add_argument("--min-face", type=_positive_int, default=40, help="smallest face side in pixels (default 40)")
+    _add_detector_flags(predict)
     predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
-    predict.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops for models trained on crops (default none)")
+    predict.add_argument("--smooth", type=_non_negative_int, default=0, metavar="N", help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)")
+    predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
     serve = commands.add_parser(
@@ -441,10 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in megabytes; larger ones get 413 (default 10)")
-    serve.add_argument("--detector", default="haar", choices=("haar", "yunet"), help="face detector (default haar; yunet needs --detector-model)")
-    serve.add_argument("--detector-model", help="YuNet's .onnx file (face_detection_yunet_2023mar.onnx)")
-    serve.add_argument("--min-face", type=_positive_int, default=40, help="smallest face side in pixels (default 40)")
-    serve.add_argument("--tta", default="none", help="test-time augmentation: none, flip, or crops (default none)")
+    _add_detector_flags(serve)
+    serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     serve.set_defaults(handler=cmd_serve, needs_backend=False)
 
     export = commands.add_parser("export", help="export a trained model to ONNX (or a clean .keras) with its model card")

@@ -207,37 +207,44 @@ def plot_image_grid(
 
 
 def plot_emotion_timeline(
-    times: np.ndarray,
-    probabilities: np.ndarray,
+    tracks: dict[int, tuple[np.ndarray, np.ndarray]],
     class_names: list[str],
     path: str | os.PathLike,
     *,
     title: str | None = None,
 ) -> Path:
-    """Draws each emotion's probability over a video's time, averaged over the faces of each analysed frame.
+    """One line per tracked face through a video: its top emotion at each analysed frame it was seen in.
 
     Args:
-        times: (T,) seconds of each analysed frame.
-        probabilities: (T, classes); rows of NaN for frames without a face leave gaps in the lines.
-        class_names: the model's classes, in column order.
+        tracks: track id -> (times (T,) in seconds, top-emotion class indices (T,)); the line breaks where the
+            face was not seen for more than a second.
+        class_names: the model's classes (the y axis).
         path: Where to write the PNG.
         title: Optional title.
 
     Returns:
         The path written.
     """
-    times = np.asarray(times, dtype=float)
-    probabilities = np.asarray(probabilities, dtype=float).reshape(len(times), len(class_names))
-    if len(times) == 0 or np.isnan(probabilities).all():
+    if not tracks:
         return _message_figure("no faces found", path, title=title)
-    fig = _new_figure(9, 3.6)
+    fig = _new_figure(9, max(2.6, 0.35 * len(class_names) + 1.2))
     ax = fig.subplots()
-    for index, name in enumerate(class_names):
-        ax.plot(times, probabilities[:, index], label=name, color=emotion_color(name, index), linewidth=1.6)
+    longest = sorted(tracks.items(), key=lambda item: -len(item[1][0]))
+    all_times = np.concatenate([np.asarray(times, dtype=float) for times, _ in tracks.values()])
+    for number, (track_id, (times, classes)) in enumerate(longest):
+        times, classes = np.asarray(times, dtype=float), np.asarray(classes, dtype=float)
+        gaps = np.flatnonzero(np.diff(times) > 1.0) + 1
+        # Each face a little above or below its emotion's row, so faces sharing an emotion stay apart.
+        offset = (number % 5 - 2) * 0.08
+        label, color = f"face {track_id}", f"C{number % 10}"
+        for part_times, part_classes in zip(np.split(times, gaps), np.split(classes, gaps)):
+            ax.step(part_times, part_classes + offset, where="post", linewidth=1.8, color=color, label=label)
+            ax.scatter(part_times, part_classes + offset, s=8, color=color)
+            label = "_nolegend_"  # one legend entry per face
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_ylim(-0.6, len(class_names) - 0.4)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability (mean over faces)")
-    ax.set_ylim(0, 1)
-    ax.set_xlim(times.min(), max(times.max(), times.min() + 1e-3))
+    ax.set_xlim(all_times.min(), max(all_times.max(), all_times.min() + 1e-3))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:

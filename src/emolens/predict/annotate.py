@@ -1,4 +1,9 @@
-"""Drawing predictions onto a picture: a box per face, its label and confidence, and a bar per emotion."""
+"""Drawing predictions so that people can read them, on any picture: a group of ten, 4000 px or 300 px.
+
+Each face gets its box and a label ("happy 0.84", numbered when there are several faces) placed where it covers
+no other face and no other label: above the box, else below, else inside its top edge. The bars for every
+emotion go in a panel beside the picture, one block per face, never on it. Sizes follow the picture's.
+"""
 
 from __future__ import annotations
 
@@ -8,56 +13,111 @@ import cv2
 import numpy as np
 
 from emolens.constants import emotion_color
-from emolens.predict.recognizer import Face
+from emolens.predict.results import Face
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PANEL_BACKGROUND = (32, 32, 32)
+_PANEL_TEXT = (235, 235, 235)
 
 
-def _bgr(hex_color: str) -> tuple[int, int, int]:
+def _rgb(hex_color: str) -> tuple[int, int, int]:
     value = hex_color.lstrip("#")
-    red, green, blue = (int(value[i : i + 2], 16) for i in (0, 2, 4))
-    return blue, green, red
+    return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))
 
 
-def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int], background: tuple[int, int, int]) -> None:
-    """Text on a filled box, clamped inside the picture."""
-    thickness = max(1, round(scale * 2))
-    (width, height), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
-    x = min(max(origin[0], 0), max(image.shape[1] - width - 4, 0))
-    y = min(max(origin[1], height + 4), image.shape[0] - baseline)
-    cv2.rectangle(image, (x, y - height - 4), (x + width + 4, y + baseline), background, cv2.FILLED)
-    cv2.putText(image, text, (x + 2, y - 2), _FONT, scale, color, thickness, cv2.LINE_AA)
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    """Overlapping area of two (x0, y0, x1, y1) rectangles."""
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def _probability_bars(image: np.ndarray, face: Face, class_names: Sequence[str], scale: float) -> None:
-    """One small bar per emotion beside the face (right of it, or left where there is no room)."""
-    x, y, w, h = face.box
-    row = max(9, round(14 * scale))
-    label_width, bar_width = round(62 * scale), round(70 * scale)
-    panel_width = label_width + bar_width + 8
-    left = x + w + 6 if x + w + 6 + panel_width <= image.shape[1] else max(x - panel_width - 6, 0)
-    top = min(max(y, 0), max(image.shape[0] - row * len(class_names) - 4, 0))
-    overlay = image.copy()
-    cv2.rectangle(overlay, (left, top), (left + panel_width, top + row * len(class_names) + 4), (30, 30, 30), cv2.FILLED)
-    cv2.addWeighted(overlay, 0.6, image, 0.4, 0, dst=image)
-    text_scale = 0.4 * scale
-    for index, name in enumerate(class_names):
-        baseline_y = top + (index + 1) * row
-        cv2.putText(image, name[:8], (left + 3, baseline_y - 2), _FONT, text_scale, (235, 235, 235), 1, cv2.LINE_AA)
-        length = round(bar_width * face.probabilities.get(name, 0.0))
-        bar_left = left + label_width
-        cv2.rectangle(image, (bar_left, baseline_y - row + 4), (bar_left + max(length, 1), baseline_y - 2), _bgr(emotion_color(name, index)), cv2.FILLED)
+def _scale(height: int, width: int) -> float:
+    """Text and line size for a picture: 1 at 800 px on the long side."""
+    return max(0.35, min(3.0, max(height, width) / 800))
 
 
-def annotate(image_bgr: np.ndarray, faces: Sequence[Face], class_names: Sequence[str]) -> np.ndarray:
-    """A copy of a BGR picture with each face's box, "emotion confidence" label and probability bars drawn on."""
-    canvas = np.ascontiguousarray(image_bgr).copy()
-    scale = max(0.5, min(2.0, max(canvas.shape[:2]) / 800))
-    for face in faces:
+def panel_width(height: int, width: int) -> int:
+    """The side panel's width for a picture of this size (fixed per size, so a video keeps one frame size)."""
+    return round(190 * _scale(height, width))
+
+
+def _place_labels(faces: Sequence[Face], texts: list[str], scale: float, thickness: int, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """A rectangle (x0, y0, x1, y1) per label, each chosen to cover the fewest pixels of other faces and labels."""
+    height, width = size
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in (face.box for face in faces)]
+    placed: list[tuple[int, int, int, int]] = []
+    for index, (face, text) in enumerate(zip(faces, texts)):
+        (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+        label_w, label_h = text_w + 6, text_h + baseline + 6
+        x0, y0, x1, y1 = boxes[index]
+        left = min(max(x0, 0), max(width - label_w, 0))
+        candidates = [(left, y0 - label_h), (left, y1), (left, y0)]  # above, below, inside the top edge
+        best, best_cost = None, None
+        for cx, cy in candidates:
+            cy = min(max(cy, 0), max(height - label_h, 0))
+            rect = (cx, cy, cx + label_w, cy + label_h)
+            others = [box for j, box in enumerate(boxes) if j != index] + placed
+            cost = sum(_overlap(rect, other) for other in others)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = rect, cost
+            if cost == 0:
+                break
+        placed.append(best)
+    return placed
+
+
+def _panel(faces: Sequence[Face], class_names: Sequence[str], numbered: bool, height: int, width: int) -> np.ndarray:
+    """The side panel: per face, its number and label, then one bar per emotion; rows shrink to fit them all."""
+    panel = np.empty((height, width, 3), dtype=np.uint8)
+    panel[:] = _PANEL_BACKGROUND
+    if not faces:
+        cv2.putText(panel, "no faces", (8, max(20, height // 12)), _FONT, 0.45 * width / 190, _PANEL_TEXT, 1, cv2.LINE_AA)
+        return panel
+    rows = len(faces) * (len(class_names) + 1.5)
+    row = min(18 * width / 190, (height - 8) / rows)
+    text_scale = max(0.25, row / 18 * 0.42)
+    label_w, bar_w = round(width * 0.40), round(width * 0.52)
+    top = 4.0
+    for number, face in enumerate(faces, start=1):
+        heading = f"{number}  {face.emotion} {face.confidence:.2f}" if numbered else f"{face.emotion} {face.confidence:.2f}"
+        cv2.putText(panel, heading, (6, round(top + row * 0.85)), _FONT, text_scale * 1.1, _PANEL_TEXT, 1, cv2.LINE_AA)
+        top += row * 1.2
+        for index, name in enumerate(class_names):
+            baseline = round(top + row * 0.8)
+            cv2.putText(panel, name[:8], (6, baseline), _FONT, text_scale, _PANEL_TEXT, 1, cv2.LINE_AA)
+            length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
+            cv2.rectangle(panel, (label_w, round(top + row * 0.2)), (label_w + length, round(top + row * 0.85)), _rgb(emotion_color(name, index)), cv2.FILLED)
+            top += row
+        top += row * 0.3
+    return panel
+
+
+def label_layout(image_shape: tuple[int, ...], faces: Sequence[Face]) -> tuple[list[str], list[tuple[int, int, int, int]], float, int]:
+    """Each face's label text and its rectangle (x0, y0, x1, y1) on a picture of this shape, with the text's
+    scale and thickness. Labels scale with the picture and with its faces, so small faces get small labels."""
+    height, width = image_shape[:2]
+    face_side = np.median([min(face.box[2], face.box[3]) for face in faces]) if faces else height
+    text_scale = max(0.35, min(0.6 * _scale(height, width), face_side / 160))
+    thickness = max(1, round(text_scale * 2))
+    numbered = len(faces) > 1
+    texts = [f"{n} {face.emotion} {face.confidence:.2f}" if numbered else f"{face.emotion} {face.confidence:.2f}" for n, face in enumerate(faces, start=1)]
+    return texts, _place_labels(faces, texts, text_scale, thickness, (height, width)), text_scale, thickness
+
+
+def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence[str]) -> np.ndarray:
+    """An annotated copy of an RGB picture: boxes and labels on it, the bars in a panel to its right.
+
+    Returns:
+        RGB uint8 of shape (H, W + panel_width(H, W), 3).
+    """
+    canvas = np.ascontiguousarray(image_rgb).copy()
+    height, width = canvas.shape[:2]
+    colors = [_rgb(emotion_color(face.emotion, list(class_names).index(face.emotion) if face.emotion in class_names else 0)) for face in faces]
+    for face, color in zip(faces, colors):
         x, y, w, h = face.box
-        index = list(class_names).index(face.emotion) if face.emotion in class_names else 0
-        color = _bgr(emotion_color(face.emotion, index))
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(2, round(2 * scale)), cv2.LINE_AA)
-        _text(canvas, f"{face.emotion} {face.confidence:.2f}", (x, y - 4), 0.6 * scale, (255, 255, 255), color)
-        _probability_bars(canvas, face, class_names, scale)
-    return canvas
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(1, round(2 * _scale(height, width))), cv2.LINE_AA)
+    texts, rectangles, text_scale, thickness = label_layout(canvas.shape, faces)
+    for text, (x0, y0, x1, y1), color in zip(texts, rectangles, colors):
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), color, cv2.FILLED)
+        (_, text_h), _ = cv2.getTextSize(text, _FONT, text_scale, thickness)
+        cv2.putText(canvas, text, (x0 + 3, y0 + 3 + text_h), _FONT, text_scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return np.concatenate([canvas, _panel(faces, class_names, len(faces) > 1, height, panel_width(height, width))], axis=1)

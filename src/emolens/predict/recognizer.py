@@ -1,86 +1,34 @@
-"""The emotion of every face in a photo: decode, detect, crop, classify (faces of many photos in one batch).
+"""The emotion of every face in any picture, video or camera stream: decode, detect, crop, classify, track.
 
     from emolens import Recognizer
-    faces = Recognizer().predict("photo.jpg")
-    faces[0].emotion, faces[0].confidence, faces[0].box
+    result = Recognizer().predict("photo.jpg")[0]
+    result.faces[0].emotion, result.faces[0].confidence, result.plot(), result.to_dict()
+
+    for result in Recognizer().predict("clip.mp4", stream=True):
+        print(result.frame, [(face.track_id, face.emotion) for face in result.faces])
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Union
+import time
+from collections.abc import Iterable, Iterator
+from typing import Literal
 
-import cv2
 import numpy as np
-from PIL import Image
 
-from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
+from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, TTA_MODES, Classifier, load_classifier
-from emolens.predict.faces import DEFAULT_MIN_FACE, crop_faces, make_detector
+from emolens.predict.detectors import DetectorConfig, crop_faces
+from emolens.predict.inputs import Color, Picture, Source, iter_pictures
+from emolens.predict.results import Face, Result
+from emolens.predict.tracking import FaceTracker
 
-ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
-Color = Literal["rgb", "bgr"]
-
-
-@dataclass(frozen=True)
-class Face:
-    """One face: its box (x, y, w, h) in the photo's pixels, the top emotion, its probability, and all of them."""
-
-    box: tuple[int, int, int, int]
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"box": list(self.box), "emotion": self.emotion, "confidence": self.confidence, "probabilities": dict(self.probabilities)}
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """The faces found in one image (or one video frame), as `emolens predict --json` prints it."""
-
-    source: str
-    width: int
-    height: int
-    faces: list[Face] = field(default_factory=list)
-    frame: int | None = None  # video frames only
-    time: float | None = None  # seconds into the video
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"source": self.source, "width": self.width, "height": self.height}
-        if self.frame is not None:
-            result["frame"], result["time"] = self.frame, self.time
-        result["faces"] = [face.to_dict() for face in self.faces]
-        return result
-
-
-def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any supported image input -> (gray (H, W) uint8, RGB (H, W, 3) uint8 or None for gray input).
-
-    Files and bytes are decoded with the same mode handling as training data (EXIF rotation, 16-bit, CMYK,
-    transparency). A 3- or 4-channel numpy array needs `color` ("rgb" or "bgr"): OpenCV gives BGR, most others RGB,
-    and guessing wrong silently changes the gray levels.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        image = Path(image).read_bytes()
-    if isinstance(image, (bytes, Image.Image)):
-        rgb = decode_photo(image) if isinstance(image, bytes) else pil_to_rgb(image)
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise TypeError(f"Expected a uint8 image array. Received: dtype={array.dtype}")
-    if array.ndim == 2:
-        return array, None
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). Received: shape={array.shape}")
-    if color not in ("rgb", "bgr"):
-        raise ValueError("A colour image array needs color='rgb' or color='bgr' (OpenCV arrays are BGR).")
-    rgb = np.ascontiguousarray(array[..., :3] if color == "rgb" else array[..., 2::-1])
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
+# Pictures (photos or video frames) whose faces go through the classifier together: enough to fill a batch,
+# few enough to keep memory small and a stream's results prompt. A camera's frames go one at a time.
+PICTURES_PER_BATCH = 16
+Errors = Literal["raise", "keep"]
 
 
 class Recognizer:
@@ -88,9 +36,7 @@ class Recognizer:
 
     Args:
         model: "default" (the bundled model, run by ONNX Runtime), a run folder, a .keras or an .onnx file.
-        detector: "haar" (built in) or "yunet" (needs `detector_model`).
-        detector_model: path to YuNet's .onnx file.
-        min_face: smallest face side, in the photo's pixels, worth classifying. Defaults to 40.
+        detector: a DetectorConfig, or a detector name ("yunet", the bundled default, or "haar").
         batch_size: faces per classifier call. Defaults to 256.
         classifier: an already loaded Classifier, used instead of `model` (to share one between recognizers).
         tta: test-time augmentation: "none", "flip" (each face averaged with its mirror) or "crops" (ten crops,
@@ -101,9 +47,7 @@ class Recognizer:
         self,
         model: str | os.PathLike = DEFAULT_MODEL,
         *,
-        detector: str = "haar",
-        detector_model: str | os.PathLike | None = None,
-        min_face: int = DEFAULT_MIN_FACE,
+        detector: DetectorConfig | str = DetectorConfig(),
         batch_size: int = 256,
         classifier: Classifier | None = None,
         tta: str = "none",
@@ -111,55 +55,100 @@ class Recognizer:
         if tta not in TTA_MODES:
             raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
         self.tta = tta
+        self.detector_config = DetectorConfig(detector) if isinstance(detector, str) else detector
+        self.detector = self.detector_config.build()
         self.classifier = classifier or load_classifier(model)
-        self.detector = make_detector(detector, model_file=detector_model, min_face=min_face)
         self.batch_size = batch_size
 
     @property
     def class_names(self) -> list[str]:
         return self.classifier.class_names
 
-    def predict(self, image: ImageInput, *, color: Color | None = None) -> list[Face]:
-        """The faces in one image, left to right.
+    def predict(
+        self,
+        source: Source,
+        *,
+        stream: bool = False,
+        color: Color | None = None,
+        every: int = 1,
+        smooth: int = 0,
+        errors: Errors = "raise",
+    ) -> list[Result] | Iterator[Result]:
+        """The faces in every picture of `source`, one Result per image or analysed video frame, in order.
 
         Args:
-            image: a file path, encoded bytes, a PIL image, or a uint8 numpy array (gray, or colour with `color`).
+            source: an image, video or folder path, a camera number, encoded bytes, a PIL image, a uint8 numpy
+                array (gray, or colour with `color`), or a list of these.
+            stream: return a generator instead of a list: for videos and cameras, whose results would not fit
+                in memory (each Result keeps its picture).
             color: "rgb" or "bgr", for colour numpy arrays only.
+            every: analyse every `every`-th frame of a video file. Defaults to 1.
+            smooth: in videos, average each tracked face's probabilities over its last `smooth` frames.
+            errors: "raise" (UndecodableImage for the first unreadable input) or "keep" (a Result with `error`).
 
         Raises:
-            UndecodableImage: the file or bytes are not a readable image.
+            UndecodableImage: an input cannot be read, with errors="raise".
+            EmolensError: a camera cannot be opened.
         """
-        return self.predict_many([image], color=color)[0]
+        if errors not in ("raise", "keep"):
+            raise ValueError(f"Expected errors='raise' or 'keep'. Received: errors={errors!r}")
+        if smooth < 0:
+            raise EmolensError(f"--smooth must be 0 or more frames, not {smooth}.")
+        results = self._results(iter_pictures(source, color=color, every=every), smooth=smooth, errors=errors)
+        return results if stream else list(results)
 
-    def predict_many(self, images: Sequence[ImageInput], *, color: Color | None = None) -> list[list[Face]]:
-        """The faces in each of `images`; all their faces go through the classifier together."""
-        grays = [to_gray(image, color)[0] for image in images]
-        return self.recognize(grays)
+    def _results(self, pictures: Iterable[Picture], *, smooth: int, errors: Errors) -> Iterator[Result]:
+        trackers: dict[str, FaceTracker] = {}
+        batch: list[Picture] = []
+        for picture in pictures:
+            batch.append(picture)
+            if len(batch) >= PICTURES_PER_BATCH or picture.live:
+                yield from self._classified(batch, trackers, smooth, errors)
+                batch = []
+        yield from self._classified(batch, trackers, smooth, errors)
 
-    def recognize(self, grays: Sequence[np.ndarray]) -> list[list[Face]]:
-        """The faces in each of several gray (H, W) uint8 photos, classified in shared batches."""
-        all_boxes = [self.detector.detect(gray) for gray in grays]
+    def _classified(self, batch: list[Picture], trackers: dict[str, FaceTracker], smooth: int, errors: Errors) -> Iterator[Result]:
+        readable = [picture for picture in batch if picture.error is None]
+        detections, detect_ms = [], []
+        for picture in readable:
+            began = time.perf_counter()
+            detections.append(self.detector.detect(picture.gray))
+            detect_ms.append((time.perf_counter() - began) * 1000)
         size = self.classifier.input_size
-        crops = [crop_faces(gray, boxes, self.detector.framing, size) for gray, boxes in zip(grays, all_boxes)]
+        crops = [crop_faces(p.gray, found.boxes, self.detector.framing, size) for p, found in zip(readable, detections)]
+        began = time.perf_counter()
         stacked = np.concatenate(crops) if crops else np.zeros((0, size, size), dtype=np.uint8)
         probabilities = self.classifier.predict(stacked, batch_size=self.batch_size, tta=self.tta)
+        classify_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
         names = self.class_names
-        results, start = [], 0
-        for boxes in all_boxes:
-            faces = []
-            for box, p in zip(boxes, probabilities[start : start + len(boxes)]):
-                top = int(p.argmax())
-                faces.append(
-                    Face(
-                        box=tuple(int(v) for v in box),
-                        emotion=names[top],
-                        confidence=round(float(p[top]), 4),
-                        probabilities={name: round(float(v), 4) for name, v in zip(names, p)},
-                    )
-                )
-            results.append(faces)
-            start += len(boxes)
-        return results
+        found_by_picture = iter(zip(detections, detect_ms))
+        start = 0
+        for picture in batch:
+            if picture.error is not None:
+                if errors == "raise":
+                    raise UndecodableImage(f"{picture.source}: {picture.error}")
+                yield Result(picture.source, 0, 0, class_names=names, error=picture.error, name=picture.name)
+                continue
+            found, detect_time = next(found_by_picture)
+            faces = [
+                Face.from_probabilities(
+                    box, p, names,
+                    score=None if found.scores is None else round(float(found.scores[i]), 4),
+                    landmarks=None if found.landmarks is None else tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.landmarks[i]),
+                )  # fmt: skip
+                for i, (box, p) in enumerate(zip(found.boxes, probabilities[start : start + len(found)]))
+            ]
+            start += len(found)
+            if picture.frame is not None:
+                if picture.source not in trackers:
+                    trackers[picture.source] = FaceTracker(picture.fps or 30.0, names, smooth)
+                faces = trackers[picture.source].update(faces)
+            speed = {"decode": picture.decode_ms, "detect": detect_time, "classify": classify_ms_per_face * len(faces)}
+            yield Result(
+                picture.source, picture.gray.shape[1], picture.gray.shape[0], faces, class_names=names,
+                frame=picture.frame, time=picture.time, fps=picture.fps, speed={stage: round(ms, 2) for stage, ms in speed.items()},
+                name=picture.name, image=picture.image,
+            )  # fmt: skip
 
 
-__all__ = ["Face", "ImageResult", "Recognizer", "UndecodableImage", "to_gray"]
+__all__ = ["Recognizer"]

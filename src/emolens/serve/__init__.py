@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 from emolens.errors import EmolensError
+from emolens.predict.detectors import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +21,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
-    detector: str = "haar",
-    detector_model: str | None = None,
-    min_face: int = 40,
+    detector: DetectorConfig | None = None,
     tta: str = "none",
     max_upload_mb: float = 10.0,
 ) -> None:
@@ -38,10 +37,7 @@ def serve(
         raise EmolensError(f"--max-upload-mb must be a positive number (received {max_upload_mb}).")
     if not 0 <= port <= 65535:
         raise EmolensError(f"--port must be between 0 and 65535 (received {port}).")
-    settings: dict[str, Any] = {
-        "model": model, "detector": detector, "detector_model": detector_model, "min_face": min_face, "tta": tta,
-        "max_upload_mb": max_upload_mb,
-    }  # fmt: skip
+    settings: dict[str, Any] = {"model": model, "detector": detector or DetectorConfig(), "tta": tta, "max_upload_mb": max_upload_mb}
     _check_port_free(host, port)
     # Load once here first, so a bad model or detector is a one-line error before any worker starts.
     app = create_app(**settings)

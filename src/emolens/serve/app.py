@@ -15,6 +15,7 @@ threads, and on a CPU one image at a time per process is also the fastest order.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -35,7 +36,8 @@ from starlette.requests import ClientDisconnect
 from emolens import __version__
 from emolens.constants import EMOTION_COLORS
 from emolens.data.decode import ImageTooLarge, UndecodableImage
-from emolens.predict.recognizer import ImageResult, Recognizer, to_gray
+from emolens.predict import DetectorConfig, Recognizer
+from emolens.predict.inputs import to_gray
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ IMAGE_REQUEST_BODY = {
     },
     "image/*": {"schema": {"type": "string", "format": "binary"}},
 }
-# Settings travel to worker processes (uvicorn --workers) through the environment.
-ENVIRONMENT_PREFIX = "EMOLENS_SERVE_"
+# Settings travel to worker processes (uvicorn --workers) as one JSON object in the environment.
+SETTINGS_VARIABLE = "EMOLENS_SERVE_SETTINGS"
 
 
 class _RequestError(Exception):
@@ -110,9 +112,7 @@ async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
 def create_app(
     model: str = "default",
     *,
-    detector: str = "haar",
-    detector_model: str | None = None,
-    min_face: int = 40,
+    detector: DetectorConfig = DetectorConfig(),
     tta: str = "none",
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
 ) -> FastAPI:
@@ -120,16 +120,14 @@ def create_app(
 
     Args:
         model: "default" (the bundled ONNX model), a run folder, a .keras or an .onnx file.
-        detector: "haar" or "yunet" (with `detector_model`).
-        detector_model: YuNet's .onnx file.
-        min_face: smallest face side in pixels. Defaults to 40.
+        detector: which face detector, and its settings. Defaults to the bundled YuNet.
         tta: "none", "flip" or "crops". Defaults to "none".
         max_upload_mb: largest accepted upload, in megabytes. Defaults to 10.
 
     Returns:
         The FastAPI application.
     """
-    recognizer = Recognizer(model, detector=detector, detector_model=detector_model, min_face=min_face, tta=tta)
+    recognizer = Recognizer(model, detector=detector, tta=tta)
     lock = threading.Lock()
     decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
     limit = int(max_upload_mb * 1_000_000)
@@ -144,11 +142,13 @@ def create_app(
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
 
     def recognize(data: bytes, source: str) -> dict[str, Any]:
+        began = time.perf_counter()
         with decoding:  # Pillow is thread-safe and releases the GIL, but memory is not unlimited
-            gray, _ = to_gray(data)
+            _, image = to_gray(data)
+        decode_ms = round((time.perf_counter() - began) * 1000, 2)
         with lock:
-            faces = recognizer.recognize([gray])[0]
-        return ImageResult(source, gray.shape[1], gray.shape[0], faces).to_dict()
+            result = recognizer.predict(image, color="rgb")[0]
+        return result.replace(source=source, speed={**result.speed, "decode": decode_ms}).to_dict()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -163,7 +163,7 @@ def create_app(
         return {
             "model": str(model),
             "card": card,
-            "detector": detector,
+            "detector": detector.to_dict(),
             "tta": tta,
             "max_upload_bytes": limit,
             "colors": {name: EMOTION_COLORS.get(name) for name in recognizer.class_names},
@@ -191,17 +191,16 @@ def create_app(
         except UndecodableImage as error:
             return _error(415, f"not an image emolens can read ({error}). Send a JPEG, PNG, WebP, BMP, GIF or TIFF.")
 
-    logger.info("emolens serve: model %s, %s detector, uploads up to %s bytes", model, detector, f"{limit:,}")
+    logger.info("emolens serve: model %s, %s detector, uploads up to %s bytes", model, detector.name, f"{limit:,}")
     return app
 
 
-def settings_to_environment(**settings: Any) -> dict[str, str]:
-    """create_app's keyword arguments as environment variables, for worker processes."""
-    return {ENVIRONMENT_PREFIX + key.upper(): str(value) for key, value in settings.items() if value is not None}
+def settings_to_environment(model: str, detector: DetectorConfig, **settings: Any) -> dict[str, str]:
+    """create_app's arguments as the one environment variable worker processes read them from."""
+    return {SETTINGS_VARIABLE: json.dumps({"model": str(model), "detector": detector.to_dict(), **settings})}
 
 
 def app_from_environment() -> FastAPI:
     """create_app with the settings `emolens serve` put in the environment (uvicorn calls this in each worker)."""
-    values = {key[len(ENVIRONMENT_PREFIX) :].lower(): value for key, value in os.environ.items() if key.startswith(ENVIRONMENT_PREFIX)}
-    kinds = {"min_face": int, "max_upload_mb": float}
-    return create_app(**{key: kinds.get(key, str)(value) for key, value in values.items()})
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    return create_app(**{**settings, "detector": DetectorConfig.from_dict(settings["detector"])})

@@ -1,0 +1,229 @@
+"""Everything `Recognizer.predict` accepts, turned into one stream of decoded pictures.
+
+A source is a path (an image, a video, or a folder searched recursively for both), a camera number, encoded
+bytes, a PIL image, a numpy array, or a list of any of these. Each becomes `Picture`s: one per image, one per
+analysed video frame. An unreadable input becomes a Picture with an `error`, so one bad file never stops a run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from emolens._native import native_stderr_silenced
+from emolens.constants import IMAGE_SUFFIXES
+from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
+from emolens.errors import EmolensError
+
+ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
+Source = Union[ImageInput, int, list, tuple]
+Color = Literal["rgb", "bgr"]
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One decoded picture to find faces in: gray for the detector, the picture itself (RGB or gray) to draw on.
+
+    Video frames carry their index and time, the rate of analysed frames (for writing them as a video) and
+    `live` for cameras, which deliver frames only as fast as they are analysed.
+    """
+
+    source: str
+    name: str
+    gray: np.ndarray | None
+    image: np.ndarray | None
+    decode_ms: float = 0.0
+    frame: int | None = None
+    time: float | None = None
+    fps: float | None = None
+    live: bool = False
+    error: str | None = None
+
+
+def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One image input -> (gray (H, W) uint8, the picture: RGB (H, W, 3) uint8, or the gray one for gray input).
+
+    Files and bytes are decoded with the same mode handling as training data (EXIF rotation, 16-bit, CMYK,
+    transparency). A 3- or 4-channel numpy array needs `color` ("rgb" or "bgr"): OpenCV gives BGR, most others RGB,
+    and guessing wrong silently changes the gray levels.
+
+    Raises:
+        UndecodableImage: the file or bytes are not a readable image.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        image = Path(image).read_bytes()
+    if isinstance(image, (bytes, Image.Image)):
+        rgb = decode_photo(image) if isinstance(image, bytes) else pil_to_rgb(image)
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise TypeError(f"Expected a uint8 image array. Received: dtype={array.dtype}")
+    if array.ndim == 2:
+        return array, array
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). Received: shape={array.shape}")
+    if color not in ("rgb", "bgr"):
+        raise ValueError("A colour image array needs color='rgb' or color='bgr' (OpenCV arrays are BGR).")
+    rgb = np.ascontiguousarray(array[..., :3] if color == "rgb" else array[..., 2::-1])
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    name: str  # the name outputs take: relative to the folder given, under that folder's own name
+
+
+def _files(path: Path) -> Iterator[_File | Picture]:
+    """A file as given, or a folder's images and videos (sorted, recursively); a missing path is an error."""
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if not found:
+            yield Picture(str(path), path.name, None, None, error="no images or videos in this folder")
+        # resolve(): "." or ".." name no folder, and outputs must stay inside an output folder.
+        yield from (_File(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
+    elif path.is_file():
+        yield _File(path, path.name)
+    else:
+        yield Picture(str(path), path.name, None, None, error="no such file or folder")
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
+    """An opened capture for a video file or a camera index.
+
+    Raises:
+        EmolensError: a camera that cannot be opened.
+        UndecodableImage: a video file that cannot be opened.
+    """
+    # OpenCV and FFmpeg print their own warnings for a missing camera or a broken file; ours says it in one line.
+    with native_stderr_silenced():
+        capture = cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        capture.release()
+        if isinstance(source, int):
+            raise EmolensError(f"no camera {source} could be opened: check that one is connected and not in use, or pass another --camera number.")
+        raise UndecodableImage("not a readable video")
+    return capture
+
+
+def frame_rate(capture: cv2.VideoCapture) -> float:
+    """The capture's frames per second; 30 when it reports none (cameras and some containers report 0)."""
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    return fps if 0 < fps < 1000 else 30.0
+
+
+def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Iterator[Picture]:
+    """Every `every`-th frame of a video file, or every frame of a camera until it ends or Ctrl-C stops it."""
+    live = isinstance(source, int)
+    try:
+        capture = open_video(source)
+    except UndecodableImage as error:
+        yield Picture(str(source), name, None, None, error=str(error))
+        return
+    try:
+        fps = frame_rate(capture)
+        started = time.monotonic()
+        index = 0
+        while True:
+            began = time.perf_counter()
+            if not capture.grab():
+                return
+            if live or index % every == 0:
+                ok, bgr = capture.retrieve()
+                if not ok:
+                    return
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+                seconds = time.monotonic() - started if live else index / fps
+                decode_ms = (time.perf_counter() - began) * 1000
+                yield Picture(str(source), name, gray, rgb, decode_ms, frame=index, time=round(seconds, 3), fps=fps if live else fps / every, live=live)
+            index += 1
+    except KeyboardInterrupt:
+        if not live:
+            raise
+        # Ctrl-C ends a camera session normally: what was analysed is kept and written.
+    finally:
+        capture.release()
+
+
+def _decoded(item: ImageInput, source: str, name: str, color: Color | None) -> Picture:
+    began = time.perf_counter()
+    try:
+        gray, image = to_gray(item, color)
+    except (UndecodableImage, OSError) as error:
+        return Picture(source, name, None, None, error=f"not a readable image ({error})")
+    return Picture(source, name, gray, image, (time.perf_counter() - began) * 1000)
+
+
+def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1) -> Iterator[Picture]:
+    """Every picture in `source`, in order (see the module's docstring for what a source can be).
+
+    Args:
+        source: the input(s).
+        color: "rgb" or "bgr", for colour numpy arrays only.
+        every: analyse every `every`-th frame of video files (cameras: every frame). Defaults to 1.
+    """
+    if every < 1:
+        raise EmolensError(f"--every must be at least 1, not {every}.")
+    if isinstance(source, (list, tuple)):
+        for item in source:
+            yield from iter_pictures(item, color=color, every=every)
+    elif isinstance(source, bool):
+        raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {source!r}")
+    elif isinstance(source, int):
+        yield from _video_frames(source, f"camera{source}", every)
+    elif isinstance(source, (str, os.PathLike)):
+        for item in _files(Path(source)):
+            if isinstance(item, Picture):
+                yield item
+            elif is_video(item.path):
+                yield from _video_frames(item.path, item.name, every)
+            else:
+                yield _decoded(item.path, str(item.path), item.name, color)
+    elif isinstance(source, bytes):
+        yield _decoded(source, "bytes", "bytes", color)
+    elif isinstance(source, Image.Image):
+        yield _decoded(source, "image", "image", color)
+    elif isinstance(source, np.ndarray):
+        gray, image = to_gray(source, color)  # a wrong array is the caller's bug: raised, not kept
+        yield Picture("array", "array", gray, image)
+    else:
+        raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {type(source).__name__}")
+
+
+def count_pictures(source: Source, *, every: int = 1) -> int | None:
+    """How many pictures `iter_pictures` will give (video frame counts as their containers state them); None
+    when unknown (a camera)."""
+    if isinstance(source, (list, tuple)):
+        counts = [count_pictures(item, every=every) for item in source]
+        return None if None in counts else sum(counts)
+    if isinstance(source, bool) or not isinstance(source, (int, str, os.PathLike)):
+        return 1
+    if isinstance(source, int):
+        return None
+    total = 0
+    for item in _files(Path(source)):
+        if isinstance(item, _File) and is_video(item.path):
+            with native_stderr_silenced():
+                capture = cv2.VideoCapture(str(item.path))
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+            capture.release()
+            total += max(1, -(-frames // every))
+        else:
+            total += 1
+    return total
+

@@ -1,0 +1,53 @@
+"""Following faces from frame to frame: ByteTrack (from the `supervision` package) gives each face a track id,
+and an optional window averages each track's probabilities so labels stop flickering."""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict, deque
+from dataclasses import replace
+
+import numpy as np
+
+from emolens.predict.results import Face
+
+
+class FaceTracker:
+    """Track ids (and, with `smooth` > 1, smoothed emotions) for the faces of one video or camera stream.
+
+    Args:
+        fps: analysed frames per second; ByteTrack sizes how long it keeps a lost face by it.
+        class_names: the model's classes.
+        smooth: average each face's probabilities over its last `smooth` analysed frames; 0 or 1: no averaging.
+    """
+
+    def __init__(self, fps: float, class_names: list[str], smooth: int = 0) -> None:
+        import supervision as sv  # only videos and cameras need it
+
+        self._sv = sv
+        with warnings.catch_warnings():
+            # supervision 0.28+ deprecates its ByteTrack for the `trackers` package, which requires
+            # opencv-python 5 (no Haar cascades) next to our opencv-python-headless 4: pinned <0.31 (pyproject).
+            warnings.simplefilter("ignore", FutureWarning)
+            self.tracker = sv.ByteTrack(frame_rate=max(1, round(fps)))
+        self.class_names = class_names
+        self.smooth = smooth
+        self.history: dict[int, deque] = defaultdict(lambda: deque(maxlen=max(1, smooth)))
+
+    def update(self, faces: list[Face]) -> list[Face]:
+        """The same faces, in the same order, each with its track id (None for a face ByteTrack did not keep)."""
+        boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
+        xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+        scores = np.array([1.0 if face.score is None else face.score for face in faces], dtype=np.float64)
+        detections = self._sv.Detections(xyxy=xyxy, confidence=scores, class_id=np.zeros(len(faces), dtype=int), data={"index": np.arange(len(faces))})
+        tracked = self.tracker.update_with_detections(detections)
+        ids = {int(index): int(track) for index, track in zip(tracked.data["index"], tracked.tracker_id)}
+        return [self._smoothed(replace(face, track_id=ids.get(i))) for i, face in enumerate(faces)]
+
+    def _smoothed(self, face: Face) -> Face:
+        if self.smooth <= 1 or face.track_id is None:
+            return face
+        window = self.history[face.track_id]
+        window.append([face.probabilities[name] for name in self.class_names])
+        mean = np.mean(window, axis=0)
+        return Face.from_probabilities(face.box, mean, self.class_names, score=face.score, landmarks=face.landmarks, track_id=face.track_id)

@@ -1,0 +1,193 @@
+"""Writing Results: small writers for annotated pictures, annotated videos (H.264 MP4), JSON lines and CSV,
+and `OutputFolder`, which sends each Result to the right ones for `emolens predict --out DIR`.
+
+Every file is written atomically (a video when it is finished), so an interrupted run leaves whole files only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from emolens._io import atomic_path
+from emolens.errors import EmolensError
+from emolens.predict.results import Result
+
+logger = logging.getLogger(__name__)
+
+# faces.csv is rewritten whole, so during long runs it is rewritten at most this often.
+FLUSH_SECONDS = 5.0
+
+
+class JsonLinesWriter:
+    """One JSON object per Result (see `Result.to_dict`) per line, flushed as written."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, result: Result) -> None:
+        self.stream.write(json.dumps(result.to_dict()) + "\n")
+        self.stream.flush()
+
+
+class CsvWriter:
+    """One row per face (per analysed frame in videos); rewritten atomically every few seconds and on `close`,
+    so an interrupted run keeps nearly all its rows."""
+
+    def __init__(self, path: str | os.PathLike, class_names: list[str]) -> None:
+        self.path = Path(path)
+        self.class_names = class_names
+        self.rows: list[list[object]] = []
+        self._flushed_at = time.monotonic()
+
+    def header(self) -> list[str]:
+        return ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence", *self.class_names]
+
+    def write(self, result: Result) -> None:
+        for number, face in enumerate(result.faces):
+            self.rows.append([
+                result.source, _blank(result.frame), _blank(result.time), number, _blank(face.track_id), *face.box,
+                "" if face.score is None else f"{face.score:.4f}", face.emotion, f"{face.confidence:.4f}",
+                *(f"{face.probabilities[name]:.4f}" for name in self.class_names),
+            ])  # fmt: skip
+        if time.monotonic() - self._flushed_at > FLUSH_SECONDS:
+            self.close()
+
+    def close(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(self.header())
+        writer.writerows(self.rows)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(buffer.getvalue(), encoding="utf-8")
+        self._flushed_at = time.monotonic()
+
+
+def _blank(value: object) -> object:
+    return "" if value is None else value
+
+
+class VideoWriter:
+    """An annotated video as H.264 in an MP4 that browsers play, encoded by PyAV (its wheels bundle libx264).
+
+    The file appears when `close` is called; frames must all have one size (odd sides are padded by a pixel,
+    as H.264's 4:2:0 colour needs even ones).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        import av  # only videos need it
+
+        self.path = Path(path)
+        self._av = av
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self.container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        try:
+            self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        except (ValueError, av.error.FFmpegError) as error:
+            self.container.close()
+            self._atomic.__exit__(type(error), error, None)
+            raise EmolensError(f"this PyAV has no H.264 encoder ({error}): install PyAV's own wheel (pip install av).") from error
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": "23", "preset": "veryfast"}
+        self.size: tuple[int, int] | None = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        height, width = rgb.shape[:2]
+        if self.size is None:
+            self.size = (width + width % 2, height + height % 2)
+            self.stream.width, self.stream.height = self.size
+        padded = np.pad(rgb, ((0, self.size[1] - height), (0, self.size[0] - width), (0, 0)), mode="edge")
+        for packet in self.stream.encode(self._av.VideoFrame.from_ndarray(padded, format="rgb24")):
+            self.container.mux(packet)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Finishes the file; with `error`, drops it instead."""
+        try:
+            if error is None and self.size is not None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+        finally:
+            self.container.close()
+            if error is None and self.size is None:
+                error = EmolensError("no frames")  # an empty video is no file
+            self._atomic.__exit__(type(error) if error else None, error, None)
+
+
+class OutputFolder:
+    """What `--out DIR` promises: each picture annotated (`<name>.annotated.png|jpg`), each video annotated
+    (`<name>.annotated.mp4`) with its timeline (`<name>.timeline.png`, one line per tracked face), and one
+    faces.csv. Output names never collide and never leave DIR."""
+
+    def __init__(self, directory: str | os.PathLike, class_names: list[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.class_names = class_names
+        self.csv = CsvWriter(self.directory / "faces.csv", class_names)
+        self.used: set[str] = set()
+        self.video: VideoWriter | None = None
+        self.video_source: str | None = None
+        self.video_name = ""
+        self.tracks: dict[int, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+
+    def _unique(self, name: str, suffix: str) -> Path:
+        """`<name's stem>.annotated<suffix>` under the folder; a name already used gets -2, -3, ... added."""
+        path = self.directory / name
+        candidate, number = path.with_name(f"{path.stem}.annotated{suffix}"), 1
+        while str(candidate) in self.used:
+            number += 1
+            candidate = path.with_name(f"{path.stem}-{number}.annotated{suffix}")
+        self.used.add(str(candidate))
+        return candidate
+
+    def write(self, result: Result) -> Path | None:
+        """Writes one Result; returns the annotated picture's path (None for video frames and failures)."""
+        if result.error is not None:
+            return None
+        self.csv.write(result)
+        if not result.is_video_frame:
+            self.finish_video()
+            suffix = ".jpg" if Path(result.name).suffix.lower() in (".jpg", ".jpeg") else ".png"
+            path = self._unique(result.name or "image", suffix)
+            return result.save(path.parent, path.name.replace(".annotated", ""))
+        if result.source != self.video_source:
+            self.finish_video()
+            self.video_source, self.video_name = result.source, result.name
+            self.video = VideoWriter(self._unique(result.name, ".mp4"), fps=result.fps or 30.0)
+        self.video.write(result.plot())
+        for face in result.faces:
+            if face.track_id is not None:
+                times, classes = self.tracks[face.track_id]
+                times.append(result.time or 0.0)
+                classes.append(self.class_names.index(face.emotion))
+        return None
+
+    def finish_video(self, error: BaseException | None = None) -> None:
+        """Closes the current video (dropped with `error`) and draws its timeline."""
+        if self.video is None:
+            return
+        from emolens.plots import plot_emotion_timeline  # matplotlib only when a video is written
+
+        video, self.video = self.video, None
+        video.close(error)
+        if error is None:
+            tracks = {track: (np.array(times), np.array(classes)) for track, (times, classes) in self.tracks.items()}
+            timeline = video.path.with_name(video.path.name.replace(".annotated.mp4", ".timeline.png"))
+            plot_emotion_timeline(tracks, self.class_names, timeline, title=self.video_source)
+        self.tracks.clear()
+        self.csv.close()
+
+    def close(self, error: BaseException | None = None) -> None:
+        self.finish_video(error)
+        self.csv.close()
+
