@@ -212,40 +212,6 @@ def test_the_app_loads_the_onnx_model_without_tensorflow():
 
 # --- the page, in a real browser --------------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def write_y4m(path: Path, rgb: np.ndarray, frames: int = 10) -> Path:
-    """A short YUV4MPEG2 video of one still picture: Chromium's fake webcam plays such files."""
-    height, width = rgb.shape[:2]
-    ycbcr = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
-    y = ycbcr[..., 0]
-    cb, cr = (ycbcr[0::2, 0::2, c] for c in (1, 2))  # 4:2:0
-    with open(path, "wb") as file:
-        file.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
-            file.write(b"FRAME\n" + y.tobytes() + cb.tobytes() + cr.tobytes())
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (Debian: apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    video = write_y4m(tmp_path_factory.mktemp("camera") / "astronaut.y4m", np.asarray(Image.open(ASTRONAUT).convert("RGB")))
-    args = [
-        "--no-sandbox",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={video}",
-    ]
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, server):
     context = browser.new_context()

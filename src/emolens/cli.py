@@ -409,6 +409,11 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
 
 
+def _command(group, name: str, *, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose --help opens with a description line (its one-line help, unless it has a longer one)."""
+    return group.add_parser(name, help=help, description=description or f"{help[0].upper()}{help[1:]}.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from emolens.models.classifier import TTA_MODES
 
@@ -418,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(needs_backend=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
+    train = _command(commands, "train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
     train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
     train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, best); any flag below overrides it")
     train.add_argument("--model", help="a name from `emolens models` (default seed)")
@@ -455,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_augment_flags(train)
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
+    evaluate = _command(commands, "evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
     evaluate.add_argument("models", nargs="+", metavar="MODEL", help="a run folder, a .keras or .onnx file, or `default`; several make an ensemble")
     evaluate.add_argument("data", help="a dataset source; it may hold only the split evaluated")
     evaluate.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split (default test)")
@@ -466,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 
-    predict = commands.add_parser(
+    predict = _command(
+        commands,
         "predict",
         help="the emotion of every face in photos, folders, videos or a webcam",
         description="Find faces and recognise their emotions. Exit status 1 if any input could not be read.",
@@ -482,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
-    serve = commands.add_parser(
+    serve = _command(
+        commands,
         "serve",
         help="an HTTP API and a web page (photos and the webcam) on this machine",
         description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and OpenAPI docs at /docs.",
@@ -496,31 +503,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     serve.set_defaults(handler=cmd_serve, needs_backend=False)
 
-    export = commands.add_parser("export", help="export a trained model to ONNX (or a clean .keras) with its model card")
+    export = _command(commands, "export", help="export a trained model to ONNX (or a clean .keras) with its model card")
     export.add_argument("model", help="a run folder or a .keras file")
     export.add_argument("--format", default="onnx", choices=("onnx", "keras"), help="file format (default onnx)")
     export.add_argument("--out", help="file to write (default <run name>.<format>)")
     export.set_defaults(handler=cmd_export)
 
-    ensemble = commands.add_parser("ensemble", help="save one model that averages several trained ones")
+    ensemble = _command(commands, "ensemble", help="save one model that averages several trained ones")
     ensemble.add_argument("models", nargs="+", metavar="MODEL", help="run folders or .keras files (two or more)")
     ensemble.add_argument("--out", required=True, help="the .keras file to write")
     ensemble.set_defaults(handler=cmd_ensemble)
 
-    commands.add_parser("models", help="list the model architectures").set_defaults(handler=cmd_models)
-    recipes = commands.add_parser("recipes", help="show the training recipes (plain settings; copy and override any)")
+    _command(commands, "models", help="list the model architectures").set_defaults(handler=cmd_models, needs_backend=False)
+    recipes = _command(commands, "recipes", help="show the training recipes (plain settings; copy and override any)")
     recipes.add_argument("name", nargs="?", help="one recipe, printed as JSON")
     recipes.set_defaults(handler=cmd_recipes, needs_backend=False)
-    commands.add_parser("doctor", help="check the installation and show the backend and devices").set_defaults(handler=cmd_doctor)
+    _command(commands, "doctor", help="check the installation and show the backend and devices").set_defaults(handler=cmd_doctor)
 
-    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    synth = data.add_parser("synth", help="write a synthetic FER2013-style dataset of drawn faces")
+    data = _command(commands, "data", help="dataset tools").add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    synth = _command(data, "synth", help="write a synthetic FER2013-style dataset of drawn faces")
     synth.add_argument("out", help="an empty or new folder")
     synth.add_argument("--train-per-class", type=_positive_int, default=200, help="training images per class (default 200)")
     synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(handler=cmd_data_synth, needs_backend=False)
-    preview = data.add_parser("preview", help="a grid of training images after augmentation")
+    preview = _command(data, "preview", help="a grid of training images after augmentation")
     preview.add_argument("data", help="a dataset source with a train split")
     preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")
     preview.add_argument("--count", type=_positive_int, default=32, help="how many images (default 32)")
@@ -528,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(preview)
     preview.set_defaults(handler=cmd_data_preview)
-    inspect = data.add_parser(
+    inspect = _command(
+        data,
         "inspect",
         help="find duplicates, leakage between splits, blank and unreadable images, class imbalance",
         description="Check a dataset before training on it. The source is only read; --fix writes a cleaned copy.",
@@ -562,6 +570,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmolensError as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`emolens predict --json ... | head -1`): stop quietly, as Unix tools do. Later
+        # writes to the closed pipe (at exit, Python flushes stdout) go to /dev/null instead of raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as error:
         # A folder that cannot be created, a file that cannot be read or written: the user's path, not a bug.
         where = f" {error.filename}" if error.filename else ""

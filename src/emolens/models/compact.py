@@ -7,15 +7,19 @@ style) of the same shape ran at only 250 images/s: depthwise convolutions are me
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from emolens.models.blocks import conv_bn_relu
 from emolens.models.registry import register_model
 
+if TYPE_CHECKING:
+    import keras
+
 
 def _residual_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
     """Two 3x3 convolutions, the first with stride 2, added to a strided 1x1 projection of the input."""
+    from keras import layers
+
     shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False)(x)
     shortcut = layers.BatchNormalization()(shortcut)
     x = conv_bn_relu(x, filters, strides=2)
@@ -31,6 +35,9 @@ def _residual_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
     learning_rate=1e-3,
 )
 def mini_resnet(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
+    import keras  # here, not at the top: listing models (`emolens models`) must not load a backend
+    from keras import layers
+
     inputs = keras.Input(shape=input_shape)
     x = conv_bn_relu(inputs, 32)
     # Pool early: full-resolution wide convolutions would triple the cost for little gain on 48x48 faces.

@@ -40,6 +40,7 @@ def register_model(name: str, *, description: str, learning_rate: float) -> Call
 
 def _load_builtin_models() -> None:
     # Importing an architecture module registers it; done lazily so that listing names stays cheap to call.
+    # The modules import Keras inside their builders, so listing never loads a backend.
     # Listed in this order: the seed models first.
     from emolens.models import seed  # noqa: F401, I001
     from emolens.models import compact  # noqa: F401

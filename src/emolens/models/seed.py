@@ -6,13 +6,19 @@ second seed notebook does.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from emolens.models.registry import register_model
 
+if TYPE_CHECKING:
+    import keras
+    from keras import layers
+
 
 def _seed_cnn(name: str, input_shape: tuple[int, int, int], num_classes: int, batch_norm: bool) -> keras.Model:
+    import keras  # here, not at the top: listing models (`emolens models`) must not load a backend
+    from keras import layers
+
     def conv(filters: int) -> list[layers.Layer]:
         if not batch_norm:
             return [layers.Conv2D(filters, 3, activation="relu")]

@@ -7,11 +7,13 @@ keeps the net near 10M parameters, a size that still fits a GPU run of a few hou
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from emolens.models.blocks import conv_bn_relu
 from emolens.models.registry import register_model
+
+if TYPE_CHECKING:
+    import keras
 
 
 @register_model(
@@ -20,6 +22,9 @@ from emolens.models.registry import register_model
     learning_rate=1e-3,
 )
 def vgg(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
+    import keras  # here, not at the top: listing models (`emolens models`) must not load a backend
+    from keras import layers
+
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for filters in (64, 128, 256, 512):
