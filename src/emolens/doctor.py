@@ -39,16 +39,17 @@ def _bundled_model() -> str:
     import numpy as np
 
     from emolens.models.classifier import load_classifier
-    from emolens.predict.faces import make_detector
+    from emolens.predict.detectors import DetectorConfig, detector_names
 
-    make_detector("haar")
+    for name in detector_names():
+        DetectorConfig(name).build()
     classifier = load_classifier()
     probabilities = classifier.predict(np.zeros((1, classifier.input_size, classifier.input_size), np.uint8))
     if probabilities.shape != (1, len(classifier.class_names)):
         raise RuntimeError(f"unexpected output {probabilities.shape}")
     evaluation = classifier.card.get("evaluation", {})
     accuracy = f", {100 * evaluation['accuracy']:.1f}% on {evaluation['split']}" if "accuracy" in evaluation else ""
-    return f"{classifier.card.get('model', '?')} via ONNX Runtime{accuracy}; the Haar face detector loads"
+    return f"{classifier.card.get('model', '?')} via ONNX Runtime{accuracy}; the face detectors load ({', '.join(detector_names())})"
 
 
 def _cache_writable() -> str:
