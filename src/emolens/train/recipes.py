@@ -24,11 +24,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         "schedule": "inverse_time",
         "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.0},
     },
-    # For 2 CPU cores in about 2 hours: the compact residual net (a median 40 s an epoch here), AdamW with
-    # warm-up and cosine decay, label smoothing, and a gentle weight for the rare classes (disgust).
+    # For 2 CPU cores in about an hour: the compact residual net on 44-pixel random crops (a mean 62 s an epoch
+    # here), AdamW with warm-up and cosine decay, label smoothing, and a gentle weight for the rare classes
+    # (disgust). It trained the bundled model: 62.5% on PublicTest, 64.6% with ten-crop TTA.
     "cpu": {
         "model": "mini_resnet",
-        "epochs": 150,
+        "epochs": 50,
         "batch_size": 64,
         "learning_rate": 2e-3,
         "optimizer": "adam",
@@ -37,6 +38,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "warmup_epochs": 3,
         "label_smoothing": 0.1,
         "class_weight": "sqrt",
+        "crop": 44,
         "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.1},
     },
     # For a GPU: the BatchNorm VGG-style net with SGD-Nesterov, a plateau schedule, 40-pixel random crops and
