@@ -5,7 +5,7 @@ Reports requests/s, p50/p95/p99 latency and errors for each server setting. Targ
 zero errors and p95 under 100 ms on 2 cores. The clients run on the same machine as the server.
 
 Usage: python bench/serve_load.py [--clients 1,8,32] [--seconds 30] [--workers 1,2] [--photo samples/astronaut.png]
-       [--detector-model ../shared/models/face_detection_yunet_2023mar.onnx (adds YuNet rows)]
+       [--detectors yunet,haar]
 """
 
 from __future__ import annotations
@@ -75,13 +75,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to try")
     parser.add_argument("--photo", type=Path, default=ROOT / "samples" / "astronaut.png")
-    parser.add_argument("--detector-model", type=Path, help="YuNet's .onnx: adds rows with --detector yunet")
+    parser.add_argument("--detectors", default="yunet,haar", help="comma-separated detector names to try (default yunet,haar)")
     args = parser.parse_args()
     photo = args.photo.read_bytes()
-    settings = [(f"haar, {w} worker(s)", ["--workers", w]) for w in args.workers.split(",")]
-    if args.detector_model:
-        yunet = ["--detector", "yunet", "--detector-model", str(args.detector_model)]
-        settings += [(f"yunet, {w} worker(s)", ["--workers", w, *yunet]) for w in args.workers.split(",")]
+    settings = [
+        (f"{detector}, {w} worker(s)", ["--workers", w, "--detector", detector])
+        for detector in args.detectors.split(",") for w in args.workers.split(",")
+    ]  # fmt: skip
     print(f"{args.seconds:.0f} s per row, {args.photo.name} ({len(photo):,} bytes), loopback")
     print()
     print("| server | clients | requests/s | p50 | p95 | p99 | errors |")

@@ -129,9 +129,9 @@ def _face_summary(faces: list) -> str:
 
 def _detector_config(args: argparse.Namespace):
     """The detector flags as one DetectorConfig; a model file alone means YuNet (the detector that takes one)."""
-    from emolens.predict import DetectorConfig
+    from emolens.predict.detectors import DEFAULT_DETECTOR, DetectorConfig
 
-    name = args.detector or "yunet"
+    name = args.detector or ("yunet" if args.detector_model else DEFAULT_DETECTOR)
     return DetectorConfig(name, model_file=args.detector_model, min_face=args.min_face)
 
 
