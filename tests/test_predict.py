@@ -531,6 +531,19 @@ def test_labels_never_cover_another_face_or_label_in_a_group_photo(recognizer, s
             assert _area(label, other) == 0, f"labels {i} and {j} overlap"
 
 
+@pytest.mark.parametrize("count", [1, 10, 60])
+def test_the_panel_holds_every_emotion_colour_however_many_faces(count):
+    from emolens.constants import emotion_color
+
+    photo, squares = group_photo(side=60, angles=(0,) * count)
+    faces = [Face.from_probabilities((x, y, s, s), np.full(7, 1 / 7), CLASSES) for x, y, s in squares]
+    drawn = annotate(cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB), faces, CLASSES)
+    panel = {tuple(pixel) for pixel in drawn[:, photo.shape[1] :].reshape(-1, 3)}
+    for index, name in enumerate(CLASSES):
+        value = emotion_color(name, index).lstrip("#")
+        assert tuple(int(value[i : i + 2], 16) for i in (0, 2, 4)) in panel, f"no {name} in the panel for {count} faces"
+
+
 def test_annotate_draws_on_a_copy_and_the_bars_beside_it(recognizer):
     rgb = cv2.cvtColor(gray_canvas(), cv2.COLOR_GRAY2RGB)
     before = rgb.copy()

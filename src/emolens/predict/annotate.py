@@ -2,7 +2,8 @@
 
 Each face gets its box and a label ("happy 0.84", numbered when there are several faces) placed where it covers
 no other face and no other label: above the box, else below, else inside its top edge. The bars for every
-emotion go in a panel beside the picture, one block per face, never on it. Sizes follow the picture's.
+emotion go in a panel beside the picture, one block per face, never on it (one stacked bar per face when seven
+bars each would not fit). Sizes follow the picture's.
 """
 
 from __future__ import annotations
@@ -65,29 +66,58 @@ def _place_labels(faces: Sequence[Face], texts: list[str], scale: float, thickne
     return placed
 
 
+# Smallest readable row in the panel, in pixels: below it, faces get one stacked bar each instead of seven bars.
+_MIN_ROW = 10
+
+
 def _panel(faces: Sequence[Face], class_names: Sequence[str], numbered: bool, height: int, width: int) -> np.ndarray:
-    """The side panel: per face, its number and label, then one bar per emotion; rows shrink to fit them all."""
+    """The side panel: per face, its number and label, then one bar per emotion; with too many faces for that, a
+    colour key and one stacked bar per face (as many faces as fit, then "+N more")."""
     panel = np.empty((height, width, 3), dtype=np.uint8)
     panel[:] = _PANEL_BACKGROUND
     if not faces:
         cv2.putText(panel, "no faces", (8, max(20, height // 12)), _FONT, 0.45 * width / 190, _PANEL_TEXT, 1, cv2.LINE_AA)
         return panel
-    rows = len(faces) * (len(class_names) + 1.5)
-    row = min(18 * width / 190, (height - 8) / rows)
-    text_scale = max(0.25, row / 18 * 0.42)
+    colors = [_rgb(emotion_color(name, index)) for index, name in enumerate(class_names)]
     label_w, bar_w = round(width * 0.40), round(width * 0.52)
+    full_row = 18 * width / 190
+    headings = [f"{n}  {face.emotion} {face.confidence:.2f}" if numbered else f"{face.emotion} {face.confidence:.2f}" for n, face in enumerate(faces, start=1)]
+
+    def text(words: str, x: float, y: float, row: float, bigger: float = 1.0) -> None:
+        cv2.putText(panel, words, (round(x), round(y + row * 0.8)), _FONT, max(0.25, row / 18 * 0.42) * bigger, _PANEL_TEXT, 1, cv2.LINE_AA)
+
+    row = min(full_row, (height - 8) / (len(faces) * (len(class_names) + 1.5)))
     top = 4.0
-    for number, face in enumerate(faces, start=1):
-        heading = f"{number}  {face.emotion} {face.confidence:.2f}" if numbered else f"{face.emotion} {face.confidence:.2f}"
-        cv2.putText(panel, heading, (6, round(top + row * 0.85)), _FONT, text_scale * 1.1, _PANEL_TEXT, 1, cv2.LINE_AA)
-        top += row * 1.2
-        for index, name in enumerate(class_names):
-            baseline = round(top + row * 0.8)
-            cv2.putText(panel, name[:8], (6, baseline), _FONT, text_scale, _PANEL_TEXT, 1, cv2.LINE_AA)
-            length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
-            cv2.rectangle(panel, (label_w, round(top + row * 0.2)), (label_w + length, round(top + row * 0.85)), _rgb(emotion_color(name, index)), cv2.FILLED)
-            top += row
-        top += row * 0.3
+    if row >= _MIN_ROW:
+        for heading, face in zip(headings, faces):
+            text(heading, 6, top, row, 1.1)
+            top += row * 1.2
+            for name, color in zip(class_names, colors):
+                text(name[:8], 6, top, row)
+                length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
+                cv2.rectangle(panel, (label_w, round(top + row * 0.2)), (label_w + length, round(top + row * 0.85)), color, cv2.FILLED)
+                top += row
+            top += row * 0.3
+        return panel
+    row = max(_MIN_ROW, min(full_row, (height - 8) / (len(class_names) + 1 + 2 * len(faces))))
+    for name, color in zip(class_names, colors):  # the colour key
+        cv2.rectangle(panel, (6, round(top + row * 0.2)), (6 + round(row * 0.6), round(top + row * 0.8)), color, cv2.FILLED)
+        text(name, 10 + row * 0.6, top, row)
+        top += row
+    top += row
+    shown = min(len(faces), int((height - top) // (2 * row)))
+    if shown < len(faces):  # keep a row for "+N more"
+        shown = max(0, int((height - top - row) // (2 * row)))
+    for heading, face in zip(headings[:shown], faces[:shown]):
+        text(heading, 6, top, row)
+        left = 6.0
+        for name, color in zip(class_names, colors):
+            share = (width - 12) * face.probabilities.get(name, 0.0)
+            cv2.rectangle(panel, (round(left), round(top + row * 1.1)), (round(left + share), round(top + row * 1.8)), color, cv2.FILLED)
+            left += share
+        top += 2 * row
+    if shown < len(faces):
+        text(f"+{len(faces) - shown} more", 6, top, row)
     return panel
 
 
