@@ -143,6 +143,9 @@ class OnnxClassifier(Classifier):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
+        # No spin-waiting after a run: ONNX Runtime's idle threads would keep the cores busy while OpenCV's
+        # detector runs next (one photo on 2 cores: 16 ms with spinning, 10 ms without, measured).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         try:
