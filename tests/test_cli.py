@@ -173,3 +173,35 @@ def test_resume_says_which_settings_it_ignores(trained_run, capsys):
     assert main(["train", "--resume", str(trained_run), "--model", "seed_bn", "--no-flip"]) == 2
     err = capsys.readouterr().err
     assert "ignoring --model, --no-flip" in err and f"already finished {EPOCHS} of {EPOCHS} epochs" in err
+
+
+@pytest.mark.parametrize("argv", [["models"], ["recipes"], ["--help"], ["predict", "--help"], ["serve", "--help"]])
+def test_static_commands_answer_without_loading_tensorflow(argv):
+    code = (
+        "import sys; from emolens.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')], file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_every_subcommand_has_a_description_and_lists_its_choices():
+    import argparse
+
+    from emolens.cli import build_parser
+
+    def commands(parser):
+        for action in parser._actions:  # argparse keeps its subparsers here, as its own help does
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield name, sub
+                    yield from commands(sub)
+
+    found = dict(commands(build_parser()))
+    assert {"train", "evaluate", "predict", "serve", "models", "recipes", "doctor", "synth", "inspect"} <= set(found)
+    for name, sub in found.items():
+        assert sub.description and sub.description[0].isupper(), f"{name} has no description line"
+    usage = found["predict"].format_usage()
+    assert "{yunet,haar}" in usage and "{none,flip,crops}" in usage
