@@ -123,9 +123,13 @@ class Result:
         """Writes the annotated picture to `directory/<name>.annotated.jpg|png` (JPEG for JPEG inputs); returns it."""
         path = Path(directory) / (name or self.name or default_name(self))
         suffix = ".jpg" if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
-        path = path.with_name(f"{path.stem}.annotated{suffix}")
+        return self.write_picture(path.with_name(f"{path.stem}.annotated{suffix}"))
+
+    def write_picture(self, path: str | os.PathLike) -> Path:
+        """Writes the annotated picture to exactly `path` (its suffix, .jpg or .png, chooses the format)."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode(suffix, cv2.cvtColor(self.plot(), cv2.COLOR_RGB2BGR))
+        ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(self.plot(), cv2.COLOR_RGB2BGR))
         if not ok:
             raise EmolensError(f"could not encode the annotated picture for {self.source}.")
         write_bytes(path, encoded.tobytes())

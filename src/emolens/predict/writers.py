@@ -158,8 +158,7 @@ class OutputFolder:
         if not result.is_video_frame:
             self.finish_video()
             suffix = ".jpg" if Path(result.name).suffix.lower() in (".jpg", ".jpeg") else ".png"
-            path = self._unique(result.name or "image", suffix)
-            return result.save(path.parent, path.name.replace(".annotated", ""))
+            return result.write_picture(self._unique(result.name or "image", suffix))
         if result.source != self.video_source:
             self.finish_video()
             self.video_source, self.video_name = result.source, result.name
