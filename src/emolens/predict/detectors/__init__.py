@@ -77,8 +77,11 @@ class FaceDetector(ABC):
         boxes, scores, landmarks = self._detect(small, max(1, round(self.min_face * scale)))
         if len(boxes) == 0:
             return Detections.empty()
-        boxes = np.round(np.asarray(boxes, dtype=np.float64) / scale).astype(np.int64)
-        keep = (boxes[:, 2] >= self.min_face) & (boxes[:, 3] >= self.min_face)
+        boxes = np.asarray(boxes, dtype=np.float64)
+        # A picture a pixel or two high can make a CNN detector give NaN or absurd rows: never faces.
+        sane = np.isfinite(boxes).all(axis=1) & (np.abs(np.nan_to_num(boxes)) <= 4 * max(small.shape)).all(axis=1)
+        boxes = np.round(np.where(sane[:, None], boxes, 0) / scale).astype(np.int64)
+        keep = sane & (boxes[:, 2] >= self.min_face) & (boxes[:, 3] >= self.min_face)
         order = np.lexsort((boxes[keep, 1], boxes[keep, 0]))
         return Detections(
             boxes=boxes[keep][order],

@@ -38,6 +38,4 @@ class YuNetDetector(FaceDetector):
         if faces is None:
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
         # Each row: x, y, w, h, then right eye, left eye, nose tip, right and left mouth corner (x, y), then score.
-        # Pictures a pixel or two high can give rows of NaN: dropped.
-        faces = faces[np.isfinite(faces).all(axis=1)]
         return faces[:, :4], faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
