@@ -187,6 +187,8 @@ class OutputFolder:
         self.csv.close()
 
     def close(self, error: BaseException | None = None) -> None:
-        self.finish_video(error)
-        self.csv.close()
+        if self.video is not None:
+            self.finish_video(error)  # which writes faces.csv too
+        else:
+            self.csv.close()
 

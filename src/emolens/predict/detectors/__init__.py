@@ -64,7 +64,6 @@ class FaceDetector(ABC):
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
-        self.min_face = config.min_face
 
     def detect(self, gray: np.ndarray) -> Detections:
         scale = min(1.0, DETECT_MAX_SIDE / max(gray.shape))
@@ -74,14 +73,14 @@ class FaceDetector(ABC):
             small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         else:
             small = gray
-        boxes, scores, landmarks = self._detect(small, max(1, round(self.min_face * scale)))
+        boxes, scores, landmarks = self._detect(small, max(1, round(self.config.min_face * scale)))
         if len(boxes) == 0:
             return Detections.empty()
         boxes = np.asarray(boxes, dtype=np.float64)
         # A picture a pixel or two high can make a CNN detector give NaN or absurd rows: never faces.
         sane = np.isfinite(boxes).all(axis=1) & (np.abs(np.nan_to_num(boxes)) <= 4 * max(small.shape)).all(axis=1)
         boxes = np.round(np.where(sane[:, None], boxes, 0) / scale).astype(np.int64)
-        keep = sane & (boxes[:, 2] >= self.min_face) & (boxes[:, 3] >= self.min_face)
+        keep = sane & (boxes[:, 2] >= self.config.min_face) & (boxes[:, 3] >= self.config.min_face)
         order = np.lexsort((boxes[keep, 1], boxes[keep, 0]))
         return Detections(
             boxes=boxes[keep][order],
