@@ -794,6 +794,18 @@ def test_a_closed_pipe_ends_predict_quietly_with_status_0(onnx_model, tmp_path):
     assert done.stderr.strip() == "", done.stderr
 
 
+def test_predict_shows_control_characters_in_file_names_instead_of_sending_them_to_the_terminal(onnx_model, tmp_path, capsys):
+    # A name holding "set the window title" and "clear the screen" sequences, and one that cannot be decoded.
+    name = "a\x1b]0;owned\x07b\x1b[2J.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(tmp_path / name)
+    (tmp_path / "c\x1b[31m.jpg").write_bytes(b"not a picture")
+    assert main(["predict", str(tmp_path), "--model", str(onnx_model)]) == 1  # one input could not be read
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "a\\x1b]0;owned\\x07b\\x1b[2J.png: no face found" in out, out
+    assert "c\\x1b[31m.jpg" in err, err
+
+
 # --- emolens export ------------------------------------------------------------------------------------------
 
 

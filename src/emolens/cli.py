@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,6 +22,16 @@ from emolens.errors import EmolensError
 console = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
 logger = logging.getLogger("emolens")
+
+
+# C0 and C1 control characters but tab and newline: a file name can hold an escape sequence that clears the
+# screen or sets the terminal's title, and Rich prints ESC as it is.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(value: object) -> str:
+    """`value` as text safe to print: Rich markup escaped, control characters written as \\xNN."""
+    return escape(_CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value)))
 
 
 def _start_backend(verbose: bool) -> None:
@@ -87,10 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
     console.print(
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
-        f"run in [bold]{escape(str(result.run_dir))}[/]"
+        f"run in [bold]{_shown(str(result.run_dir))}[/]"
     )
     data_hint = args.data or "DATA"
-    console.print(f"Next: [cyan]emolens evaluate {escape(f'{result.run_dir} {data_hint}')}[/]")
+    console.print(f"Next: [cyan]emolens evaluate {_shown(f'{result.run_dir} {data_hint}')}[/]")
     return 0
 
 
@@ -115,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     stdout.print(table)
     stdout.print(f"Accuracy [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
-    stdout.print(f"Report: [bold]{escape(metrics['report'])}[/]")
+    stdout.print(f"Report: [bold]{_shown(metrics['report'])}[/]")
     return 0
 
 
@@ -164,7 +175,7 @@ class _VideoSummary:
         seen = ", ".join(f"{emotion} {count}" for emotion, count in sorted(self.counts.items(), key=lambda item: -item[1])[:3])
         faces = f", {len(self.tracks)} face{'s' if len(self.tracks) != 1 else ''} tracked" if self.tracks else ""
         stdout.print(
-            f"{escape(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}" + (f"; most seen: {seen}" if seen else ""),
+            f"{_shown(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}" + (f"; most seen: {seen}" if seen else ""),
             soft_wrap=True,
         )
         self.source = None
@@ -193,7 +204,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for result in track(results, total=total, description="Pictures"):
             if result.error is not None:
                 failures += 1
-                console.print(f"[bold red]skipped[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
+                console.print(f"[bold red]skipped[/] {_shown(f'{result.source}: {result.error}')}", soft_wrap=True)
                 continue
             if json_lines is not None:
                 json_lines.write(result)
@@ -201,7 +212,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 video.add(result)
             else:
                 video.show()
-                stdout.print(f"{escape(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
+                stdout.print(f"{_shown(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
             if out is not None:
                 out.write(result)
     except BaseException as error:
@@ -213,7 +224,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if out is not None:
         out.close()
         if json_lines is None:
-            stdout.print(f"Annotated files and faces.csv in [bold]{escape(args.out)}[/]")
+            stdout.print(f"Annotated files and faces.csv in [bold]{_shown(args.out)}[/]")
     if failures:
         console.print(f"[red]{failures} input(s) could not be read.[/]")
         return 1
@@ -224,7 +235,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from emolens.export import export_model
 
     out = export_model(args.model, args.out, format=args.format)
-    console.print(f"Wrote [bold]{escape(str(out))}[/] and its model card [bold]{escape(str(out.with_suffix('.json')))}[/]")
+    console.print(f"Wrote [bold]{_shown(str(out))}[/] and its model card [bold]{_shown(str(out.with_suffix('.json')))}[/]")
     return 0
 
 
@@ -232,7 +243,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from emolens.models.ensemble import build_ensemble
 
     out = build_ensemble(args.models, args.out)
-    console.print(f"Wrote [bold]{escape(str(out))}[/], the average of {len(args.models)} models. Use it as --model in predict, evaluate or export.")
+    console.print(f"Wrote [bold]{_shown(str(out))}[/], the average of {len(args.models)} models. Use it as --model in predict, evaluate or export.")
     return 0
 
 
@@ -270,7 +281,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     failures = 0
     for check in run_checks():
         mark = "[green]  ok[/]" if check.ok else "[red]FAIL[/]"
-        stdout.print(f"{mark}  [bold]{check.name}[/]: {escape(check.detail)}", soft_wrap=True)
+        stdout.print(f"{mark}  [bold]{check.name}[/]: {_shown(check.detail)}", soft_wrap=True)
         failures += not check.ok
     if failures:
         console.print(f"[red]{failures} check(s) failed.[/] Reinstall with `pip install emolens` in a fresh virtual environment.")
@@ -286,7 +297,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         out = synthesize_dataset(args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
     except (FileExistsError, ValueError) as error:
         raise EmolensError(str(error)) from error
-    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{escape(str(out))}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
+    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(str(out))}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
     return 0
 
 
@@ -294,7 +305,7 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
     from emolens.data.preview import preview_augmentation
 
     path = preview_augmentation(args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache)
-    console.print(f"Wrote [bold]{escape(str(path))}[/]")
+    console.print(f"Wrote [bold]{_shown(str(path))}[/]")
     return 0
 
 
@@ -312,17 +323,17 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         return 0
     _print_inspection(report)
     if written:
-        console.print(f"Report: [bold]{escape(str(written['report']))}[/] (every group with its files), class_counts.png, duplicates.png")
+        console.print(f"Report: [bold]{_shown(str(written['report']))}[/] (every group with its files), class_counts.png, duplicates.png")
     else:
         console.print("[dim]Every group with its files: --out DIR or --json.[/]")
     if cleaned:
         folder, removed = cleaned
-        console.print(f"Cleaned copy: [bold]{escape(str(folder))}[/], {len(removed)} images left out (listed in removed.csv)")
+        console.print(f"Cleaned copy: [bold]{_shown(str(folder))}[/], {len(removed)} images left out (listed in removed.csv)")
     return 0
 
 
 def _print_inspection(report) -> None:
-    counts = Table(title=f"Images per class in {escape(report.source)}")
+    counts = Table(title=f"Images per class in {_shown(report.source)}")
     counts.add_column("class")
     for split in report.counts:
         counts.add_column(split, justify="right")
@@ -354,10 +365,10 @@ def _print_inspection(report) -> None:
     shown = report.duplicate_sets()[:5]
     for group in shown:
         files = ", ".join(f"{m.name} ({m.label})" for m in group.members[:4]) + (" ..." if len(group.members) > 4 else "")
-        stdout.print(f"  [dim]{'near' if group.near else 'same'}:[/] {escape(files)}")
+        stdout.print(f"  [dim]{'near' if group.near else 'same'}:[/] {_shown(files)}")
     stdout.print("[bold]Verdict[/]")
     for line in report.verdict():
-        stdout.print(f"  - {escape(line)}")
+        stdout.print(f"  - {_shown(line)}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -568,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except EmolensError as error:
-        console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {_shown(str(error))}", soft_wrap=True)
         return 2
     except BrokenPipeError:
         # The reader went away (`emolens predict --json ... | head -1`): stop quietly, as Unix tools do. Later
@@ -578,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         # A folder that cannot be created, a file that cannot be read or written: the user's path, not a bug.
         where = f" {error.filename}" if error.filename else ""
-        console.print(f"[bold red]error:[/] {escape(f'cannot use{where}: {error.strerror or error}.')} Check the path and its permissions.", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {_shown(f'cannot use{where}: {error.strerror or error}.')} Check the path and its permissions.", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         hint = " Resume with `emolens train --resume RUN`." if args.command == "train" else ""
