@@ -806,6 +806,21 @@ def test_predict_shows_control_characters_in_file_names_instead_of_sending_them_
     assert "c\\x1b[31m.jpg" in err, err
 
 
+def test_log_messages_show_control_characters_in_file_names_too(keras_model, tmp_path, capsys):
+    from emolens.models.saving import CARD_MEMBER
+
+    cardless = tmp_path / "m\x1b[2J.keras"  # without its card, loading logs a warning that names the file
+    with zipfile.ZipFile(keras_model) as source, zipfile.ZipFile(cardless, "w") as copy:
+        for member in source.namelist():
+            if member != CARD_MEMBER:
+                copy.writestr(member, source.read(member))
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(tmp_path / "grey.png")
+    assert main(["predict", str(tmp_path / "grey.png"), "--model", str(cardless)]) == 0
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err
+    assert "m\\x1b[2J.kerashasnoemolenscard" in "".join(err.split()), err  # Rich wraps log lines anywhere
+
+
 # --- emolens export ------------------------------------------------------------------------------------------
 
 

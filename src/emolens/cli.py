@@ -29,9 +29,22 @@ logger = logging.getLogger("emolens")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def _printable(text: str) -> str:
+    """`text` with its control characters written as \\xNN."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def _shown(value: object) -> str:
-    """`value` as text safe to print: Rich markup escaped, control characters written as \\xNN."""
-    return escape(_CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value)))
+    """`value` as text safe to print in Rich markup: control characters written as \\xNN, markup escaped."""
+    return escape(_printable(str(value)))
+
+
+class _PrintableLogFilter(logging.Filter):
+    """Log messages name files too: the same control-character rule as the CLI's own output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _printable(record.getMessage()), None
+        return True
 
 
 def _start_backend(verbose: bool) -> None:
@@ -98,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
     console.print(
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
-        f"run in [bold]{_shown(str(result.run_dir))}[/]"
+        f"run in [bold]{_shown(result.run_dir)}[/]"
     )
     data_hint = args.data or "DATA"
     console.print(f"Next: [cyan]emolens evaluate {_shown(f'{result.run_dir} {data_hint}')}[/]")
@@ -235,7 +248,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from emolens.export import export_model
 
     out = export_model(args.model, args.out, format=args.format)
-    console.print(f"Wrote [bold]{_shown(str(out))}[/] and its model card [bold]{_shown(str(out.with_suffix('.json')))}[/]")
+    console.print(f"Wrote [bold]{_shown(out)}[/] and its model card [bold]{_shown(out.with_suffix('.json'))}[/]")
     return 0
 
 
@@ -243,7 +256,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from emolens.models.ensemble import build_ensemble
 
     out = build_ensemble(args.models, args.out)
-    console.print(f"Wrote [bold]{_shown(str(out))}[/], the average of {len(args.models)} models. Use it as --model in predict, evaluate or export.")
+    console.print(f"Wrote [bold]{_shown(out)}[/], the average of {len(args.models)} models. Use it as --model in predict, evaluate or export.")
     return 0
 
 
@@ -297,7 +310,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         out = synthesize_dataset(args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
     except (FileExistsError, ValueError) as error:
         raise EmolensError(str(error)) from error
-    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(str(out))}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
+    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(out)}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
     return 0
 
 
@@ -305,7 +318,7 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
     from emolens.data.preview import preview_augmentation
 
     path = preview_augmentation(args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache)
-    console.print(f"Wrote [bold]{_shown(str(path))}[/]")
+    console.print(f"Wrote [bold]{_shown(path)}[/]")
     return 0
 
 
@@ -323,12 +336,12 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         return 0
     _print_inspection(report)
     if written:
-        console.print(f"Report: [bold]{_shown(str(written['report']))}[/] (every group with its files), class_counts.png, duplicates.png")
+        console.print(f"Report: [bold]{_shown(written['report'])}[/] (every group with its files), class_counts.png, duplicates.png")
     else:
         console.print("[dim]Every group with its files: --out DIR or --json.[/]")
     if cleaned:
         folder, removed = cleaned
-        console.print(f"Cleaned copy: [bold]{_shown(str(folder))}[/], {len(removed)} images left out (listed in removed.csv)")
+        console.print(f"Cleaned copy: [bold]{_shown(folder)}[/], {len(removed)} images left out (listed in removed.csv)")
     return 0
 
 
@@ -568,10 +581,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.needs_backend:
         _start_backend(args.verbose)
+    log_handler = RichHandler(console=console, show_path=False, show_time=False)
+    log_handler.addFilter(_PrintableLogFilter())
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        handlers=[log_handler],
         force=True,
     )
     logging.getLogger("emolens").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -579,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except EmolensError as error:
-        console.print(f"[bold red]error:[/] {_shown(str(error))}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {_shown(error)}", soft_wrap=True)
         return 2
     except BrokenPipeError:
         # The reader went away (`emolens predict --json ... | head -1`): stop quietly, as Unix tools do. Later
