@@ -14,7 +14,7 @@ def layer_kinds(model):
 
 
 def test_registry_lists_the_seed_models_first():
-    assert [spec.name for spec in list_models()] == ["seed", "seed_bn", "mini_resnet", "vgg"]
+    assert [spec.name for spec in list_models()] == ["seed", "seed_bn", "mini_resnet", "resnet", "vgg"]
 
 
 def test_vgg_is_four_batchnorm_stages_of_two_convolutions():
@@ -31,6 +31,17 @@ def test_mini_resnet_is_a_small_residual_net():
     assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
     assert model.count_params() == 1_250_983
     probabilities = np.asarray(model(np.zeros((2, 48, 48, 1), "float32")))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_resnet_keeps_full_resolution_until_its_first_pool_and_fits_the_10_mb_budget():
+    model = build_model("resnet", input_shape=(44, 44, 1))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.output.shape[1] for c in convs[:2]] == [44, 44] and convs[1].filters == 64
+    # Four blocks; only the two that change width or stride project their input.
+    assert layer_kinds(model).count("Add") == 4 and sum(c.kernel_size == (1, 1) for c in convs) == 2
+    assert model.output_shape == (None, 7) and model.count_params() == 2_428_327  # 9.7 MB as float32
+    probabilities = np.asarray(model(np.zeros((2, 44, 44, 1), "float32")))
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
