@@ -1,9 +1,10 @@
 """Trains and evaluates emolens's recipes on FER2013, under one protocol, and writes the accuracy table.
 
 Protocol: train on train; checkpoints chosen on a stratified 10% validation slice of train; test (the zip's
-test/, FER2013 PublicTest, 3,589 images) read once per model, without and with test-time flip averaging, and
-scored also without the test images that have a copy in train: pixel-identical copies (`emolens data inspect`),
-and near-identical or mirrored ones too (`emolens data inspect --near`).
+test/, FER2013 PublicTest, 3,589 images) read once per model and test-time augmentation: none, flip averaging, and
+ten crops for models trained on crops; scored also without the test images that have a copy in train:
+pixel-identical copies (`emolens data inspect`), and near-identical or mirrored ones too (`emolens data inspect
+--near`).
 Each recipe's run lives in RUNS/<recipe>; a finished run is evaluated as it is, an unfinished one is resumed
 first (so a 2-hour recipe can be finished over several sittings), a missing one is trained. With two or more
 runs, their ensemble (averaged probabilities) gets a row too.
@@ -29,13 +30,18 @@ def training_minutes(run: Path) -> float:
         return sum(float(row["seconds"]) for row in csv.DictReader(file)) / 60
 
 
+def run_config(run: Path) -> dict:
+    """The TrainConfig settings the run saved."""
+    return json.loads((run / "config.json").read_text())["config"]
+
+
 def finished(run: Path) -> bool:
     from emolens.models.saving import read_card
 
     if not (run / "last.keras").is_file():
         return False
     state = read_card(run / "last.keras")["training_state"]
-    return state["epochs_done"] >= json.loads((run / "config.json").read_text())["config"]["epochs"]
+    return state["epochs_done"] >= run_config(run)["epochs"]
 
 
 def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None) -> None:
@@ -71,17 +77,30 @@ def accuracy_without(evaluation: Path, left_out: set[str]) -> float:
     return sum(row["true"] == row["predicted"] for row in rows) / len(rows)
 
 
-def unleaked_accuracies(folder: Path, leaked: dict[str, set[str]]) -> dict[str, tuple[float, float]]:
-    """Per kind of leak, accuracy without those test images: (no TTA, flip TTA), from the two evaluations in folder."""
-    return {kind: (accuracy_without(folder / "evaluation-none", files), accuracy_without(folder / "evaluation-flip", files)) for kind, files in leaked.items()}
+def trained_on_crops(run: Path) -> bool:
+    return run_config(run)["crop"] < 48
 
 
-def row(label: str, recipe: str, parameters: str, minutes: str, none: dict, flip: dict, unleaked: dict[str, tuple[float, float]]) -> str:
-    recall = ", ".join(f"{name} {100 * values['recall']:.0f}" for name, values in flip["per_class"].items())
+def evaluations(models: Path | list[Path], folder: Path, data: Path, crops: bool) -> dict[str, dict]:
+    """metrics.json of each test-time augmentation, by name; each evaluation's files go to folder/evaluation-<tta>."""
+    from emolens.evaluate import evaluate
+
+    ttas = ("none", "flip", "crops") if crops else ("none", "flip")
+    return {tta: evaluate(models, data, out=folder / f"evaluation-{tta}", tta=tta) for tta in ttas}
+
+
+def unleaked_accuracies(folder: Path, ttas: list[str], leaked: dict[str, set[str]]) -> dict[str, list[float]]:
+    """Per kind of leak, accuracy without those test images, one per test-time augmentation evaluated in folder."""
+    return {kind: [accuracy_without(folder / f"evaluation-{tta}", files) for tta in ttas] for kind, files in leaked.items()}
+
+
+def row(label: str, recipe: str, parameters: str, minutes: str, scores: dict[str, dict], unleaked: dict[str, list[float]]) -> str:
+    best = scores.get("crops", scores["flip"])
+    recall = ", ".join(f"{name} {100 * values['recall']:.0f}" for name, values in best["per_class"].items())
+    tested = " | ".join(f"{100 * scores[tta]['accuracy']:.1f}% / {scores[tta]['macro_f1']:.3f}" if tta in scores else "" for tta in ("none", "flip", "crops"))
     return (
-        f"| {label} | {recipe} | {parameters} | {minutes} | {100 * none['accuracy']:.1f}% / {none['macro_f1']:.3f} | "
-        f"{100 * flip['accuracy']:.1f}% / {flip['macro_f1']:.3f} | "
-        + " | ".join(f"{100 * unleaked[kind][0]:.1f}% / {100 * unleaked[kind][1]:.1f}%" for kind in ("exact", "near"))
+        f"| {label} | {recipe} | {parameters} | {minutes} | {tested} | "
+        + " | ".join(" / ".join(f"{100 * value:.1f}%" for value in unleaked[kind]) for kind in ("exact", "near"))
         + f" | {recall} |"
     )
 
@@ -96,42 +115,43 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import emolens.backend  # noqa: F401  (Keras, without TensorFlow's start-up chatter)
-    from emolens.evaluate import evaluate
     from emolens.models.saving import load_model
 
     recipes = [name.strip() for name in args.recipes.split(",") if name.strip()]
     leaked = leaked_test_files(args.data)
     lines = [
-        f"Test: the test/ split of {args.data.name} (for the shared FER2013 zip: PublicTest, 3,589 images), read once per model; "
-        f"checkpoints chosen on a 10% validation slice of train; accuracy / macro-F1."
+        f"Test: the test/ split of {args.data.name} (for the shared FER2013 zip: PublicTest, 3,589 images), read once per model "
+        "and test-time augmentation (ten crops only for models trained on crops); checkpoints chosen on a 10% validation "
+        "slice of train; accuracy / macro-F1."
         + (f" Every recipe cut to {args.epochs} epochs (a quick check, not the recipes' figures)." if args.epochs else ""),
         "",
-        f"The unleaked columns leave out the test images that have a copy in train, no TTA / flip TTA: the "
+        f"The unleaked columns leave out the test images that have a copy in train (none / flip / ten crops): the "
         f"{len(leaked['exact'])} with a pixel-identical copy (`emolens data inspect`), and the {len(leaked['near'])} with a "
         "pixel-identical, near-identical or mirrored one (`emolens data inspect --near`).",
         "",
-        f"| model | recipe | parameters | training time | test, no TTA | test, flip TTA | without {len(leaked['exact'])} exact copies | "
-        f"without {len(leaked['near'])} exact or near copies | recall per class, flip TTA (%) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| model | recipe | parameters | training time | test, no TTA | test, flip TTA | test, ten crops | without {len(leaked['exact'])} exact copies | "
+        f"without {len(leaked['near'])} exact or near copies | recall per class, best TTA (%) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     runs = []
     for recipe in recipes:
         run = args.runs / recipe
         ensure_trained(recipe, run, args.data, args.epochs)
-        none = evaluate(run, args.data, out=run / "evaluation-none")
-        flip = evaluate(run, args.data, out=run / "evaluation-flip", tta="flip")
+        scores = evaluations(run, run, args.data, crops=trained_on_crops(run))
         model, card = load_model(run / "model.keras", compile=False)
-        epochs = json.loads((run / "config.json").read_text())["config"]["epochs"]
+        epochs = run_config(run)["epochs"]
         label = f"{card['model']} ({epochs} epochs, best {card['epoch']})"
-        lines.append(row(label, recipe, f"{model.count_params() / 1e6:.2f} M", f"{training_minutes(run):.0f} min", none, flip, unleaked_accuracies(run, leaked)))
+        lines.append(row(label, recipe, f"{model.count_params() / 1e6:.2f} M", f"{training_minutes(run):.0f} min", scores, unleaked_accuracies(run, list(scores), leaked)))
         runs.append(run)
-    if len(runs) > 1:
+    crop_sizes = {run_config(run)["crop"] for run in runs}
+    if len(runs) > 1 and len(crop_sizes) == 1:  # members must share their input size (the views are cut once for all)
         ensemble = args.runs / "ensemble"
-        none = evaluate(runs, args.data, out=ensemble / "evaluation-none")
-        flip = evaluate(runs, args.data, out=ensemble / "evaluation-flip", tta="flip")
-        lines.append(row("ensemble of the above", "+".join(recipes), "", "", none, flip, unleaked_accuracies(ensemble, leaked)))
-    if none.get("warnings"):
-        lines += ["", *(f"Warning: {warning}" for warning in none["warnings"])]
+        scores = evaluations(runs, ensemble, args.data, crops=trained_on_crops(runs[0]))
+        lines.append(row("ensemble of the above", "+".join(recipes), "", "", scores, unleaked_accuracies(ensemble, list(scores), leaked)))
+    elif len(runs) > 1:
+        lines += ["", f"No ensemble row: the recipes classify inputs of different sizes ({', '.join(map(str, sorted(crop_sizes)))} pixels)."]
+    if scores["none"].get("warnings"):
+        lines += ["", *(f"Warning: {warning}" for warning in scores["none"]["warnings"])]
     table = "\n".join(lines)
     print(table)
     if args.out:
