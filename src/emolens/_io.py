@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file."""
+"""Careful file access: bounded reads of regular files only, and atomic writes (a reader, or a crash, never sees
+half a file)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,71 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+
+# No image emolens reads is near this (a 64-megapixel 16-bit RGBA PNG stored raw is 512 MB, but such files
+# compress far below it); the cap keeps a mislabelled disk image or a 3 GB upload from being read into memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+class UnreadableFile(OSError):
+    """A file emolens will not read: not a regular file (a FIFO, a device, a socket), or larger than the cap."""
+
+
+def _check_regular(mode: int, path: str | os.PathLike) -> None:
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise UnreadableFile(f"{os.fspath(path)} is {kind}, not a regular file")
+
+
+def _check_size(size: int, limit: int, path: str | os.PathLike) -> None:
+    if size > limit:
+        raise UnreadableFile(f"{os.fspath(path)} is larger than {limit // (1024 * 1024)} MB")
+
+
+def stat_regular_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> os.stat_result:
+    """The status of the regular file at `path` (symlinks followed), without opening it.
+
+    Raises:
+        UnreadableFile: it is not a regular file, or larger than `limit` bytes.
+        OSError: it cannot be stat'ed (missing, a broken symlink, no permission).
+    """
+    info = os.stat(path)
+    _check_regular(info.st_mode, path)
+    _check_size(info.st_size, limit, path)
+    return info
+
+
+def read_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file at `path`, read only if it holds at most `limit` of them.
+
+    Opened non-blocking and checked on the open descriptor, so a FIFO swapped in after a listing cannot hang
+    the read, and a file that grows past the cap is refused after `limit` + 1 bytes, never read whole.
+
+    Raises:
+        UnreadableFile: it is not a regular file, or larger than `limit` bytes.
+        OSError: it cannot be opened or read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        _check_regular(info.st_mode, path)
+        _check_size(info.st_size, limit, path)
+        data = file.read(limit + 1)
+    _check_size(len(data), limit, path)
+    return data
+
+
+def read_bounded(file: BinaryIO, limit: int, name: str) -> bytes:
+    """At most `limit` bytes from an open stream (a ZIP member, an upload); more is an UnreadableFile error."""
+    data = file.read(limit + 1)
+    _check_size(len(data), limit, name)
+    return data
 
 
 # mkstemp makes owner-only files; finished files get the usual permissions. The umask can only be read by

@@ -27,6 +27,12 @@ _VAL_COLOR = "#ff7f0e"
 _BEST_COLOR = "#2ca02c"
 
 
+def _literal(text: str) -> str:
+    """`text` drawn as it is: a class or file name holding two `$` would otherwise be parsed as math-text (and
+    `$x^$` crash the parser)."""
+    return text.replace("$", r"\$")
+
+
 def _new_figure(width: float, height: float, **kwargs) -> Figure:
     fig = Figure(figsize=(width, height), facecolor="white", **kwargs)
     FigureCanvasAgg(fig)
@@ -44,8 +50,8 @@ def _save(fig: Figure, path: str | os.PathLike, *, tight: bool = True) -> Path:
 def _message_figure(message: str, path: str | os.PathLike, title: str | None = None) -> Path:
     fig = _new_figure(4, 1.5)
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.text(0.5, 0.45, message, ha="center", va="center", fontsize=12, color="#666666")
+        fig.suptitle(_literal(title), fontsize=11)
+    fig.text(0.5, 0.45, _literal(message), ha="center", va="center", fontsize=12, color="#666666")
     return _save(fig, path, tight=False)
 
 
@@ -142,11 +148,12 @@ def plot_confusion_matrix(
             percent = f"{100 * fractions[i, j]:.1f}%" if support[i, 0] > 0 else "–"
             color = "white" if fractions[i, j] > 0.55 else "#222222"
             ax.text(j, i, f"{count_text}\n{percent}", ha="center", va="center", fontsize=fontsize, color=color)
-    ax.set_xticks(range(n), labels=class_names, rotation=35, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(n), labels=class_names)
+    labels = [_literal(name) for name in class_names]
+    ax.set_xticks(range(n), labels=labels, rotation=35, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), labels=labels)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
-    ax.set_title(title)
+    ax.set_title(_literal(title))
     ax.tick_params(length=0)
     ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
@@ -188,7 +195,7 @@ def plot_image_grid(
     count = len(images)
     cols = max(1, min(columns, count))
     rows = math.ceil(count / cols)
-    captions = [str(t) for t in titles[:count]] + [""] * max(0, count - len(titles))
+    captions = [_literal(str(t)) for t in titles[:count]] + [""] * max(0, count - len(titles))
     lines = max(c.count("\n") + 1 if c else 0 for c in captions)
     cell = 1.45
     fig = _new_figure(cols * cell, rows * (cell + 0.16 * lines) + (0.4 if title else 0.0))
@@ -201,7 +208,7 @@ def plot_image_grid(
         if captions[index]:
             ax.set_title(captions[index], fontsize=7.5, linespacing=1.15, pad=3)
     if title:
-        fig.suptitle(title, fontsize=12)
+        fig.suptitle(_literal(title), fontsize=12)
     fig.subplots_adjust(wspace=0.15, hspace=0.05 + 0.1 * lines)
     return _save(fig, path)
 
@@ -241,14 +248,14 @@ def plot_emotion_timeline(
             ax.step(part_times, part_classes + offset, where="post", linewidth=1.8, color=color, label=label)
             ax.scatter(part_times, part_classes + offset, s=8, color=color)
             label = "_nolegend_"  # one legend entry per face
-    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_yticks(range(len(class_names)), [_literal(name) for name in class_names])
     ax.set_ylim(-0.6, len(class_names) - 0.4)
     ax.set_xlabel("time (s)")
     ax.set_xlim(all_times.min(), max(all_times.max(), all_times.min() + 1e-3))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_literal(title))
     return _save(fig, path)
 
 
@@ -276,12 +283,12 @@ def plot_class_counts(counts: dict[str, dict[str, int]], path: str | os.PathLike
         values = [counts[split].get(c, 0) for c in classes]
         bars = ax.bar(positions + (offset - (len(splits) - 1) / 2) * width, values, width, label=split, color=palette.get(split))
         ax.bar_label(bars, fontsize=7, padding=1)
-    ax.set_xticks(positions, classes)
+    ax.set_xticks(positions, [_literal(name) for name in classes])
     ax.set_ylabel("images")
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_literal(title))
     return _save(fig, path)
 
 
@@ -306,12 +313,12 @@ def plot_image_rows(rows: list[tuple[str, np.ndarray, list[str]]], path: str | o
     axes = fig.subplots(len(rows), columns + 1, squeeze=False, gridspec_kw={"width_ratios": [1.6 / cell] + [1] * columns})
     for (label, images, captions), row_axes in zip(rows, axes):
         row_axes[0].set_axis_off()
-        row_axes[0].text(1.0, 0.5, label, ha="right", va="center", fontsize=7.5, transform=row_axes[0].transAxes)
+        row_axes[0].text(1.0, 0.5, _literal(label), ha="right", va="center", fontsize=7.5, transform=row_axes[0].transAxes)
         for index, ax in enumerate(row_axes[1:]):
             ax.set_axis_off()
             if index < len(images):
                 ax.imshow(images[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                ax.set_title(captions[index] if index < len(captions) else "", fontsize=6.5, pad=2)
+                ax.set_title(_literal(captions[index]) if index < len(captions) else "", fontsize=6.5, pad=2)
     if title:
-        fig.suptitle(title, fontsize=11, y=1 - 0.15 / height)
+        fig.suptitle(_literal(title), fontsize=11, y=1 - 0.15 / height)
     return _save(fig, path)

@@ -35,7 +35,7 @@ from scipy.sparse.csgraph import connected_components
 from emolens._io import atomic_dir, write_text
 from emolens._progress import track
 from emolens.constants import IMAGE_SIZE, MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
-from emolens.data.sources import CSV_USAGE_SPLITS, Dataset, SkippedFile
+from emolens.data.sources import CSV_USAGE_SPLITS, Dataset, SkippedFile, refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.plots import plot_class_counts, plot_image_rows
 
@@ -474,8 +474,7 @@ def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathL
     """
     out = Path(out)
     source = Path(dataset.source)
-    if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
-        raise EmolensError(f"{out} is inside the dataset {source}, which --fix leaves untouched. Choose a folder outside it.")
+    refuse_output_inside(out, source, "--fix")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EmolensError(f"{out} already exists and is not empty. Choose a new folder for the cleaned copy.")
     cleaned, removed = clean_dataset(dataset, report)
@@ -497,6 +496,7 @@ def write_report(dataset: Dataset, report: Inspection, out: str | os.PathLike, *
         Each written file by name.
     """
     out = Path(out)
+    refuse_output_inside(out, dataset.source)
     json_path = out / "report.json"
     write_text(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
     counts = plot_class_counts(report.counts, out / "class_counts.png", title=f"Images per class ({Path(report.source).name})")

@@ -11,6 +11,7 @@ import numpy as np
 from emolens.data.augment import AugmentConfig, build_augmenter
 from emolens.data.cache import load_dataset
 from emolens.data.preprocess import to_model_input
+from emolens.data.sources import refuse_output_inside
 from emolens.plots import plot_image_grid
 
 
@@ -36,6 +37,7 @@ def preview_augmentation(
     Returns:
         The path written.
     """
+    refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
     train = dataset.split("train")
     rng = np.random.default_rng(seed)

@@ -10,15 +10,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import lzma
 import os
+import sys
 import zipfile
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from emolens._io import MAX_FILE_BYTES, UnreadableFile, read_bounded, read_file, stat_regular_file
 from emolens._progress import track
 from emolens.constants import FER2013_CSV_CLASSES, IMAGE_SIZE
 from emolens.data.decode import UndecodableImage, decode_face
@@ -123,8 +128,12 @@ def _list_folder(root: Path) -> SourceListing:
             relative = (relative_dir / name).as_posix()
             if _is_hidden(PurePosixPath(relative).parts):
                 continue
-            stat = path.stat()
-            listing.files.append((relative, path.read_bytes))
+            try:
+                stat = stat_regular_file(path)  # a FIFO would hang the read, /dev/zero would never end it
+            except OSError as error:
+                listing.skipped.append(SkippedFile(relative, f"not read: {error.strerror or error}"))
+                continue
+            listing.files.append((relative, partial(read_file, path)))
             listing.fingerprint_parts.append(f"{relative}\t{stat.st_size}\t{stat.st_mtime_ns}")
     return listing
 
@@ -132,6 +141,21 @@ def _list_folder(root: Path) -> SourceListing:
 def _is_safe_member(name: str) -> bool:
     path = PurePosixPath(name)
     return not (name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in "".join(path.parts[:1]))
+
+
+# What a damaged or unusual member raises on read: a bad CRC or header (BadZipFile), the encrypted flag
+# (RuntimeError), an unknown compression method (NotImplementedError), truncated or corrupt data.
+_MEMBER_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError, EOFError, OSError)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        with archive.open(info) as member:
+            return read_bounded(member, MAX_FILE_BYTES, info.filename)
+    except UnreadableFile:
+        raise
+    except _MEMBER_ERRORS as error:
+        raise UnreadableFile(f"damaged or unsupported ZIP member ({error})") from error
 
 
 def _list_zip(path: Path) -> SourceListing:
@@ -155,7 +179,10 @@ def _list_zip(path: Path) -> SourceListing:
         # Parent folders are implied by files even when the archive has no entries for them.
         for depth in range(1, len(parts)):
             listing.folders.add("/".join(parts[:depth]))
-        listing.files.append((PurePosixPath(name).as_posix(), lambda info=info: archive.read(info)))
+        if info.file_size > MAX_FILE_BYTES:  # as declared; _read_member also stops at the cap whatever it declares
+            listing.skipped.append(SkippedFile(name, f"not read: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB"))
+            continue
+        listing.files.append((PurePosixPath(name).as_posix(), partial(_read_member, archive, info)))
         listing.fingerprint_parts.append(f"{name}\t{info.file_size}\t{info.CRC}")
     return listing
 
@@ -226,9 +253,13 @@ def _decode_all(files: list[tuple[str, int, str, Callable[[], bytes]]], skipped:
 
     def decode_one(item: tuple[str, int, str, Callable[[], bytes]]) -> tuple[np.ndarray | None, str]:
         try:
-            return decode_face(item[3]())
-        except (UndecodableImage, OSError) as error:
-            return None, str(error)
+            data = item[3]()
+        except OSError as error:
+            return None, f"not read: {error.strerror or error}"
+        try:
+            return decode_face(data)
+        except UndecodableImage as error:
+            return None, f"not a readable image: {error}"
 
     collected: dict[str, tuple[list, list]] = {}
     # PIL releases the GIL while decoding, so threads use every core without copying arrays between processes.
@@ -236,7 +267,7 @@ def _decode_all(files: list[tuple[str, int, str, Callable[[], bytes]]], skipped:
         results = track(pool.map(decode_one, files), total=len(files), description="Decoding images")
         for (split, label, name, _), (image, detail) in zip(files, results):
             if image is None:
-                skipped.append(SkippedFile(name, f"not a readable image: {detail}"))
+                skipped.append(SkippedFile(name, detail))
                 continue
             items, labels = collected.setdefault(split, ([], []))
             items.append((name, image, detail))
@@ -280,22 +311,37 @@ def _check_every_class_readable(splits: dict[str, Split], class_names: tuple[str
             raise EmolensError(f"class {split_name}/{missing} in {source} has no readable images. Fix or remove it.")
 
 
+def _csv_rows(reader: csv.DictReader, skipped: list[SkippedFile], name: str) -> Iterator[tuple[int, dict]]:
+    """The reader's rows with the line each ends on; a row the csv module rejects (a field above its size
+    limit) is recorded as skipped, and reading goes on with the next."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            skipped.append(SkippedFile(f"{name}:{reader.line_num}", f"bad row: {error}"))
+            continue
+        yield reader.line_num, row
+
+
 def _load_csv(path: Path, fingerprint: str) -> Dataset:
     skipped: list[SkippedFile] = []
     by_split: dict[str, tuple[list, list]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as file:
+    # errors="replace": a stray non-UTF-8 byte spoils its own row (it cannot parse as a number), not the file.
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
         reader = csv.DictReader(file)
         if not reader.fieldnames or not {"emotion", "pixels"} <= set(reader.fieldnames):
             raise EmolensError(f"{path} is not a FER2013 CSV: it needs the columns emotion,pixels[,Usage]. {SOURCE_HINT}")
         pixel_count = IMAGE_SIZE * IMAGE_SIZE
-        for row_number, row in enumerate(track(reader, total=None, description="Reading CSV"), start=2):
-            name = f"{path.name}:{row_number}"
+        for line, row in track(_csv_rows(reader, skipped, path.name), total=None, description="Reading CSV"):
+            name = f"{path.name}:{line}"
             try:
                 label = int(row["emotion"])
                 pixels = np.array(row["pixels"].split(), dtype=np.int64)
                 if not 0 <= label < len(FER2013_CSV_CLASSES) or pixels.size != pixel_count or pixels.min() < 0 or pixels.max() > 255:
                     raise ValueError(f"expected an emotion in 0-6 and {pixel_count} pixels in 0-255")
-            except (ValueError, TypeError, AttributeError) as error:
+            except (ValueError, TypeError, AttributeError, OverflowError) as error:
                 skipped.append(SkippedFile(name, f"bad row: {error}"))
                 continue
             split = CSV_USAGE_SPLITS.get((row.get("Usage") or "Training").strip(), "train")
@@ -308,6 +354,14 @@ def _load_csv(path: Path, fingerprint: str) -> Dataset:
     return Dataset(str(path), FER2013_CSV_CLASSES, splits, tuple(skipped), fingerprint)
 
 
+def refuse_output_inside(out: str | os.PathLike, source: str | os.PathLike, flag: str = "--out") -> None:
+    """An EmolensError if `out` lies inside the folder dataset `source`: the next load would read what was
+    written there as part of the dataset (in a class folder, as its training images)."""
+    source = Path(source)
+    if source.is_dir() and Path(out).resolve().is_relative_to(source.resolve()):
+        raise EmolensError(f"{out} is inside the dataset {source}, and what {flag} writes there would be read as part of it. Choose a folder outside it.")
+
+
 def list_source(source: str | os.PathLike) -> SourceListing:
     """Lists a source without decoding it: enough to fingerprint it. Raises EmolensError if unusable."""
     path = Path(source)
@@ -315,11 +369,14 @@ def list_source(source: str | os.PathLike) -> SourceListing:
         raise EmolensError(f"no such file or folder: {path}. {SOURCE_HINT}")
     if path.is_dir():
         return _list_folder(path)
+    try:
+        stat = stat_regular_file(path, limit=sys.maxsize)  # any size (both are read piece by piece), never a FIFO
+    except UnreadableFile as error:
+        raise EmolensError(f"cannot read {error}. {SOURCE_HINT}") from error
     suffix = path.suffix.lower()
     if suffix == ".zip":
         return _list_zip(path)
     if suffix == ".csv":
-        stat = path.stat()
         return SourceListing("csv", fingerprint_parts=[f"{stat.st_size}\t{stat.st_mtime_ns}"])
     raise EmolensError(f"cannot read {path}: unknown kind of source. {SOURCE_HINT}")
 

@@ -25,6 +25,7 @@ import numpy as np
 from emolens._io import write_json, write_text
 from emolens.data.cache import load_dataset
 from emolens.data.quality import sharpness, sharpness_mismatch
+from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.plots import plot_confusion_matrix, plot_image_grid
@@ -72,6 +73,8 @@ def evaluate(
     """
     models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
     trained = load_classifiers(models)
+    out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
+    refuse_output_inside(out_dir, data)
     dataset = load_dataset(data, bare_split=split, cache=cache)
     images = dataset.split(split)
     unknown = sorted(set(dataset.class_names) - set(trained.class_names))
@@ -100,7 +103,6 @@ def evaluate(
     if mismatch:
         logger.warning("%s: %s", split, mismatch)
         metrics["warnings"].append(mismatch)
-    out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     metrics["report"] = str(out_dir / "report.html")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from emolens._io import read_file
 from emolens._native import native_stderr_silenced
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
@@ -59,9 +60,10 @@ def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, 
 
     Raises:
         UndecodableImage: the file or bytes are not a readable image.
+        OSError: the file cannot be read (missing, not a regular file, above `emolens._io.MAX_FILE_BYTES`).
     """
     if isinstance(image, (str, os.PathLike)):
-        image = Path(image).read_bytes()
+        image = read_file(image)
     if isinstance(image, (bytes, Image.Image)):
         rgb = decode_photo(image) if isinstance(image, bytes) else pil_to_rgb(image)
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
@@ -94,6 +96,8 @@ def _files(path: Path) -> Iterator[_File | Picture]:
         yield from (_File(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
     elif path.is_file():
         yield _File(path, path.name)
+    elif path.exists():
+        yield Picture(str(path), path.name, None, None, error="not a regular file (a FIFO, device or socket)")
     else:
         yield Picture(str(path), path.name, None, None, error="no such file or folder")
 
@@ -164,7 +168,9 @@ def _decoded(item: ImageInput, source: str, name: str, color: Color | None) -> P
     began = time.perf_counter()
     try:
         gray, image = to_gray(item, color)
-    except (UndecodableImage, OSError) as error:
+    except OSError as error:
+        return Picture(source, name, None, None, error=f"not read ({error.strerror or error})")
+    except UndecodableImage as error:
         return Picture(source, name, None, None, error=f"not a readable image ({error})")
     return Picture(source, name, gray, image, (time.perf_counter() - began) * 1000)
 

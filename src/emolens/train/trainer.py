@@ -35,7 +35,7 @@ from emolens.data.cache import load_dataset
 from emolens.data.inspection import ImageRef, clean_dataset, inspect_dataset, write_removed_list
 from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.quality import sharpness
-from emolens.data.sources import Dataset, Split
+from emolens.data.sources import Dataset, Split, refuse_output_inside
 from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
 from emolens.plots import plot_curves
@@ -321,6 +321,8 @@ def train(
     config = replace(
         config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate, precision=resolve_precision(config)
     )
+    if out is not None:
+        refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
     train_split, val_split, removed = _prepare_splits(dataset, config)
     train_sharpness = sharpness(train_split.images)

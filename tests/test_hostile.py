@@ -1,0 +1,308 @@
+"""A corpus of hostile and broken inputs, generated at test time (nothing large is committed).
+
+Each case must end in a skipped, reported file or a one-line error: never a traceback, a hang or unbounded
+memory. Cases that could hang (FIFOs) are released by a writer thread, so a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import CLASSES, bomb_png, class_image, png_bytes, write_tree
+from emolens._io import MAX_FILE_BYTES
+from emolens.cli import main
+from emolens.data import load_dataset
+from emolens.errors import EmolensError
+
+BIG = MAX_FILE_BYTES + 1
+
+
+@pytest.fixture
+def fifo_release() -> Iterator[Callable[[Path], Path]]:
+    """Makes FIFOs whose readers, if any, are released (given end of file) instead of waiting for ever."""
+    made: list[Path] = []
+    stop = threading.Event()
+
+    def release() -> None:
+        while not stop.is_set():
+            for path in made:
+                try:  # succeeds only while a reader has the FIFO open
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+
+    def make(path: Path) -> Path:
+        os.mkfifo(path)
+        made.append(path)
+        return path
+
+    yield make
+    stop.set()
+    thread.join()
+
+
+# --- dataset folders ------------------------------------------------------------------------------------------
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with open(path, "wb") as file:  # a hole: no disk used, but stat says `size`
+        file.truncate(size)
+    return path
+
+
+FOLDER_CASES: dict[str, tuple[Callable[[Path, Callable], None], str]] = {
+    "fifo": (lambda happy, fifo: fifo(happy / "x.jpg"), "FIFO"),
+    "symlink to /dev/zero": (lambda happy, fifo: (happy / "x.png").symlink_to("/dev/zero"), "FIFO, device or socket"),
+    "symlink to a missing file": (lambda happy, fifo: (happy / "x.png").symlink_to(happy / "gone.png"), "No such file"),
+    "symlink loop": (lambda happy, fifo: (happy / "x.png").symlink_to(happy / "x.png"), "symbolic links"),
+    "file above the size cap": (lambda happy, fifo: _sparse(happy / "x.png", BIG), "larger than"),
+    "empty file": (lambda happy, fifo: (happy / "x.png").write_bytes(b""), "not a readable image"),
+    "truncated PNG": (lambda happy, fifo: (happy / "x.png").write_bytes(png_bytes(class_image(0, 0))[:40]), "not a readable image"),
+    "text named .jpg": (lambda happy, fifo: (happy / "x.jpg").write_text("hello"), "not a readable image"),
+}
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES)
+def test_a_hostile_file_in_a_dataset_folder_is_skipped_and_reported(tmp_path, fifo_release, case):
+    root = write_tree(tmp_path / "fer", {"train": 2, "test": 1})
+    plant, reason = FOLDER_CASES[case]
+    plant(root / "train" / "happy", fifo_release)
+    dataset = load_dataset(root, cache=False)
+    assert dataset.counts()["train"] == {c: 2 for c in CLASSES}
+    assert [s.name for s in dataset.skipped] == ["train/happy/" + next((root / "train" / "happy").glob("x.*")).name]
+    assert reason in dataset.skipped[0].reason
+
+
+# --- ZIP members ----------------------------------------------------------------------------------------------
+
+GOOD = png_bytes(class_image(1, 0))
+
+
+def _zip_with(tmp_path: Path, data: bytes = GOOD) -> tuple[Path, zipfile.ZipInfo]:
+    """A small two-split dataset ZIP with one extra stored member, and that member's info."""
+    tree = write_tree(tmp_path / "tree", {"train": 2, "test": 1})
+    archive = tmp_path / "fer.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+            z.write(path, path.relative_to(tree).as_posix())
+        z.writestr("train/happy/x.png", data)
+    with zipfile.ZipFile(archive) as z:
+        return archive, z.getinfo("train/happy/x.png")
+
+
+def _patch(archive: Path, offset: int, value: bytes) -> None:
+    with open(archive, "r+b") as file:
+        file.seek(offset)
+        file.write(value)
+
+
+def _central_entry(archive: Path, info: zipfile.ZipInfo) -> int:
+    """The offset of the member's central-directory record (the one that points at its local header)."""
+    data = archive.read_bytes()
+    offset = data.index(b"PK\x01\x02")
+    while struct.unpack("<I", data[offset + 42 : offset + 46])[0] != info.header_offset:
+        offset = data.index(b"PK\x01\x02", offset + 4)
+    return offset
+
+
+def _encrypted_flag(tmp_path: Path) -> Path:
+    archive, info = _zip_with(tmp_path)
+    _patch(archive, info.header_offset + 6, struct.pack("<H", info.flag_bits | 0x1))
+    _patch(archive, _central_entry(archive, info) + 8, struct.pack("<H", info.flag_bits | 0x1))
+    return archive
+
+
+def _bad_crc(tmp_path: Path) -> Path:
+    archive, info = _zip_with(tmp_path)
+    middle = info.header_offset + 30 + len(info.filename.encode()) + info.compress_size // 2
+    _patch(archive, middle, bytes([archive.read_bytes()[middle] ^ 0xFF]))
+    return archive
+
+
+def _unknown_method(tmp_path: Path) -> Path:
+    archive, info = _zip_with(tmp_path)
+    _patch(archive, info.header_offset + 8, struct.pack("<H", 99))
+    _patch(archive, _central_entry(archive, info) + 10, struct.pack("<H", 99))
+    return archive
+
+
+def _declared_huge(tmp_path: Path) -> Path:
+    archive, info = _zip_with(tmp_path)
+    _patch(archive, _central_entry(archive, info) + 24, struct.pack("<I", 0xFFFF_FFF0))  # uncompressed size
+    return archive
+
+
+def _bad_local_header(tmp_path: Path) -> Path:
+    archive, info = _zip_with(tmp_path)
+    _patch(archive, info.header_offset, b"XXXX")
+    return archive
+
+
+ZIP_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "bad CRC": (_bad_crc, "damaged or unsupported ZIP member (Bad CRC-32"),
+    "encrypted flag": (_encrypted_flag, "damaged or unsupported ZIP member (File "),
+    "unknown compression method": (_unknown_method, "damaged or unsupported ZIP member (That compression method is not supported"),
+    "declared size above the cap": (_declared_huge, "larger than"),
+    "bad local header": (_bad_local_header, "damaged or unsupported ZIP member (Bad magic number"),
+    "not an image": (lambda tmp: _zip_with(tmp, data=b"\x89PNG nothing else")[0], "not a readable image"),
+}
+
+
+@pytest.mark.parametrize("case", ZIP_CASES)
+def test_a_damaged_zip_member_is_skipped_and_reported_not_fatal(tmp_path, case):
+    make, reason = ZIP_CASES[case]
+    dataset = load_dataset(make(tmp_path), cache=False)
+    assert dataset.counts()["train"] == {c: 2 for c in CLASSES}
+    assert [s.name for s in dataset.skipped] == ["train/happy/x.png"]
+    assert reason in dataset.skipped[0].reason
+
+
+def test_data_inspect_reports_a_damaged_member_and_goes_on(tmp_path, capsys):
+    assert main(["data", "inspect", str(_bad_crc(tmp_path)), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["images"] == 3 * 3
+    assert report["skipped"] == [{"file": "train/happy/x.png", "reason": "not read: damaged or unsupported ZIP member (Bad CRC-32 for file 'train/happy/x.png')"}]
+
+
+# --- sources that are not regular files -----------------------------------------------------------------------
+
+
+def test_a_fifo_or_device_given_as_the_dataset_is_a_one_line_error(tmp_path, fifo_release):
+    for source in (fifo_release(tmp_path / "data.zip"), tmp_path / "data.csv"):
+        if not source.exists():
+            source.symlink_to("/dev/zero")
+        with pytest.raises(EmolensError, match="FIFO, device or socket, not a regular file"):
+            load_dataset(source, cache=False)
+
+
+# --- the FER2013 CSV ------------------------------------------------------------------------------------------
+
+ROW = " ".join(["7"] * 2304)
+
+CSV_CASES: dict[str, tuple[bytes, str]] = {
+    "pixel value above 64 bits": (f"0,{ROW[:-1]}99999999999999999999999\n".encode(), "bad row: "),
+    "a non-UTF-8 byte": (f"0,{ROW[:-1]}".encode() + b"\xff\n", "bad row: "),
+    "a 10 MB field": (b"0," + b"1 " * 5_000_000 + b"\n", "bad row: field larger than field limit"),
+    "missing pixels": (b"0\n", "bad row: "),
+    "emotion not a number": (f"happy,{ROW}\n".encode(), "bad row: "),
+    "emotion out of range": (f"9,{ROW}\n".encode(), "bad row: expected an emotion in 0-6"),
+    "too few pixels": (b"0,1 2 3\n", "bad row: expected an emotion in 0-6 and 2304 pixels"),
+    "negative pixel": (f"0,-1{ROW[1:]}\n".encode(), "bad row: expected"),
+    "pixel not a number": (f"0,x{ROW[1:]}\n".encode(), "bad row: "),
+    "a NUL byte": (f"0,{ROW[:-1]}".encode() + b"\x00\n", "bad row: "),
+}
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_a_broken_csv_row_is_skipped_and_reported(tmp_path, case):
+    bad, reason = CSV_CASES[case]
+    path = tmp_path / "fer2013.csv"
+    good = "".join(f"{label},{ROW}\n" for label in range(7))
+    path.write_bytes(b"emotion,pixels\n" + good.encode() + bad + f"3,{ROW}\n".encode())
+    dataset = load_dataset(path, cache=False)
+    assert len(dataset.split("train")) == 8
+    assert len(dataset.skipped) == 1 and reason in dataset.skipped[0].reason, dataset.skipped
+
+
+# --- predict --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from emolens.predict import Recognizer
+
+    return Recognizer("default")
+
+
+PREDICT_CASES: dict[str, tuple[Callable[[Path, Callable], Path], str]] = {
+    "fifo": (lambda folder, fifo: fifo(folder / "x.jpg"), "not a regular file (a FIFO, device or socket)"),
+    "symlink to /dev/zero": (lambda folder, fifo: _symlink(folder / "x.jpg", "/dev/zero"), "not a regular file (a FIFO, device or socket)"),
+    "file above the size cap": (lambda folder, fifo: _sparse(folder / "x.jpg", BIG), "larger than 256 MB"),
+    "decompression bomb": (lambda folder, fifo: _write(folder / "x.png", bomb_png(9000, 9000)), "image is 9000x9000, above 64,000,000 pixels"),
+    "text named .png": (lambda folder, fifo: _write(folder / "x.png", b"hello"), "not a readable image"),
+}
+
+
+def _symlink(path: Path, target: str) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", PREDICT_CASES)
+def test_predict_names_a_hostile_file_and_goes_on(tmp_path, fifo_release, recognizer, case):
+    make, error = PREDICT_CASES[case]
+    bad = make(tmp_path, fifo_release) or next(tmp_path.glob("x.*"))
+    good = _write(tmp_path / "blank.png", png_bytes(class_image(0, 0)))
+    results = recognizer.predict([bad, good], errors="keep")
+    assert [r.error is None for r in results] == [False, True]
+    assert error in results[0].error
+
+
+# --- names that matplotlib would read as math-text ------------------------------------------------------------
+
+MATH_CLASSES = ("$x^$", "happy", "sad")
+
+
+def test_a_dollar_class_name_is_drawn_as_it_is_in_inspect_and_evaluate(tmp_path):
+    import keras
+
+    from emolens.models import build_model
+    from emolens.models.saving import save_model
+
+    data = write_tree(tmp_path / "fer", {"train": 2, "test": 2}, classes=MATH_CLASSES)
+    assert main(["data", "inspect", str(data), "--out", str(tmp_path / "inspection")]) == 0
+    assert (tmp_path / "inspection" / "class_counts.png").stat().st_size > 0
+    keras.utils.set_random_seed(0)
+    card = {"model": "seed", "class_names": list(MATH_CLASSES), "input_shape": [48, 48, 1], "train_sharpness": 45.0}
+    model = save_model(build_model("seed", num_classes=3), tmp_path / "m.keras", card)
+    assert main(["evaluate", str(model), str(data), "--out", str(tmp_path / "evaluation")]) == 0
+    assert {"metrics.json", "report.html", "confusion_matrix.png"} <= {p.name for p in (tmp_path / "evaluation").iterdir()}
+
+
+# --- outputs inside the dataset they come from ----------------------------------------------------------------
+
+
+def _files_under(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["data", "inspect", "{data}", "--out", "{data}/train/happy"],
+        ["data", "inspect", "{data}", "--fix", "{data}/clean"],
+        ["data", "preview", "{data}", "--out", "{data}/train/happy/preview.png"],
+        ["train", "{data}", "--epochs", "1", "--out", "{data}/train/run"],
+        ["evaluate", "{model}", "{data}", "--out", "{data}/test/sad/evaluation"],
+    ],
+    ids=["inspect --out", "inspect --fix", "preview --out", "train --out", "evaluate --out"],
+)
+def test_an_output_folder_inside_the_dataset_is_refused_and_nothing_is_written(tmp_path, capsys, command):
+    from emolens.models import build_model
+    from emolens.models.saving import save_model
+
+    data = write_tree(tmp_path / "fer", {"train": 2, "test": 1})
+    card = {"model": "seed", "class_names": list(CLASSES), "input_shape": [48, 48, 1], "train_sharpness": 45.0}
+    model = save_model(build_model("seed", num_classes=3), tmp_path / "m.keras", card)
+    before = _files_under(data)
+    assert main([part.format(data=data, model=model) for part in command]) == 2
+    assert "is inside the dataset" in capsys.readouterr().err
+    assert _files_under(data) == before
