@@ -306,3 +306,50 @@ def test_an_output_folder_inside_the_dataset_is_refused_and_nothing_is_written(t
     assert main([part.format(data=data, model=model) for part in command]) == 2
     assert "is inside the dataset" in capsys.readouterr().err
     assert _files_under(data) == before
+
+
+# --- degenerate datasets --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["folder", "csv"])
+def test_a_dataset_with_one_class_is_a_one_line_error_before_training(tmp_path, capsys, kind):
+    if kind == "folder":
+        data = write_tree(tmp_path / "fer", {"train": 3, "test": 1}, classes=("happy",))
+    else:
+        data = tmp_path / "fer2013.csv"
+        data.write_text("emotion,pixels\n" + "".join(f"3,{ROW}\n" for _ in range(4)))
+    assert main(["train", str(data), "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    assert "training images of 1 class (happy): a classifier needs at least two" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_csv_with_empty_classes_trains_with_a_warning_naming_them(tmp_path, capsys):
+    data = tmp_path / "fer2013.csv"
+    data.write_text("emotion,pixels\n" + "".join(f"{label},{ROW}\n" for label in (0, 3) for _ in range(6)))
+    assert main(["train", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
+    err = "".join(capsys.readouterr().err.split())  # Rich wraps long lines
+    assert "hasnotrainingimagesofdisgust,fear,sad,surprise,neutral:themodelwillneverpredictthem" in err
+
+
+# --- messages -------------------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_names_the_file_that_was_being_written_and_leaves_no_partial_file(tmp_path):
+    from emolens._io import atomic_path
+
+    target = tmp_path / "out" / "metrics.json"
+    with pytest.raises(OSError) as raised:
+        with atomic_path(target) as partial:
+            with open(partial, "wb") as file, open("/dev/full", "wb", buffering=0) as full:
+                file.write(b"{}")
+                full.write(b"x" * 10)  # what a write to a full disk raises: ENOSPC, with no file name
+    assert raised.value.errno == 28 and raised.value.filename == str(target)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_predict_says_a_fifo_is_not_a_regular_file_rather_than_missing(tmp_path, fifo_release, capsys):
+    fifo = fifo_release(tmp_path / "x.jpg")
+    assert main(["predict", str(fifo), "--json"]) == 1  # as for any input that could not be read
+    err = capsys.readouterr().err
+    assert "x.jpg: not a regular file (a FIFO, device or socket)" in err and "no such file" not in err

@@ -97,6 +97,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        # A full disk fails inside a write, where the error names no file: name the one that was being written.
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     finally:
         tmp_path.unlink(missing_ok=True)
 

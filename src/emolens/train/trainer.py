@@ -158,6 +158,25 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         self.state["plateau"] = {"wait": int(self.wait), "best": best, "cooldown_counter": int(self.cooldown_counter)}
 
 
+def _check_trainable_classes(dataset: Dataset) -> None:
+    """At least two classes with training images, or an error; a warning names classes that have none.
+
+    A folder's empty class is already an error when loading; a FER2013 CSV always has seven classes, and
+    may hold rows of only some of them. A single class would train a model that answers it for every face
+    and reports a perfect validation accuracy.
+    """
+    counts = np.bincount(dataset.split("train").labels, minlength=len(dataset.class_names))
+    present = [name for name, count in zip(dataset.class_names, counts) if count]
+    if len(present) < 2:
+        raise EmolensError(
+            f"{dataset.source} has training images of {len(present)} class{'' if len(present) == 1 else 'es'} "
+            f"({', '.join(present) or 'none'}): a classifier needs at least two. Add images of the other classes."
+        )
+    empty = [name for name, count in zip(dataset.class_names, counts) if not count]
+    if empty:
+        logger.warning("%s has no training images of %s: the model will never predict %s.", dataset.source, ", ".join(empty), "them" if len(empty) > 1 else "it")
+
+
 def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
     """Train and validation splits as the config asks, and the images --dedupe left out (with reasons)."""
     removed: list[tuple[ImageRef, str]] = []
@@ -324,6 +343,7 @@ def train(
     if out is not None:
         refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
+    _check_trainable_classes(dataset)
     train_split, val_split, removed = _prepare_splits(dataset, config)
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
