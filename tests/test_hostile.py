@@ -353,3 +353,75 @@ def test_predict_says_a_fifo_is_not_a_regular_file_rather_than_missing(tmp_path,
     assert main(["predict", str(fifo), "--json"]) == 1  # as for any input that could not be read
     err = capsys.readouterr().err
     assert "x.jpg: not a regular file (a FIFO, device or socket)" in err and "no such file" not in err
+
+
+# --- model cards that disagree with their network -------------------------------------------------------------
+
+
+def _onnx_with_card(path: Path, text: str) -> Path:
+    import onnx
+
+    from emolens.models.card import ONNX_CARD_KEY
+    from emolens.models.classifier import BUNDLED_DIR
+
+    proto = onnx.load(str(BUNDLED_DIR / "default.onnx"))
+    next(p for p in proto.metadata_props if p.key == ONNX_CARD_KEY).value = text
+    onnx.save(proto, str(path))
+    return path
+
+
+def _keras_with_card(path: Path, card: dict) -> Path:
+    from emolens.models.card import CARD_MEMBER
+    from emolens.models.classifier import BUNDLED_DIR
+
+    with zipfile.ZipFile(BUNDLED_DIR / "default.keras") as source, zipfile.ZipFile(path, "w") as copy:
+        for member in source.namelist():
+            copy.writestr(member, json.dumps(card) if member == CARD_MEMBER else source.read(member))
+    return path
+
+
+def _bundled_card() -> dict:
+    from emolens.models.classifier import BUNDLED_DIR
+
+    return json.loads((BUNDLED_DIR / "default.json").read_text())
+
+
+CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "onnx card not JSON": (lambda tmp: _onnx_with_card(tmp / "m.onnx", "{not json"), "its emolens card is not valid JSON"),
+    "onnx card a JSON list": (lambda tmp: _onnx_with_card(tmp / "m.onnx", "[1, 2]"), "its emolens card is not a JSON object"),
+    "onnx card with 3 classes for 7 outputs": (
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"]})),
+        "has 7 outputs but its card names 3 classes",
+    ),
+    "onnx card with repeated class names": (
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["happy"] * 7})),
+        "class_names must be a list of distinct names",
+    ),
+    "keras card with the wrong input shape": (
+        lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "input_shape": [10, 10, 1]}),
+        "its card says input_shape [10, 10, 1] but the network takes [44, 44, 1]",
+    ),
+    "keras card with a colour input shape": (
+        lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "input_shape": [44, 44, 3]}),
+        "is not [side, side, 1]",
+    ),
+    "keras card with an image size below the input": (
+        lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "image_size": 20}),
+        "image_size 20 is not a side of at least 44 pixels",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CARD_CASES)
+def test_a_model_whose_card_disagrees_with_it_is_a_one_line_error(tmp_path, capsys, case):
+    make, message = CARD_CASES[case]
+    model = make(tmp_path)
+    assert main(["predict", str(_write(tmp_path / "grey.png", png_bytes(class_image(0, 0)))), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in " ".join(err.split()), err
+
+
+def test_serve_refuses_a_model_whose_card_is_not_json_before_listening(tmp_path, capsys):
+    model = _onnx_with_card(tmp_path / "m.onnx", "{not json")
+    assert main(["serve", "--model", str(model), "--port", "0"]) == 2
+    assert "its emolens card is not valid JSON" in " ".join(capsys.readouterr().err.split())

@@ -807,7 +807,7 @@ def test_predict_shows_control_characters_in_file_names_instead_of_sending_them_
 
 
 def test_log_messages_show_control_characters_in_file_names_too(keras_model, tmp_path, capsys):
-    from emolens.models.saving import CARD_MEMBER
+    from emolens.models.card import CARD_MEMBER
 
     cardless = tmp_path / "m\x1b[2J.keras"  # without its card, loading logs a warning that names the file
     with zipfile.ZipFile(keras_model) as source, zipfile.ZipFile(cardless, "w") as copy:

@@ -25,7 +25,8 @@ from emolens.constants import FER2013_CLASSES
 from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.synth import draw_face
 from emolens.errors import EmolensError
-from emolens.models.classifier import ONNX_CARD_KEY, OnnxClassifier, resolve_model_path
+from emolens.models.card import ONNX_CARD_KEY
+from emolens.models.classifier import OnnxClassifier, resolve_model_path
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ the .keras zip as `emolens.json`, inside the .onnx file as the metadata property
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -20,10 +19,10 @@ import numpy as np
 
 from emolens.data.preprocess import to_model_input
 from emolens.errors import EmolensError
+from emolens.models.card import ONNX_CARD_KEY, check_card, parse_card
 
 DEFAULT_MODEL = "default"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
-ONNX_CARD_KEY = "emolens"
 MODEL_SUFFIXES = (".keras", ".onnx")
 # Test-time augmentation: "flip" averages each face's probabilities with its mirror image's; "crops" (for models
 # trained on crops) averages ten views: the centre and four corner crops, and their mirrors.
@@ -155,8 +154,10 @@ class OnnxClassifier(Classifier):
         metadata = self.session.get_modelmeta().custom_metadata_map
         if ONNX_CARD_KEY not in metadata:
             raise EmolensError(f"{path} has no emolens card: export it with `emolens export MODEL --format onnx`.")
-        self.input_name = self.session.get_inputs()[0].name
-        super().__init__(path, json.loads(metadata[ONNX_CARD_KEY]))
+        network_input, network_output = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name = network_input.name
+        card = check_card(parse_card(metadata[ONNX_CARD_KEY], path), path, outputs=network_output.shape[-1], input_shape=network_input.shape)
+        super().__init__(path, card)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: inputs})[0]

@@ -19,10 +19,9 @@ import keras
 from emolens._io import atomic_path
 from emolens.constants import FER2013_CLASSES
 from emolens.errors import EmolensError
+from emolens.models.card import CARD_MEMBER, check_card, parse_card
 
 logger = logging.getLogger(__name__)
-
-CARD_MEMBER = "emolens.json"
 
 
 def save_model(model: keras.Model, path: str | os.PathLike, card: dict[str, Any]) -> Path:
@@ -41,9 +40,10 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
         with zipfile.ZipFile(path) as archive:
             if CARD_MEMBER not in archive.namelist():
                 return {}
-            return json.loads(archive.read(CARD_MEMBER))
+            text = archive.read(CARD_MEMBER)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise EmolensError(f"{path} is not a readable .keras model ({error}).") from error
+    return parse_card(text, path)
 
 
 def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.Model, dict[str, Any]]:
@@ -70,4 +70,4 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.
             raise EmolensError(f"{path} has {outputs} outputs and no emolens card naming its classes.")
         logger.warning("%s has no emolens card; assuming FER2013's class order %s.", path, ", ".join(FER2013_CLASSES))
         card = {**card, "class_names": list(FER2013_CLASSES)}
-    return model, card
+    return model, check_card(card, path, outputs=model.output_shape[-1], input_shape=model.input_shape)
