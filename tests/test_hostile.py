@@ -425,3 +425,97 @@ def test_serve_refuses_a_model_whose_card_is_not_json_before_listening(tmp_path,
     model = _onnx_with_card(tmp_path / "m.onnx", "{not json")
     assert main(["serve", "--model", str(model), "--port", "0"]) == 2
     assert "its emolens card is not valid JSON" in " ".join(capsys.readouterr().err.split())
+
+
+# --- serve ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hardened_server(tmp_path_factory) -> Iterator[str]:
+    from conftest import start_server
+
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    process, url = start_server(log, "--request-timeout", "1", "--allow-host", "photos.example")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    assert "Traceback" not in log.read_text()
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("attacker.example", 400), ("127.0.0.1.attacker.example", 400), ("", 400), ("localhost", 200), ("[::1]", 200), ("photos.example", 200), ("PHOTOS.example.", 200)],
+)
+def test_serve_answers_only_to_its_own_host_names(hardened_server, host, status):
+    import httpx
+
+    authority = f"{host}:{_port(hardened_server)}" if host else ""
+    answer = httpx.get(f"{hardened_server}/v1/health", headers={"Host": authority})
+    assert answer.status_code == status
+    if status == 400:
+        assert "--allow-host" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(("origin", "status"), [("http://evil.example", 403), ("null", 403), ("{url}", 415), (None, 415)])
+def test_serve_refuses_requests_from_pages_of_another_origin(hardened_server, origin, status):
+    import httpx
+
+    headers = {} if origin is None else {"Origin": origin.format(url=hardened_server)}
+    # Not an image: a request that gets past the origin check is answered 415.
+    answer = httpx.post(f"{hardened_server}/v1/predict", content=b"hello", headers=headers)
+    assert answer.status_code == status and "error" in answer.json()
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_serve_offers_no_docs_page_that_would_need_a_cdn(hardened_server, path):
+    import httpx
+
+    assert httpx.get(f"{hardened_server}{path}").status_code == 404
+    assert httpx.get(f"{hardened_server}/openapi.json").status_code == 200
+
+
+def _seconds_until_closed(client, trickle: bytes, within: float) -> float | None:
+    """Sends `trickle` every 0.25 s (each byte would restart uvicorn's own keep-alive timer) until the server
+    closes the connection; the seconds that took, or None if it was still open after `within`."""
+    import select
+
+    began = time.monotonic()
+    while time.monotonic() - began < within:
+        try:
+            client.sendall(trickle)
+            if select.select([client], [], [], 0.25)[0] and client.recv(4096) == b"":
+                return time.monotonic() - began
+        except OSError:  # reset: closed while we were sending
+            return time.monotonic() - began
+    return None
+
+
+@pytest.mark.parametrize(
+    ("sent", "trickle"),
+    [
+        (b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: 1\r\n"),
+        (b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n", b"x"),
+        (b"", b""),
+    ],
+    ids=["slow headers", "slow body", "silent"],
+)
+def test_serve_disconnects_a_client_that_does_not_send_its_request_in_time(hardened_server, sent, trickle):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", _port(hardened_server)), timeout=10) as client:
+        client.sendall(sent)
+        seconds = _seconds_until_closed(client, trickle, within=6)
+    assert seconds is not None, "the connection was still open after 6 s (--request-timeout 1)"
+
+
+def test_serve_keeps_a_keep_alive_connection_for_a_second_request(hardened_server):
+    import httpx
+
+    with httpx.Client() as client:  # one connection: the deadline starts again after each response
+        for _ in range(2):
+            assert client.get(f"{hardened_server}/v1/health").status_code == 200
+            time.sleep(0.6)

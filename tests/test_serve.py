@@ -4,51 +4,23 @@ Chromium driven by Playwright (photo upload, and the webcam fed a video of the s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import bomb_png
+from conftest import bomb_png, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "samples" / "astronaut.png"
 MAX_UPLOAD_MB = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(log: Path, *args: str, host: str = "127.0.0.1") -> tuple[subprocess.Popen, str]:
-    """`emolens serve` in a subprocess on a free port, its output in `log`; returns once /v1/health answers."""
-    port = free_port()
-    command = [sys.executable, "-m", "emolens", "serve", "--host", host, "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"emolens serve exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("emolens serve did not answer within 60 s")
 
 
 @pytest.fixture(scope="module")

@@ -389,7 +389,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(
         args.model, host=args.host, port=args.port, workers=args.workers, detector=_detector_config(args), tta=args.tta,
-        max_upload_mb=args.max_upload_mb,
+        max_upload_mb=args.max_upload_mb, allowed_hosts=args.allow_host, request_timeout_s=args.request_timeout,
     )  # fmt: skip
     return 0
 
@@ -516,13 +516,18 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "serve",
         help="an HTTP API and a web page (photos and the webcam) on this machine",
-        description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and OpenAPI docs at /docs.",
+        description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and the OpenAPI description at /openapi.json.",
     )
     serve.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in megabytes; larger ones get 413 (default 10)")
+    serve.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="a host name or address clients may reach this server by (repeatable; * for any). Loopback names and the --host address always work",
+    )  # fmt: skip
+    serve.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="seconds a client has to send each whole request, upload included (default 30)")
     _add_detector_flags(serve)
     serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     serve.set_defaults(handler=cmd_serve, needs_backend=False)

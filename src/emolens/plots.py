@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from emolens._io import atomic_path
-from emolens.constants import emotion_color
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from emolens.errors import EmolensError
@@ -24,11 +25,16 @@ def serve(
     detector: DetectorConfig | None = None,
     tta: str = "none",
     max_upload_mb: float = 10.0,
+    allowed_hosts: Sequence[str] = (),
+    request_timeout_s: float = 30.0,
 ) -> None:
     """Serves the API and page with uvicorn until interrupted; each worker process loads the model once.
 
-    Binds to 127.0.0.1 (this machine only) unless `host` says otherwise.
+    Binds to 127.0.0.1 (this machine only) unless `host` says otherwise. Requests must name a loopback name,
+    the address listened on, or one of `allowed_hosts` in their Host header (see emolens.serve.app), and
+    arrive whole within `request_timeout_s` (see emolens.serve.protocol).
     """
+    from emolens.serve import protocol
     from emolens.serve.app import create_app, settings_to_environment
 
     if workers < 1:
@@ -37,21 +43,30 @@ def serve(
         raise EmolensError(f"--max-upload-mb must be a positive number (received {max_upload_mb}).")
     if not 0 <= port <= 65535:
         raise EmolensError(f"--port must be between 0 and 65535 (received {port}).")
-    settings: dict[str, Any] = {"model": model, "detector": detector or DetectorConfig(), "tta": tta, "max_upload_mb": max_upload_mb}
+    if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
+        raise EmolensError(f"--request-timeout must be a positive number of seconds (received {request_timeout_s}).")
+    # The address listened on is a name clients may use; a wildcard address is not one.
+    names = [*allowed_hosts, *([] if _is_wildcard(host) else [host])]
+    settings: dict[str, Any] = {"model": model, "detector": detector or DetectorConfig(), "tta": tta, "max_upload_mb": max_upload_mb, "allowed_hosts": names}
     _check_port_free(host, port)
     # Load once here first, so a bad model or detector is a one-line error before any worker starts.
     app = create_app(**settings)
     if _is_public(host):
-        logger.warning("Listening on %s: other machines can reach this server. Use --host 127.0.0.1 to keep it local.", host)
+        hint = "" if allowed_hosts else " They must name it by an address or name given with --allow-host."
+        logger.warning("Listening on %s: other machines can reach this server. Use --host 127.0.0.1 to keep it local.%s", host, hint)
     shown = f"[{host}]" if ":" in host else host
-    logger.info("emolens serves on http://%s:%d (the page at /, the API at /v1, docs at /docs); Ctrl-C stops.", shown, port)
+    logger.info("emolens serves on http://%s:%d (the page at /, the API at /v1, its description at /openapi.json); Ctrl-C stops.", shown, port)
     import uvicorn
 
+    protocol.request_timeout_s = request_timeout_s
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", http=protocol.DeadlineH11Protocol)
         return
-    os.environ.update(settings_to_environment(**settings))
-    uvicorn.run("emolens.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
+    os.environ.update(settings_to_environment(**settings, request_timeout_s=request_timeout_s))
+    uvicorn.run(
+        "emolens.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info",
+        http=protocol.DeadlineH11Protocol,
+    )  # fmt: skip
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -62,6 +77,10 @@ def _check_port_free(host: str, port: int) -> None:
             pass
     except OSError as error:
         raise EmolensError(f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another --port, or stop what uses it.") from error
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")
 
 
 def _is_public(host: str) -> bool:

@@ -4,7 +4,12 @@
     POST /v1/predict    an image as multipart (any one file field) or as the raw body -> predict --json's object
     GET  /v1/health     {"status": "ok", ...}
     GET  /v1/model      the model card, the detector and the upload limit
-    GET  /docs          OpenAPI docs (FastAPI's)
+    GET  /openapi.json  the API's OpenAPI description (FastAPI's /docs and /redoc pages are not offered: they
+                        load their scripts from a CDN, and are blank offline)
+
+Requests must name this server in their Host header (loopback names, the address it listens on, and any
+`--allow-host`), so a web page cannot reach it through DNS rebinding, and a request from a page of another
+origin (its Origin header names another host) is refused before it is read.
 
 Uploads are read into memory up to the limit (413 beyond it), decoded with the same code as `emolens predict`
 (so decompression bombs are refused: 413), and never touch the disk; a file name sent by a client is only
@@ -20,10 +25,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -61,6 +67,46 @@ class _RequestError(Exception):
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_name(authority: str) -> str:
+    """The host of a Host header or URL authority, without port or brackets: "[::1]:8000" -> "::1"."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+class LocalRequestGuard:
+    """ASGI middleware: answers 400 to a Host header that does not name this server, and 403 to a request whose
+    Origin is not this server's own, before the app reads anything.
+
+    Starlette's TrustedHostMiddleware would do the first, but it cuts IPv6 hosts at their first colon, answers
+    in plain text where every error here is JSON, and does not look at Origin.
+    """
+
+    def __init__(self, app: Any, allowed_hosts: frozenset[str]) -> None:
+        self.app = app
+        self.allowed_hosts = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"] if key in (b"host", b"origin")}
+            host = headers.get("host", "")
+            name = _host_name(host).rstrip(".")
+            origin = headers.get("origin")
+            refusal = None
+            if "*" not in self.allowed_hosts and name not in self.allowed_hosts:
+                refusal = _error(400, f"this server does not answer to the host name {name!r}; start it with --allow-host {name or 'NAME'} to allow it.")
+            elif origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
+                refusal = _error(403, f"requests from pages of another origin ({origin}) are refused; send them from this server's own page or without an Origin header.")
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -115,6 +161,7 @@ def create_app(
     detector: DetectorConfig = DetectorConfig(),
     tta: str = "none",
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    allowed_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The emolens web app, with its Recognizer loaded now (once per process).
 
@@ -123,6 +170,8 @@ def create_app(
         detector: which face detector, and its settings. Defaults to the bundled YuNet.
         tta: "none", "flip" or "crops". Defaults to "none".
         max_upload_mb: largest accepted upload, in megabytes. Defaults to 10.
+        allowed_hosts: host names (or addresses) requests may name in their Host header, besides the loopback
+            names; "*" allows any. Defaults to none.
 
     Returns:
         The FastAPI application.
@@ -134,7 +183,11 @@ def create_app(
     started = time.time()
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
     card = {key: value for key, value in recognizer.classifier.card.items() if key != "training_state"}
-    app = FastAPI(title="emolens", version=__version__, description="Facial emotion recognition: the faces in an image and what each shows.")
+    app = FastAPI(
+        title="emolens", version=__version__, description="Facial emotion recognition: the faces in an image and what each shows.",
+        docs_url=None, redoc_url=None,
+    )  # fmt: skip
+    app.add_middleware(LocalRequestGuard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -202,5 +255,8 @@ def settings_to_environment(model: str, detector: DetectorConfig, **settings: An
 
 def app_from_environment() -> FastAPI:
     """create_app with the settings `emolens serve` put in the environment (uvicorn calls this in each worker)."""
+    from emolens.serve import protocol
+
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    protocol.request_timeout_s = settings.pop("request_timeout_s", protocol.DEFAULT_REQUEST_TIMEOUT_S)
     return create_app(**{**settings, "detector": DetectorConfig.from_dict(settings["detector"])})
