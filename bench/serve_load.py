@@ -4,14 +4,19 @@ next request as soon as the last is answered.
 Reports requests/s, p50/p95/p99 latency and errors for each server setting. Target (issue): 32 clients, 30 s,
 zero errors and p95 under 100 ms on 2 cores. The clients run on the same machine as the server.
 
+Then the server's memory under worst-case uploads: small files that decode to just under the 64-megapixel cap
+(a 7999x7999 RGBA PNG of zeros, 248 KB; the same as 16-bit gray), CONCURRENT at once; its resident memory
+before, at the peak (VmHWM) and after. Target (issue 13): peak under 1.5 GB with 8 at once.
+
 Usage: python bench/serve_load.py [--clients 1,8,32] [--seconds 30] [--workers 1,2] [--photo samples/astronaut.png]
-       [--detectors yunet,haar]
+       [--detectors yunet,haar] [--concurrent 8] [--no-load | --no-memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import socket
 import subprocess
 import sys
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +75,47 @@ async def load(url: str, photo: bytes, clients: int, seconds: float) -> tuple[li
     return latencies, errors
 
 
+def worst_case_uploads() -> dict[str, bytes]:
+    """PNG files of a few hundred KB that decode to just under 64 megapixels."""
+    side = 7999
+    uploads = {}
+    for label, pixels in (("RGBA", np.zeros((side, side, 4), np.uint8)), ("16-bit gray", np.zeros((side, side), np.uint16))):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=9)
+        uploads[label] = buffer.getvalue()
+    return uploads
+
+
+def resident_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"no {field} in /proc/{pid}/status (this measurement needs Linux)")
+
+
+async def send_at_once(url: str, upload: bytes, count: int) -> list[int]:
+    async with httpx.AsyncClient(timeout=300) as client:
+        answers = await asyncio.gather(*(client.post(f"{url}/v1/predict", content=upload) for _ in range(count)))
+    return [answer.status_code for answer in answers]
+
+
+def measure_memory(concurrent: int) -> None:
+    print()
+    print("| upload | size | at once | statuses | RSS before | peak RSS | RSS after |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for label, upload in worst_case_uploads().items():
+        process, url = start(["--max-upload-mb", "10"])  # a fresh server per row: VmHWM is a lifetime peak
+        try:
+            before = resident_mb(process.pid, "VmRSS")
+            statuses = asyncio.run(send_at_once(url, upload, concurrent))
+            peak, after = resident_mb(process.pid, "VmHWM"), resident_mb(process.pid, "VmRSS")
+            shown = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)))
+            print(f"| {label} 7999x7999 PNG | {len(upload) / 1024:.0f} KB | {concurrent} | {shown} | {before:.0f} MB | {peak:.0f} MB | {after:.0f} MB |", flush=True)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,8,32", help="comma-separated numbers of concurrent clients to try")
@@ -76,7 +123,18 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to try")
     parser.add_argument("--photo", type=Path, default=ROOT / "samples" / "astronaut.png")
     parser.add_argument("--detectors", default="yunet,haar", help="comma-separated detector names to try (default yunet,haar)")
+    parser.add_argument("--concurrent", type=int, default=8, help="worst-case uploads sent at once in the memory test (default 8)")
+    parser.add_argument("--no-load", action="store_true", help="only the memory test")
+    parser.add_argument("--no-memory", action="store_true", help="only the load test")
     args = parser.parse_args()
+    if not args.no_load:
+        run_load(args)
+    if not args.no_memory:
+        measure_memory(args.concurrent)
+    return 0
+
+
+def run_load(args: argparse.Namespace) -> None:
     photo = args.photo.read_bytes()
     settings = [
         (f"{detector}, {w} worker(s)", ["--workers", w, "--detector", detector])
@@ -100,7 +158,6 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(timeout=30)
-    return 0
 
 
 if __name__ == "__main__":

@@ -519,3 +519,32 @@ def test_serve_keeps_a_keep_alive_connection_for_a_second_request(hardened_serve
         for _ in range(2):
             assert client.get(f"{hardened_server}/v1/health").status_code == 200
             time.sleep(0.6)
+
+
+def test_serve_memory_stays_bounded_under_concurrent_huge_uploads(tmp_path):
+    """8 small PNGs that decode to 25 megapixels of RGBA each, sent at once. Without the decoding budget and the
+    lean conversions, each took about 17 bytes a pixel at its peak, all at once (3.5 GB); now at most two
+    decode together (1 GB budget, about 14 bytes a pixel each)."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    from conftest import start_server
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((5000, 5000, 4), np.uint8)).save(buffer, format="PNG", compress_level=1)
+    upload = buffer.getvalue()
+    process, url = start_server(tmp_path / "server.log")
+    try:
+        with ThreadPoolExecutor(8) as pool:  # threads, not asyncio: the browser tests may leave an event loop running
+            statuses = list(pool.map(lambda _: httpx.post(f"{url}/v1/predict", content=upload, timeout=120).status_code, range(8)))
+        assert statuses == [200] * 8
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines() if ":" in line)
+        peak_mb = int(status["VmHWM"].split()[0]) / 1024
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert peak_mb < 1200, f"serve peaked at {peak_mb:.0f} MB"

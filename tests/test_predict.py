@@ -854,8 +854,10 @@ def test_export_refuses_an_out_file_with_the_wrong_suffix(keras_model, tmp_path,
 
 
 def test_a_very_thin_strip_is_searched_without_error():
+    # Ten times: on a 1-pixel-high input YuNet gives garbage boxes in about one call of five, not every time.
     for name in detector_names():
-        assert detect(name, np.zeros((4, 10_000), np.uint8)).boxes.shape == (0, 4)
+        for _ in range(10):
+            assert detect(name, np.zeros((4, 10_000), np.uint8)).boxes.shape == (0, 4)
 
 
 def test_outputs_never_collide_or_leave_the_out_folder(onnx_model, tmp_path, monkeypatch):

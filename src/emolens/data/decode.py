@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 from PIL import Image, ImageOps
 
+from emolens._native import release_free_memory
 from emolens.constants import IMAGE_SIZE
 
 # Refuse decompression bombs before decoding: 64 megapixels is far above any face photo.
@@ -25,14 +27,79 @@ class ImageTooLarge(UndecodableImage):
 
 
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# Decoding keeps the stored pixels and makes up to about three converted copies (alpha flattened on white,
+# RGB, the array, gray) before the stored ones are freed: bytes at the peak per pixel, beyond the stored ones.
+_CONVERSION_BYTES_PER_PIXEL = 10
+
+
+class MemoryBudget:
+    """A bound on the bytes that decoding pictures may hold at once, across threads.
+
+    A decode reserves its picture's peak (from the header's size and mode) before decoding, and waits while
+    others hold the budget; a picture larger than the whole budget waits until it can decode alone. A thread's
+    reservations nest: a caller that reserved for a whole request (as serve does, for decoding and detecting)
+    is not charged again by the decode inside it.
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.in_use = 0
+        self._changed = threading.Condition()
+        self._held = threading.local()
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        if getattr(self._held, "depth", 0):
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+        nbytes = min(nbytes, self.limit_bytes)
+        with self._changed:
+            self._changed.wait_for(lambda: self.in_use == 0 or self.in_use + nbytes <= self.limit_bytes)
+            self.in_use += nbytes
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            if nbytes >= 64 * 1024 * 1024:
+                # Before the next decode starts, in another thread's malloc arena, while this one's sits unused.
+                release_free_memory()
+            with self._changed:
+                self.in_use -= nbytes
+                self._changed.notify_all()
+
+
+# 1 GB: one worst-case picture (64 megapixels of RGBA, with its copies) at a time, or dozens of camera photos.
+DECODE_BUDGET = MemoryBudget(1024 * 1024 * 1024)
+
+
+def _peak_bytes(width: int, height: int, mode: str) -> int:
+    stored = Image.getmodebands(mode) * (2 if mode.startswith("I;16") else 4 if mode in ("I", "F") else 1)
+    return width * height * (stored + _CONVERSION_BYTES_PER_PIXEL)
+
+
+def decoding_bytes(data: bytes) -> int:
+    """What decoding `data` as a photo takes at its peak, from its header alone (0 if it has no readable header:
+    decoding it will fail at once)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _peak_bytes(image.width, image.height, image.mode)
+    except Exception:  # noqa: BLE001  (Pillow raises many kinds for a bad header; the decode reports it properly)
+        return 0
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:
     """Composites transparent images on white: hidden pixels under the alpha are often black."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba)
+        # Pasted through its alpha onto opaque white: one RGB copy, where alpha_composite made three RGBA ones.
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        flattened = Image.new("RGB", rgba.size, (255, 255, 255))
+        flattened.paste(rgba, mask=rgba.getchannel("A"))
+        return flattened
     return image
 
 
@@ -66,7 +133,10 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple
                 if draft_size is not None:
                     # JPEG can decode straight at a fraction of full size: far faster for big photos.
                     image.draft("L", (draft_size, draft_size))
-                yield ImageOps.exif_transpose(image), original
+                with DECODE_BUDGET.reserve(_peak_bytes(image.width, image.height, image.mode)):
+                    # In place: exif_transpose otherwise returns a whole copy even when nothing is turned.
+                    ImageOps.exif_transpose(image, in_place=True)
+                    yield image, original
     except UndecodableImage:
         raise
     except Image.UnidentifiedImageError as error:
@@ -118,12 +188,16 @@ def decode_photo(data: bytes) -> np.ndarray:
         UndecodableImage: the bytes are not a readable image, or it is larger than MAX_PIXELS.
     """
     with _open_image(data) as (image, _):
-        return pil_to_rgb(image)
+        return _rgb_array(image)
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:
-    """A PIL image of any mode, upright, as an (H, W, 3) uint8 RGB array (see `decode_photo`)."""
-    image = ImageOps.exif_transpose(image)
+    """A PIL image of any mode, turned upright by its EXIF orientation, as an (H, W, 3) uint8 RGB array (see
+    `decode_photo`)."""
+    return _rgb_array(ImageOps.exif_transpose(image))
+
+
+def _rgb_array(image: Image.Image) -> np.ndarray:
     if image.mode not in ("RGB", "L"):
         image = _to_grayscale(image) if image.mode in _HIGH_BIT_MODES else _flatten_alpha(image)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)  # np.array: writable

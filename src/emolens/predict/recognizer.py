@@ -26,8 +26,10 @@ from emolens.predict.results import Face, Result
 from emolens.predict.tracking import FaceTracker
 
 # Pictures (photos or video frames) whose faces go through the classifier together: enough to fill a batch,
-# few enough to keep memory small and a stream's results prompt. A camera's frames go one at a time.
+# few enough to keep memory small and a stream's results prompt. A camera's frames go one at a time, and a
+# batch also ends once its pictures hold BATCH_PIXELS: sixteen 64-megapixel photos would hold 4 GB.
 PICTURES_PER_BATCH = 16
+BATCH_PIXELS = 16_000_000
 Errors = Literal["raise", "keep"]
 
 
@@ -100,11 +102,13 @@ class Recognizer:
     def _results(self, pictures: Iterable[Picture], *, smooth: int, errors: Errors) -> Iterator[Result]:
         trackers: dict[str, FaceTracker] = {}
         batch: list[Picture] = []
+        pixels = 0
         for picture in pictures:
             batch.append(picture)
-            if len(batch) >= PICTURES_PER_BATCH or picture.live:
+            pixels += 0 if picture.gray is None else picture.gray.size
+            if len(batch) >= PICTURES_PER_BATCH or picture.live or pixels >= BATCH_PIXELS:
                 yield from self._classified(batch, trackers, smooth, errors)
-                batch = []
+                batch, pixels = [], 0
         yield from self._classified(batch, trackers, smooth, errors)
 
     def _classified(self, batch: list[Picture], trackers: dict[str, FaceTracker], smooth: int, errors: Errors) -> Iterator[Result]:

@@ -13,9 +13,10 @@ origin (its Origin header names another host) is refused before it is read.
 
 Uploads are read into memory up to the limit (413 beyond it), decoded with the same code as `emolens predict`
 (so decompression bombs are refused: 413), and never touch the disk; a file name sent by a client is only
-echoed back as "source". At most one decode per core runs at once (a small file can decode to hundreds of
-megabytes), and detection and classification run under a lock: OpenCV's cascade is not safe to share between
-threads, and on a CPU one image at a time per process is also the fastest order.
+echoed back as "source". A request's picture is counted against the decoding memory budget from its decode
+until its answer (`emolens.data.decode.DECODE_BUDGET`: a small file can decode to hundreds of megabytes, and
+requests beyond the budget wait), and detection and classification run under a lock: OpenCV's cascade is not
+safe to share between threads, and on a CPU one image at a time per process is also the fastest order.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from starlette.requests import ClientDisconnect
 
 from emolens import __version__
 from emolens.constants import EMOTION_COLORS
-from emolens.data.decode import ImageTooLarge, UndecodableImage
+from emolens.data.decode import DECODE_BUDGET, ImageTooLarge, UndecodableImage, decoding_bytes
 from emolens.predict import DetectorConfig, Recognizer
 from emolens.predict.inputs import to_gray
 
@@ -178,7 +179,6 @@ def create_app(
     """
     recognizer = Recognizer(model, detector=detector, tta=tta)
     lock = threading.Lock()
-    decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
     limit = int(max_upload_mb * 1_000_000)
     started = time.time()
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
@@ -195,13 +195,17 @@ def create_app(
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
 
     def recognize(data: bytes, source: str) -> dict[str, Any]:
-        began = time.perf_counter()
-        with decoding:  # Pillow is thread-safe and releases the GIL, but memory is not unlimited
+        # The picture's memory is reserved for the whole request, so pictures waiting for the detector count
+        # too, and freed (the Result holds the picture) before the reservation ends.
+        with DECODE_BUDGET.reserve(decoding_bytes(data)):
+            began = time.perf_counter()
             gray, _ = to_gray(data)  # only the gray picture: nothing is drawn here
-        decode_ms = round((time.perf_counter() - began) * 1000, 2)
-        with lock:
-            result = recognizer.predict(gray)[0]
-        return result.replace(source=source, speed={**result.speed, "decode": decode_ms}).to_dict()
+            decode_ms = round((time.perf_counter() - began) * 1000, 2)
+            with lock:
+                result = recognizer.predict(gray)[0]
+            answer = result.replace(source=source, speed={**result.speed, "decode": decode_ms}).to_dict()
+            del gray, result
+        return answer
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
