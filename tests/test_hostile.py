@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import threading
 import time
@@ -24,6 +25,21 @@ from emolens.data import load_dataset
 from emolens.errors import EmolensError
 
 BIG = MAX_FILE_BYTES + 1
+CASE_TIMEOUT_S = 120
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """Every case fails, rather than hangs, past CASE_TIMEOUT_S (SIGALRM interrupts even a blocked read)."""
+
+    def timed_out(signum, frame):
+        raise TimeoutError(f"the case did not end within {CASE_TIMEOUT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(CASE_TIMEOUT_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
