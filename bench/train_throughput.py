@@ -4,8 +4,10 @@ Both pipelines train the same architecture with the same augmentation (rotation 
 flip), batch 64, Adam 1e-4 with per-step decay 1e-6:
   - emolens: decoded uint8 arrays (cached) -> to_model_input -> Keras 3 preprocessing layers -> model, in fit;
   - notebook: tf_keras ImageDataGenerator(rescale=1/255, ...).flow_from_directory over the JPEG folders.
-It also measures a matrix-multiply peak on this machine in the same run, and splits emolens's step time into
-augmentation, forward and backward+update, to say where the time goes.
+emolens is timed as a user gets it by default (`--precision auto`, which trains seed in mixed bfloat16 on a CPU
+with bfloat16 hardware) and in float32. It also measures float32 and bfloat16 matrix-multiply peaks on this
+machine in the same run (each precision's share is of its own peak), and splits emolens's default step time
+into augmentation, forward and backward+update, to say where the time goes.
 
 Needs the bench extra: `pip install --no-deps tf-keras` (installs beside tensorflow-cpu).
 Usage: python bench/train_throughput.py [--data ../shared/data/fer2013.zip] [--steps 150]
@@ -31,11 +33,12 @@ from emolens.backend import thread_count  # noqa: E402
 from emolens.data import load_dataset, to_model_input  # noqa: E402
 from emolens.data.augment import AugmentConfig  # noqa: E402
 from emolens.train.config import TrainConfig  # noqa: E402
-from emolens.train.trainer import build_trainer  # noqa: E402
+from emolens.train.trainer import build_trainer, resolve_precision  # noqa: E402
 
 BATCH = 64
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
+NOTEBOOK = "notebook (ImageDataGenerator.flow_from_directory, float32)"
 
 
 def seed_train_flops_per_image() -> float:
@@ -45,9 +48,9 @@ def seed_train_flops_per_image() -> float:
     return 3.0 * forward
 
 
-def matmul_peak_gflops(n: int = 4096, repeats: int = 5) -> float:
-    a = keras.ops.convert_to_tensor(np.random.rand(n, n).astype("float32"))
-    b = keras.ops.convert_to_tensor(np.random.rand(n, n).astype("float32"))
+def matmul_peak_gflops(dtype: str, n: int = 4096, repeats: int = 5) -> float:
+    a = keras.ops.convert_to_tensor(np.random.rand(n, n).astype("float32"), dtype=dtype)
+    b = keras.ops.convert_to_tensor(np.random.rand(n, n).astype("float32"), dtype=dtype)
     keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
     best = float("inf")
     for _ in range(repeats):
@@ -66,12 +69,16 @@ def time_fit(model, x, y, steps: int) -> float:
 
 
 def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> dict[str, float]:
+    """Images/s of emolens's training step at the default precision and in float32, and of the default step's
+    parts (without augmentation; the forward pass alone)."""
     x = to_model_input(images)
     y = keras.utils.to_categorical(labels, 7).astype("float32")
-    rates = {"train step": time_fit(build_trainer(TrainConfig(), num_classes=7), x, y, steps)}
+    default = TrainConfig()
+    rates = {"default": time_fit(build_trainer(default, num_classes=7), x, y, steps)}
+    rates["float32"] = time_fit(build_trainer(TrainConfig(precision="float32"), num_classes=7), x, y, steps)
     no_augment = TrainConfig(augment=AugmentConfig(rotation=0, shift=0, flip=False))
-    rates["train step, no augmentation"] = time_fit(build_trainer(no_augment, num_classes=7), x, y, steps)
-    classifier = build_trainer(TrainConfig(), num_classes=7).get_layer("seed")
+    rates["no augmentation"] = time_fit(build_trainer(no_augment, num_classes=7), x, y, steps)
+    classifier = build_trainer(default, num_classes=7).get_layer("seed")
     classifier.predict(x[: 10 * BATCH], batch_size=BATCH, verbose=0)
     start = time.perf_counter()
     classifier.predict(x[: steps * BATCH], batch_size=BATCH, verbose=0)
@@ -129,24 +136,28 @@ def main() -> int:
                 members = [m for m in archive.namelist() if "/train/" in m and m.endswith(".jpg")]
                 archive.extractall(folder, members)
             train_dir = next(Path(folder).rglob("train"))
-            pipelines["notebook (ImageDataGenerator.flow_from_directory)"] = notebook_rate(train_dir, args.steps)
+            pipelines[NOTEBOOK] = (notebook_rate(train_dir, args.steps), "float32")
     rates = emolens_rates(train.images[order], train.labels[order], args.steps)
-    peak = matmul_peak_gflops()
+    default_precision = resolve_precision(TrainConfig())
+    peaks = {"float32": matmul_peak_gflops("float32"), "bf16": matmul_peak_gflops("bfloat16")}
     flops = seed_train_flops_per_image()
-    full, no_aug, forward = rates["train step"], rates["train step, no augmentation"], rates["forward only"]
-    pipelines["emolens (cached arrays + Keras 3 augmentation layers)"] = full
+    pipelines[f"emolens, default precision (auto: {default_precision})"] = (rates["default"], default_precision)
+    pipelines["emolens, float32"] = (rates["float32"], "float32")
 
     print(f"\nseed model, batch {BATCH}, {args.steps} timed steps, Keras {keras.__version__} on {keras.backend.backend()}, {thread_count()} threads")
-    print(f"matrix-multiply peak (4096^3 float32): {peak:.0f} GFLOP/s; seed training step: {flops / 1e6:.0f} MFLOP per image\n")
-    print("| pipeline | images/s | GFLOP/s | % of matmul peak |")
+    print(f"matrix-multiply peaks (4096^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bf16']:.0f} GFLOP/s; "
+          f"seed training step: {flops / 1e6:.0f} MFLOP per image\n")  # fmt: skip
+    print("| pipeline | images/s | GFLOP/s | % of its precision's matmul peak |")
     print("| --- | ---: | ---: | ---: |")
-    for name, rate in pipelines.items():
-        print(f"| {name} | {rate:.0f} | {rate * flops / 1e9:.0f} | {100 * rate * flops / 1e9 / peak:.0f}% |")
-    if len(pipelines) == 2:
-        print(f"\nemolens / notebook: {full / next(iter(pipelines.values())):.2f}x")
+    for name, (rate, precision) in pipelines.items():
+        print(f"| {name} | {rate:.0f} | {rate * flops / 1e9:.0f} | {100 * rate * flops / 1e9 / peaks[precision]:.0f}% |")
+    if not args.emolens_only:
+        notebook = pipelines[NOTEBOOK][0]
+        print(f"\nemolens default / notebook: {rates['default'] / notebook:.2f}x (target 2.5x); float32 / notebook: {rates['float32'] / notebook:.2f}x")
+    full, no_aug, forward = rates["default"], rates["no augmentation"], rates["forward only"]
     per_image = {"augmentation": 1 / full - 1 / no_aug, "forward": 1 / forward, "backward + update": 1 / no_aug - 1 / forward}
     total = 1 / full
-    print("where emolens's step time goes: " + ", ".join(f"{k} {1e3 * v:.2f} ms/img ({100 * v / total:.0f}%)" for k, v in per_image.items()))
+    print("where the default step's time goes: " + ", ".join(f"{k} {1e3 * v:.2f} ms/img ({100 * v / total:.0f}%)" for k, v in per_image.items()))
     return 0
 
 
