@@ -884,3 +884,18 @@ def test_export_names_the_file_after_the_run_folder_it_is_run_in(keras_model, tm
     (run / "config.json").write_text(json.dumps({"config": {"model": "mini_resnet"}, "data": {}}))
     monkeypatch.chdir(run)
     assert export_model(".", format="keras") == Path("myrun.keras") and (run / "myrun.json").is_file()
+
+
+def test_predict_lists_a_folder_once_for_the_progress_bar_and_the_predictions(onnx_model, tmp_path, monkeypatch, capsys):
+    import emolens.predict.inputs as inputs
+
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        save(gray_canvas(), folder / name)
+    listed = []
+    real_files = inputs._files
+    monkeypatch.setattr(inputs, "_files", lambda path: listed.append(path) or real_files(path))
+    assert main(["predict", str(folder), "--json", "--model", str(onnx_model)]) == 0
+    assert listed == [folder]
+    assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [str(folder / "a.png"), str(folder / "b.png")]

@@ -198,7 +198,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from emolens._progress import track
     from emolens.models.classifier import needs_keras
     from emolens.predict import Recognizer
-    from emolens.predict.inputs import count_pictures
+    from emolens.predict.inputs import count_pictures, expand_sources
     from emolens.predict.writers import JsonLinesWriter, OutputFolder
 
     if not args.sources and args.camera is None:
@@ -206,7 +206,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if needs_keras(args.model):
         _start_backend(args.verbose)
     recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta)
-    sources = ([args.camera] if args.camera is not None else []) + list(args.sources)
+    # Folders are listed once, for the progress bar's total and the predictions alike.
+    sources = expand_sources(([args.camera] if args.camera is not None else []) + list(args.sources))
     out = OutputFolder(args.out, recognizer.class_names) if args.out else None
     json_lines = JsonLinesWriter(sys.stdout) if args.json else None
     video = _VideoSummary()

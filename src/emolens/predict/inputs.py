@@ -25,7 +25,7 @@ from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
 from emolens.errors import EmolensError
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
-Source = Union[ImageInput, int, list, tuple]
+Source = Union[ImageInput, int, list, tuple, "InputFile", "Picture"]
 Color = Literal["rgb", "bgr"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -81,21 +81,24 @@ def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, 
 
 
 @dataclass(frozen=True)
-class _File:
+class InputFile:
+    """An image or video file found in a source, with the name its outputs take: relative to the folder given,
+    under that folder's own name."""
+
     path: Path
-    name: str  # the name outputs take: relative to the folder given, under that folder's own name
+    name: str
 
 
-def _files(path: Path) -> Iterator[_File | Picture]:
+def _files(path: Path) -> Iterator[InputFile | Picture]:
     """A file as given, or a folder's images and videos (sorted, recursively); a missing path is an error."""
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         if not found:
             yield Picture(str(path), path.name, None, None, error="no images or videos in this folder")
         # resolve(): "." or ".." name no folder, and outputs must stay inside an output folder.
-        yield from (_File(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
+        yield from (InputFile(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
     elif path.is_file():
-        yield _File(path, path.name)
+        yield InputFile(path, path.name)
     elif path.exists():
         yield Picture(str(path), path.name, None, None, error="not a regular file (a FIFO, device or socket)")
     else:
@@ -194,12 +197,14 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
         yield from _video_frames(source, f"camera{source}", every)
     elif isinstance(source, (str, os.PathLike)):
         for item in _files(Path(source)):
-            if isinstance(item, Picture):
-                yield item
-            elif is_video(item.path):
-                yield from _video_frames(item.path, item.name, every)
-            else:
-                yield _decoded(item.path, str(item.path), item.name, color)
+            yield from iter_pictures(item, color=color, every=every)
+    elif isinstance(source, Picture):  # a source `expand_sources` found unusable
+        yield source
+    elif isinstance(source, InputFile):
+        if is_video(source.path):
+            yield from _video_frames(source.path, source.name, every)
+        else:
+            yield _decoded(source.path, str(source.path), source.name, color)
     elif isinstance(source, bytes):
         yield _decoded(source, "bytes", "bytes", color)
     elif isinstance(source, Image.Image):
@@ -217,19 +222,26 @@ def count_pictures(source: Source, *, every: int = 1) -> int | None:
     if isinstance(source, (list, tuple)):
         counts = [count_pictures(item, every=every) for item in source]
         return None if None in counts else sum(counts)
-    if isinstance(source, bool) or not isinstance(source, (int, str, os.PathLike)):
-        return 1
-    if isinstance(source, int):
+    if isinstance(source, int) and not isinstance(source, bool):
         return None
-    total = 0
-    for item in _files(Path(source)):
-        if isinstance(item, _File) and is_video(item.path):
-            with native_stderr_silenced():
-                capture = cv2.VideoCapture(str(item.path))
-            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-            capture.release()
-            total += max(1, -(-frames // every))
-        else:
-            total += 1
-    return total
+    if isinstance(source, (str, os.PathLike)):
+        return sum(count_pictures(item, every=every) for item in _files(Path(source)))
+    if isinstance(source, InputFile) and is_video(source.path):
+        with native_stderr_silenced():
+            capture = cv2.VideoCapture(str(source.path))
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        return max(1, -(-frames // every))
+    return 1
+
+
+def expand_sources(source: Source) -> list:
+    """`source` as a flat list in which every path is replaced by what it holds: its InputFiles, or a Picture
+    with an error for a path that cannot be used. Predicting on the list gives what predicting on `source`
+    would, and counting it walks no folder again (a folder of a million images is listed once, not twice)."""
+    if isinstance(source, (list, tuple)):
+        return [item for part in source for item in expand_sources(part)]
+    if isinstance(source, (str, os.PathLike)):
+        return list(_files(Path(source)))
+    return [source]
 
