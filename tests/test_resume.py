@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_tree
 from emolens.data.synth import synthesize_dataset
 from emolens.models.saving import read_card
 
@@ -59,3 +60,14 @@ def test_sigkill_then_resume(tmp_path):
 
     again = subprocess.run([sys.executable, "-m", "emolens.cli", "train", "--resume", str(run)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_a_run_on_crops_resumes(tmp_path):
+    # Its checkpoint holds the 48-pixel trainer (augmentation, crop) around a 44-pixel classifier.
+    from emolens.cli import main
+
+    data = write_tree(tmp_path / "data", {"train": 10, "test": 1})
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--crop", "44", "--epochs", "1", "--batch-size", "8", "--out", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert (run / "history.csv").read_text().splitlines()[-1].startswith("2,")

@@ -46,24 +46,34 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     return parse_card(text, path)
 
 
+def _load(path: Path, compile: bool) -> tuple[keras.Model, dict[str, Any]]:
+    if not path.is_file():
+        raise EmolensError(f"no model file at {path}. Pass a run folder or a .keras file.")
+    card = read_card(path)  # first: it says plainly when the file is not a .keras zip at all
+    try:
+        return keras.models.load_model(path, compile=compile), card
+    except (ValueError, OSError, TypeError, KeyError) as error:
+        raise EmolensError(f"could not load the model {path}: {error}") from error
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
+    """Loads a run's last.keras, compiled, with its card: the whole trainer (augmentation and random crop in
+    front of the classifier), so its input is the full image while the card describes the classifier inside."""
+    return _load(Path(path), compile=True)
+
+
 def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.Model, dict[str, Any]]:
-    """Loads a .keras file and its card.
+    """Loads a .keras classifier and its card, checked against the network (see emolens.models.card).
 
     Args:
         path: str or path. A .keras file.
-        compile: bool. Restore the optimizer and loss too (needed to resume training). Defaults to True.
+        compile: bool. Restore the optimizer and loss too. Defaults to True.
 
     Returns:
         (model, card). A card always has "class_names"; for a foreign 7-class model they are FER2013's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EmolensError(f"no model file at {path}. Pass a run folder or a .keras file.")
-    card = read_card(path)
-    try:
-        model = keras.models.load_model(path, compile=compile)
-    except (ValueError, OSError, TypeError, KeyError) as error:
-        raise EmolensError(f"could not load the model {path}: {error}") from error
+    model, card = _load(path, compile)
     if "class_names" not in card:
         outputs = int(model.output_shape[-1])
         if outputs != len(FER2013_CLASSES):

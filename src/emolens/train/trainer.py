@@ -40,7 +40,7 @@ from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
 from emolens.plots import plot_curves
 from emolens.models.registry import build_model, get_model_spec
-from emolens.models.saving import load_model, read_card, save_model
+from emolens.models.saving import load_checkpoint, read_card, save_model
 from emolens.train.config import TrainConfig
 from emolens.train.mixing import MixedBatches
 
@@ -439,7 +439,7 @@ def resume(
     digest = saved["data"].get("content_digest")
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
         raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
-    trainer, _ = load_model(checkpoint, compile=True)
+    trainer, _ = load_checkpoint(checkpoint)
     # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).
     for stray in run_dir.glob(".*.partial*"):
         stray.unlink(missing_ok=True)
