@@ -22,25 +22,27 @@ import os
 import sys
 from pathlib import Path
 
+from emolens.rundir import RunDir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def training_minutes(run: Path) -> float:
-    with open(run / "history.csv", newline="") as file:
+    with open(RunDir(run).history, newline="") as file:
         return sum(float(row["seconds"]) for row in csv.DictReader(file)) / 60
 
 
 def run_config(run: Path) -> dict:
     """The TrainConfig settings the run saved."""
-    return json.loads((run / "config.json").read_text())["config"]
+    return json.loads(RunDir(run).config.read_text())["config"]
 
 
 def finished(run: Path) -> bool:
     from emolens.models.saving import read_card
 
-    if not (run / "last.keras").is_file():
+    if not RunDir(run).checkpoint.is_file():
         return False
-    state = read_card(run / "last.keras")["training_state"]
+    state = read_card(RunDir(run).checkpoint)["training_state"]
     return state["epochs_done"] >= run_config(run)["epochs"]
 
 
@@ -48,7 +50,7 @@ def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None) -> No
     from emolens.train import resume, train
     from emolens.train.recipes import recipe_config
 
-    if (run / "last.keras").is_file():
+    if RunDir(run).checkpoint.is_file():
         if not finished(run):
             print(f"[{recipe}] resuming {run}", file=sys.stderr, flush=True)
             resume(run, data=data)
@@ -72,7 +74,7 @@ def leaked_test_files(data: Path) -> dict[str, set[str]]:
 
 
 def accuracy_without(evaluation: Path, left_out: set[str]) -> float:
-    with open(evaluation / "predictions.csv", newline="") as file:
+    with open(RunDir(evaluation).predictions, newline="") as file:
         rows = [row for row in csv.DictReader(file) if row["file"] not in left_out]
     return sum(row["true"] == row["predicted"] for row in rows) / len(rows)
 
@@ -138,7 +140,7 @@ def main() -> int:
         run = args.runs / recipe
         ensure_trained(recipe, run, args.data, args.epochs)
         scores = evaluations(run, run, args.data, crops=trained_on_crops(run))
-        model, card = load_model(run / "model.keras", compile=False)
+        model, card = load_model(RunDir(run).model, compile=False)
         epochs = run_config(run)["epochs"]
         label = f"{card['model']} ({epochs} epochs, best {card['epoch']})"
         lines.append(row(label, recipe, f"{model.count_params() / 1e6:.2f} M", f"{training_minutes(run):.0f} min", scores, unleaked_accuracies(run, list(scores), leaked)))

@@ -27,6 +27,7 @@ from emolens.data.synth import draw_face
 from emolens.errors import EmolensError
 from emolens.models.card import ONNX_CARD_KEY
 from emolens.models.classifier import OnnxClassifier, resolve_model_path
+from emolens.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ TOLERANCE = 1e-4
 
 
 def _best_epoch(run_dir: Path) -> dict[str, Any] | None:
-    history = run_dir / "history.csv"
+    history = RunDir(run_dir).history
     if not history.is_file():
         return None
     with open(history, newline="") as file:
@@ -51,14 +52,15 @@ def model_card(path: Path, card: dict[str, Any]) -> dict[str, Any]:
     # The preprocessing is the code's, so the card states what this version of emolens does with inputs.
     card = {key: value for key, value in card.items() if key != "training_state"} | {"preprocessing": PREPROCESSING}
     run_dir = path.parent
-    if (run_dir / "config.json").is_file():
-        config = json.loads((run_dir / "config.json").read_text())
+    files = RunDir(run_dir)
+    if files.is_run():
+        config = json.loads(files.config.read_text())
         card["recipe"] = config.get("config")
         data = {key: value for key, value in config.get("data", {}).items() if key != "skipped"}
         card["data"] = {**data, "source": Path(str(data.get("source", ""))).name}
         card["training"] = {**(_best_epoch(run_dir) or {}), "environment": config.get("environment"), "versions": config.get("versions")}
-    if (run_dir / "metrics.json").is_file():
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+    if files.metrics.is_file():
+        metrics = json.loads(files.metrics.read_text())
         card["evaluation"] = {
             "data": Path(str(metrics["data"])).name,
             "split": metrics["split"],
@@ -107,7 +109,7 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
 
     keras_model, card = load_model(path, compile=False)
     card = model_card(path, card)
-    name = path.resolve().parent.name if path.name == "model.keras" else path.stem
+    name = path.resolve().parent.name if path.name == RunDir(path.parent).model.name else path.stem
     out = Path(out) if out is not None else Path(f"{name}.{format}")
     if out.suffix != f".{format}":
         raise EmolensError(f"the output file for --format {format} must end in .{format}, not {out.name}.")

@@ -29,6 +29,7 @@ from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.plots import plot_confusion_matrix, plot_image_grid
+from emolens.rundir import RunDir
 from emolens.evaluate.report import write_html_report
 from emolens.models.classifier import load_classifiers
 
@@ -38,9 +39,9 @@ MISCLASSIFIED_SHOWN = 40
 
 
 def _read_history(run_dir: Path | None) -> list[dict[str, float]] | None:
-    if run_dir is None or not (run_dir / "history.csv").is_file():
+    if run_dir is None or not RunDir(run_dir).history.is_file():
         return None
-    with open(run_dir / "history.csv", newline="") as file:
+    with open(RunDir(run_dir).history, newline="") as file:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(file)]
 
 
@@ -103,27 +104,28 @@ def evaluate(
     if mismatch:
         logger.warning("%s: %s", split, mismatch)
         metrics["warnings"].append(mismatch)
-    metrics["report"] = str(out_dir / "report.html")
+    files = RunDir(out_dir)
+    metrics["report"] = str(files.report)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "metrics.json", metrics)
-    write_text(out_dir / "predictions.csv", _predictions_csv(images.names, y_true, probabilities, trained.class_names))
+    write_json(files.metrics, metrics)
+    write_text(files.predictions, _predictions_csv(images.names, y_true, probabilities, trained.class_names))
     report_text = compute_metrics(y_true, y_pred, trained.class_names, output_dict=False)
-    write_text(out_dir / "classification_report.txt", report_text)
-    plot_confusion_matrix(metrics["confusion_matrix"], trained.class_names, out_dir / "confusion_matrix.png", title=f"Confusion matrix: {split}, {len(y_true)} images")
+    write_text(files.classification_report, report_text)
+    plot_confusion_matrix(metrics["confusion_matrix"], trained.class_names, files.confusion_matrix, title=f"Confusion matrix: {split}, {len(y_true)} images")
 
     wrong = np.flatnonzero(y_pred != y_true)
     wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:MISCLASSIFIED_SHOWN]
     captions = [f"true: {trained.class_names[y_true[i]]}\npred: {trained.class_names[y_pred[i]]} {probabilities[i, y_pred[i]]:.2f}" for i in wrong]
-    plot_image_grid(images.images[wrong], captions, out_dir / "misclassified.png", title="Most confident mistakes")
+    plot_image_grid(images.images[wrong], captions, files.misclassified, title="Most confident mistakes")
 
     run_dir = trained.run_dir
-    config = json.loads((run_dir / "config.json").read_text()) if run_dir is not None else None
-    figures = {"Confusion matrix": out_dir / "confusion_matrix.png"}
+    config = json.loads(RunDir(run_dir).config.read_text()) if run_dir is not None else None
+    figures = {"Confusion matrix": files.confusion_matrix}
     if run_dir is not None:
-        figures["Training curves"] = run_dir / "curves.png"
-    figures["Most confident mistakes"] = out_dir / "misclassified.png"
+        figures["Training curves"] = RunDir(run_dir).curves
+    figures["Most confident mistakes"] = files.misclassified
     write_html_report(
-        out_dir / "report.html",
+        files.report,
         title=f"emolens: {metrics['model']} on {Path(str(data)).name} ({split})",
         metrics=metrics,
         classification_report=report_text,
@@ -131,7 +133,7 @@ def evaluate(
         config=config,
         history=_read_history(run_dir),
     )
-    logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, out_dir / "report.html")
+    logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, files.report)
     return metrics
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from emolens.data.preprocess import to_model_input
 from emolens.errors import EmolensError
 from emolens.models.card import ONNX_CARD_KEY, check_card, parse_card
+from emolens.rundir import RunDir
 
 DEFAULT_MODEL = "default"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -38,9 +39,9 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
         return path
     path = Path(model)
     if path.is_dir():
-        if not (path / "model.keras").is_file():
+        if not RunDir(path).model.is_file():
             raise EmolensError(f"{path} has no model.keras: it is not a finished emolens run. Pass a run folder, a .keras or .onnx file, or `default`.")
-        return path / "model.keras"
+        return RunDir(path).model
     if path.suffix not in MODEL_SUFFIXES:
         raise EmolensError(f"cannot use {path} as a model: expected a run folder, a .keras or .onnx file, or `default`.")
     if not path.is_file():
@@ -65,7 +66,8 @@ class Classifier(ABC):
     def __init__(self, path: Path, card: dict[str, Any]) -> None:
         self.path = path
         self.card = card
-        self.run_dir = path.parent if (path.parent / "config.json").is_file() else None
+        run = RunDir.holding(path)
+        self.run_dir = run.path if run is not None else None
 
     @property
     def class_names(self) -> list[str]:

@@ -39,6 +39,7 @@ from emolens.data.sources import Dataset, Split, refuse_output_inside
 from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
 from emolens.plots import plot_curves
+from emolens.rundir import RunDir
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_checkpoint, read_card, save_model
 from emolens.train.config import TrainConfig
@@ -211,7 +212,7 @@ class _RunRecorder(keras.callbacks.Callback):
 
     def __init__(self, run_dir: Path, classifier: keras.Model, card: dict[str, Any], state: dict[str, Any]) -> None:
         super().__init__()
-        self.run_dir = run_dir
+        self.files = RunDir(run_dir)
         self.classifier = classifier
         # model.keras is always float32, whatever precision trains: inference and ONNX export need no special case.
         mixed = any(layer.dtype_policy.name != "float32" for layer in classifier.layers)
@@ -239,17 +240,17 @@ class _RunRecorder(keras.callbacks.Callback):
             if self.float32_twin is not None:
                 self.float32_twin.set_weights(self.classifier.get_weights())
                 best = self.float32_twin
-            save_model(best, self.run_dir / "model.keras", {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]})
+            save_model(best, self.files.model, {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]})
         # last.keras is written after model.keras: the state inside it is what resume trusts.
-        save_model(self.model, self.run_dir / "last.keras", {**self.card, "training_state": self.state})
-        write_text(self.run_dir / "history.csv", _history_csv(self.state["history"]))
-        plot_curves(self.state["history"], self.run_dir / "curves.png")
+        save_model(self.model, self.files.checkpoint, {**self.card, "training_state": self.state})
+        write_text(self.files.history, _history_csv(self.state["history"]))
+        plot_curves(self.state["history"], self.files.curves)
 
 
 def _new_run_dir(model: str, out: str | os.PathLike | None) -> Path:
     if out is not None:
         run_dir = Path(out)
-        if (run_dir / "last.keras").exists():
+        if RunDir(run_dir).checkpoint.exists():
             raise EmolensError(f"{run_dir} already holds a training run. Resume it with --resume {run_dir}, or choose another --out.")
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -268,7 +269,7 @@ def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> Non
     test_size = len(dataset.splits["test"]) if "test" in dataset.splits else 0
     logger.info("Data %s: %d train, %d validation, %d test images, %d classes", dataset.source, len(train), len(val), test_size, len(dataset.class_names))
     if dataset.skipped:
-        logger.warning("Skipped %d unreadable files (listed in %s)", len(dataset.skipped), run_dir / "skipped_files.txt")
+        logger.warning("Skipped %d unreadable files (listed in %s)", len(dataset.skipped), RunDir(run_dir).skipped)
     logger.info("Writing the run to %s", run_dir)
 
 
@@ -351,7 +352,7 @@ def train(
     trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
     classifier = trainer.get_layer(config.model)
     write_json(
-        run_dir / "config.json",
+        RunDir(run_dir).config,
         {
             "config": config.to_dict(),
             "class_names": list(dataset.class_names),
@@ -372,10 +373,10 @@ def train(
         },
     )
     if removed:
-        write_removed_list(run_dir / "removed.csv", removed)
-        logger.info("--dedupe left out %d images (listed in %s)", len(removed), run_dir / "removed.csv")
+        write_removed_list(RunDir(run_dir).removed, removed)
+        logger.info("--dedupe left out %d images (listed in %s)", len(removed), RunDir(run_dir).removed)
     if dataset.skipped:
-        write_text(run_dir / "skipped_files.txt", "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
+        write_text(RunDir(run_dir).skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
     card = {
         "format": 1,
         "model": config.model,
@@ -413,7 +414,7 @@ def resume(
         A TrainResult for the whole run.
     """
     run_dir = Path(run_dir)
-    config_path, checkpoint = run_dir / "config.json", run_dir / "last.keras"
+    config_path, checkpoint = RunDir(run_dir).config, RunDir(run_dir).checkpoint
     if not config_path.is_file():
         raise EmolensError(f"{run_dir} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.")
     if not checkpoint.is_file():
