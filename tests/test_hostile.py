@@ -405,6 +405,10 @@ def _bundled_card() -> dict:
 CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "onnx card not JSON": (lambda tmp: _onnx_with_card(tmp / "m.onnx", "{not json"), "its emolens card is not valid JSON"),
     "onnx card a JSON list": (lambda tmp: _onnx_with_card(tmp / "m.onnx", "[1, 2]"), "its emolens card is not a JSON object"),
+    "onnx card without class names": (
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({k: v for k, v in _bundled_card().items() if k != "class_names"})),
+        "its card names no class_names",
+    ),
     "onnx card with 3 classes for 7 outputs": (
         lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"]})),
         "has 7 outputs but its card names 3 classes",

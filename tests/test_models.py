@@ -88,10 +88,12 @@ def test_optimizer_reproduces_the_old_per_step_decay():
 def test_save_and_load_round_trip_with_card(tmp_path):
     model = build_model("seed_bn", num_classes=3)
     x = np.random.rand(2, 48, 48, 1).astype("float32")
-    card = {"class_names": ["a", "b", "c"], "model": "seed_bn"}
+    card = {"class_names": ["a", "b", "c"], "model": "seed_bn", "epoch": 3}
     path = save_model(model, tmp_path / "m.keras", card)
     loaded, loaded_card = load_model(path, compile=False)
-    assert loaded_card == card and read_card(path) == card
+    # Stored whole, with the fields a card always has filled in.
+    assert loaded_card == {**card, "format": 1, "input_shape": [48, 48, 1], "image_size": 48} and read_card(path) == loaded_card
+    assert loaded_card.class_names == ("a", "b", "c") and loaded_card.details == {"epoch": 3}
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
     # Plain Keras still reads the file: the card is an extra member it ignores.
     keras.models.load_model(path, compile=False)

@@ -8,6 +8,7 @@ An ONNX export is checked against Keras before it is kept: outputs must agree wi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from emolens.constants import FER2013_CLASSES
 from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.synth import draw_face
 from emolens.errors import EmolensError
-from emolens.models.card import ONNX_CARD_KEY
+from emolens.models.card import ONNX_CARD_KEY, ModelCard
 from emolens.models.classifier import OnnxClassifier, resolve_model_path
 from emolens.rundir import RunDir
 
@@ -47,21 +48,22 @@ def _best_epoch(run_dir: Path) -> dict[str, Any] | None:
     return {"epochs": len(rows), "best_epoch": int(best["epoch"]), "val_accuracy": round(float(best["val_accuracy"]), 4)}
 
 
-def model_card(path: Path, card: dict[str, Any]) -> dict[str, Any]:
+def model_card(path: Path, card: ModelCard) -> ModelCard:
     """The card a deployed model carries: the training card plus, from its run folder, recipe, data and test metrics."""
     # The preprocessing is the code's, so the card states what this version of emolens does with inputs.
-    card = {key: value for key, value in card.items() if key != "training_state"} | {"preprocessing": PREPROCESSING}
-    run_dir = path.parent
-    files = RunDir(run_dir)
+    card = dataclasses.replace(card, preprocessing=PREPROCESSING).with_details(training_state=None)
+    files = RunDir(path.parent)
     if files.is_run():
         config = json.loads(files.config.read_text())
-        card["recipe"] = config.get("config")
         data = {key: value for key, value in config.get("data", {}).items() if key != "skipped"}
-        card["data"] = {**data, "source": Path(str(data.get("source", ""))).name}
-        card["training"] = {**(_best_epoch(run_dir) or {}), "environment": config.get("environment"), "versions": config.get("versions")}
+        card = card.with_details(
+            recipe=config.get("config"),
+            data={**data, "source": Path(str(data.get("source", ""))).name},
+            training={**(_best_epoch(path.parent) or {}), "environment": config.get("environment"), "versions": config.get("versions")},
+        )
     if files.metrics.is_file():
         metrics = json.loads(files.metrics.read_text())
-        card["evaluation"] = {
+        card = card.with_details(evaluation={
             "data": Path(str(metrics["data"])).name,
             "split": metrics["split"],
             "images": metrics["num_images"],
@@ -71,9 +73,8 @@ def model_card(path: Path, card: dict[str, Any]) -> dict[str, Any]:
             "recall": {name: round(row["recall"], 4) for name, row in metrics["per_class"].items()},
             "sharpness": metrics.get("sharpness"),
             "warnings": metrics.get("warnings", []),
-        }
-    card["exported"] = {"by": f"emolens {__version__}", "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return card
+        })  # fmt: skip
+    return card.with_details(exported={"by": f"emolens {__version__}", "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def _check_images(size: int) -> np.ndarray:
@@ -118,12 +119,12 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
         save_model(keras_model, out, card)
     else:
         _export_onnx(keras_model, card, out, check_images)
-    write_json(out.with_suffix(".json"), card)
+    write_json(out.with_suffix(".json"), card.to_dict())
     logger.debug("Exported %s to %s (card: %s)", path, out, out.with_suffix(".json"))
     return out
 
 
-def _export_onnx(keras_model: Any, card: dict[str, Any], out: Path, check_images: np.ndarray | None) -> None:
+def _export_onnx(keras_model: Any, card: ModelCard, out: Path, check_images: np.ndarray | None) -> None:
     import onnx
 
     size = int(keras_model.input_shape[1])
@@ -138,7 +139,7 @@ def _export_onnx(keras_model: Any, card: dict[str, Any], out: Path, check_images
         keras_model.export(str(raw), format="onnx", verbose=False)
         proto = onnx.load(str(raw))
     entry = proto.metadata_props.add()
-    entry.key, entry.value = ONNX_CARD_KEY, json.dumps(card)
+    entry.key, entry.value = ONNX_CARD_KEY, json.dumps(card.to_dict())
     with atomic_path(out) as tmp_out:
         onnx.save(proto, str(tmp_out))
         # Compare the raw network on exactly the inputs Keras saw.

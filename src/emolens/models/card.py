@@ -1,4 +1,4 @@
-"""The emolens model card, read from a model file and checked against the network it describes.
+"""The emolens model card (`ModelCard`), read from a model file and checked against the network it describes.
 
 The card travels inside the model file (`emolens.json` in a .keras zip, the `emolens` metadata property of an
 .onnx file) and says what inference needs: the class names, in output order, and the input size. A card that
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from emolens.errors import EmolensError
@@ -39,32 +40,108 @@ def _side(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def check_card(card: dict[str, Any], path: str | os.PathLike, *, outputs: Any, input_shape: Sequence[Any]) -> dict[str, Any]:
-    """`card`, if it agrees with the network it describes; else a one-line error that says how they disagree.
+@dataclass(frozen=True, eq=False)
+class ModelCard(Mapping[str, Any]):
+    """What a model file says about itself: typed fields for what inference needs, and everything else
+    (training epoch and accuracy, recipe, data, test figures, ensemble members, a checkpoint's training state)
+    in `details`, kept as written.
 
-    Args:
-        card: the parsed card.
-        path: the model file, for messages.
-        outputs: the network's number of outputs (None or a name where the file leaves it open).
-        input_shape: the network's input shape, batch first: (N, H, W, 1); sides may be None or names.
+    It reads like the JSON object it is stored as (`card["class_names"]`, `card.get("evaluation")`), and is
+    validated when it is made: `from_dict` is the one way a stored card is read, `to_dict` the one way it is
+    written.
 
-    Raises:
-        EmolensError: class names that are not distinct non-empty strings, or not one per output; an input
-            shape that is not (side, side, 1) or differs from the network's; an image size below the input side.
+    Attributes:
+        class_names: the classes, in the network's output order.
+        input_shape: (side, side, 1): what the network takes; smaller than image_size for a model on crops.
+        image_size: the side faces are prepared at (48 for FER2013-style models); None means input_shape's.
+        model: the architecture's registered name ("ensemble" for a saved ensemble), or None if unknown.
+        preprocessing: how inputs are prepared, in words, or None.
+        train_sharpness: the training images' mean sharpness, for evaluate's data-shift warning, or None.
+        details: everything else the card holds.
     """
-    where = os.fspath(path)
-    names = card.get("class_names")
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
-        raise EmolensError(f"{where}: its card's class_names must be a list of distinct names, one per output. {_REMEDY}")
-    if _side(outputs) is not None and len(names) != outputs:
-        raise EmolensError(f"{where} has {outputs} outputs but its card names {len(names)} classes: every answer would be mislabelled. {_REMEDY}")
-    shape = card.get("input_shape", [48, 48, 1])
-    if not isinstance(shape, list) or len(shape) != 3 or [_side(s) for s in shape] != shape or shape[0] != shape[1] or shape[2] != 1:
-        raise EmolensError(f"{where}: its card's input_shape {shape!r} is not [side, side, 1]. {_REMEDY}")
-    network = list(input_shape)[-3:]
-    if any(_side(side) is not None and side != expected for side, expected in zip(network, shape)):
-        raise EmolensError(f"{where}: its card says input_shape {shape} but the network takes {[s if _side(s) else None for s in network]}. {_REMEDY}")
-    image_size = card.get("image_size", shape[0])
-    if _side(image_size) is None or image_size < shape[0]:
-        raise EmolensError(f"{where}: its card's image_size {image_size!r} is not a side of at least {shape[0]} pixels. {_REMEDY}")
-    return card
+
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int] = (48, 48, 1)
+    image_size: int | None = None
+    model: str | None = None
+    preprocessing: str | None = None
+    train_sharpness: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = self.class_names
+        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+            raise ValueError("its card's class_names must be a list of distinct names, one per output")
+        shape = self.input_shape
+        if not isinstance(shape, (list, tuple)) or len(shape) != 3 or [_side(s) for s in shape] != list(shape) or shape[0] != shape[1] or shape[2] != 1:
+            raise ValueError(f"its card's input_shape {list(shape) if isinstance(shape, (list, tuple)) else shape!r} is not [side, side, 1]")
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", shape[0])
+        if _side(self.image_size) is None or self.image_size < shape[0]:
+            raise ValueError(f"its card's image_size {self.image_size!r} is not a side of at least {shape[0]} pixels")
+        object.__setattr__(self, "class_names", tuple(names))
+        object.__setattr__(self, "input_shape", tuple(shape))
+        object.__setattr__(self, "details", dict(self.details))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], path: str | os.PathLike) -> ModelCard:
+        """The card stored as `values` in the model file at `path` (for messages).
+
+        Raises:
+            EmolensError: it lacks class names, or its fields are malformed.
+        """
+        typed = {name: values[name] for name in _TYPED if name in values}
+        details = {key: value for key, value in values.items() if key not in _TYPED and key != "format"}
+        try:
+            return cls(**typed, details=details)
+        except (TypeError, ValueError) as error:  # TypeError: no class_names at all
+            reason = str(error) if isinstance(error, ValueError) else "its card names no class_names"
+            raise EmolensError(f"{os.fspath(path)}: {reason}. {_REMEDY}") from error
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object stored in model files (fields left unknown are left out)."""
+        typed = {"format": 1, "model": self.model, "class_names": list(self.class_names), "input_shape": list(self.input_shape),
+                 "image_size": self.image_size, "preprocessing": self.preprocessing, "train_sharpness": self.train_sharpness}  # fmt: skip
+        return {key: value for key, value in typed.items() if value is not None} | dict(self.details)
+
+    def with_details(self, **changes: Any) -> ModelCard:
+        """A copy with `details` updated; a value of None removes that entry."""
+        details = {**self.details, **changes}
+        return replace(self, details={key: value for key, value in details.items() if value is not None})
+
+    def check_network(self, path: str | os.PathLike, *, outputs: Any, input_shape: Sequence[Any]) -> ModelCard:
+        """This card, if it agrees with the network it describes; else a one-line error that says how not.
+
+        Args:
+            path: the model file, for messages.
+            outputs: the network's number of outputs (None or a name where the file leaves it open).
+            input_shape: the network's input shape, batch first: (N, H, W, 1); sides may be None or names.
+
+        Raises:
+            EmolensError: not one class name per output, or an input shape the network does not take.
+        """
+        where = os.fspath(path)
+        if _side(outputs) is not None and len(self.class_names) != outputs:
+            raise EmolensError(f"{where} has {outputs} outputs but its card names {len(self.class_names)} classes: every answer would be mislabelled. {_REMEDY}")
+        network = list(input_shape)[-3:]
+        if any(_side(side) is not None and side != expected for side, expected in zip(network, self.input_shape)):
+            shown = [s if _side(s) else None for s in network]
+            raise EmolensError(f"{where}: its card says input_shape {list(self.input_shape)} but the network takes {shown}. {_REMEDY}")
+        return self
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+_TYPED = tuple(f.name for f in fields(ModelCard) if f.name != "details")
+
+
+def read_card_text(text: str | bytes, path: str | os.PathLike) -> ModelCard:
+    """The card stored in the model file at `path` as JSON `text`, validated (see ModelCard.from_dict)."""
+    return ModelCard.from_dict(parse_card(text, path), path)

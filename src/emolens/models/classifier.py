@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from emolens.data.preprocess import to_model_input
 from emolens.errors import EmolensError
-from emolens.models.card import ONNX_CARD_KEY, check_card, parse_card
+from emolens.models.card import ONNX_CARD_KEY, ModelCard, read_card_text
 from emolens.rundir import RunDir
 
 DEFAULT_MODEL = "default"
@@ -63,7 +62,7 @@ class Classifier(ABC):
         run_dir: the run folder the model came from, or None.
     """
 
-    def __init__(self, path: Path, card: dict[str, Any]) -> None:
+    def __init__(self, path: Path, card: ModelCard) -> None:
         self.path = path
         self.card = card
         run = RunDir.holding(path)
@@ -71,17 +70,17 @@ class Classifier(ABC):
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.card["class_names"])
+        return list(self.card.class_names)
 
     @property
     def input_size(self) -> int:
         """The side of the face images `predict` takes (48 for FER2013-style models)."""
-        return int(self.card.get("image_size", self.crop_size))
+        return self.card.image_size
 
     @property
     def crop_size(self) -> int:
         """The side of the network's input: smaller than input_size for a model trained on crops."""
-        return int(self.card.get("input_shape", (48, 48, 1))[0])
+        return self.card.input_shape[0]
 
     def views(self, inputs: np.ndarray, tta: str) -> list[np.ndarray]:
         """The network inputs whose probabilities are averaged: centre crop (the whole image for an uncropped
@@ -158,18 +157,18 @@ class OnnxClassifier(Classifier):
             raise EmolensError(f"{path} has no emolens card: export it with `emolens export MODEL --format onnx`.")
         network_input, network_output = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name = network_input.name
-        card = check_card(parse_card(metadata[ONNX_CARD_KEY], path), path, outputs=network_output.shape[-1], input_shape=network_input.shape)
+        card = read_card_text(metadata[ONNX_CARD_KEY], path).check_network(path, outputs=network_output.shape[-1], input_shape=network_input.shape)
         super().__init__(path, card)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: inputs})[0]
 
 
-def ensemble_sharpness(cards: list[dict[str, Any]]) -> float | None:
+def ensemble_sharpness(cards: list[ModelCard]) -> float | None:
     """The training sharpness an ensemble's card records, for evaluate's data-shift warning: its members' median
     (members trained on the same data share it; the median keeps one odd member from deciding), or None if any
     member lacks one."""
-    values = [card.get("train_sharpness") for card in cards]
+    values = [card.train_sharpness for card in cards]
     return float(np.median(values)) if all(values) else None
 
 
@@ -183,14 +182,14 @@ class EnsembleClassifier(Classifier):
                 raise EmolensError(f"{member.path} and {first.path} cannot be ensembled: their classes or input sizes differ.")
         self.members = members
         self.orders = [np.array([member.class_names.index(name) for name in first.class_names]) for member in members]
-        card = {
-            "model": "ensemble of " + ", ".join(str(member.card.get("model", member.path.stem)) for member in members),
-            "class_names": first.class_names,
-            "input_shape": first.card.get("input_shape", [48, 48, 1]),
-            "image_size": first.input_size,
-            "train_sharpness": ensemble_sharpness([member.card for member in members]),
-            "members": [str(member.path) for member in members],
-        }
+        card = ModelCard(
+            model="ensemble of " + ", ".join(str(member.card.model or member.path.stem) for member in members),
+            class_names=tuple(first.class_names),
+            input_shape=first.card.input_shape,
+            image_size=first.input_size,
+            train_sharpness=ensemble_sharpness([member.card for member in members]),
+            details={"members": [str(member.path) for member in members]},
+        )
         super().__init__(Path("ensemble"), card)
         self.run_dir = None
 

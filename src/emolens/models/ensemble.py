@@ -14,6 +14,7 @@ import keras
 
 from emolens.data.preprocess import PREPROCESSING
 from emolens.errors import EmolensError
+from emolens.models.card import ModelCard
 from emolens.models.classifier import ensemble_sharpness, resolve_model_path
 from emolens.models.saving import load_model, save_model
 
@@ -39,20 +40,19 @@ def build_ensemble(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
         members.append((path, *load_model(path, compile=False)))
     first_path, first_model, first_card = members[0]
     for path, model, card in members[1:]:
-        if card["class_names"] != first_card["class_names"] or model.input_shape != first_model.input_shape:
+        if card.class_names != first_card.class_names or model.input_shape != first_model.input_shape:
             raise EmolensError(f"{path} and {first_path} cannot be ensembled: their classes (or their order) or input sizes differ.")
     inputs = keras.Input(first_model.input_shape[1:])
     # Each member goes in its own wrapper: members are often the same architecture, with the same layer name.
     outputs = keras.layers.Average()([keras.Sequential([model], name=f"member_{i}")(inputs) for i, (_, model, _) in enumerate(members)])
     ensemble = keras.Model(inputs, outputs, name="ensemble")
-    card = {
-        "format": 1,
-        "model": "ensemble",
-        "members": [{"path": str(path), "model": card.get("model"), "val_accuracy": card.get("val_accuracy")} for path, _, card in members],
-        "class_names": first_card["class_names"],
-        "input_shape": list(first_model.input_shape[1:]),
-        "image_size": first_card.get("image_size", first_model.input_shape[1]),
-        "preprocessing": PREPROCESSING,
-        "train_sharpness": ensemble_sharpness([card for _, _, card in members]),
-    }
+    card = ModelCard(
+        model="ensemble",
+        class_names=first_card.class_names,
+        input_shape=tuple(first_model.input_shape[1:]),
+        image_size=first_card.image_size,
+        preprocessing=PREPROCESSING,
+        train_sharpness=ensemble_sharpness([card for _, _, card in members]),
+        details={"members": [{"path": str(path), "model": card.model, "val_accuracy": card.get("val_accuracy")} for path, _, card in members]},
+    )
     return save_model(ensemble, out, card)

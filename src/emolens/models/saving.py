@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +20,35 @@ import keras
 from emolens._io import atomic_path
 from emolens.constants import FER2013_CLASSES
 from emolens.errors import EmolensError
-from emolens.models.card import CARD_MEMBER, check_card, parse_card
+from emolens.models.card import CARD_MEMBER, ModelCard, read_card_text
 
 logger = logging.getLogger(__name__)
 
 
-def save_model(model: keras.Model, path: str | os.PathLike, card: dict[str, Any]) -> Path:
-    """Saves `model` with `card` (JSON-serialisable) inside it, atomically. Returns the path."""
+def save_model(model: keras.Model, path: str | os.PathLike, card: ModelCard | Mapping[str, Any]) -> Path:
+    """Saves `model` with `card` inside it, atomically. Returns the path."""
     path = Path(path)
+    card = card if isinstance(card, ModelCard) else ModelCard.from_dict(card, path)
     with atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(CARD_MEMBER, json.dumps(card, indent=2))
+            archive.writestr(CARD_MEMBER, json.dumps(card.to_dict(), indent=2))
     return path
 
 
-def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The emolens card inside a .keras file, or {} for a .keras file emolens did not write."""
+def read_card(path: str | os.PathLike) -> ModelCard | None:
+    """The emolens card inside a .keras file, or None for a .keras file emolens did not write."""
     try:
         with zipfile.ZipFile(path) as archive:
             if CARD_MEMBER not in archive.namelist():
-                return {}
+                return None
             text = archive.read(CARD_MEMBER)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise EmolensError(f"{path} is not a readable .keras model ({error}).") from error
-    return parse_card(text, path)
+    return read_card_text(text, path)
 
 
-def _load(path: Path, compile: bool) -> tuple[keras.Model, dict[str, Any]]:
+def _load(path: Path, compile: bool) -> tuple[keras.Model, ModelCard | None]:
     if not path.is_file():
         raise EmolensError(f"no model file at {path}. Pass a run folder or a .keras file.")
     card = read_card(path)  # first: it says plainly when the file is not a .keras zip at all
@@ -56,13 +58,16 @@ def _load(path: Path, compile: bool) -> tuple[keras.Model, dict[str, Any]]:
         raise EmolensError(f"could not load the model {path}: {error}") from error
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[keras.Model, ModelCard]:
     """Loads a run's last.keras, compiled, with its card: the whole trainer (augmentation and random crop in
     front of the classifier), so its input is the full image while the card describes the classifier inside."""
-    return _load(Path(path), compile=True)
+    trainer, card = _load(Path(path), compile=True)
+    if card is None:
+        raise EmolensError(f"{path} has no emolens card: it is not a checkpoint emolens wrote.")
+    return trainer, card
 
 
-def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.Model, dict[str, Any]]:
+def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.Model, ModelCard]:
     """Loads a .keras classifier and its card, checked against the network (see emolens.models.card).
 
     Args:
@@ -70,14 +75,14 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.
         compile: bool. Restore the optimizer and loss too. Defaults to True.
 
     Returns:
-        (model, card). A card always has "class_names"; for a foreign 7-class model they are FER2013's.
+        (model, card). A foreign 7-class model without a card gets FER2013's class names.
     """
     path = Path(path)
     model, card = _load(path, compile)
-    if "class_names" not in card:
+    if card is None:
         outputs = int(model.output_shape[-1])
         if outputs != len(FER2013_CLASSES):
             raise EmolensError(f"{path} has {outputs} outputs and no emolens card naming its classes.")
         logger.warning("%s has no emolens card; assuming FER2013's class order %s.", path, ", ".join(FER2013_CLASSES))
-        card = {**card, "class_names": list(FER2013_CLASSES)}
-    return model, check_card(card, path, outputs=model.output_shape[-1], input_shape=model.input_shape)
+        card = ModelCard(class_names=tuple(FER2013_CLASSES), input_shape=tuple(model.input_shape[1:]))
+    return model, card.check_network(path, outputs=model.output_shape[-1], input_shape=model.input_shape)

@@ -40,6 +40,7 @@ from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
 from emolens.plots import plot_curves
 from emolens.rundir import RunDir
+from emolens.models.card import ModelCard
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_checkpoint, read_card, save_model
 from emolens.train.config import TrainConfig
@@ -202,15 +203,15 @@ def _history_csv(history: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
-def _float32_twin(card: dict[str, Any]) -> keras.Model:
+def _float32_twin(card: ModelCard) -> keras.Model:
     """The same architecture built under the float32 policy, to hold a mixed-precision model's weights."""
-    return build_model(card["model"], input_shape=tuple(card["input_shape"]), num_classes=len(card["class_names"]))
+    return build_model(card.model, input_shape=card.input_shape, num_classes=len(card.class_names))
 
 
 class _RunRecorder(keras.callbacks.Callback):
     """After each epoch: best model, resumable checkpoint, history and curves, each written atomically."""
 
-    def __init__(self, run_dir: Path, classifier: keras.Model, card: dict[str, Any], state: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, classifier: keras.Model, card: ModelCard, state: dict[str, Any]) -> None:
         super().__init__()
         self.files = RunDir(run_dir)
         self.classifier = classifier
@@ -240,9 +241,9 @@ class _RunRecorder(keras.callbacks.Callback):
             if self.float32_twin is not None:
                 self.float32_twin.set_weights(self.classifier.get_weights())
                 best = self.float32_twin
-            save_model(best, self.files.model, {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]})
+            save_model(best, self.files.model, self.card.with_details(epoch=epoch + 1, val_accuracy=row["val_accuracy"]))
         # last.keras is written after model.keras: the state inside it is what resume trusts.
-        save_model(self.model, self.files.checkpoint, {**self.card, "training_state": self.state})
+        save_model(self.model, self.files.checkpoint, self.card.with_details(training_state=self.state))
         write_text(self.files.history, _history_csv(self.state["history"]))
         plot_curves(self.state["history"], self.files.curves)
 
@@ -276,7 +277,7 @@ def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> Non
 def _fit(
     run_dir: Path,
     trainer: keras.Model,
-    card: dict[str, Any],
+    card: ModelCard,
     state: dict[str, Any],
     config: TrainConfig,
     dataset: Dataset,
@@ -377,18 +378,17 @@ def train(
         logger.info("--dedupe left out %d images (listed in %s)", len(removed), RunDir(run_dir).removed)
     if dataset.skipped:
         write_text(RunDir(run_dir).skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
-    card = {
-        "format": 1,
-        "model": config.model,
-        "class_names": list(dataset.class_names),
-        "input_shape": list(classifier.input_shape[1:]),
+    card = ModelCard(
+        model=config.model,
+        class_names=dataset.class_names,
+        input_shape=tuple(classifier.input_shape[1:]),
         # Faces are prepared at this side; a smaller input_shape means the network sees crops of them.
-        "image_size": IMAGE_SIZE,
-        "preprocessing": PREPROCESSING,
-        "data_fingerprint": dataset.fingerprint,
+        image_size=IMAGE_SIZE,
+        preprocessing=PREPROCESSING,
         # Lets evaluate warn when it is given images unlike the training images (see emolens.data.quality).
-        "train_sharpness": round(train_sharpness, 2),
-    }
+        train_sharpness=round(train_sharpness, 2),
+        details={"data_fingerprint": dataset.fingerprint},
+    )
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
 
@@ -431,7 +431,9 @@ def resume(
     if epochs is not None:
         config = replace(config, epochs=epochs)
     card = read_card(checkpoint)
-    state = card.pop("training_state")
+    if card is None or "training_state" not in card.details:
+        raise EmolensError(f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume.")
+    state, card = card.details["training_state"], card.with_details(training_state=None)
     if state["epochs_done"] >= config.epochs:
         raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
     source = data if data is not None else saved["data"]["source"]
