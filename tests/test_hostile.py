@@ -29,6 +29,16 @@ CASE_TIMEOUT_S = 120
 
 
 @pytest.fixture(autouse=True)
+def _nothing_written_outside(tmp_path_factory, monkeypatch):
+    """Each case runs in an empty working folder that must stay empty: whatever a case writes goes to the
+    output folder it names, never beside it (a default `runs/`, `preview.png` or `<model>-evaluation`)."""
+    here = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(here)
+    yield
+    assert sorted(p.name for p in here.iterdir()) == []
+
+
+@pytest.fixture(autouse=True)
 def _no_hang():
     """Every case fails, rather than hangs, past CASE_TIMEOUT_S (SIGALRM interrupts even a blocked read)."""
 
