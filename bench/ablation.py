@@ -6,7 +6,7 @@ own figures (bench/accuracy.py). Each variant's run lives in RUNS/<variant>; a f
 unfinished one resumed, so the table can be built over several sittings.
 
 Usage: python bench/ablation.py [--data ../shared/data/fer2013.zip] [--epochs 12] [--runs runs/ablation]
-       [--variants baseline,mini_resnet,...] [--limit N (images per class, for a smoke test)]
+       [--variants baseline,resnet,...] [--limit N (images per class, for a smoke test)]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # One change from the cpu recipe each, as TrainConfig overrides (augment merged key by key).
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {},
-    "mini_resnet": {"model": "mini_resnet", "precision": "float32"},
+    "resnet": {"model": "resnet", "precision": "bf16"},
     "no crops (48 px)": {"crop": 48},
     "no label smoothing": {"label_smoothing": 0.0},
     "no class weights": {"class_weight": "none"},
