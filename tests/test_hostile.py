@@ -465,7 +465,7 @@ def hardened_server(tmp_path_factory) -> Iterator[str]:
     from conftest import start_server
 
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    process, url = start_server(log, "--request-timeout", "1", "--allow-host", "photos.example")
+    process, url = start_server(log, "--request-timeout", "1", "--allow-host", "photos.example", "--allow-host", "Cams.Example:8000")
     yield url
     process.terminate()
     process.wait(timeout=20)
@@ -478,7 +478,7 @@ def _port(url: str) -> int:
 
 @pytest.mark.parametrize(
     ("host", "status"),
-    [("attacker.example", 400), ("127.0.0.1.attacker.example", 400), ("", 400), ("localhost", 200), ("[::1]", 200), ("photos.example", 200), ("PHOTOS.example.", 200)],
+    [("attacker.example", 400), ("127.0.0.1.attacker.example", 400), ("", 400), ("localhost", 200), ("[::1]", 200), ("photos.example", 200), ("PHOTOS.example.", 200), ("cams.example", 200)],
 )
 def test_serve_answers_only_to_its_own_host_names(hardened_server, host, status):
     import httpx

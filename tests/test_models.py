@@ -107,6 +107,12 @@ def test_foreign_keras_file_gets_fer2013_classes(tmp_path):
     assert card["class_names"][0] == "angry" and len(card["class_names"]) == 7
 
 
+def test_a_foreign_colour_model_is_a_one_line_error(tmp_path):
+    build_model("seed", input_shape=(48, 48, 3)).save(tmp_path / "rgb.keras")
+    with pytest.raises(EmolensError, match=r"input_shape \[48, 48, 3\] is not \[side, side, 1\]"):
+        load_model(tmp_path / "rgb.keras", compile=False)
+
+
 def test_loading_a_missing_or_broken_file_is_an_error(tmp_path):
     with pytest.raises(EmolensError, match="no model file"):
         load_model(tmp_path / "nope.keras")

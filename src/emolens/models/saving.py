@@ -84,5 +84,5 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.
         if outputs != len(FER2013_CLASSES):
             raise EmolensError(f"{path} has {outputs} outputs and no emolens card naming its classes.")
         logger.warning("%s has no emolens card; assuming FER2013's class order %s.", path, ", ".join(FER2013_CLASSES))
-        card = ModelCard(class_names=tuple(FER2013_CLASSES), input_shape=tuple(model.input_shape[1:]))
+        card = ModelCard.from_dict({"class_names": list(FER2013_CLASSES), "input_shape": list(model.input_shape[1:])}, path)
     return model, card.check_network(path, outputs=model.output_shape[-1], input_shape=model.input_shape)

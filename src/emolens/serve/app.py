@@ -91,7 +91,8 @@ class LocalRequestGuard:
 
     def __init__(self, app: Any, allowed_hosts: frozenset[str]) -> None:
         self.app = app
-        self.allowed_hosts = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
+        # Names as the Host header's are compared: "[::1]" or "photos.example:8000" given to --allow-host match too.
+        self.allowed_hosts = frozenset(_host_name(name).rstrip(".") for name in allowed_hosts)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":

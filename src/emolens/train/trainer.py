@@ -349,11 +349,12 @@ def train(
     train_split, val_split, removed = _prepare_splits(dataset, config)
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
+    files = RunDir(run_dir)
     keras.utils.set_random_seed(config.seed)
     trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
     classifier = trainer.get_layer(config.model)
     write_json(
-        RunDir(run_dir).config,
+        files.config,
         {
             "config": config.to_dict(),
             "class_names": list(dataset.class_names),
@@ -374,10 +375,10 @@ def train(
         },
     )
     if removed:
-        write_removed_list(RunDir(run_dir).removed, removed)
-        logger.info("--dedupe left out %d images (listed in %s)", len(removed), RunDir(run_dir).removed)
+        write_removed_list(files.removed, removed)
+        logger.info("--dedupe left out %d images (listed in %s)", len(removed), files.removed)
     if dataset.skipped:
-        write_text(RunDir(run_dir).skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
+        write_text(files.skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
     card = ModelCard(
         model=config.model,
         class_names=dataset.class_names,
@@ -414,7 +415,8 @@ def resume(
         A TrainResult for the whole run.
     """
     run_dir = Path(run_dir)
-    config_path, checkpoint = RunDir(run_dir).config, RunDir(run_dir).checkpoint
+    files = RunDir(run_dir)
+    config_path, checkpoint = files.config, files.checkpoint
     if not config_path.is_file():
         raise EmolensError(f"{run_dir} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.")
     if not checkpoint.is_file():
