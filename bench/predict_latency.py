@@ -8,10 +8,12 @@ smallest machine, with the bundled model:
   - faces per second over a folder of 20 such group photos (`predict(folder)`, classified in shared batches);
   - the classifier alone: faces per second for a batch of 1,000 crops;
   - the cold start of `emolens predict PHOTO --json`: a new process, from its start to the first result line
-    (median of 5), which must not import TensorFlow.
+    (median of 5), which must not import TensorFlow;
+  - with --fer-python, the `fer` package on the same portrait and core, in its own environment
+    (bench/fer_latency.py says how to make one).
 Targets (issue 12): the portrait in at most 20 ms with the default detector, and at least 3x faster than Haar.
 
-Usage: python bench/predict_latency.py [--photo samples/astronaut.png] [--model default]
+Usage: python bench/predict_latency.py [--photo samples/astronaut.png] [--model default] [--fer-python ferenv/bin/python]
 """
 
 from __future__ import annotations
@@ -99,11 +101,20 @@ def cold_start_s(photo: Path, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def fer_figures(python: Path, photo: Path) -> dict[str, object]:
+    """bench/fer_latency.py's JSON, run by `python` (an environment with the `fer` package)."""
+    done = subprocess.run([str(python), str(ROOT / "bench" / "fer_latency.py"), str(photo)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench/fer_latency.py failed under {python}: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photo", type=Path, default=ROOT / "samples" / "astronaut.png")
     parser.add_argument("--model", default="default", help="the classifier (default: the bundled model)")
     parser.add_argument("--crops", type=int, default=1000, help="face crops in the classifier's bulk batch")
+    parser.add_argument("--fer-python", type=Path, help="a Python with the `fer` package, to time it in the same run")
     args = parser.parse_args()
 
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -146,6 +157,11 @@ def main() -> int:
     for name, f in figures.items():
         if name != DEFAULT_DETECTOR:
             print(f"\n{DEFAULT_DETECTOR} is {f['photo_ms'] / default:.1f}x faster than {name} on the portrait end to end.")
+    if args.fer_python:
+        fer = fer_figures(args.fer_python, args.photo)
+        print(f"The `fer` package {fer['version']} (FER() defaults: Haar, TFLite), same core and portrait: {fer['photo_ms']:.1f} ms "
+              f"end to end, {fer['detect_ms']:.1f} ms of it its detector; {fer['faces']} face(s), {fer['top']}. "
+              f"emolens's default is {fer['photo_ms'] / default:.1f}x faster.")
     print(f"Classifier alone: {faces_per_s:,.0f} faces/s (batch of {args.crops:,} crops).")
     print(f"Cold start of `emolens predict {args.photo.name} --json` (process start to first result, median of 5): {cold:.2f} s")
     return 0
