@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml
 
 # torch only serves the torch-backend test. "+cpu" pins the CPU build: a plain `torch` would pull CUDA (gigabytes).
 $(TEST_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,jax]"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0+cpu" || echo "No CPU wheel of torch 2.13.0 here: the torch-backend test will be skipped."
 	@# The web page is tested in Debian's chromium, driven by Playwright (no browser download).
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \

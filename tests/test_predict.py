@@ -899,3 +899,22 @@ def test_predict_lists_a_folder_once_for_the_progress_bar_and_the_predictions(on
     assert main(["predict", str(folder), "--json", "--model", str(onnx_model)]) == 0
     assert listed == [folder]
     assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [str(folder / "a.png"), str(folder / "b.png")]
+
+
+def test_predict_reads_zip_archives_and_list_files(tmp_path, capsys):
+    (tmp_path / "a.png").write_bytes(ASTRONAUT.read_bytes())
+    with zipfile.ZipFile(tmp_path / "album.zip", "w") as archive:
+        archive.write(ASTRONAUT, "trip/a.png")
+        archive.writestr("trip/clip.mp4", b"a video")
+        archive.writestr("notes.md", b"not a picture, not listed")
+        archive.writestr("trip/broken.jpg", b"not a picture")
+    (tmp_path / "list.txt").write_text("# photos to check\na.png\n\nalbum.zip\nmissing.jpg\nother.txt\n")
+    assert main(["predict", str(tmp_path / "list.txt"), "--json", "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    lines = json_lines(captured.out)
+    assert [line["source"] for line in lines] == [str(tmp_path / "a.png"), f"{tmp_path / 'album.zip'}/trip/a.png"]
+    assert all(line["faces"][0]["emotion"] == "happy" for line in lines)
+    for source, why in [("album.zip/trip/clip.mp4", "unzip it first"), ("album.zip/trip/broken.jpg", "not a readable image"),
+                        ("missing.jpg", "no such file"), ("other.txt", "a list file inside a list file")]:  # fmt: skip
+        assert any(line.startswith(f"skipped {tmp_path / source}: ") and why in line for line in captured.err.splitlines()), source
+    assert (tmp_path / "out" / "album" / "trip" / "a.annotated.png").is_file()

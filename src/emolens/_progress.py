@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -20,14 +21,21 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def track(iterable: Iterable[T], *, total: int | None, description: str) -> Iterator[T]:
-    """Yields from `iterable` while drawing a transient progress bar of `total` steps (None: unknown)."""
+@contextmanager
+def progress_bar(*, total: int | None, description: str) -> Iterator[Callable[[int], None]]:
+    """A transient progress bar of `total` steps (None: unknown); yields `advance(steps)`."""
     if not progress_enabled():
-        yield from iterable
+        yield lambda steps: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(description, total=total)
+        yield lambda steps: bar.advance(task, steps)
+
+
+def track(iterable: Iterable[T], *, total: int | None, description: str) -> Iterator[T]:
+    """Yields from `iterable` while drawing a transient progress bar of `total` steps (None: unknown)."""
+    with progress_bar(total=total, description=description) as advance:
         for item in iterable:
             yield item
-            bar.advance(task)
+            advance(1)

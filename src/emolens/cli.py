@@ -203,6 +203,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if not args.sources and args.camera is None:
         raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
+    if args.engine == "ray":
+        return _predict_on_ray(args)
+    if args.address is not None or args.workers is not None:
+        raise EmolensError("--address and --workers are for --engine ray.")
     if needs_keras(args.model):
         _start_backend(args.verbose)
     recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta)
@@ -241,6 +245,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
             stdout.print(f"Annotated files and faces.csv in [bold]{_shown(args.out)}[/]")
     if failures:
         console.print(f"[red]{failures} input(s) could not be read.[/]")
+        return 1
+    return 0
+
+
+def _predict_on_ray(args: argparse.Namespace) -> int:
+    from emolens.predict.ray_engine import BatchSettings, predict_to_parquet
+
+    if args.out is None:
+        raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
+    if args.camera is not None or args.json:
+        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists); --camera and --json are for the local engine.")
+    settings = BatchSettings(args.model, _detector_config(args), args.tta, args.every, args.smooth)
+    summary = predict_to_parquet(args.sources, args.out, settings=settings, address=args.address, workers=args.workers)
+    done = f"; {summary.skipped} input(s) already in {_shown(args.out)} skipped" if summary.skipped else ""
+    stdout.print(
+        f"{summary.inputs} input(s) in {summary.seconds:.1f} s (Ray's start {summary.startup_seconds:.1f} s): {summary.rows} rows in "
+        f"{summary.parts} Parquet part(s) in [bold]{_shown(args.out)}[/]{done}",
+        soft_wrap=True,
+    )
+    if summary.errors:
+        console.print(f"[red]{summary.errors} input(s) could not be read: their rows say why (column `error`).[/]")
         return 1
     return 0
 
@@ -502,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the emotion of every face in photos, folders, videos or a webcam",
         description="Find faces and recognise their emotions. Exit status 1 if any input could not be read.",
     )
-    predict.add_argument("sources", nargs="*", metavar="SOURCE", help="image files, folders (searched recursively) or video files")
+    predict.add_argument("sources", nargs="*", metavar="SOURCE", help="image files, folders (searched recursively), video files, ZIPs of images or .txt lists of paths")
     predict.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
     _add_detector_flags(predict)
     predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
@@ -511,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
     predict.add_argument("--smooth", type=_non_negative_int, default=0, metavar="N", help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)")
     predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    predict.add_argument("--engine", default="local", choices=("local", "ray"), help="local (this process) or ray: Ray Data actors writing Parquet to --out, resumable (default local)")
+    predict.add_argument("--address", metavar="ADDR", help="with --engine ray: join this Ray cluster (auto, or ray://host:port); default: a local Ray for this command")
+    predict.add_argument("--workers", type=_positive_int, metavar="N", help="with --engine ray: Ray actors, one CPU each (default: every CPU of the cluster)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
     serve = _command(

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -156,6 +156,35 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         raise
     except _MEMBER_ERRORS as error:
         raise UnreadableFile(f"damaged or unsupported ZIP member ({error})") from error
+
+
+@lru_cache(maxsize=4)
+def _open_archive(path: str, size: int, mtime_ns: int) -> zipfile.ZipFile:
+    """An open archive, kept while it is being read member by member (keyed by size and mtime, so a replaced
+    file is opened afresh): its central directory is parsed once, not once per member."""
+    return zipfile.ZipFile(path)
+
+
+def read_zip_member(path: str | os.PathLike, member: str) -> bytes:
+    """The bytes of one member of a ZIP archive, read as dataset members are (bounded, damage reported).
+
+    Raises:
+        UnreadableFile: the archive or the member cannot be read (missing, damaged, encrypted, too large).
+    """
+    try:
+        stat = stat_regular_file(path)
+        archive = _open_archive(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+        info = archive.getinfo(member)
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise UnreadableFile(f"not a readable ZIP member ({error})") from error
+    return _read_member(archive, info)
+
+
+def list_zip_members(path: str | os.PathLike) -> tuple[list[str], list[SkippedFile]]:
+    """The member names of a ZIP archive that are files (no folders, hidden or unsafe paths), in archive order,
+    and the members left out with why."""
+    listing = _list_zip(Path(path))
+    return [name for name, _ in listing.files], listing.skipped
 
 
 def _list_zip(path: Path) -> SourceListing:

@@ -1,7 +1,8 @@
 """Everything `Recognizer.predict` accepts, turned into one stream of decoded pictures.
 
-A source is a path (an image, a video, or a folder searched recursively for both), a camera number, encoded
-bytes, a PIL image, a numpy array, or a list of any of these. Each becomes `Picture`s: one per image, one per
+A source is a path (an image, a video, a folder searched recursively for both, a ZIP archive of images, or a
+.txt list file of such paths, one a line), a camera number, encoded bytes, a PIL image, a numpy array, or a list
+of any of these. Each becomes `Picture`s: one per image, one per
 analysed video frame. An unreadable input becomes a Picture with an `error`, so one bad file never stops a run.
 """
 
@@ -22,13 +23,15 @@ from emolens._io import read_file
 from emolens._native import native_stderr_silenced
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
+from emolens.data.sources import list_zip_members, read_zip_member
 from emolens.errors import EmolensError
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
-Source = Union[ImageInput, int, list, tuple, "InputFile", "Picture"]
+Source = Union[ImageInput, int, list, tuple, "InputFile", "ZipMember", "Picture"]
 Color = Literal["rgb", "bgr"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+LIST_SUFFIX = ".txt"
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,67 @@ class InputFile:
     name: str
 
 
-def _files(path: Path) -> Iterator[InputFile | Picture]:
-    """A file as given, or a folder's images and videos (sorted, recursively); a missing path is an error."""
+@dataclass(frozen=True)
+class ZipMember:
+    """An image inside a ZIP archive; its source reads `archive.zip/member`, its outputs take the archive's stem
+    as their folder."""
+
+    path: Path
+    member: str
+    name: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}/{self.member}"
+
+
+def _zip_members(path: Path) -> Iterator[ZipMember | Picture]:
+    """A ZIP archive's images (in archive order); its videos and unsafe or oversized members as errors."""
+    try:
+        members, skipped = list_zip_members(path)
+    except EmolensError:
+        yield Picture(str(path), path.name, None, None, error="not a readable ZIP archive")
+        return
+    for bad in skipped:
+        yield Picture(f"{path}/{bad.name}", bad.name, None, None, error=bad.reason)
+    for member in members:
+        suffix = Path(member).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            yield ZipMember(path, member, f"{path.stem}/{member}")
+        elif suffix in VIDEO_SUFFIXES:
+            yield Picture(f"{path}/{member}", member, None, None, error="videos inside a ZIP archive are not read: unzip it first")
+
+
+def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
+    """The sources a list file names, one path a line (relative to the list's folder; blank and # lines skipped)."""
+    try:
+        text = read_file(path).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        yield Picture(str(path), path.name, None, None, error=f"not a readable list of paths ({error})")
+        return
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            listed = path.parent / line
+            if listed.suffix.lower() == LIST_SUFFIX:
+                yield Picture(str(listed), listed.name, None, None, error="a list file inside a list file is not read")
+            else:
+                yield from _files(listed)
+
+
+def _files(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
+    """A file as given (a ZIP as its images, a list file as what it names), or a folder's images and videos
+    (sorted, recursively); a missing path is an error."""
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         if not found:
             yield Picture(str(path), path.name, None, None, error="no images or videos in this folder")
         # resolve(): "." or ".." name no folder, and outputs must stay inside an output folder.
         yield from (InputFile(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
+    elif path.is_file() and path.suffix.lower() == ".zip":
+        yield from _zip_members(path)
+    elif path.is_file() and path.suffix.lower() == LIST_SUFFIX:
+        yield from _listed(path)
     elif path.is_file():
         yield InputFile(path, path.name)
     elif path.exists():
@@ -167,9 +223,11 @@ def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Ite
         capture.release()
 
 
-def _decoded(item: ImageInput, source: str, name: str, color: Color | None) -> Picture:
+def _decoded(item: ImageInput | ZipMember, source: str, name: str, color: Color | None) -> Picture:
     began = time.perf_counter()
     try:
+        if isinstance(item, ZipMember):
+            item = read_zip_member(item.path, item.member)
         gray, image = to_gray(item, color)
     except OSError as error:
         return Picture(source, name, None, None, error=f"not read ({error.strerror or error})")
@@ -200,6 +258,8 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
             yield from iter_pictures(item, color=color, every=every)
     elif isinstance(source, Picture):  # a source `expand_sources` found unusable
         yield source
+    elif isinstance(source, ZipMember):
+        yield _decoded(source, source.source, source.name, color)
     elif isinstance(source, InputFile):
         if is_video(source.path):
             yield from _video_frames(source.path, source.name, every)

@@ -40,6 +40,28 @@ class JsonLinesWriter:
         self.stream.flush()
 
 
+def result_rows(result: Result) -> list[dict[str, object]]:
+    """`result` as table rows, one per face (per analysed frame in videos); a picture without faces is one row
+    whose face columns are None, and an unreadable input one row with its `error`, so no input goes missing.
+
+    The columns: source, name, frame, time, width, height, face (its number in the picture), track_id, x, y, w,
+    h, score, emotion, confidence, one probability per class, error; None where a value does not apply.
+    """
+    picture = {"source": result.source, "name": result.name, "frame": result.frame, "time": result.time}
+    if result.error is not None:
+        return [{**picture, "error": result.error}]
+    picture |= {"width": result.width, "height": result.height}
+    if not result.faces:
+        return [picture]
+    return [
+        {
+            **picture, "face": number, "track_id": face.track_id, **dict(zip("xywh", face.box)), "score": face.score,
+            "emotion": face.emotion, "confidence": face.confidence, **face.probabilities,
+        }  # fmt: skip
+        for number, face in enumerate(result.faces)
+    ]
+
+
 class CsvWriter:
     """One row per face (per analysed frame in videos); rewritten atomically every few seconds and on `close`,
     so an interrupted run keeps nearly all its rows."""
@@ -54,12 +76,10 @@ class CsvWriter:
         return ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence", *self.class_names]
 
     def write(self, result: Result) -> None:
-        for number, face in enumerate(result.faces):
-            self.rows.append([
-                result.source, _blank(result.frame), _blank(result.time), number, _blank(face.track_id), *face.box,
-                "" if face.score is None else f"{face.score:.4f}", face.emotion, f"{face.confidence:.4f}",
-                *(f"{face.probabilities[name]:.4f}" for name in self.class_names),
-            ])  # fmt: skip
+        decimals = {"score", "confidence", *self.class_names}
+        for row in result_rows(result):
+            if row.get("face") is not None:
+                self.rows.append([_blank(row[column]) if column not in decimals else _decimal(row[column]) for column in self.header()])
         if time.monotonic() - self._flushed_at > FLUSH_SECONDS:
             self.close()
 
@@ -71,6 +91,10 @@ class CsvWriter:
         with atomic_path(self.path) as tmp:
             tmp.write_text(buffer.getvalue(), encoding="utf-8")
         self._flushed_at = time.monotonic()
+
+
+def _decimal(value: object) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def _blank(value: object) -> object:

@@ -1,0 +1,165 @@
+"""`emolens predict --engine ray`: the Parquet rows Ray Data actors write equal what one process gives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "samples" / "astronaut.png"
+PHOTOS = 240
+
+pytest.importorskip("ray", reason='the Ray engine needs the ray extra: pip install -e ".[ray]"')
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+def emolens(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emolens", *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """A folder of photo-like images (the portrait scaled, turned, mirrored, dimmed, on varied canvases),
+    blank pictures, unreadable files, a ZIP of photos and a short video."""
+    root = tmp_path_factory.mktemp("inputs")
+    photos = root / "photos"
+    photos.mkdir()
+    portrait = Image.open(ASTRONAUT).convert("RGB")
+    rng = np.random.default_rng(0)
+    for index in range(PHOTOS):
+        picture = portrait.rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR, fillcolor=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        if index % 2:
+            picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
+        picture = ImageEnhance.Brightness(picture).enhance(float(rng.uniform(0.5, 1.3)))
+        side = int(rng.integers(160, 700))
+        picture = picture.resize((side, side), Image.BILINEAR)
+        canvas = Image.new("RGB", (side + int(rng.integers(0, 300)), side + int(rng.integers(0, 200))), tuple(int(v) for v in rng.integers(0, 256, 3)))
+        canvas.paste(picture, (int(rng.integers(0, canvas.width - side + 1)), int(rng.integers(0, canvas.height - side + 1))))
+        canvas.save(photos / f"{index:03d}.{'jpg' if index % 3 else 'png'}", quality=90)
+    for index in range(10):
+        Image.new("L", (320, 240), 20 * index).save(photos / f"blank{index}.png")
+    (photos / "broken.jpg").write_bytes(b"not a picture")
+    (photos / "empty.png").write_bytes(b"")
+    with zipfile.ZipFile(root / "archive.zip", "w") as archive:
+        for index in range(5):
+            archive.write(photos / f"{index:03d}.{'jpg' if index % 3 else 'png'}", f"inner/{index}.img.png" if index % 3 == 0 else f"inner/{index}.jpg")
+        archive.writestr("inner/clip.mp4", b"video bytes")
+    frame = cv2.cvtColor(np.asarray(portrait.resize((320, 320))), cv2.COLOR_RGB2BGR)
+    video = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
+    for shift in range(12):
+        video.write(np.roll(frame, 4 * shift, axis=1))
+    video.release()
+    return root
+
+
+def rows_from_json(lines: list[dict]) -> dict[tuple, dict]:
+    """`emolens predict --json` objects as Parquet-like rows keyed by (source, frame, face)."""
+    rows = {}
+    for line in lines:
+        if "error" in line:
+            rows[(line["source"], None, None)] = {"error": line["error"]}
+            continue
+        if not line["faces"]:
+            rows[(line["source"], line.get("frame"), None)] = {"width": line["width"], "height": line["height"]}
+        for number, face in enumerate(line["faces"]):
+            rows[(line["source"], line.get("frame"), number)] = {
+                "width": line["width"], "height": line["height"], "box": face["box"], "score": face["score"],
+                "emotion": face["emotion"], "track_id": face["track_id"], **face["probabilities"],
+            }  # fmt: skip
+    return rows
+
+
+def rows_from_parquet(folder: Path) -> dict[tuple, dict]:
+    table = pq.read_table(folder).to_pylist()
+    rows = {}
+    for row in table:
+        key = (row["source"], row["frame"], row["face"])
+        assert key not in rows, f"row {key} written twice"
+        if row["error"] is not None:
+            rows[key] = {"error": row["error"]}
+        elif row["face"] is None:
+            rows[key] = {"width": row["width"], "height": row["height"]}
+        else:
+            rows[key] = {
+                "width": row["width"], "height": row["height"], "box": [row[c] for c in "xywh"], "score": row["score"],
+                "emotion": row["emotion"], "track_id": row["track_id"], **{name: row[name] for name in PROBABILITIES},
+            }  # fmt: skip
+    return rows
+
+
+PROBABILITIES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def assert_same_rows(expected: dict[tuple, dict], found: dict[tuple, dict]) -> None:
+    assert sorted(found, key=repr) == sorted(expected, key=repr)
+    for key, want in expected.items():
+        got = found[key]
+        assert set(got) == set(want), key
+        for column, value in want.items():
+            if column in PROBABILITIES or column == "score":
+                # The same network on other batches may differ in the last float bits, so in the 4th decimal.
+                assert got[column] == pytest.approx(value, abs=2e-4), (key, column)
+            else:
+                assert got[column] == value, (key, column)
+
+
+@pytest.mark.slow
+def test_ray_parquet_rows_equal_the_single_process_json_and_a_rerun_resumes(inputs, tmp_path, monkeypatch):
+    sources = ["photos", "archive.zip", "clip.avi"]
+    local = emolens("predict", *sources, "--json", cwd=inputs)
+    assert local.returncode == 1, local.stderr  # the unreadable inputs
+    expected = rows_from_json([json.loads(line) for line in local.stdout.splitlines()])
+    # The local engine reports unreadable inputs on stderr ("skipped SOURCE: why"); Ray keeps them as rows.
+    skipped = [line.removeprefix("skipped ").split(": ", 1) for line in local.stderr.splitlines() if line.startswith("skipped ")]
+    expected |= {(source, None, None): {"error": why} for source, why in skipped}
+    faces = sum(1 for key in expected if key[2] is not None)
+    assert faces >= PHOTOS * 0.8 and len(skipped) == 3
+
+    out = tmp_path / "parquet"
+    done = emolens("predict", *sources, "--engine", "ray", "--workers", "2", "--out", out, cwd=inputs)
+    assert done.returncode == 1 and "3 input(s) could not be read" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert_same_rows(expected, rows_from_parquet(out))
+    parts = sorted(out.glob("part-*.parquet"))
+    assert parts and not list(out.glob(".*"))  # whole parts only, no temporary files left
+
+    # A re-run predicts only what the folder does not hold yet: here one new photo, a copy of another.
+    (inputs / "photos" / "zz-new.jpg").write_bytes((inputs / "photos" / "001.jpg").read_bytes())
+    from emolens.predict.ray_engine import predict_to_parquet
+
+    monkeypatch.chdir(inputs)
+    try:
+        summary = predict_to_parquet(["photos"], out, workers=1)
+    finally:
+        (inputs / "photos" / "zz-new.jpg").unlink()
+    assert (summary.inputs, summary.skipped, summary.parts) == (1, PHOTOS + 12, 1)
+    again = rows_from_parquet(out)
+    copy = {("photos/001.jpg", *key[1:]): row for key, row in again.items() if key[0] == "photos/zz-new.jpg"}
+    assert copy and all(row["emotion"] == expected[key]["emotion"] for key, row in copy.items())
+    assert len(again) == len(expected) + len(copy)
+
+
+def test_ray_engine_flags_need_what_they_go_with(tmp_path):
+    done = emolens("predict", ASTRONAUT, "--engine", "ray")
+    assert done.returncode == 2 and "pass --out DIR" in done.stderr
+    done = emolens("predict", ASTRONAUT, "--workers", "2")
+    assert done.returncode == 2 and "--address and --workers are for --engine ray" in done.stderr
+    done = emolens("predict", ASTRONAUT, "--engine", "ray", "--json", "--out", tmp_path)
+    assert done.returncode == 2 and "--json are for the local engine" in done.stderr
+
+
+def test_a_missing_ray_extra_is_a_one_line_error(monkeypatch, tmp_path):
+    from emolens.errors import EmolensError
+    from emolens.predict.ray_engine import predict_to_parquet
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(EmolensError, match=r'pip install "emolens\[ray\]"'):
+        predict_to_parquet([ASTRONAUT], tmp_path)
