@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 
 from emolens._native import native_stderr_silenced
@@ -53,6 +55,62 @@ def devices() -> list[str]:
 
         return [f"{d.platform.upper()}:{d.id} ({d.device_kind})" for d in jax.devices()]
     return ["CPU"]
+
+
+def jit_compile(model: keras.Model) -> bool | str:
+    """Keras's `jit_compile` for training `model`: "auto", after marking on JAX the geometric augmentation layers
+    as compilable, so that XLA compiles the training step.
+
+    Keras turns XLA off for any model with RandomRotation, RandomTranslation or RandomZoom, whose TensorFlow
+    kernels XLA cannot compile. On JAX they are plain jax.numpy and compile, and without XLA every training step
+    runs op by op: several times slower, and on data-parallel CPU devices each op becomes a small sharded program
+    whose all-reduces can deadlock XLA's CPU runtime (seen with two virtual devices on 2 cores).
+    """
+    if backend_name() != "jax":
+        return "auto"
+    geometric = (keras.layers.RandomRotation, keras.layers.RandomTranslation, keras.layers.RandomZoom)
+    for layer in model._flatten_layers():
+        if isinstance(layer, geometric):
+            layer.supports_jit = True
+    return "auto"  # now XLA, unless another layer cannot be compiled
+
+
+def resolve_devices(devices: int | str | None) -> int:
+    """How many devices `devices` asks for ("all", a count, or None for one), checked against the backend.
+
+    Raises:
+        EmolensError: not the JAX backend, or fewer devices than asked.
+    """
+    from emolens.errors import EmolensError
+
+    if devices is None or devices == 1:
+        return 1
+    if backend_name() != "jax":
+        raise EmolensError(
+            f"--devices needs the JAX backend (this is {backend_name()}): pip install \"emolens[jax]\", then run with KERAS_BACKEND=jax."
+        )
+    found = keras.distribution.list_devices()
+    wanted = len(found) if devices == "all" else int(devices)
+    if wanted < 1 or wanted > len(found):
+        hint = " On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N virtual devices." if found[0].startswith("cpu") else ""
+        raise EmolensError(f"--devices {devices}: this machine has {len(found)} JAX device(s) ({', '.join(found)}).{hint}")
+    return wanted
+
+
+@contextmanager
+def data_parallel(count: int) -> Iterator[None]:
+    """Models built and trained inside are replicated on the first `count` devices, each batch split among
+    them (keras.distribution.DataParallel; JAX only). One device: no distribution at all."""
+    if count == 1:
+        yield
+        return
+    distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:count])
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def has_gpu() -> bool:

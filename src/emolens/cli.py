@@ -104,11 +104,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         ignored = [f"--{name.replace('_', '-')}" for name in given] + (["--no-flip"] if args.no_flip else [])
         if ignored:
             logger.warning("A resumed run keeps its own settings; ignoring %s.", ", ".join(ignored))
-        result = resume(args.resume, data=args.data, epochs=args.epochs, cache=not args.no_cache, verbose=_fit_verbosity())
+        result = resume(args.resume, data=args.data, epochs=args.epochs, cache=not args.no_cache, verbose=_fit_verbosity(), devices=args.devices)
     else:
         if args.data is None:
             raise EmolensError("train needs DATA (a folder, .zip or FER2013 .csv), or --resume RUN to continue a run.")
-        result = train(args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity())
+        result = train(args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity(), devices=args.devices)
     console.print(
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
         f"run in [bold]{_shown(result.run_dir)}[/]"
@@ -427,6 +427,10 @@ def _port(text: str) -> int:
     return value
 
 
+def _device_count(text: str) -> int | str:
+    return "all" if text == "all" else _positive_int(text)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -506,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimization.add_argument("--class-weight", help="loss weights for rare classes: none, balanced or sqrt (default none)")
     train.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     train.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
+    train.add_argument("--devices", type=_device_count, metavar="N|all", help="train data-parallel on N devices (JAX backend: KERAS_BACKEND=jax); --batch-size is the global batch (default: one device)")
     train.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(train)
     train.set_defaults(handler=cmd_train)

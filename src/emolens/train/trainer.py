@@ -112,6 +112,19 @@ def resolve_precision(config: TrainConfig) -> str:
     return "bf16" if fast and config.model in BF16_FASTER_MODELS else "float32"
 
 
+def data_parallel_devices(devices: int | str | None, config: TrainConfig) -> int:
+    """The device count for `devices` (see `emolens.backend.resolve_devices`), checked against the batch.
+
+    `config.batch_size` stays the global batch: each of N devices takes batch_size / N images a step, so a run
+    on N devices follows the same optimisation as on one, at the same learning rate. (Raising the batch with
+    the devices calls for raising the rate in proportion, the linear scaling rule; emolens leaves that to you.)
+    """
+    count = backend.resolve_devices(devices)
+    if config.batch_size % count:
+        raise EmolensError(f"--batch-size {config.batch_size} does not split evenly over {count} devices: pass a multiple of {count}.")
+    return count
+
+
 def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int = 1) -> keras.Model:
     """The compiled model that fit trains: augmentation in front of the classifier (named config.model).
 
@@ -137,7 +150,7 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
         ]
     trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"])
+    trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"], jit_compile=backend.jit_compile(trainer))
     return trainer
 
 
@@ -193,6 +206,16 @@ def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split
 
 def _arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return to_model_input(split.images), keras.utils.to_categorical(split.labels, num_classes).astype("float32")
+
+
+def _divisible(split: Split, devices: int, name: str) -> Split:
+    """`split` less its last few images, so that its size, and so every batch, splits evenly over `devices`
+    (a batch sharded over devices must divide by their number; the batch size already does)."""
+    extra = len(split) % devices
+    if not extra:
+        return split
+    logger.info("Leaving out %d of %d %s images so that every batch splits evenly over %d devices", extra, len(split), name, devices)
+    return split.subset(np.arange(len(split) - extra))
 
 
 def _history_csv(history: list[dict[str, float]]) -> str:
@@ -283,8 +306,9 @@ def _fit(
     dataset: Dataset,
     splits: tuple[Split, Split],
     verbose: int,
+    devices: int = 1,
 ) -> TrainResult:
-    train, val = splits
+    train, val = (_divisible(split, devices, name) for split, name in zip(splits, ("training", "validation")))
     _log_start(dataset, train, val, run_dir)
     num_classes = len(dataset.class_names)
     x_train, y_train = _arrays(train, num_classes)
@@ -320,6 +344,7 @@ def train(
     out: str | os.PathLike | None = None,
     cache: bool = True,
     verbose: int = 2,
+    devices: int | str | None = None,
 ) -> TrainResult:
     """Trains a registered model on a FER2013-style source and writes a run folder.
 
@@ -329,6 +354,8 @@ def train(
         out: str or path. The run folder. Defaults to runs/<model>-<timestamp>.
         cache: bool. Use the decoded-dataset cache. Defaults to True.
         verbose: int. Keras's fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch. Defaults to 2.
+        devices: int, "all" or None. Train data-parallel on this many devices (JAX backend only; see
+            `data_parallel_devices`). Defaults to None: one device.
 
     Returns:
         A TrainResult naming the run folder and the best validation epoch.
@@ -342,6 +369,7 @@ def train(
     config = replace(
         config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate, precision=resolve_precision(config)
     )
+    count = data_parallel_devices(devices, config)
     if out is not None:
         refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
@@ -351,7 +379,8 @@ def train(
     run_dir = _new_run_dir(config.model, out)
     files = RunDir(run_dir)
     keras.utils.set_random_seed(config.seed)
-    trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
+    with backend.data_parallel(count):
+        trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
     classifier = trainer.get_layer(config.model)
     write_json(
         files.config,
@@ -369,7 +398,7 @@ def train(
                 **({"dedupe_removed": len(removed)} if config.dedupe != "none" else {}),
                 "train_sharpness": round(train_sharpness, 2),
             },
-            "environment": backend.summary(),
+            "environment": {**backend.summary(), "data_parallel_devices": count},
             "versions": backend.versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
@@ -391,7 +420,8 @@ def train(
         details={"data_fingerprint": dataset.fingerprint},
     )
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
-    return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
+    with backend.data_parallel(count):
+        return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose, count)
 
 
 def resume(
@@ -401,6 +431,7 @@ def resume(
     epochs: int | None = None,
     cache: bool = True,
     verbose: int = 2,
+    devices: int | str | None = None,
 ) -> TrainResult:
     """Continues an interrupted run from its last finished epoch, with the same data and settings.
 
@@ -410,6 +441,8 @@ def resume(
         epochs: int or None. A new total epoch count, to train further than planned. Defaults to the run's.
         cache: bool. Use the decoded-dataset cache. Defaults to True.
         verbose: int. Keras's fit verbosity. Defaults to 2.
+        devices: int, "all" or None. Continue data-parallel on this many devices, whatever the run began on
+            (the batch is the same global batch, so the run goes on as it would have). Defaults to one.
 
     Returns:
         A TrainResult for the whole run.
@@ -432,6 +465,7 @@ def resume(
         )
     if epochs is not None:
         config = replace(config, epochs=epochs)
+    count = data_parallel_devices(devices, config)
     card = read_card(checkpoint)
     if card is None or "training_state" not in card.details:
         raise EmolensError(f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume.")
@@ -444,11 +478,13 @@ def resume(
     digest = saved["data"].get("content_digest")
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
         raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
-    trainer, _ = load_checkpoint(checkpoint)
+    with backend.data_parallel(count):
+        trainer, _ = load_checkpoint(checkpoint)
     # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).
     for stray in run_dir.glob(".*.partial*"):
         stray.unlink(missing_ok=True)
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
     if epochs is not None:
         write_json(config_path, {**saved, "config": config.to_dict()})
-    return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config)[:2], verbose)
+    with backend.data_parallel(count):
+        return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config)[:2], verbose, count)
