@@ -1,0 +1,122 @@
+"""Past one process: batch prediction on Ray Data against one process, and data-parallel training steps.
+
+1. Batch prediction on the same inputs, PHOTOS photo-like pictures (the sample portrait scaled, turned,
+   mirrored and dimmed on canvases of 400-900 px, one face each; generated, JPEG):
+     - one process: `Recognizer().predict(folder, stream=True)`, as `emolens predict folder --json` runs it
+       (ONNX Runtime and OpenCV on every core);
+     - `predict_to_parquet(folder, out, workers=N)` for N = 1 and 2: a local Ray started and stopped by the
+       call, actors on one thread each; its total time, and Ray's start (ray.init) within it;
+     - Ray's fixed cost: the same call on 8 pictures.
+   Target (issue 14): 2 workers at least 1.7x one process on 2 cores, for a job of more than a minute.
+2. Data-parallel training (JAX backend, `XLA_FLAGS=--xla_force_host_platform_device_count=2`): mini_resnet on
+   a synthetic dataset, steps per second of the second epoch (the first compiles) on 1 and 2 virtual devices of
+   one CPU, each in its own process. Two virtual devices share the same cores: this checks the mechanism, not
+   a speed-up.
+
+Usage: python bench/scale.py [--photos 2000] [--no-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTRAIT = ROOT / "samples" / "astronaut.png"
+
+TRAIN_SCRIPT = """
+import json, sys
+from emolens.train import train
+from emolens.train.config import TrainConfig
+result = train(sys.argv[1], TrainConfig(model="mini_resnet", epochs=2, batch_size=64, learning_rate=1e-3), out=sys.argv[2], verbose=0,
+               devices=int(sys.argv[3]))
+print(json.dumps({"seconds": result.history[1]["seconds"]}))
+"""
+
+
+def photo_like(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    portrait = Image.open(PORTRAIT).convert("RGB")
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        background = tuple(int(v) for v in rng.integers(0, 256, 3))
+        picture = portrait.rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR, fillcolor=background)
+        if index % 2:
+            picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
+        picture = ImageEnhance.Brightness(picture).enhance(float(rng.uniform(0.6, 1.3)))
+        side = int(rng.integers(250, 600))
+        canvas = Image.new("RGB", (side + int(rng.integers(100, 300)), side + int(rng.integers(50, 200))), background)
+        canvas.paste(picture.resize((side, side), Image.BILINEAR), (int(rng.integers(0, canvas.width - side)), int(rng.integers(0, canvas.height - side))))
+        canvas.save(folder / f"{index:05d}.jpg", quality=90)
+    return folder
+
+
+def one_process(folder: Path) -> tuple[float, int]:
+    from emolens.predict import Recognizer
+
+    recognizer = Recognizer()
+    started = time.perf_counter()
+    pictures = sum(1 for _ in recognizer.predict(folder, stream=True))
+    return time.perf_counter() - started, pictures
+
+
+def on_ray(folder: Path, workers: int, scratch: Path):
+    from emolens.predict.ray_engine import predict_to_parquet
+
+    return predict_to_parquet(folder, scratch / f"ray-{folder.name}-{workers}", workers=workers)
+
+
+def training_seconds(data: Path, scratch: Path, devices: int) -> float:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(data), str(scratch / f"train{devices}"), str(devices)],
+                          capture_output=True, text=True, env=env)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"training on {devices} device(s) failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=2000)
+    parser.add_argument("--no-train", action="store_true", help="skip the data-parallel training rows")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        scratch = Path(name)
+        folder = photo_like(scratch / "photos", args.photos)
+        small = photo_like(scratch / "few", 8)
+        single_s, pictures = one_process(folder)
+        print(f"Batch prediction, {pictures} photo-like pictures (400-900 px, one face each), {os.cpu_count()} cores:\n")
+        print("| engine | seconds | pictures/s | vs one process | of it, Ray's start |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        print(f"| one process (Recognizer.predict, every core) | {single_s:.1f} | {pictures / single_s:.1f} | 1.00x | - |")
+        for workers in (1, 2):
+            summary = on_ray(folder, workers, scratch)
+            print(f"| Ray Data, {workers} worker(s) | {summary.seconds:.1f} | {pictures / summary.seconds:.1f} | "
+                  f"{single_s / summary.seconds:.2f}x | {summary.startup_seconds:.1f} s |")  # fmt: skip
+        fixed = on_ray(small, 2, scratch)
+        print(f"\nRay's fixed cost: {fixed.seconds:.1f} s for 8 pictures with 2 workers ({fixed.startup_seconds:.1f} s of it ray.init).")
+        if not args.no_train:
+            from emolens.data.synth import synthesize_dataset
+
+            data = synthesize_dataset(scratch / "synth", train_per_class=100, test_per_class=5, seed=0)
+            steps = -(-(7 * 100 - 70) // 64)  # 10% held out for validation
+            print("\nData-parallel training, mini_resnet, batch 64, second epoch, JAX on one CPU split in 2 virtual devices:\n")
+            print("| devices | seconds an epoch | steps/s |")
+            print("| ---: | ---: | ---: |")
+            for devices in (1, 2):
+                seconds = training_seconds(data, scratch, devices)
+                print(f"| {devices} | {seconds:.1f} | {steps / seconds:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
