@@ -46,7 +46,13 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason=
 def test_two_virtual_devices_train_resume_and_predict_like_one(tmp_path):
     data = synthesize_dataset(tmp_path / "data", train_per_class=20, test_per_class=4, seed=3)
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
+    for attempt in range(3):
+        done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path / f"attempt{attempt}")], capture_output=True, text=True, env=env, timeout=900)
+        # XLA's CPU runtime now and then aborts an all-reduce between two virtual devices sharing 2 cores, its
+        # threads never meeting ("Expected 2 threads to join the rendezvous": 1 of 9 runs under load
+        # here; not a fault of the run itself): that abort alone is retried; any other failure fails.
+        if not (done.returncode != 0 and "threads to join the rendezvous" in done.stderr):
+            break
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     two, one = found["2"], found["1"]

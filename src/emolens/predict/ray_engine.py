@@ -252,7 +252,8 @@ def predict_to_parquet(
         _start_ray(ray, address, workers)
     try:
         startup = time.perf_counter() - began
-        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Never more actors than inputs: each one costs a process start and a model load.
+        actors = min(len(todo), workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = context.print_on_execution_start = False  # ours counts pictures
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
