@@ -57,9 +57,9 @@ def devices() -> list[str]:
     return ["CPU"]
 
 
-def jit_compile(model: keras.Model) -> bool | str:
-    """Keras's `jit_compile` for training `model`: "auto", after marking on JAX the geometric augmentation layers
-    as compilable, so that XLA compiles the training step.
+def allow_xla(model: keras.Model) -> None:
+    """On JAX, marks `model`'s geometric augmentation layers as compilable, so that Keras compiles its training
+    step with XLA; other backends keep Keras's own choice.
 
     Keras turns XLA off for any model with RandomRotation, RandomTranslation or RandomZoom, whose TensorFlow
     kernels XLA cannot compile. On JAX they are plain jax.numpy and compile, and without XLA every training step
@@ -67,12 +67,11 @@ def jit_compile(model: keras.Model) -> bool | str:
     whose all-reduces can deadlock XLA's CPU runtime (seen with two virtual devices on 2 cores).
     """
     if backend_name() != "jax":
-        return "auto"
+        return
     geometric = (keras.layers.RandomRotation, keras.layers.RandomTranslation, keras.layers.RandomZoom)
     for layer in model._flatten_layers():
         if isinstance(layer, geometric):
             layer.supports_jit = True
-    return "auto"  # now XLA, unless another layer cannot be compiled
 
 
 def resolve_devices(devices: int | str | None) -> int:

@@ -91,6 +91,10 @@ class InputFile:
     path: Path
     name: str
 
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
 
 @dataclass(frozen=True)
 class ZipMember:
@@ -264,7 +268,7 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
         if is_video(source.path):
             yield from _video_frames(source.path, source.name, every)
         else:
-            yield _decoded(source.path, str(source.path), source.name, color)
+            yield _decoded(source.path, source.source, source.name, color)
     elif isinstance(source, bytes):
         yield _decoded(source, "bytes", "bytes", color)
     elif isinstance(source, Image.Image):

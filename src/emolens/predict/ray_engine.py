@@ -77,15 +77,6 @@ class BatchSummary:
     startup_seconds: float
 
 
-def _input_key(item: InputFile | ZipMember | Picture) -> str:
-    """The `source` its rows carry, by which a re-run recognises an input already done."""
-    if isinstance(item, ZipMember):
-        return item.source
-    if isinstance(item, InputFile):
-        return str(item.path)
-    return item.source
-
-
 def _as_record(index: int, item: InputFile | ZipMember | Picture) -> dict[str, object]:
     """An input as plain columns that Ray Data can ship to an actor."""
     if isinstance(item, ZipMember):
@@ -126,7 +117,7 @@ class _PredictActor:
             item = _from_record(str(kind), str(path), str(member), str(name), str(error))
             results = self.recognizer.predict(item, every=self.settings.every, smooth=self.settings.smooth, errors="keep")
             if not results:  # a video without a single frame must still leave a row
-                results = [Result(_input_key(item), 0, 0, class_names=self.recognizer.class_names, error="no frames", name=str(name))]
+                results = [Result(item.source, 0, 0, class_names=self.recognizer.class_names, error="no frames", name=str(name))]
             produced = [row for result in results for row in result_rows(result)]
             for row in produced:
                 row.update({_INPUT: int(index), _INPUT_ROWS: len(produced), _INPUT_PICTURES: len(results)})
@@ -242,7 +233,7 @@ def predict_to_parquet(
     out.mkdir(parents=True, exist_ok=True)
     items = expand_sources(source)
     done = done_sources(out)
-    todo = [item for item in items if _input_key(item) not in done]
+    todo = [item for item in items if item.source not in done]  # the `source` their rows carry
     skipped = len(items) - len(todo)
     if not todo:
         return BatchSummary(0, skipped, 0, 0, 0, time.perf_counter() - began, 0.0)

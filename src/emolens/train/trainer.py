@@ -149,8 +149,9 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
             keras.layers.CenterCrop(config.crop, config.crop),
         ]
     trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
+    backend.allow_xla(trainer)  # before compile, which decides whether XLA compiles the step
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"], jit_compile=backend.jit_compile(trainer))
+    trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"])
     return trainer
 
 
@@ -192,8 +193,9 @@ def _check_trainable_classes(dataset: Dataset) -> None:
         logger.warning("%s has no training images of %s: the model will never predict %s.", dataset.source, ", ".join(empty), "them" if len(empty) > 1 else "it")
 
 
-def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
-    """Train and validation splits as the config asks, and the images --dedupe left out (with reasons)."""
+def _prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
+    """Train and validation splits as the config asks (each divisible by `devices`), and the images --dedupe
+    left out (with reasons)."""
     removed: list[tuple[ImageRef, str]] = []
     if config.dedupe != "none":
         dataset, removed = clean_dataset(dataset, inspect_dataset(dataset, near=config.dedupe == "near"))
@@ -201,7 +203,7 @@ def _prepare_splits(dataset: Dataset, config: TrainConfig) -> tuple[Split, Split
     if config.limit is not None:
         train = limit_per_class(train, config.limit, seed=config.seed)
         val = limit_per_class(val, config.limit, seed=config.seed)
-    return train, val, removed
+    return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
 
 
 def _arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -306,9 +308,8 @@ def _fit(
     dataset: Dataset,
     splits: tuple[Split, Split],
     verbose: int,
-    devices: int = 1,
 ) -> TrainResult:
-    train, val = (_divisible(split, devices, name) for split, name in zip(splits, ("training", "validation")))
+    train, val = splits
     _log_start(dataset, train, val, run_dir)
     num_classes = len(dataset.class_names)
     x_train, y_train = _arrays(train, num_classes)
@@ -374,7 +375,7 @@ def train(
         refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
     _check_trainable_classes(dataset)
-    train_split, val_split, removed = _prepare_splits(dataset, config)
+    train_split, val_split, removed = _prepare_splits(dataset, config, count)
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
     files = RunDir(run_dir)
@@ -421,7 +422,7 @@ def train(
     )
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     with backend.data_parallel(count):
-        return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose, count)
+        return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
 
 
 def resume(
@@ -487,4 +488,4 @@ def resume(
     if epochs is not None:
         write_json(config_path, {**saved, "config": config.to_dict()})
     with backend.data_parallel(count):
-        return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config)[:2], verbose, count)
+        return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config, count)[:2], verbose)
