@@ -63,10 +63,21 @@ def test_evaluate_beats_chance_and_writes_every_report(evaluated_run):
     metrics = json.loads((evaluated_run / "metrics.json").read_text())
     assert metrics["num_images"] == 7 * 30 and metrics["split"] == "test"
     assert metrics["accuracy"] > 0.35, f"barely above chance (1/7): {metrics['accuracy']:.3f}"
-    for name in ("classification_report.txt", "confusion_matrix.png", "misclassified.png", "report.html"):
+    for name in ("classification_report.txt", "confusion_matrix.png", "reliability.png", "misclassified.png", "report.html"):
         assert (evaluated_run / name).stat().st_size > 0
     html = (evaluated_run / "report.html").read_text()
-    assert f"{100 * metrics['accuracy']:.2f}" in html and html.count("data:image/png;base64,") == 3
+    assert f"{100 * metrics['accuracy']:.2f}" in html and html.count("data:image/png;base64,") == 4
+
+
+def test_train_calibrates_the_model_it_writes(evaluated_run):
+    from emolens.models.saving import read_card
+
+    card = read_card(evaluated_run / "model.keras")
+    assert card["calibration"]["images"] == 7 * 20  # the validation tenth of 7 x 200
+    assert card.temperature > 0 and card["calibration"]["nll_after"] <= card["calibration"]["nll_before"]
+    calibration = json.loads((evaluated_run / "metrics.json").read_text())["calibration"]
+    assert calibration["temperature"] == card.temperature and calibration["bins"] == 15
+    assert 0 <= calibration["ece_calibrated"] <= 1 and 0 <= calibration["ece_raw"] <= 1
 
 
 def test_evaluate_agrees_with_scikit_learn(evaluated_run, synth_data):

@@ -341,11 +341,11 @@ def test_train_dedupe_trains_on_what_fix_would_keep(planted, tmp_path):
 
 def test_dedupe_near_also_leaves_out_near_copies_and_mirror_images(planted):
     from emolens.train import TrainConfig
-    from emolens.train.trainer import _prepare_splits
+    from emolens.train.trainer import prepare_splits
 
     dataset = load_dataset(planted)
-    train, val, removed = _prepare_splits(dataset, TrainConfig(dedupe="near", val_split=0.3))
+    train, val, removed = prepare_splits(dataset, TrainConfig(dedupe="near", val_split=0.3))
     names = {ref.name for ref, _ in removed}
     assert len(names) == 10 and {NEAR[1], MIRROR_LEAK[1]} <= names
     assert not names & (set(train.names) | set(val.names))
-    assert _prepare_splits(dataset, TrainConfig(val_split=0.3))[2] == []
+    assert prepare_splits(dataset, TrainConfig(val_split=0.3))[2] == []

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emolens.plots import plot_confusion_matrix, plot_curves, plot_image_grid
+from emolens.models.calibration import reliability
+from emolens.plots import plot_confusion_matrix, plot_curves, plot_image_grid, plot_reliability
 from emolens.evaluate.report import write_html_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -96,6 +97,17 @@ def test_plot_confusion_matrix_rejects_mismatched_names(tmp_path):
     with pytest.raises(ValueError):
         plot_confusion_matrix(np.eye(3), ["a", "b"], tmp_path / "cm.png")
     assert not (tmp_path / "cm.png").exists()
+    assert_no_leftovers(tmp_path)
+
+
+def test_plot_reliability_draws_each_curve_and_skips_empty_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(7) * 0.3, 500)
+    labels = rng.integers(0, 7, 500)
+    empty = reliability(np.zeros((0, 7)), np.zeros(0, int))
+    curves = {"raw softmax": reliability(probabilities, labels), "calibrated": reliability(probabilities ** 0.5 / (probabilities ** 0.5).sum(1, keepdims=True), labels), "none": empty}
+    width, height = assert_png(plot_reliability(curves, tmp_path / "reliability.png", title="Reliability: test"), 300, 300)
+    assert 0.8 < width / height < 1.4
     assert_no_leftovers(tmp_path)
 
 

@@ -139,7 +139,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     stdout.print(table)
     stdout.print(f"Accuracy [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
+    calibration = metrics["calibration"]
+    stdout.print(f"Calibration error (ECE, {calibration['bins']} bins): raw softmax {calibration['ece_raw']:.3f}, as predicted [bold]{calibration['ece_calibrated']:.3f}[/]")
     stdout.print(f"Report: [bold]{_shown(metrics['report'])}[/]")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from emolens.models.classifier import needs_keras
+    from emolens.train.calibrate import calibrate
+
+    if needs_keras(args.model):
+        _start_backend(args.verbose)
+    calibration = calibrate(args.model, args.data, cache=not args.no_cache)
+    stdout.print(
+        f"Temperature [bold]{calibration.temperature:.3f}[/], fitted on {calibration.images} validation images: "
+        f"calibration error (ECE) {calibration.ece_before:.3f} -> [bold]{calibration.ece_after:.3f}[/], "
+        f"log-loss {calibration.nll_before:.3f} -> {calibration.nll_after:.3f}. Written into {_shown(args.model)}'s card."
+    )
     return 0
 
 
@@ -525,6 +542,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     evaluate.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
+
+    calibrate = _command(
+        commands, "calibrate", help="fit a model's confidence on its validation images and store it in the model",
+        description="Fit a temperature on the validation images MODEL was trained beside (DATA's val/, or the slice of train that "
+                    "training held out) and write it into the model file's card; predict, evaluate and serve apply it.",
+    )  # fmt: skip
+    calibrate.add_argument("model", help="a run folder, a .keras or .onnx file, or `default` (rewritten in place)")
+    calibrate.add_argument("data", help="the dataset the model was trained on")
+    calibrate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
+    calibrate.set_defaults(handler=cmd_calibrate, needs_backend=False)
 
     predict = _command(
         commands,

@@ -163,6 +163,43 @@ def plot_confusion_matrix(
     return _save(fig, path)
 
 
+def plot_reliability(curves: dict[str, dict], path: str | os.PathLike, *, title: str = "Reliability") -> Path:
+    """Draws a reliability diagram: accuracy against confidence per confidence bin, one line per curve.
+
+    A calibrated model's points lie on the diagonal; points below it are over-confident bins.
+
+    Args:
+        curves: label -> a dict of `emolens.models.calibration.reliability` (bins' `confidence`, `accuracy`,
+            `count` and the overall `ece`), e.g. {"raw": ..., "calibrated": ...}.
+        path: Where to write the PNG.
+        title: Title above the diagram.
+
+    Returns:
+        The path written.
+    """
+    fig = _new_figure(5.2, 4.6, layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, label="perfectly calibrated")
+    for (label, curve), color in zip(curves.items(), (_VAL_COLOR, _TRAIN_COLOR, _BEST_COLOR)):
+        points = [(c, a, n) for c, a, n in zip(curve["confidence"], curve["accuracy"], curve["count"]) if n]
+        if not points:
+            continue
+        confidence, accuracy, count = (np.array(column, dtype=float) for column in zip(*points))
+        # Marker area follows the bin's share of images, so a nearly empty bin does not look as weighty as a full one.
+        sizes = 15 + 250 * count / count.sum()
+        ax.plot(confidence, accuracy, color=color, linewidth=1.5, label=f"{_literal(label)} (ECE {curve['ece']:.3f})")
+        ax.scatter(confidence, accuracy, s=sizes, color=color, alpha=0.7, edgecolors="white", linewidths=0.5)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Confidence (top probability)")
+    ax.set_ylabel("Accuracy")
+    ax.set_title(_literal(title))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_image_grid(
     images: np.ndarray,
     titles: list[str],

@@ -76,6 +76,10 @@ class RunDir:
         return self.path / "misclassified.png"
 
     @property
+    def reliability(self) -> Path:
+        return self.path / "reliability.png"
+
+    @property
     def report(self) -> Path:
         return self.path / "report.html"
 

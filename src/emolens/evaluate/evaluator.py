@@ -1,11 +1,13 @@
 """Evaluating a trained model on a split: metrics, figures and one HTML report.
 
 Writes into the run folder (or `out`):
-    metrics.json               accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix
+    metrics.json               accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix,
+                               expected calibration error before and after the temperature
     classification_report.txt  scikit-learn's report
     confusion_matrix.png       counts and row-normalised percentages
+    reliability.png            confidence against accuracy, raw and calibrated (the card's temperature)
     misclassified.png          the most confident wrong predictions, with true and predicted labels
-    predictions.csv            each image's file, true and predicted class, and class probabilities
+    predictions.csv            each image's file, true and predicted class, and calibrated class probabilities
     report.html                all of the above with the training curves, history and config
 """
 
@@ -28,10 +30,11 @@ from emolens.data.quality import sharpness, sharpness_mismatch
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
-from emolens.plots import plot_confusion_matrix, plot_image_grid
+from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability
+from emolens.plots import plot_confusion_matrix, plot_image_grid, plot_reliability
 from emolens.rundir import RunDir
 from emolens.evaluate.report import write_html_report
-from emolens.models.classifier import load_classifiers
+from emolens.models.classifier import Classifier, EnsembleClassifier, load_classifiers
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ def evaluate(
     # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
     to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
     y_true = to_model_index[images.labels]
-    probabilities = trained.predict(images.images, batch_size=batch_size, tta=tta)
+    probabilities, raw = trained.predict_both(images.images, batch_size=batch_size, tta=tta)
     y_pred = probabilities.argmax(axis=1)
 
     metrics = {
@@ -94,6 +97,7 @@ def evaluate(
         "split": split,
         "test_time_augmentation": tta,
         **compute_metrics(y_true, y_pred, trained.class_names),
+        "calibration": _calibration_metrics(trained, probabilities, raw, y_true),
         "sharpness": {
             "training": trained.card.get("train_sharpness"),
             "evaluated": round(sharpness(images.images), 2),
@@ -120,7 +124,9 @@ def evaluate(
 
     run_dir = trained.run_dir
     config = json.loads(RunDir(run_dir).config.read_text()) if run_dir is not None else None
-    figures = {"Confusion matrix": files.confusion_matrix}
+    curves = {"raw softmax": reliability(raw, y_true), "calibrated": reliability(probabilities, y_true)}
+    plot_reliability(curves, files.reliability, title=f"Reliability: {split}, {len(y_true)} images")
+    figures = {"Confusion matrix": files.confusion_matrix, "Reliability (confidence against accuracy)": files.reliability}
     if run_dir is not None:
         figures["Training curves"] = RunDir(run_dir).curves
     figures["Most confident mistakes"] = files.misclassified
@@ -135,6 +141,19 @@ def evaluate(
     )
     logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, files.report)
     return metrics
+
+
+def _calibration_metrics(trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray) -> dict[str, Any]:
+    """Expected calibration error of the raw softmax and of the calibrated probabilities, and the temperature
+    (None where the model, or an ensemble's member, was never calibrated)."""
+    members = trained.members if isinstance(trained, EnsembleClassifier) else [trained]
+    temperatures = [member.card.temperature for member in members]
+    return {
+        "temperature": temperatures[0] if len(members) == 1 else temperatures,
+        "bins": ECE_BINS,
+        "ece_raw": round(expected_calibration_error(raw, y_true), 4),
+        "ece_calibrated": round(expected_calibration_error(probabilities, y_true), 4),
+    }
 
 
 def _predictions_csv(names: Sequence[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> str:

@@ -70,6 +70,9 @@ def _summary(metrics: dict) -> str:
         cards.append(("Accuracy", f"{100 * metrics['accuracy']:.2f}%"))
     if metrics.get("macro_f1") is not None:
         cards.append(("Macro F1", _number(metrics["macro_f1"], ".3f")))
+    calibration = metrics.get("calibration") or {}
+    if calibration.get("ece_raw") is not None:
+        cards.append(("Calibration error", f"{calibration['ece_raw']:.3f} &rarr; {calibration['ece_calibrated']:.3f}"))
     for key, label in (("num_images", "Images"), ("split", "Split"), ("model", "Model")):
         if metrics.get(key) is not None:
             cards.append((label, _number(metrics[key])))

@@ -57,6 +57,8 @@ class ModelCard(Mapping[str, Any]):
         model: the architecture's registered name ("ensemble" for a saved ensemble), or None if unknown.
         preprocessing: how inputs are prepared, in words, or None.
         train_sharpness: the training images' mean sharpness, for evaluate's data-shift warning, or None.
+        temperature: the calibration temperature fitted on validation images (see emolens.models.calibration),
+            by which inference divides the logits; None means not calibrated (1).
         details: everything else the card holds.
     """
 
@@ -66,6 +68,7 @@ class ModelCard(Mapping[str, Any]):
     model: str | None = None
     preprocessing: str | None = None
     train_sharpness: float | None = None
+    temperature: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +82,8 @@ class ModelCard(Mapping[str, Any]):
             object.__setattr__(self, "image_size", shape[0])
         if _side(self.image_size) is None or self.image_size < shape[0]:
             raise ValueError(f"its card's image_size {self.image_size!r} is not a side of at least {shape[0]} pixels")
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and not isinstance(self.temperature, bool) and self.temperature > 0):
+            raise ValueError(f"its card's temperature {self.temperature!r} is not a positive number")
         object.__setattr__(self, "class_names", tuple(names))
         object.__setattr__(self, "input_shape", tuple(shape))
         object.__setattr__(self, "details", dict(self.details))
@@ -101,7 +106,7 @@ class ModelCard(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in model files (fields left unknown are left out)."""
         typed = {"format": 1, "model": self.model, "class_names": list(self.class_names), "input_shape": list(self.input_shape),
-                 "image_size": self.image_size, "preprocessing": self.preprocessing, "train_sharpness": self.train_sharpness}  # fmt: skip
+                 "image_size": self.image_size, "preprocessing": self.preprocessing, "train_sharpness": self.train_sharpness, "temperature": self.temperature}  # fmt: skip
         return {key: value for key, value in typed.items() if value is not None} | dict(self.details)
 
     def with_details(self, **changes: Any) -> ModelCard:
@@ -145,3 +150,31 @@ _TYPED = tuple(f.name for f in fields(ModelCard) if f.name != "details")
 def read_card_text(text: str | bytes, path: str | os.PathLike) -> ModelCard:
     """The card stored in the model file at `path` as JSON `text`, validated (see ModelCard.from_dict)."""
     return ModelCard.from_dict(parse_card(text, path), path)
+
+
+def write_card(path: str | os.PathLike, card: ModelCard) -> None:
+    """Replaces the card inside the .keras or .onnx file at `path` with `card`, atomically; the network is
+    left byte for byte as it was (a .keras zip is copied member by member, an .onnx file re-serialised)."""
+    import zipfile
+
+    from emolens._io import atomic_path
+
+    path = os.fspath(path)
+    text = json.dumps(card.to_dict(), indent=2)
+    with atomic_path(path) as tmp:
+        if path.endswith(".onnx"):
+            import onnx  # the protobuf reader, not ONNX Runtime
+
+            proto = onnx.load(path)
+            kept = [entry for entry in proto.metadata_props if entry.key != ONNX_CARD_KEY]
+            del proto.metadata_props[:]
+            proto.metadata_props.extend(kept)
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = ONNX_CARD_KEY, json.dumps(card.to_dict())
+            onnx.save(proto, os.fspath(tmp))
+        else:
+            with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:
+                for member in source.infolist():
+                    if member.filename != CARD_MEMBER:
+                        target.writestr(member, source.read(member))
+                target.writestr(CARD_MEMBER, text)

@@ -18,6 +18,7 @@ import numpy as np
 
 from emolens.data.preprocess import to_model_input
 from emolens.errors import EmolensError
+from emolens.models.calibration import apply_temperature
 from emolens.models.card import ONNX_CARD_KEY, ModelCard, read_card_text
 from emolens.rundir import RunDir
 
@@ -97,12 +98,27 @@ class Classifier(ABC):
         centre = inputs[:, start : start + crop, start : start + crop]
         return [centre, centre[:, :, ::-1]] if tta == "flip" else [centre]
 
-    def predict(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> np.ndarray:
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature from the card (1 for a model never calibrated)."""
+        return self.card.temperature or 1.0
+
+    def predict(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none", calibrated: bool = True) -> np.ndarray:
         """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`.
 
         `tta="flip"` averages each face with its horizontal mirror (twice the work, usually a little more
-        accurate); `tta="crops"` averages ten crops, for models trained on crops (see `views`).
+        accurate); `tta="crops"` averages ten crops, for models trained on crops (see `views`). `calibrated`
+        applies the card's temperature (see emolens.models.calibration); False gives the raw softmax.
         """
+        calibrated_probabilities, raw = self.predict_both(faces, batch_size=batch_size, tta=tta)
+        return calibrated_probabilities if calibrated else raw
+
+    def predict_both(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+        """(calibrated, raw) class probabilities from one pass of the network: evaluate reports both."""
+        raw = self._average_views(self._check_faces(faces, tta), batch_size, tta)
+        return apply_temperature(raw, self.temperature), raw
+
+    def _check_faces(self, faces: np.ndarray, tta: str) -> np.ndarray:
         if tta not in TTA_MODES:
             raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
         faces = np.asarray(faces)
@@ -110,10 +126,12 @@ class Classifier(ABC):
             faces = faces[None]
         if faces.shape[1:] != (self.input_size, self.input_size):
             raise ValueError(f"Expected face crops of shape (N, {self.input_size}, {self.input_size}). Received: shape={faces.shape}")
+        return faces
+
+    def _average_views(self, faces: np.ndarray, batch_size: int, tta: str) -> np.ndarray:
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        inputs = to_model_input(faces)
-        views = self.views(inputs, tta)
+        views = self.views(to_model_input(faces), tta)
         return np.mean([np.concatenate([self.forward(view[i : i + batch_size]) for i in range(0, len(view), batch_size)]) for view in views], axis=0)
 
     @abstractmethod
@@ -195,6 +213,11 @@ class EnsembleClassifier(Classifier):
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return np.mean([member.forward(inputs)[:, order] for member, order in zip(self.members, self.orders)], axis=0)
+
+    def predict_both(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+        """The members' (calibrated, raw) probabilities, each averaged: every member applies its own temperature."""
+        pairs = [member.predict_both(faces, batch_size=batch_size, tta=tta) for member in self.members]
+        return tuple(np.mean([pair[kind][:, order] for pair, order in zip(pairs, self.orders)], axis=0) for kind in (0, 1))  # type: ignore[return-value]
 
 
 def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None = None) -> Classifier:

@@ -41,8 +41,10 @@ from emolens.errors import EmolensError
 from emolens.plots import plot_curves
 from emolens.rundir import RunDir
 from emolens.models.card import ModelCard
+from emolens.models.classifier import load_classifier
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_checkpoint, read_card, save_model
+from emolens.train.calibrate import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
 from emolens.train.mixing import MixedBatches
 
@@ -193,7 +195,7 @@ def _check_trainable_classes(dataset: Dataset) -> None:
         logger.warning("%s has no training images of %s: the model will never predict %s.", dataset.source, ", ".join(empty), "them" if len(empty) > 1 else "it")
 
 
-def _prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
+def prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
     """Train and validation splits as the config asks (each divisible by `devices`), and the images --dedupe
     left out (with reasons)."""
     removed: list[tuple[ImageRef, str]] = []
@@ -299,6 +301,15 @@ def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> Non
     logger.info("Writing the run to %s", run_dir)
 
 
+def _calibrate_best(run_dir: Path, val: Split) -> None:
+    """Fits model.keras's temperature on the validation split, so its confidence can be read as a probability."""
+    best = load_classifier(RunDir(run_dir).model)
+    calibration = fit_calibration(best, val.images, val.labels)
+    store_calibration(best, calibration)
+    logger.info("Calibrated the best model on %d validation images: temperature %.2f, calibration error (ECE) %.3f -> %.3f",
+                calibration.images, calibration.temperature, calibration.ece_before, calibration.ece_after)  # fmt: skip
+
+
 def _fit(
     run_dir: Path,
     trainer: keras.Model,
@@ -335,6 +346,7 @@ def _fit(
         callbacks=callbacks,
         verbose=verbose,
     )
+    _calibrate_best(run_dir, val)
     return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
 
 
@@ -375,7 +387,7 @@ def train(
         refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
     _check_trainable_classes(dataset)
-    train_split, val_split, removed = _prepare_splits(dataset, config, count)
+    train_split, val_split, removed = prepare_splits(dataset, config, count)
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
     files = RunDir(run_dir)
@@ -488,4 +500,4 @@ def resume(
     if epochs is not None:
         write_json(config_path, {**saved, "config": config.to_dict()})
     with backend.data_parallel(count):
-        return _fit(run_dir, trainer, card, state, config, dataset, _prepare_splits(dataset, config, count)[:2], verbose)
+        return _fit(run_dir, trainer, card, state, config, dataset, prepare_splits(dataset, config, count)[:2], verbose)

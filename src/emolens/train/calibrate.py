@@ -1,0 +1,120 @@
+"""Fitting a model's confidence: the temperature of its card, from the validation images it was trained beside.
+
+`emolens train` calibrates the model it writes when training ends; `emolens calibrate MODEL DATA` does it for
+a model that already exists (the bundled one, an exported .onnx file, an older run). Either way the number
+goes into the model file's card, and every prediction, evaluation and served answer applies it from then on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emolens.data.cache import load_dataset
+from emolens.errors import EmolensError
+from emolens.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, negative_log_likelihood
+from emolens.models.card import write_card
+from emolens.models.classifier import Classifier, load_classifier, resolve_model_path
+from emolens.rundir import RunDir
+from emolens.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted temperature and what it changed on the images it was fitted on.
+
+    Attributes:
+        temperature: the logits' divisor (above 1 softens an over-confident model).
+        images: how many validation images it was fitted on.
+        nll_before, nll_after: their mean negative log-likelihood, raw and calibrated.
+        ece_before, ece_after: their expected calibration error (15 bins), raw and calibrated.
+    """
+
+    temperature: float
+    images: int
+    nll_before: float
+    nll_after: float
+    ece_before: float
+    ece_after: float
+
+    def to_card(self) -> dict[str, Any]:
+        """The card's record of it (the temperature itself is the card's `temperature` field)."""
+        measured = {key: round(value, 4) for key, value in asdict(self).items() if key not in ("temperature", "images")}
+        return {"split": "val", "images": self.images, **measured}
+
+
+def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarray) -> Calibration:
+    """The temperature for `classifier` fitted on uint8 `faces` with class indices `labels` (in its class order).
+
+    One view per face (no test-time augmentation): the temperature rescales the network's own output, and
+    prediction averages views after applying it.
+    """
+    raw = classifier.predict(faces, calibrated=False)
+    temperature = fit_temperature(raw, labels)
+    calibrated = apply_temperature(raw, temperature)
+    return Calibration(
+        temperature=round(temperature, 4),
+        images=len(labels),
+        nll_before=negative_log_likelihood(raw, labels),
+        nll_after=negative_log_likelihood(calibrated, labels),
+        ece_before=expected_calibration_error(raw, labels),
+        ece_after=expected_calibration_error(calibrated, labels),
+    )
+
+
+def store_calibration(classifier: Classifier, calibration: Calibration) -> None:
+    """Writes `calibration` into the card of the model file `classifier` was loaded from."""
+    card = classifier.card.with_details(calibration=calibration.to_card())
+    write_card(classifier.path, replace(card, temperature=calibration.temperature))
+
+
+def _training_config(path: Path, card: Any) -> TrainConfig:
+    """The settings the model was trained with, which decide its validation images: from its run folder's
+    config.json, else from its card's recipe (exported and bundled models), else the defaults."""
+    run = RunDir.holding(path)
+    if run is not None and run.config.is_file():
+        return TrainConfig.from_dict(json.loads(run.config.read_text())["config"])
+    recipe = card.get("recipe")
+    return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
+
+
+def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool = True) -> Calibration:
+    """Fits `model`'s temperature on the validation images of `data` and writes it into the model file's card.
+
+    The validation images are the ones the model was trained beside: `data`'s val/ folder, or the same slice of
+    train that training held out (its seed and fraction come from the run or the card).
+
+    Args:
+        model: a run folder, a .keras or .onnx file, or "default" (the bundled model, rewritten in place).
+        data: the dataset the model was trained on.
+        cache: bool. Use the decoded-dataset cache. Defaults to True.
+
+    Returns:
+        The Calibration written.
+
+    Example:
+        >>> calibrate("runs/mini_resnet-20261204", "fer2013.zip").temperature  # doctest: +SKIP
+        1.32
+    """
+    from emolens.train.trainer import prepare_splits  # imports Keras: only once a model is really calibrated
+
+    path = resolve_model_path(model)
+    classifier = load_classifier(path)
+    dataset = load_dataset(data, cache=cache)
+    unknown = sorted(set(dataset.class_names) - set(classifier.class_names))
+    if unknown:
+        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}.")
+    _, val, _ = prepare_splits(dataset, _training_config(path, classifier.card))
+    to_model_index = np.array([classifier.class_names.index(name) for name in dataset.class_names])
+    calibration = fit_calibration(classifier, val.images, to_model_index[val.labels])
+    store_calibration(classifier, calibration)
+    logger.debug("Temperature %.3f fitted on %d validation images; written to %s", calibration.temperature, calibration.images, path)
+    return calibration

@@ -1,0 +1,127 @@
+"""Temperature scaling and calibration error: the maths, the card that carries T, and `emolens calibrate`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emolens.cli import main
+from emolens.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability
+from emolens.models.card import ModelCard, write_card
+from emolens.models.classifier import BUNDLED_DIR, load_classifier
+from emolens.errors import EmolensError
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    scaled = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def _overconfident(n: int = 20000, sharpen: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z), and a model that reports softmax(sharpen * z): over-confident by `sharpen`."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.5, (n, 7))
+    truth = _softmax(logits)
+    labels = np.array([rng.choice(7, p=row) for row in truth])
+    return _softmax(sharpen * logits), labels
+
+
+def test_temperature_keeps_the_winner_and_sums_to_one():
+    probabilities = _softmax(np.random.default_rng(1).normal(0, 2, (50, 7)))
+    for temperature in (0.5, 1.0, 2.5):
+        scaled = apply_temperature(probabilities, temperature)
+        assert np.allclose(scaled.sum(axis=1), 1, atol=1e-5)
+        assert (scaled.argmax(axis=1) == probabilities.argmax(axis=1)).all()
+    assert np.allclose(apply_temperature(probabilities, 1.0), probabilities, atol=1e-6)
+    # Above 1 softens, below 1 sharpens.
+    assert apply_temperature(probabilities, 2.5).max(axis=1).mean() < probabilities.max(axis=1).mean() < apply_temperature(probabilities, 0.5).max(axis=1).mean()
+
+
+def test_fit_recovers_a_known_over_confidence():
+    probabilities, labels = _overconfident(sharpen=3.0)
+    temperature = fit_temperature(probabilities, labels)
+    assert temperature == pytest.approx(3.0, rel=0.05)
+    assert expected_calibration_error(apply_temperature(probabilities, temperature), labels) < 0.02 < expected_calibration_error(probabilities, labels)
+    # A calibrated model is left alone.
+    calibrated, labels = _overconfident(sharpen=1.0, seed=2)
+    assert fit_temperature(calibrated, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_reliability_bins_by_top_probability():
+    probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.55, 0.45], [0.55, 0.45], [0.55, 0.45]])
+    labels = np.array([0, 1, 0, 0, 0, 1])
+    curve = reliability(probabilities, labels, bins=10)
+    assert sum(curve["count"]) == 6 and curve["count"][9] == 2 and curve["count"][5] == 4
+    assert curve["accuracy"][9] == 0.5 and curve["accuracy"][5] == 0.75
+    assert curve["confidence"][0] is None
+    assert curve["ece"] == pytest.approx((2 * abs(0.5 - 0.95) + 4 * abs(0.75 - 0.55)) / 6)
+
+
+def test_the_card_carries_a_positive_temperature():
+    card = ModelCard(class_names=("a", "b"), temperature=1.5)
+    assert ModelCard.from_dict(card.to_dict(), "m.keras").temperature == 1.5
+    assert "temperature" not in ModelCard(class_names=("a", "b")).to_dict()
+    for bad in (0, -1.0, "1.5", True):
+        with pytest.raises(EmolensError, match="temperature"):
+            ModelCard.from_dict({"class_names": ["a", "b"], "temperature": bad}, "m.keras")
+
+
+@pytest.mark.parametrize("name", ["default.onnx", "default.keras"])
+def test_write_card_changes_the_confidence_not_the_network(name, tmp_path):
+    path = tmp_path / name
+    shutil.copy(BUNDLED_DIR / name, path)
+    faces = np.random.default_rng(0).integers(0, 256, (8, 48, 48), dtype=np.uint8)
+    before = load_classifier(path)
+    raw = before.predict(faces, calibrated=False)
+    assert before.temperature == 1.0
+    write_card(path, ModelCard.from_dict({**before.card.to_dict(), "temperature": 2.0}, path))
+    after = load_classifier(path)
+    assert after.temperature == 2.0 and after.card.class_names == before.card.class_names
+    assert np.allclose(after.predict(faces, calibrated=False), raw, atol=1e-6)
+    calibrated = after.predict(faces)
+    assert np.allclose(calibrated, apply_temperature(raw, 2.0), atol=1e-6)
+    assert not np.allclose(calibrated, raw, atol=1e-3)
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+@pytest.mark.slow
+def test_calibrate_writes_the_temperature_into_an_onnx_model(tmp_path, capsys):
+    data = tmp_path / "faces"
+    assert main(["data", "synth", str(data), "--train-per-class", "40", "--test-per-class", "5"]) == 0
+    model = tmp_path / "model.onnx"
+    shutil.copy(BUNDLED_DIR / "default.onnx", model)
+    capsys.readouterr()
+    assert main(["calibrate", str(model), str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert "Temperature" in printed and "28 validation images" in printed  # 10% of 7 x 40
+    card = load_classifier(model).card
+    assert card.temperature is not None and card.temperature != 1.0
+    assert card["calibration"]["images"] == 28
+    assert card["calibration"]["nll_after"] <= card["calibration"]["nll_before"]
+    metrics_out = tmp_path / "evaluation"
+    assert main(["evaluate", str(model), str(data), "--split", "test", "--out", str(metrics_out)]) == 0
+    metrics = json.loads((metrics_out / "metrics.json").read_text())
+    assert metrics["calibration"]["temperature"] == card.temperature
+    assert (metrics_out / "reliability.png").is_file()
+    assert "Calibration error" in (metrics_out / "report.html").read_text()
+
+
+def test_calibrate_refuses_data_with_classes_the_model_lacks(tmp_path, capsys):
+    from conftest import write_tree
+
+    data = write_tree(tmp_path / "data", {"train": 12}, classes=("angry", "bored"))
+    model = tmp_path / "model.onnx"
+    shutil.copy(BUNDLED_DIR / "default.onnx", model)
+    assert main(["calibrate", str(model), str(data)]) == 2
+    assert "bored" in capsys.readouterr().err
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    from emolens.models import calibration
+
+    assert doctest.testmod(calibration).failed == 0
