@@ -1,7 +1,7 @@
 """Everything that depends on which Keras backend runs (TensorFlow, torch or JAX): the one place that imports them.
 
 Model, augmentation and training code use only keras, keras.ops and numpy; this module answers the questions
-they cannot: which devices there are, how many threads, which versions.
+they cannot: which devices there are, how many threads, which versions, and how to take a gradient.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import os
 from pathlib import Path
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
+
+import numpy as np
 
 from emolens._native import native_stderr_silenced
 
@@ -110,6 +112,32 @@ def data_parallel(count: int) -> Iterator[None]:
         yield
     finally:
         keras.distribution.set_distribution(previous)
+
+
+def gradient(function: Callable[[object], object], inputs: np.ndarray) -> np.ndarray:
+    """d sum(function(inputs)) / d inputs, as NumPy: `function` maps a backend tensor to a tensor built with
+    keras layers and keras.ops (Grad-CAM's class score). Each backend has its own autodiff."""
+    name = backend_name()
+    inputs = np.asarray(inputs, dtype=np.float32)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        tensor = tf.convert_to_tensor(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(tensor)
+            total = tf.reduce_sum(function(tensor))
+        return tape.gradient(total, tensor).numpy()
+    if name == "torch":
+        import torch
+
+        tensor = keras.ops.convert_to_tensor(inputs).detach().requires_grad_(True)
+        function(tensor).sum().backward()
+        return tensor.grad.detach().cpu().numpy()
+    if name == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda tensor: function(tensor).sum())(inputs))
+    raise NotImplementedError(f"gradients on the {name} backend")
 
 
 def has_gpu() -> bool:

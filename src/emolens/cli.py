@@ -123,10 +123,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from emolens.models.classifier import needs_keras
 
-    if needs_keras(*args.models):
+    if needs_keras(*args.models) or args.explain:
         _start_backend(args.verbose)
     metrics = evaluate(
-        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, tta=args.tta,
+        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, tta=args.tta, explain=args.explain,
     )
     if args.json:
         stdout.print_json(json.dumps(metrics))
@@ -224,9 +224,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_on_ray(args)
     if args.address is not None or args.workers is not None:
         raise EmolensError("--address and --workers are for --engine ray.")
-    if needs_keras(args.model):
+    if args.explain and args.out is None:
+        raise EmolensError("--explain draws heat maps into the annotated pictures: pass --out DIR too.")
+    if needs_keras(args.model) or args.explain:
         _start_backend(args.verbose)
-    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta)
+    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain)
     # Folders are listed once, for the progress bar's total and the predictions alike.
     sources = expand_sources(([args.camera] if args.camera is not None else []) + list(args.sources))
     out = OutputFolder(args.out, recognizer.class_names) if args.out else None
@@ -271,8 +273,8 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
-    if args.camera is not None or args.json:
-        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists); --camera and --json are for the local engine.")
+    if args.camera is not None or args.json or args.explain:
+        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json and --explain are for the local engine.")
     settings = BatchSettings(args.model, _detector_config(args), args.tta, args.every, args.smooth)
     summary = predict_to_parquet(args.sources, args.out, settings=settings, address=args.address, workers=args.workers)
     done = f"; {summary.skipped} input(s) already in {_shown(args.out)} skipped" if summary.skipped else ""
@@ -541,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     evaluate.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    evaluate.add_argument("--explain", action="store_true", help="also draw the most confident mistakes under Grad-CAM heat maps in the report (one model; loads the Keras model)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 
     calibrate = _command(
@@ -568,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
     predict.add_argument("--smooth", type=_non_negative_int, default=0, metavar="N", help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)")
     predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    predict.add_argument("--explain", action="store_true", help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)")
     predict.add_argument("--engine", default="local", choices=("local", "ray"), help="local (this process) or ray: Ray Data actors writing Parquet to --out, resumable (default local)")
     predict.add_argument("--address", metavar="ADDR", help="with --engine ray: join this Ray cluster (auto, or ray://host:port); default: a local Ray for this command")
     predict.add_argument("--workers", type=_positive_int, metavar="N", help="with --engine ray: Ray actors, one CPU each (default: every CPU of the cluster)")

@@ -208,10 +208,10 @@ def plot_image_grid(
     columns: int = 8,
     title: str | None = None,
 ) -> Path:
-    """Shows grayscale images in a grid, each with a short caption above it.
+    """Shows images in a grid, each with a short caption above it.
 
     Args:
-        images: Array of shape (N, H, W) (or (N, H, W, 1)), uint8 grayscale.
+        images: Array of shape (N, H, W) (or (N, H, W, 1)), uint8 grayscale, or (N, H, W, 3) uint8 RGB.
         titles: One caption per image, may contain newlines (e.g. "true: sad\\npred: fear 0.61");
             missing captions are left blank.
         path: Where to write the PNG; parent folders are created.
@@ -226,8 +226,9 @@ def plot_image_grid(
         images = images[..., 0]
     if len(images) == 0:
         return _message_figure("no images", path, title=title)
-    if images.ndim != 3:
-        raise ValueError(f"expected images of shape (N, H, W), got {images.shape}")
+    rgb = images.ndim == 4 and images.shape[-1] == 3
+    if images.ndim != 3 and not rgb:
+        raise ValueError(f"expected images of shape (N, H, W) or (N, H, W, 3), got {images.shape}")
     count = len(images)
     cols = max(1, min(columns, count))
     rows = math.ceil(count / cols)
@@ -240,7 +241,7 @@ def plot_image_grid(
         ax.set_axis_off()
         if index >= count:
             continue
-        ax.imshow(images[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.imshow(images[index], cmap=None if rgb else "gray", vmin=0, vmax=255, interpolation="nearest")
         if captions[index]:
             ax.set_title(captions[index], fontsize=7.5, linespacing=1.15, pad=3)
     if title:
@@ -353,7 +354,7 @@ def plot_image_rows(rows: list[tuple[str, np.ndarray, list[str]]], path: str | o
         for index, ax in enumerate(row_axes[1:]):
             ax.set_axis_off()
             if index < len(images):
-                ax.imshow(images[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                ax.imshow(images[index], cmap=None if rgb else "gray", vmin=0, vmax=255, interpolation="nearest")
                 ax.set_title(_literal(captions[index]) if index < len(captions) else "", fontsize=6.5, pad=2)
     if title:
         fig.suptitle(_literal(title), fontsize=11, y=1 - 0.15 / height)

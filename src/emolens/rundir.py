@@ -76,6 +76,10 @@ class RunDir:
         return self.path / "misclassified.png"
 
     @property
+    def explained_mistakes(self) -> Path:
+        return self.path / "misclassified_explained.png"
+
+    @property
     def reliability(self) -> Path:
         return self.path / "reliability.png"
 

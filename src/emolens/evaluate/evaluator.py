@@ -7,6 +7,7 @@ Writes into the run folder (or `out`):
     confusion_matrix.png       counts and row-normalised percentages
     reliability.png            confidence against accuracy, raw and calibrated (the card's temperature)
     misclassified.png          the most confident wrong predictions, with true and predicted labels
+    misclassified_explained.png  (with explain) the same under their Grad-CAM heat maps
     predictions.csv            each image's file, true and predicted class, and calibrated class probabilities
     report.html                all of the above with the training curves, history and config
 """
@@ -57,6 +58,7 @@ def evaluate(
     batch_size: int = 256,
     cache: bool = True,
     tta: str = "none",
+    explain: bool = False,
 ) -> dict[str, Any]:
     """Evaluates a trained model on one split of a dataset and writes the report files.
 
@@ -71,11 +73,15 @@ def evaluate(
         batch_size: int. Images per prediction batch. Defaults to 256.
         cache: bool. Use the decoded-dataset cache. Defaults to True.
         tta: str. Test-time augmentation: "none", "flip" or "crops" (see `Classifier.views`). Defaults to "none".
+        explain: bool. Also draw the most confident mistakes under their Grad-CAM heat maps (one model only; it
+            loads the Keras model, see emolens.predict.explain). Defaults to False.
 
     Returns:
         The metrics dict, as written to metrics.json.
     """
     models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
+    if explain and len(models) > 1:
+        raise EmolensError("explanations are for one model at a time: evaluate the ensemble's members one by one.")
     trained = load_classifiers(models)
     out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     refuse_output_inside(out_dir, data)
@@ -121,6 +127,8 @@ def evaluate(
     wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:MISCLASSIFIED_SHOWN]
     captions = [f"true: {trained.class_names[y_true[i]]}\npred: {trained.class_names[y_pred[i]]} {probabilities[i, y_pred[i]]:.2f}" for i in wrong]
     plot_image_grid(images.images[wrong], captions, files.misclassified, title="Most confident mistakes")
+    if explain:
+        _plot_explained_mistakes(trained, images.images[wrong], y_pred[wrong], captions, files.explained_mistakes)
 
     run_dir = trained.run_dir
     config = json.loads(RunDir(run_dir).config.read_text()) if run_dir is not None else None
@@ -130,6 +138,8 @@ def evaluate(
     if run_dir is not None:
         figures["Training curves"] = RunDir(run_dir).curves
     figures["Most confident mistakes"] = files.misclassified
+    if explain:
+        figures["Most confident mistakes, under their Grad-CAM heat maps (what argued for the wrong answer)"] = files.explained_mistakes
     write_html_report(
         files.report,
         title=f"emolens: {metrics['model']} on {Path(str(data)).name} ({split})",
@@ -141,6 +151,16 @@ def evaluate(
     )
     logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, files.report)
     return metrics
+
+
+def _plot_explained_mistakes(trained: Classifier, faces: np.ndarray, predicted: np.ndarray, captions: list[str], path: Path) -> None:
+    from emolens.predict.explain import GradCam
+    from emolens.predict.results import Explanation
+
+    heatmaps = GradCam(trained.path).heatmaps(faces, predicted)
+    size = faces.shape[1] if len(faces) else trained.input_size
+    overlays = np.array([Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces)])
+    plot_image_grid(overlays.reshape(-1, 2 * size, 2 * size, 3), captions, path, title="Most confident mistakes: what argued for the wrong answer")
 
 
 def _calibration_metrics(trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from emolens.constants import emotion_color
-from emolens.predict.results import Face
+from emolens.predict.results import Explanation, Face
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PANEL_BACKGROUND = (32, 32, 32)
@@ -133,14 +133,38 @@ def label_layout(image_shape: tuple[int, ...], faces: Sequence[Face]) -> tuple[l
     return texts, _place_labels(faces, texts, text_scale, thickness, (height, width)), text_scale, thickness
 
 
+def heat_overlay(rgb: np.ndarray, heatmap: np.ndarray, *, strength: float = 0.55) -> np.ndarray:
+    """`rgb` (H, W, 3) uint8 under `heatmap` (H, W) in [0, 1], coloured with the jet colour map in proportion to
+    the heat: where the map is zero the picture shows through unchanged."""
+    heat = np.clip(heatmap, 0.0, 1.0)
+    colours = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(heat * 255)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    alpha = (strength * heat)[..., None]
+    return np.uint8(np.round(rgb.astype(np.float32) * (1 - alpha) + colours.astype(np.float32) * alpha))
+
+
+def _paint_explanation(canvas: np.ndarray, explanation: Explanation) -> None:
+    """Blends a face's heat map into the picture over the square its crop came from (clipped to the picture)."""
+    x0, y0, side = explanation.square
+    height, width = canvas.shape[:2]
+    left, top, right, bottom = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if right <= left or bottom <= top:
+        return
+    heat = cv2.resize(explanation.heatmap, (side, side), interpolation=cv2.INTER_LINEAR)[top - y0 : bottom - y0, left - x0 : right - x0]
+    canvas[top:bottom, left:right] = heat_overlay(canvas[top:bottom, left:right], heat)
+
+
 def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence[str]) -> np.ndarray:
-    """An annotated copy of an RGB picture: boxes and labels on it, the bars in a panel to its right.
+    """An annotated copy of an RGB picture: each explained face's heat map, boxes and labels on it, the bars in
+    a panel to its right.
 
     Returns:
         RGB uint8 of shape (H, W + panel_width(H, W), 3).
     """
     canvas = np.ascontiguousarray(image_rgb).copy()
     height, width = canvas.shape[:2]
+    for face in faces:
+        if face.explanation is not None:
+            _paint_explanation(canvas, face.explanation)
     colors = [_rgb(emotion_color(face.emotion, list(class_names).index(face.emotion) if face.emotion in class_names else 0)) for face in faces]
     for face, color in zip(faces, colors):
         x, y, w, h = face.box

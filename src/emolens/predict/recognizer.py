@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
@@ -20,9 +21,9 @@ import numpy as np
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, TTA_MODES, Classifier, load_classifier
-from emolens.predict.detectors import DetectorConfig, crop_faces
+from emolens.predict.detectors import DetectorConfig, crop_faces, crop_squares
 from emolens.predict.inputs import Color, Picture, Source, iter_pictures
-from emolens.predict.results import Face, Result
+from emolens.predict.results import Explanation, Face, Result
 from emolens.predict.tracking import FaceTracker
 
 # Pictures (photos or video frames) whose faces go through the classifier together: enough to fill a batch,
@@ -43,6 +44,9 @@ class Recognizer:
         classifier: an already loaded Classifier, used instead of `model` (to share one between recognizers).
         tta: test-time augmentation: "none", "flip" (each face averaged with its mirror) or "crops" (ten crops,
             for models trained on crops). Defaults to "none".
+        explain: give every face a Grad-CAM `explanation` (see emolens.predict.explain): it loads the Keras
+            model behind `model` (for the default, the bundled default.keras) and costs a backward pass per face.
+            Defaults to False.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Recognizer:
         batch_size: int = 256,
         classifier: Classifier | None = None,
         tta: str = "none",
+        explain: bool = False,
     ) -> None:
         if tta not in TTA_MODES:
             raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
@@ -61,6 +66,11 @@ class Recognizer:
         self.detector = self.detector_config.build()
         self.classifier = classifier or load_classifier(model)
         self.batch_size = batch_size
+        self.explainer = None
+        if explain:
+            from emolens.predict.explain import GradCam  # Keras, only when asked
+
+            self.explainer = GradCam(self.classifier.path)
 
     @property
     def class_names(self) -> list[str]:
@@ -124,6 +134,9 @@ class Recognizer:
         stacked = np.concatenate(crops) if crops else np.zeros((0, size, size), dtype=np.uint8)
         probabilities = self.classifier.predict(stacked, batch_size=self.batch_size, tta=self.tta)
         classify_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
+        began = time.perf_counter()
+        heatmaps = None if self.explainer is None else self.explainer.heatmaps(stacked, probabilities.argmax(axis=1))
+        explain_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
         names = self.class_names
         found_by_picture = iter(zip(detections, detect_ms))
         start = 0
@@ -142,12 +155,20 @@ class Recognizer:
                 )  # fmt: skip
                 for i, (box, p) in enumerate(zip(found.boxes, probabilities[start : start + len(found)]))
             ]
+            if heatmaps is not None:
+                squares = crop_squares(found.boxes, self.detector.framing)
+                faces = [
+                    replace(face, explanation=Explanation(heatmaps[start + i], stacked[start + i], tuple(int(v) for v in squares[i])))
+                    for i, face in enumerate(faces)
+                ]
             start += len(found)
             if picture.frame is not None:
                 if picture.source not in trackers:
                     trackers[picture.source] = FaceTracker(picture.fps or 30.0, names, smooth)
                 faces = trackers[picture.source].update(faces)
             speed = {"decode": picture.decode_ms, "detect": detect_time, "classify": classify_ms_per_face * len(faces)}
+            if heatmaps is not None:
+                speed["explain"] = explain_ms_per_face * len(faces)
             yield Result(
                 picture.source, picture.gray.shape[1], picture.gray.shape[0], faces, class_names=names,
                 frame=picture.frame, time=picture.time, fps=picture.fps, speed={stage: round(ms, 2) for stage, ms in speed.items()},

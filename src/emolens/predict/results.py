@@ -17,8 +17,32 @@ import numpy as np
 from emolens._io import write_bytes
 from emolens.errors import EmolensError
 
-# Per-stage timings a Result carries, in milliseconds.
-STAGES = ("decode", "detect", "classify")
+# Per-stage timings a Result carries, in milliseconds ("explain" only when explanations were asked for).
+STAGES = ("decode", "detect", "classify", "explain")
+# The side an explanation's own picture is drawn at: the 48-pixel crop enlarged four times.
+EXPLANATION_SIDE = 192
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a face got its emotion: a Grad-CAM heat map over the crop the classifier saw (see emolens.predict.explain).
+
+    Attributes:
+        heatmap: (size, size) float32 in [0, 1]; high where the face argued for its emotion.
+        crop: (size, size) uint8, the face as the classifier saw it.
+        square: the crop's left x, top y and side in the picture's pixels.
+    """
+
+    heatmap: np.ndarray = field(repr=False)
+    crop: np.ndarray = field(repr=False)
+    square: tuple[int, int, int]
+
+    def plot(self, side: int = EXPLANATION_SIDE) -> np.ndarray:
+        """The crop enlarged to `side` pixels with the heat map over it, RGB uint8."""
+        from emolens.predict.annotate import heat_overlay
+
+        face = cv2.cvtColor(cv2.resize(self.crop, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+        return heat_overlay(face, cv2.resize(self.heatmap, (side, side), interpolation=cv2.INTER_LINEAR))
 
 
 @dataclass(frozen=True)
@@ -33,6 +57,7 @@ class Face:
         landmarks: five (x, y) points, right eye, left eye, nose tip, right and left mouth corner, where the
             detector gives them (YuNet); else None.
         track_id: in videos and camera streams, the same number for the same face from frame to frame.
+        explanation: its Grad-CAM heat map, when the Recognizer was asked to explain; not serialised.
     """
 
     box: tuple[int, int, int, int]
@@ -42,6 +67,7 @@ class Face:
     score: float | None = None
     landmarks: tuple[tuple[float, float], ...] | None = None
     track_id: int | None = None
+    explanation: Explanation | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_probabilities(cls, box, probabilities: np.ndarray, class_names: list[str], **details: Any) -> Face:

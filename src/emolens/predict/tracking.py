@@ -50,4 +50,4 @@ class FaceTracker:
         window = self.history[face.track_id]
         window.append([face.probabilities[name] for name in self.class_names])
         mean = np.mean(window, axis=0)
-        return Face.from_probabilities(face.box, mean, self.class_names, score=face.score, landmarks=face.landmarks, track_id=face.track_id)
+        return Face.from_probabilities(face.box, mean, self.class_names, score=face.score, landmarks=face.landmarks, track_id=face.track_id, explanation=face.explanation)

@@ -17,9 +17,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
+import cv2
 import numpy as np
 
-from emolens._io import atomic_path
+from emolens._io import atomic_path, write_bytes
 from emolens.errors import EmolensError
 from emolens.predict.results import Result
 
@@ -182,7 +183,9 @@ class OutputFolder:
         if not result.is_video_frame:
             self.finish_video()
             suffix = ".jpg" if Path(result.name).suffix.lower() in (".jpg", ".jpeg") else ".png"
-            return result.write_picture(self._unique(result.name or "image", suffix))
+            annotated = result.write_picture(self._unique(result.name or "image", suffix))
+            self._write_explanations(result, annotated)
+            return annotated
         if result.source != self.video_source:
             self.finish_video()
             self.video_source, self.video_name = result.source, result.name
@@ -194,6 +197,16 @@ class OutputFolder:
                 times.append(result.time or 0.0)
                 classes.append(self.class_names.index(face.emotion))
         return None
+
+    def _write_explanations(self, result: Result, annotated: Path) -> None:
+        """`<name>.face<K>.explain.png` beside the annotated picture: face K (numbered as in faces.csv) enlarged
+        under its heat map."""
+        stem = annotated.name[: -len(".annotated" + annotated.suffix)]
+        for number, face in enumerate(result.faces):
+            if face.explanation is not None:
+                ok, encoded = cv2.imencode(".png", cv2.cvtColor(face.explanation.plot(), cv2.COLOR_RGB2BGR))
+                if ok:
+                    write_bytes(annotated.with_name(f"{stem}.face{number}.explain.png"), encoded.tobytes())
 
     def finish_video(self, error: BaseException | None = None) -> None:
         """Closes the current video (dropped with `error`) and draws its timeline."""

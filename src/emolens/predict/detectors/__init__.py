@@ -180,19 +180,27 @@ class DetectorConfig:
         return cls(**values)
 
 
+def crop_squares(boxes: np.ndarray, framing: Framing) -> np.ndarray:
+    """The square each face is cropped from, (K, 3) ints: left x, top y and side in the picture's pixels
+    (it may reach past the picture's edge)."""
+    squares = np.empty((len(boxes), 3), dtype=np.int64)
+    for i, (x, y, w, h) in enumerate(boxes):
+        side = framing.scale * max(w, h)
+        cx, cy = x + w / 2, y + h / 2 + framing.dy * side
+        squares[i] = round(cx - side / 2), round(cy - side / 2), round(side)
+    return squares
+
+
 def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int = 48) -> np.ndarray:
-    """Square crops (K, size, size) uint8 around each box, framed as FER2013 frames faces.
+    """Square crops (K, size, size) uint8 around each box, framed as FER2013 frames faces (see `crop_squares`).
 
     Crops reaching past the photo's edge are filled by replicating the edge pixels, as a face at the border
     would otherwise be squashed or shifted.
     """
     crops = np.empty((len(boxes), size, size), dtype=np.uint8)
     height, width = gray.shape
-    for i, (x, y, w, h) in enumerate(boxes):
-        side = framing.scale * max(w, h)
-        cx, cy = x + w / 2, y + h / 2 + framing.dy * side
-        x0, y0 = round(cx - side / 2), round(cy - side / 2)
-        x1, y1 = x0 + round(side), y0 + round(side)
+    for i, (x0, y0, side) in enumerate(crop_squares(boxes, framing)):
+        x1, y1 = x0 + side, y0 + side
         inside = gray[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
         square = cv2.copyMakeBorder(inside, max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0), cv2.BORDER_REPLICATE)
         interpolation = cv2.INTER_AREA if square.shape[0] > size else cv2.INTER_LINEAR
@@ -202,5 +210,5 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int 
 
 __all__ = [
     "DEFAULT_DETECTOR", "DEFAULT_MIN_FACE", "DetectorConfig", "DetectorSpec", "Detections", "FaceDetector", "Framing",
-    "crop_faces", "detector_names", "list_detectors", "register_detector",
+    "crop_faces", "crop_squares", "detector_names", "list_detectors", "register_detector",
 ]  # fmt: skip
