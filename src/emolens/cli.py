@@ -72,6 +72,7 @@ RUN_SETTINGS = {
     "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
     "crop": "crop", "precision": "precision", "mixup": "mixup", "cutmix": "cutmix", "dedupe": "dedupe",
+    "start_from": "start_from", "new_head": "new_head", "freeze_epochs": "freeze_epochs",
 }  # fmt: skip
 AUGMENT_SETTINGS = ("rotation", "shift", "zoom", "erasing")
 
@@ -511,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out blank images, duplicates within train and train copies of test images, as `data inspect --fix` "
         "(exact, the default) or `--fix --near` (near) would",
     )
+    finetune = train.add_argument_group("fine-tuning")
+    finetune.add_argument("--from", dest="start_from", metavar="MODEL", help="start from this model's weights: `default` (the bundled model), a run folder or a .keras file; its architecture and crop are used")
+    finetune.add_argument("--new-head", action="store_const", const=True, help="with --from: a new output layer for DATA's classes (needed when they differ from the model's)")
+    finetune.add_argument("--freeze-epochs", type=_non_negative_int, help="with --from: train only the output layer for this many epochs first (default 0)")
     optimization = train.add_argument_group("optimization")
     optimization.add_argument("--optimizer", help="adam or sgd (Nesterov momentum) (default adam)")
     optimization.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")

@@ -49,6 +49,24 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return path
 
 
+def keras_model_path(model: str | os.PathLike) -> Path:
+    """The .keras file behind `model`: the bundled default.keras for "default", a run's model.keras, a .keras
+    file itself, or the .keras file beside an .onnx file of the same name.
+
+    Raises:
+        EmolensError: an .onnx file with no .keras beside it.
+    """
+    if str(model) == DEFAULT_MODEL:
+        return BUNDLED_DIR / "default.keras"
+    path = resolve_model_path(model)
+    if path.suffix == ".keras":
+        return path
+    twin = path.with_suffix(".keras")
+    if twin.is_file():
+        return twin
+    raise EmolensError(f"this needs the Keras model, and {path} is ONNX with no {twin.name} beside it: pass the run folder or the .keras file.")
+
+
 def needs_keras(*models: str | os.PathLike) -> bool:
     """Whether loading `models` imports Keras (everything but .onnx files and the bundled default)."""
     return any(str(model) != DEFAULT_MODEL and Path(model).suffix != ".onnx" for model in models)

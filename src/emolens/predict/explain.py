@@ -21,28 +21,10 @@ import numpy as np
 
 from emolens.data.preprocess import to_model_input
 from emolens.errors import EmolensError
-from emolens.models.classifier import BUNDLED_DIR, DEFAULT_MODEL, resolve_model_path
+from emolens.models.classifier import DEFAULT_MODEL, keras_model_path
 
 # A map is compared with the network's answer on the same face: far apart means the split below is wrong.
 _AGREEMENT = 1e-3
-
-
-def keras_model_path(model: str | os.PathLike) -> Path:
-    """The .keras file behind `model`: the bundled default.keras for "default", a run's model.keras, a .keras
-    file itself, or the .keras file beside an .onnx file of the same name.
-
-    Raises:
-        EmolensError: an .onnx file with no .keras beside it.
-    """
-    if str(model) == DEFAULT_MODEL:
-        return BUNDLED_DIR / "default.keras"
-    path = resolve_model_path(model)
-    if path.suffix == ".keras":
-        return path
-    twin = path.with_suffix(".keras")
-    if twin.is_file():
-        return twin
-    raise EmolensError(f"explanations need the Keras model, and {path} is ONNX with no {twin.name} beside it: pass the run folder or the .keras file.")
 
 
 def _pools_feature_maps(layer) -> bool:

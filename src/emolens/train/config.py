@@ -50,6 +50,13 @@ class TrainConfig:
         dedupe: str. "none", or train on the data as `emolens data inspect --fix` would clean it: no blank
             images, one of each duplicate in train, no train copy of a test or val image; "exact" counts
             pixel-identical copies, "near" near duplicates and mirror images too. Defaults to "none".
+        start_from: str or None. Fine-tune: start from this model's weights ("default" for the bundled model, a
+            run folder or a .keras file); its architecture and input crop replace `model` and `crop`. Defaults to
+            None (random initial weights).
+        new_head: bool. With start_from, replace its output layer by a new one for the data's classes (needed
+            when they differ from the model's). Defaults to False.
+        freeze_epochs: int. With start_from, train only the output layer for this many epochs first (at ten
+            times the learning rate), then everything. Defaults to 0.
     """
 
     model: str = "seed"
@@ -72,6 +79,9 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     dedupe: str = "none"
+    start_from: str | None = None
+    new_head: bool = False
+    freeze_epochs: int = 0
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):
@@ -96,6 +106,10 @@ class TrainConfig:
             raise ValueError(f"Expected label_smoothing in [0, 1). Received: label_smoothing={self.label_smoothing}")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"Expected 0 <= warmup_epochs < epochs. Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}")
+        if self.start_from is None and (self.new_head or self.freeze_epochs):
+            raise ValueError("Expected start_from with new_head or freeze_epochs (they fine-tune a trained model). Received: start_from=None")
+        if not 0 <= self.freeze_epochs < self.epochs:
+            raise ValueError(f"Expected 0 <= freeze_epochs < epochs. Received: freeze_epochs={self.freeze_epochs}, epochs={self.epochs}")
         if self.epochs < 1:
             raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}")
         if self.batch_size < 1:

@@ -41,6 +41,23 @@ RECIPES: dict[str, dict[str, Any]] = {
         "crop": 44,
         "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.1},
     },
+    # Fine-tuning a trained model (the bundled one unless --from says otherwise) on a few hundred of your own
+    # faces: the output layer alone for 3 epochs, then everything at a rate well below training's, for 20 epochs
+    # in all. The architecture and crop are the start model's.
+    "finetune": {
+        "start_from": "default",
+        "freeze_epochs": 3,
+        "epochs": 20,
+        "batch_size": 32,
+        "learning_rate": 1e-4,
+        "optimizer": "adam",
+        "weight_decay": 1e-4,
+        "schedule": "cosine",
+        "warmup_epochs": 0,
+        "label_smoothing": 0.1,
+        "class_weight": "sqrt",
+        "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.1},
+    },
     # For a GPU: the BatchNorm VGG-style net with SGD-Nesterov, a plateau schedule, 40-pixel random crops and
     # random erasing, as in the best published single model (Khaireddin and Chen, 2021, with ten-crop TTA).
     "best": {

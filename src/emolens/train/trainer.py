@@ -41,7 +41,7 @@ from emolens.errors import EmolensError
 from emolens.plots import plot_curves
 from emolens.rundir import RunDir
 from emolens.models.card import ModelCard
-from emolens.models.classifier import load_classifier
+from emolens.models.classifier import keras_model_path, load_classifier
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_checkpoint, read_card, save_model
 from emolens.train.calibrate import fit_calibration, store_calibration
@@ -152,9 +152,68 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
         ]
     trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
     backend.allow_xla(trainer)  # before compile, which decides whether XLA compiles the step
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    trainer.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"])
+    _compile(trainer, config, make_optimizer(config, steps_per_epoch))
     return trainer
+
+
+def _compile(trainer: keras.Model, config: TrainConfig, optimizer: keras.optimizers.Optimizer) -> None:
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    trainer.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+# --- fine-tuning: starting from a trained model ---------------------------------------------------------------
+
+# While the body is frozen only the new or reused output layer learns, so it can take a larger step.
+HEAD_RATE_FACTOR = 10.0
+
+
+def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
+    """The trained classifier a fine-tuning run starts from ("default", a run folder or a .keras file) and its card."""
+    from emolens.models.saving import load_model
+
+    path = keras_model_path(start_from)
+    network, card = load_model(path, compile=False)
+    if card.model is None or card.model == "ensemble":
+        raise EmolensError(f"{start_from}: cannot fine-tune {'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members.")
+    get_model_spec(card.model)  # an architecture this version of emolens can build
+    return network, card
+
+
+def check_start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> None:
+    """A fine-tuned model keeps its classes: DATA must have exactly them, unless a new output layer is asked for."""
+    if new_head:
+        return
+    missing_in_model = sorted(set(dataset.class_names) - set(card.class_names))
+    missing_in_data = sorted(set(card.class_names) - set(dataset.class_names))
+    if missing_in_model or missing_in_data:
+        parts = ([f"the model lacks {', '.join(missing_in_model)}"] if missing_in_model else []) + ([f"the data lacks {', '.join(missing_in_data)}"] if missing_in_data else [])
+        raise EmolensError(f"the classes differ: {'; '.join(parts)}. Give the data the model's classes ({', '.join(card.class_names)}), or pass --new-head to train a new output layer.")
+
+
+def transfer_weights(classifier: keras.Model, source: keras.Model, source_classes: tuple[str, ...], class_names: tuple[str, ...], new_head: bool) -> None:
+    """Copies `source`'s weights into `classifier` (the same architecture, built for `class_names`): every layer,
+    and the output layer too unless `new_head`, its columns reordered to the data's class order."""
+    pairs = [(mine, theirs) for mine, theirs in zip(classifier.layers, source.layers) if theirs.weights]
+    if len(classifier.layers) != len(source.layers) or any(type(a) is not type(b) for a, b in zip(classifier.layers, source.layers)):
+        raise EmolensError("the model to start from does not match its architecture as this version of emolens builds it.")
+    *body, (head, source_head) = pairs
+    for mine, theirs in body:
+        mine.set_weights(theirs.get_weights())
+    if not new_head:
+        order = [source_classes.index(name) for name in class_names]
+        kernel, bias = source_head.get_weights()
+        head.set_weights([kernel[:, order], bias[order]])
+
+
+def body_is_trainable(classifier: keras.Model) -> bool:
+    return next(layer for layer in classifier.layers[:-1] if layer.weights).trainable
+
+
+def set_body_trainable(classifier: keras.Model, trainable: bool) -> None:
+    """Freezes (or thaws) every layer but the output layer. Frozen BatchNorm layers also keep their statistics."""
+    for layer in classifier.layers[:-1]:
+        layer.trainable = trainable
+
 
 
 class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
@@ -338,14 +397,25 @@ def _fit(
         data = {"x": batches}
     else:
         data = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True, "class_weight": weights}
-    trainer.fit(
-        **data,
-        epochs=config.epochs,
-        initial_epoch=state["epochs_done"],
-        validation_data=(x_val, y_val),
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    steps = math.ceil(len(x_train) / config.batch_size)
+    phases = [(config.freeze_epochs, False), (config.epochs, True)] if state["epochs_done"] < config.freeze_epochs else [(config.epochs, True)]
+    classifier = trainer.get_layer(config.model)
+    for until, body_trains in phases:
+        if config.freeze_epochs and body_is_trainable(classifier) != body_trains:
+            # Changing what trains needs a new compile, and so a new optimizer: the head's own (a constant, larger
+            # rate) while frozen, then the schedule planned for the epochs left. A resumed run reloads its phase.
+            set_body_trainable(classifier, body_trains)
+            rest = replace(config, epochs=config.epochs - config.freeze_epochs, freeze_epochs=0, warmup_epochs=min(config.warmup_epochs, config.epochs - config.freeze_epochs - 1))
+            head = keras.optimizers.Adam(HEAD_RATE_FACTOR * config.learning_rate) if not body_trains else None
+            _compile(trainer, config, head or make_optimizer(rest, steps))
+        trainer.fit(
+            **data,
+            epochs=until,
+            initial_epoch=state["epochs_done"],
+            validation_data=(x_val, y_val),
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     _calibrate_best(run_dir, val)
     return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
 
@@ -378,6 +448,10 @@ def train(
         >>> result.run_dir / "model.keras"
     """
     config = config or TrainConfig()
+    start = load_start_model(config.start_from) if config.start_from else None
+    if start is not None:
+        # A fine-tuned model keeps its architecture and input crop.
+        config = replace(config, model=start[1].model, crop=start[1].input_shape[0])
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     config = replace(
         config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate, precision=resolve_precision(config)
@@ -387,6 +461,8 @@ def train(
         refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
     _check_trainable_classes(dataset)
+    if start is not None:
+        check_start_classes(dataset, start[1], config.new_head)
     train_split, val_split, removed = prepare_splits(dataset, config, count)
     train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
@@ -395,6 +471,9 @@ def train(
     with backend.data_parallel(count):
         trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
     classifier = trainer.get_layer(config.model)
+    if start is not None:
+        transfer_weights(classifier, start[0], start[1].class_names, dataset.class_names, config.new_head)
+        logger.info("Fine-tuning %s from %s%s", config.model, config.start_from, " with a new output layer" if config.new_head else "")
     write_json(
         files.config,
         {
