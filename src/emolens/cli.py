@@ -360,6 +360,23 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_faces(args: argparse.Namespace) -> int:
+    from emolens._progress import track
+    from emolens.predict.collect import UNLABELLED, collect_faces
+    from emolens.predict.inputs import count_pictures, expand_sources, iter_pictures
+
+    sources = expand_sources(list(args.sources))
+    pictures = track(iter_pictures(sources, every=args.every), total=count_pictures(sources, every=args.every), description="Pictures")
+    summary = collect_faces(sources, args.out, detector=_detector_config(args), pre_label=args.pre_label, model=args.model, every=args.every, pictures=pictures)
+    for skipped in summary.skipped:
+        console.print(f"[bold red]skipped[/] {_shown(skipped)}", soft_wrap=True)
+    folders = ", ".join(f"{folder} {count}" for folder, count in sorted(summary.by_folder.items()))
+    stdout.print(f"{summary.faces} faces from {summary.pictures} pictures in [bold]{_shown(args.out)}[/]" + (f": {folders}" if folders else ""))
+    where = f"{args.out}/train/<emotion>/ folders (the guesses are there: move the wrong ones)" if args.pre_label else f"{args.out}/train/<emotion>/ folders, from {args.out}/{UNLABELLED}/"
+    stdout.print(f"Next: sort them into {_shown(where)}, then [cyan]emolens train {_shown(args.out)} --recipe finetune[/]")
+    return 1 if summary.skipped else 0
+
+
 def cmd_data_preview(args: argparse.Namespace) -> int:
     from emolens.data.preview import preview_augmentation
 
@@ -626,6 +643,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(handler=cmd_data_synth, needs_backend=False)
+    faces = _command(
+        data, "faces", help="your own photos and videos as a dataset: every face as a 48x48 crop, to sort by emotion",
+        description="Find faces as `predict` does and write each as the 48x48 crop the classifier sees: into OUT/unlabelled/, or "
+                    "with --pre-label into OUT/train/<the bundled model's guess>/; OUT/faces.csv says where each came from. "
+                    "Sorted into OUT/train/<emotion>/, OUT is a dataset for `emolens train OUT --recipe finetune`.",
+    )  # fmt: skip
+    faces.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders, videos, ZIPs of images or .txt lists of paths")
+    faces.add_argument("--out", required=True, help="the dataset folder to make")
+    faces.add_argument("--pre-label", action="store_true", help="file each face under train/<guess> by --model's answer, for a person to correct")
+    faces.add_argument("--model", default="default", help="the model whose guesses --pre-label uses (default: the bundled one)")
+    faces.add_argument("--every", type=_positive_int, default=10, help="in videos, take every K-th frame (default 10)")
+    _add_detector_flags(faces)
+    faces.set_defaults(handler=cmd_data_faces, needs_backend=False)
     preview = _command(data, "preview", help="a grid of training images after augmentation")
     preview.add_argument("data", help="a dataset source with a train split")
     preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")

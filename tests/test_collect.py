@@ -1,0 +1,70 @@
+"""`emolens data faces`: your photos' faces as a dataset, cropped exactly as prediction crops them."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ASTRONAUT
+from emolens.cli import main
+from emolens.data.cache import load_dataset
+from emolens.models.classifier import load_classifier
+from emolens.predict.detectors import DetectorConfig, crop_faces
+from test_predict import group_photo, save, textures
+
+
+def _rows(folder):
+    with open(folder / "faces.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_every_face_becomes_the_crop_predict_would_classify(tmp_path, capsys):
+    photo, squares = group_photo()
+    sources = [save(photo, tmp_path / "group.png"), save(textures(1)[0], tmp_path / "texture.png")]
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "faces"
+    assert main(["data", "faces", *map(str, sources), str(tmp_path / "broken.jpg"), "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert f"{len(squares)} faces from 2 pictures" in printed.out and "broken.jpg" in printed.err
+    rows = _rows(out)
+    assert len(rows) == len(squares) and {row["source"] for row in rows} == {str(sources[0])}
+    detector = DetectorConfig().build()
+    expected = crop_faces(photo, detector.detect(photo).boxes, detector.framing)
+    for row, crop in zip(rows, expected):
+        assert row["file"].startswith("unlabelled/") and row["guess"] == ""
+        assert np.array_equal(np.asarray(Image.open(out / row["file"])), crop)
+        x, y, w, h = (int(row[k]) for k in "xywh")
+        assert any(sx <= x + w / 2 <= sx + side and sy <= y + h / 2 <= sy + side for sx, sy, side in squares)
+
+
+def test_pre_label_files_each_face_under_its_guess(tmp_path, capsys):
+    out = tmp_path / "faces"
+    assert main(["data", "faces", str(ASTRONAUT), "--out", str(out), "--pre-label"]) == 0
+    (row,) = _rows(out)
+    assert row["file"] == "train/happy/astronaut-face0.png" and row["guess"] == "happy"
+    # Only classes with faces get a folder: the dataset loader refuses empty class folders.
+    assert [p.name for p in (out / "train").iterdir()] == ["happy"]
+    # Read back as a dataset, the crop gets the same answer: the same pixels reach the model.
+    dataset = load_dataset(out, cache=False)
+    probabilities = load_classifier().predict(dataset.split("train").images)
+    assert probabilities[0].max() == pytest.approx(float(row["confidence"]), abs=1e-4)
+    assert main(["data", "faces", str(ASTRONAUT), "--out", str(out)]) == 2
+    assert "already holds collected faces" in capsys.readouterr().err
+
+
+def test_videos_give_every_kth_frame(tmp_path, capsys):
+    photo, squares = group_photo(angles=(0, 0))
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (photo.shape[1], photo.shape[0]))
+    for _ in range(20):
+        writer.write(cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    out = tmp_path / "faces"
+    assert main(["data", "faces", str(path), "--out", str(out), "--every", "5"]) == 0
+    rows = _rows(out)
+    assert sorted({int(row["frame"]) for row in rows}) == [0, 5, 10, 15]
+    assert len(rows) == 4 * len(squares) and len({row["file"] for row in rows}) == len(rows)
