@@ -329,7 +329,8 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for column in ("name", "model", "epochs", "optimizer", "lr", "schedule"):
         table.add_column(column, style="bold" if column == "name" else None, no_wrap=True)
     for name, recipe in RECIPES.items():
-        table.add_row(name, recipe["model"], str(recipe["epochs"]), recipe["optimizer"], f"{recipe['learning_rate']:g}", recipe["schedule"])
+        model = recipe["model"] if "model" in recipe else f"{recipe['start_from']}'s"  # a fine-tuning recipe keeps its start model's
+        table.add_row(name, model, str(recipe["epochs"]), recipe["optimizer"], f"{recipe['learning_rate']:g}", recipe["schedule"])
     stdout.print(table)
     return 0
 
