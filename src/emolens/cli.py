@@ -148,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from emolens.models.classifier import needs_keras
-    from emolens.train.calibrate import calibrate
+    from emolens.train.calibration import calibrate
 
     if needs_keras(args.model):
         _start_backend(args.verbose)

@@ -1,7 +1,8 @@
 """Recognising the emotion of every face in photos, videos and camera streams."""
 
+from emolens.predict.collect import CollectedFaces, collect_faces
 from emolens.predict.detectors import DetectorConfig
 from emolens.predict.recognizer import Recognizer
-from emolens.predict.results import Face, Result
+from emolens.predict.results import Explanation, Face, Result
 
-__all__ = ["DetectorConfig", "Face", "Recognizer", "Result"]
+__all__ = ["CollectedFaces", "DetectorConfig", "Explanation", "Face", "Recognizer", "Result", "collect_faces"]

@@ -1,4 +1,4 @@
-"""Training runs: configure, train, resume.
+"""Training runs: configure, train, resume, calibrate.
 
 Names are imported on first use, so reading a recipe or a config does not load Keras.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TrainConfig", "TrainResult", "resume", "train"]
+__all__ = ["Calibration", "TrainConfig", "TrainResult", "calibrate", "resume", "train"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,6 +15,10 @@ def __getattr__(name: str) -> Any:
         from emolens.train.config import TrainConfig
 
         return TrainConfig
+    if name in ("Calibration", "calibrate"):
+        from emolens.train import calibration
+
+        return getattr(calibration, name)
     if name in ("TrainResult", "resume", "train"):
         from emolens.train import trainer
 

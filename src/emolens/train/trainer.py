@@ -44,7 +44,7 @@ from emolens.models.card import ModelCard
 from emolens.models.classifier import keras_model_path, load_classifier
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_checkpoint, read_card, save_model
-from emolens.train.calibrate import fit_calibration, store_calibration
+from emolens.train.calibration import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
 from emolens.train.mixing import MixedBatches
 
