@@ -19,7 +19,7 @@ from emolens.data.sources import Dataset, SkippedFile, Split, decode_listing, li
 logger = logging.getLogger(__name__)
 
 # Bump when decoding changes, so that old entries stop matching.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: colour faces gray-converted and resized by emolens.data.preprocess, as prediction does
 
 
 def cache_dir() -> Path:

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from emolens._native import release_free_memory
 from emolens.constants import IMAGE_SIZE
+from emolens.data.preprocess import gray_from_rgb, resize_face
 
 # Refuse decompression bombs before decoding: 64 megapixels is far above any face photo.
 MAX_PIXELS = 64_000_000
@@ -172,10 +173,10 @@ def decode_face(data: bytes, *, size: int = IMAGE_SIZE) -> tuple[np.ndarray, str
     The format lets `emolens data inspect` name images that were not 48x48 grayscale before decoding.
     """
     with _open_image(data, draft_size=size) as (image, original):
-        gray = _to_grayscale(image)
-        if gray.size != (size, size):
-            gray = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        return np.asarray(gray, dtype=np.uint8).copy(), original
+        # Gray and resized by the rules prediction uses (emolens.data.preprocess), so a face file and the same
+        # face cropped from a photo become the same pixels.
+        gray = np.array(image, dtype=np.uint8) if image.mode == "L" else gray_from_rgb(_rgb_array(image))
+        return resize_face(gray, size), original
 
 
 def decode_photo(data: bytes) -> np.ndarray:

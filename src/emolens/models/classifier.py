@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emolens.data.preprocess import to_model_input
+from emolens.data.preprocess import centre_crop, to_model_input
 from emolens.errors import EmolensError
 from emolens.models.calibration import apply_temperature
 from emolens.models.card import ONNX_CARD_KEY, ModelCard, read_card_text
@@ -112,8 +112,7 @@ class Classifier(ABC):
             corners = [(margin // 2, margin // 2), (0, 0), (0, margin), (margin, 0), (margin, margin)]
             crops = [inputs[:, top : top + crop, left : left + crop] for top, left in corners]
             return crops + [view[:, :, ::-1] for view in crops]
-        start = (size - crop) // 2  # as keras.layers.CenterCrop, which training validated with
-        centre = inputs[:, start : start + crop, start : start + crop]
+        centre = centre_crop(inputs, crop)  # what training validated with
         return [centre, centre[:, :, ::-1]] if tta == "flip" else [centre]
 
     @property

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolens.data.preprocess import to_model_input
+from emolens.data.preprocess import centre_crop, to_model_input
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, keras_model_path
 
@@ -81,7 +81,7 @@ class GradCam:
             return np.zeros(faces.shape, dtype=np.float32)
         size, crop = faces.shape[1], self.card.input_shape[0]
         start = (size - crop) // 2
-        inputs = to_model_input(faces)[:, start : start + crop, start : start + crop]
+        inputs = centre_crop(to_model_input(faces), crop)
         features = np.asarray(self.features.predict_on_batch(inputs), dtype=np.float32)
         classes = np.asarray(classes, dtype=np.int64)
         gradients = backend.gradient(lambda tensor: self._scores(tensor, classes), features)

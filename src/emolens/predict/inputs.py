@@ -23,6 +23,7 @@ from emolens._io import read_file
 from emolens._native import native_stderr_silenced
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
+from emolens.data.preprocess import gray_from_rgb
 from emolens.data.sources import list_zip_members, read_zip_member
 from emolens.errors import EmolensError
 
@@ -69,7 +70,7 @@ def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, 
         image = read_file(image)
     if isinstance(image, (bytes, Image.Image)):
         rgb = decode_photo(image) if isinstance(image, bytes) else pil_to_rgb(image)
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
+        return gray_from_rgb(rgb), rgb
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise TypeError(f"Expected a uint8 image array. Received: dtype={array.dtype}")
@@ -80,7 +81,7 @@ def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, 
     if color not in ("rgb", "bgr"):
         raise ValueError("A colour image array needs color='rgb' or color='bgr' (OpenCV arrays are BGR).")
     rgb = np.ascontiguousarray(array[..., :3] if color == "rgb" else array[..., 2::-1])
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), rgb
+    return gray_from_rgb(rgb), rgb
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Ite
                 if not ok:
                     return
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+                gray = gray_from_rgb(rgb)
                 seconds = time.monotonic() - started if live else index / fps
                 decode_ms = (time.perf_counter() - began) * 1000
                 yield Picture(str(source), name, gray, rgb, decode_ms, frame=index, time=round(seconds, 3), fps=fps if live else fps / every, live=live)

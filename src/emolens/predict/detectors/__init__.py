@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from emolens.data.preprocess import resize_face
 from emolens.errors import EmolensError
 
 DEFAULT_DETECTOR = "yunet"
@@ -203,8 +204,7 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int 
         x1, y1 = x0 + side, y0 + side
         inside = gray[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
         square = cv2.copyMakeBorder(inside, max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0), cv2.BORDER_REPLICATE)
-        interpolation = cv2.INTER_AREA if square.shape[0] > size else cv2.INTER_LINEAR
-        crops[i] = cv2.resize(square, (size, size), interpolation=interpolation)
+        crops[i] = resize_face(square, size)
     return crops
 
 
