@@ -379,7 +379,7 @@ def cmd_data_faces(args: argparse.Namespace) -> int:
 
 
 def cmd_data_preview(args: argparse.Namespace) -> int:
-    from emolens.data.preview import preview_augmentation
+    from emolens.preview import preview_augmentation
 
     path = preview_augmentation(args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache)
     console.print(f"Wrote [bold]{_shown(path)}[/]")
@@ -388,7 +388,8 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from emolens.data import load_dataset
-    from emolens.data.inspection import inspect_dataset, write_cleaned_copy, write_report
+    from emolens.data.inspection import inspect_dataset, write_cleaned_copy
+    from emolens.inspection_report import write_report
 
     dataset = load_dataset(args.data, cache=not args.no_cache)
     with console.status("Inspecting"):

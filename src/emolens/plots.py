@@ -354,7 +354,7 @@ def plot_image_rows(rows: list[tuple[str, np.ndarray, list[str]]], path: str | o
         for index, ax in enumerate(row_axes[1:]):
             ax.set_axis_off()
             if index < len(images):
-                ax.imshow(images[index], cmap=None if rgb else "gray", vmin=0, vmax=255, interpolation="nearest")
+                ax.imshow(images[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
                 ax.set_title(_literal(captions[index]) if index < len(captions) else "", fontsize=6.5, pad=2)
     if title:
         fig.suptitle(_literal(title), fontsize=11, y=1 - 0.15 / height)

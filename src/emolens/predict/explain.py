@@ -14,7 +14,6 @@ loaded only when an explanation is asked for; ONNX prediction stays free of Tens
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np

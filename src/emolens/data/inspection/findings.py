@@ -1,49 +1,22 @@
-"""Finding what is wrong with a dataset before it costs a training run, and the cleaned copy that follows.
-
-`inspect_dataset` looks at decoded arrays (so the cache makes it fast): class balance, unreadable files, files
-that were not 48x48 grayscale, blank and near-constant images, exact duplicates (same decoded pixels) within
-and across splits, and, on request, near duplicates and mirror images by perceptual hash. `clean_dataset`
-drops what the findings say to drop; `emolens data inspect --fix` and `emolens train --dedupe` both use it.
-
-Near duplicates: each image's 64-bit perceptual hash (pHash) takes the 8x8 lowest frequencies of its 2-D
-DCT, one bit per coefficient above their median. Two images are near duplicates when their hashes differ in at
-most `threshold` bits (NEAR_THRESHOLD, 4, by default), or when one's mirror-image hash is that close to the
-other's. Candidates come from multi-index hashing: hashes within d bits agree exactly on at least one of d+1
-bit blocks, so only images that share a block are compared, never all pairs.
+"""What `emolens data inspect` finds: the findings, their verdict in words, and `inspect_dataset` that makes them.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
-import logging
-import os
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from emolens._io import atomic_dir, write_text
-from emolens._progress import track
-from emolens.constants import IMAGE_SIZE, MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
-from emolens.data.sources import CSV_USAGE_SPLITS, Dataset, SkippedFile, refuse_output_inside
-from emolens.errors import EmolensError
-from emolens.plots import plot_class_counts, plot_image_rows
-
-logger = logging.getLogger(__name__)
+from emolens.constants import IMAGE_SIZE, NEAR_CONSTANT_STD, NEAR_THRESHOLD
+from emolens.data.inspection.near import _check_threshold, _components, hamming_pairs, perceptual_hashes
+from emolens.data.sources import Dataset, SkippedFile
 
 # Splits in the order a cleaned copy protects them: a train image that copies a test image goes, never the test one.
 SPLIT_PRIORITY = ("test", "val", "train")
-_HASH_SIZE = 8
 _FORMAT = f"{IMAGE_SIZE}x{IMAGE_SIZE} L"
 
 
@@ -221,69 +194,6 @@ class Inspection:
         }
 
 
-def perceptual_hashes(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit DCT perceptual hashes of (N, H, W) gray images, and of their mirror images, as uint64 arrays.
-
-    The 8x8 lowest DCT frequencies come from two small matrix products per image; mirroring an image only flips
-    the sign of its odd horizontal frequencies, so the mirror hashes cost nothing more.
-    """
-    size = images.shape[-1]
-    k, n = np.arange(_HASH_SIZE)[:, None], np.arange(size)[None, :]
-    basis = np.cos(np.pi * (2 * n + 1) * k / (2 * size)).astype(np.float32)  # (8, W): DCT-II rows
-    low = basis @ images.astype(np.float32) @ basis.T  # (N, 8, 8)
-    mirror = low * np.where(np.arange(_HASH_SIZE) % 2, -1, 1).astype(np.float32)
-
-    def bits(coefficients: np.ndarray) -> np.ndarray:
-        flat = coefficients.reshape(len(coefficients), -1)
-        above = flat > np.median(flat, axis=1, keepdims=True)
-        return np.packbits(above, axis=1, bitorder="little").view("<u8")[:, 0]
-
-    return bits(low), bits(mirror)
-
-
-def _check_threshold(threshold: int) -> None:
-    if not 0 <= threshold <= MAX_NEAR_THRESHOLD:
-        raise EmolensError(f"the near-duplicate threshold must be between 0 and {MAX_NEAR_THRESHOLD} bits (received {threshold}).")
-
-
-def hamming_pairs(hashes: np.ndarray, queries: np.ndarray, threshold: int, *, same: bool, chunk: int = 4096) -> np.ndarray:
-    """All (query, hash) index pairs whose 64-bit hashes differ in at most `threshold` bits, as an (M, 2) array.
-
-    With same=True the queries are the hashes themselves and each pair is given once (i < j). Queries go in
-    chunks, so memory stays bounded however many candidates share a block.
-    """
-    _check_threshold(threshold)
-    # threshold + 1 blocks of (nearly) equal width covering all 64 bits.
-    edges = [round(64 * b / (threshold + 1)) for b in range(threshold + 2)]
-    blocks = []
-    for low, high in zip(edges, edges[1:]):
-        keys = (hashes >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
-        order = np.argsort(keys, kind="stable")
-        blocks.append((low, high, order, keys[order]))
-    found = [np.zeros((0, 2), np.int64)]
-    for first in range(0, len(queries), chunk):
-        part = queries[first : first + chunk]
-        for low, high, order, sorted_keys in blocks:
-            query_keys = (part >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
-            start = np.searchsorted(sorted_keys, query_keys, "left")
-            counts = np.searchsorted(sorted_keys, query_keys, "right") - start
-            query_index = np.repeat(np.arange(len(part)), counts)
-            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-            hash_index = order[np.repeat(start, counts) + offsets]
-            keep = np.bitwise_count(part[query_index] ^ hashes[hash_index]) <= threshold
-            query_index = query_index + first
-            if same:
-                keep &= query_index < hash_index
-            found.append(np.stack([query_index[keep], hash_index[keep]], axis=1))
-    return np.unique(np.concatenate(found), axis=0)
-
-
-def _components(pairs: np.ndarray, count: int) -> np.ndarray:
-    """Component label of each of `count` nodes in the undirected graph whose edges are `pairs`."""
-    graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
-    return connected_components(graph, directed=False)[1]
-
-
 def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NEAR_THRESHOLD) -> Inspection:
     """Checks a decoded dataset for what would spoil a training run or its test figures.
 
@@ -358,158 +268,3 @@ def _near_groups(
         members[int(component[index])].append(index)
     groups = [DuplicateGroup(tuple(refs[i] for i in m), near=True, mirrored=c in mirrored) for c, m in members.items()]
     return sorted(groups, key=lambda g: (-len(g.members), g.members[0].split, g.members[0].index))
-
-
-def cleaning_plan(report: Inspection) -> dict[tuple[str, int], tuple[ImageRef, str]]:
-    """What a cleaned copy leaves out, as (split, index) -> (image, reason).
-
-    Blank and near-constant images go from every split. Of each duplicate set (near ones too when searched):
-    train and val copies of a test image go, then train copies of a val image; the train copies left keep one
-    image, or none when their labels disagree. Test images are never dropped for being duplicates.
-    """
-    plan: dict[tuple[str, int], tuple[ImageRef, str]] = {}
-    for ref in report.blank:
-        plan[(ref.split, ref.index)] = (ref, "blank")
-    for ref in report.near_constant:
-        plan[(ref.split, ref.index)] = (ref, "near-constant")
-    for group in report.duplicate_sets():
-        kind = "near duplicate" if group.near else "duplicate"
-        splits = set(group.splits)
-        train = [m for m in group.members if m.split == "train"]
-        for member in group.members:
-            if member.split == "val" and "test" in splits:
-                plan.setdefault((member.split, member.index), (member, f"{kind} of a test image"))
-            elif member.split == "train" and splits & {"test", "val"}:
-                source = "test" if "test" in splits else "val"
-                plan.setdefault((member.split, member.index), (member, f"{kind} of a {source} image"))
-        if splits & {"test", "val"} or len(train) < 2:
-            continue
-        if len({m.label for m in train}) > 1:
-            for member in train:
-                plan.setdefault((member.split, member.index), (member, f"{kind}s with conflicting labels"))
-        else:
-            for member in train[1:]:
-                plan.setdefault((member.split, member.index), (member, f"{kind} within train"))
-    return plan
-
-
-def clean_dataset(dataset: Dataset, report: Inspection) -> tuple[Dataset, list[tuple[ImageRef, str]]]:
-    """The dataset without what `cleaning_plan` drops, and the list of dropped images with reasons."""
-    plan = cleaning_plan(report)
-    splits = {}
-    for name, split in dataset.splits.items():
-        keep = np.array([i for i in range(len(split)) if (name, i) not in plan], dtype=np.int64)
-        splits[name] = split.subset(keep)
-    removed = sorted(plan.values(), key=lambda item: (SPLIT_PRIORITY[::-1].index(item[0].split), item[0].index))
-    return replace(dataset, splits=splits), removed
-
-
-def _png_paths(split_name: str, class_names: tuple[str, ...], names: tuple[str, ...], labels: np.ndarray) -> list[str]:
-    """Relative PNG paths in split/class/ for each image, from its own file name."""
-    taken: set[str] = set()
-    paths = []
-    for name, label in zip(names, labels):
-        base = f"{split_name}/{class_names[int(label)]}/{PurePosixPath(name).stem}"
-        path, number = f"{base}.png", 2
-        while path in taken:  # a.jpg and a.png in one folder
-            path, number = f"{base}-{number}.png", number + 1
-        taken.add(path)
-        paths.append(path)
-    return paths
-
-
-def _write_png_tree(dataset: Dataset, folder: Path) -> None:
-    """The dataset as folder/split/class/name.png, the layout every emolens command reads."""
-    for split_name, counts in dataset.counts().items():
-        empty = [c for c, n in counts.items() if n == 0]
-        if empty:
-            raise EmolensError(
-                f"after cleaning, {split_name}/ has no images of {', '.join(empty)}, so the copy would not load as a "
-                "dataset. Add images of those classes, or leave them out of the source."
-            )
-    jobs = [
-        (folder / path, image)
-        for split_name, split in dataset.splits.items()
-        for path, image in zip(_png_paths(split_name, dataset.class_names, split.names, split.labels), split.images)
-    ]
-    for parent in {path.parent for path, _ in jobs}:
-        parent.mkdir(parents=True, exist_ok=True)
-
-    def save(job: tuple[Path, np.ndarray]) -> None:
-        Image.fromarray(job[1], "L").save(job[0], format="PNG")
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for _ in track(pool.map(save, jobs), total=len(jobs), description="Writing the cleaned copy"):
-            pass
-
-
-def _write_fer2013_csv(dataset: Dataset, path: Path) -> None:
-    """The dataset in the FER2013 CSV's own form (emotion,pixels,Usage), for a source that was such a CSV."""
-    usage = {split: name for name, split in CSV_USAGE_SPLITS.items()}
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["emotion", "pixels", "Usage"])
-        for split_name, split in dataset.splits.items():
-            for label, image in zip(split.labels, split.images):
-                writer.writerow([int(label), " ".join(map(str, image.ravel().tolist())), usage[split_name]])
-
-
-def write_removed_list(path: str | os.PathLike, removed: list[tuple[ImageRef, str]]) -> None:
-    """removed.csv: split, file, label and reason for each image a cleaning left out."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["split", "file", "label", "reason"])
-    writer.writerows([ref.split, ref.name, ref.label, reason] for ref, reason in removed)
-    write_text(path, buffer.getvalue())
-
-
-def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathLike) -> tuple[Path, list[tuple[ImageRef, str]]]:
-    """Writes the cleaned dataset into a new folder, with removed.csv listing what was left out and why.
-
-    A folder or ZIP source becomes 48x48 PNGs in split/class/ folders; a FER2013 CSV becomes a CSV of the same
-    form and name. The folder appears whole or not at all, and the source is only read.
-
-    Returns:
-        The folder written and the images left out, with reasons.
-    """
-    out = Path(out)
-    source = Path(dataset.source)
-    refuse_output_inside(out, source, "--fix")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise EmolensError(f"{out} already exists and is not empty. Choose a new folder for the cleaned copy.")
-    cleaned, removed = clean_dataset(dataset, report)
-    with atomic_dir(out) as building:
-        if source.suffix.lower() == ".csv":
-            _write_fer2013_csv(cleaned, building / source.name)
-        else:
-            _write_png_tree(cleaned, building)
-        write_removed_list(building / "removed.csv", removed)
-    logger.info("Wrote %s: %d images kept, %d left out (see removed.csv)", out, sum(len(s) for s in cleaned.splits.values()), len(removed))
-    return out, removed
-
-
-def write_report(dataset: Dataset, report: Inspection, out: str | os.PathLike, *, rows: int = 24) -> dict[str, Path]:
-    """report.json (every finding with its files), class_counts.png, and duplicates.png showing up to `rows`
-    duplicate groups, those across splits and with conflicting labels first.
-
-    Returns:
-        Each written file by name.
-    """
-    out = Path(out)
-    refuse_output_inside(out, dataset.source)
-    json_path = out / "report.json"
-    write_text(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
-    counts = plot_class_counts(report.counts, out / "class_counts.png", title=f"Images per class ({Path(report.source).name})")
-    every = report.duplicate_sets()
-    shown = every[:rows]
-    picture_rows = []
-    for group in shown:
-        members = group.members[:8]
-        images = np.stack([dataset.splits[m.split].images[m.index] for m in members])
-        notes = [("mirror image" if group.mirrored else "near") if group.near else "exact"]
-        notes += ["across splits"] * group.across_splits + ["conflicting labels"] * group.conflicting_labels
-        more = f"\n+{len(group.members) - len(members)} more" if len(group.members) > len(members) else ""
-        picture_rows.append((",\n".join(notes) + more, images, [f"{m.split}\n{m.label}" for m in members]))
-    title = f"{len(shown)} of {len(every)} duplicate groups (all in report.json)"
-    duplicates = plot_image_rows(picture_rows, out / "duplicates.png", title=title)
-    return {"report": json_path, "class_counts": counts, "duplicates": duplicates}
