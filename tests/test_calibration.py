@@ -125,3 +125,21 @@ def test_the_docstring_examples_hold():
     from emolens.models import calibration
 
     assert doctest.testmod(calibration).failed == 0
+
+
+@pytest.mark.slow
+def test_evaluate_is_four_steps_python_can_call_one_by_one(tmp_path):
+    from emolens.evaluate import evaluate, evaluation_metrics, predict_split, write_evaluation_files, write_evaluation_report
+
+    data = tmp_path / "faces"
+    assert main(["data", "synth", str(data), "--train-per-class", "2", "--test-per-class", "8"]) == 0
+    predictions = predict_split("default", data, tta="flip")
+    assert predictions.probabilities.shape == (56, 7) and len(predictions.y_true) == 56
+    metrics = evaluation_metrics(predictions)
+    assert metrics["accuracy"] == pytest.approx(float((predictions.y_pred == predictions.y_true).mean()))
+    figures = write_evaluation_files(predictions, metrics, tmp_path / "steps")
+    assert all(path.is_file() for path in figures.values()) and (tmp_path / "steps" / "metrics.json").is_file()
+    report = write_evaluation_report(predictions, metrics, figures, tmp_path / "steps")
+    assert report.read_text().count("data:image/png;base64,") == len(figures)
+    whole = evaluate("default", data, tta="flip", out=tmp_path / "whole")
+    assert whole["accuracy"] == metrics["accuracy"] and whole["calibration"] == metrics["calibration"]

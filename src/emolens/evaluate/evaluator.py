@@ -20,6 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 from emolens._io import write_json, write_text
 from emolens.data.cache import load_dataset
 from emolens.data.quality import sharpness, sharpness_mismatch
-from emolens.data.sources import refuse_output_inside
+from emolens.data.sources import Split, refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability
@@ -49,6 +50,137 @@ def _read_history(run_dir: Path | None) -> list[dict[str, float]] | None:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(file)]
 
 
+@dataclass(frozen=True)
+class SplitPredictions:
+    """A model's answers on one split: what every later step of an evaluation reads.
+
+    Attributes:
+        classifier: the Classifier (an EnsembleClassifier for several models).
+        models: the models as given.
+        data, split, tta: what was evaluated, and the test-time augmentation.
+        images: the split's decoded images and their file names.
+        y_true: true class indices, in the model's class order.
+        probabilities, raw: calibrated and raw class probabilities (N, classes).
+    """
+
+    classifier: Classifier
+    models: list[str | os.PathLike]
+    data: str | os.PathLike
+    split: str
+    tta: str
+    images: Split
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    raw: np.ndarray
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.classifier.class_names
+
+
+def predict_split(
+    model: str | os.PathLike | Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    *,
+    split: str = "test",
+    batch_size: int = 256,
+    cache: bool = True,
+    tta: str = "none",
+) -> SplitPredictions:
+    """Step 1: `model`'s probabilities for every image of one split (the arguments as `evaluate`'s).
+
+    Example:
+        >>> predictions = predict_split("default", "fer2013.zip", tta="flip")    # doctest: +SKIP
+        >>> (predictions.y_pred == predictions.y_true).mean()                   # doctest: +SKIP
+        0.6305
+    """
+    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
+    trained = load_classifiers(models)
+    dataset = load_dataset(data, bare_split=split, cache=cache)
+    images = dataset.split(split)
+    unknown = sorted(set(dataset.class_names) - set(trained.class_names))
+    if unknown:
+        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(trained.class_names)}.")
+    # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
+    to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
+    probabilities, raw = trained.predict_both(images.images, batch_size=batch_size, tta=tta)
+    return SplitPredictions(trained, models, data, split, tta, images, to_model_index[images.labels], probabilities, raw)
+
+
+def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
+    """Step 2: the metrics dict that metrics.json holds: accuracy, macro-F1, per class, confusion matrix,
+    calibration, and the data-shift warning (logged too)."""
+    trained, y_true = predictions.classifier, predictions.y_true
+    metrics = {
+        "model": trained.card.get("model", trained.path.stem),
+        "model_path": str(trained.path) if len(predictions.models) == 1 else [str(m) for m in predictions.models],
+        "data": str(predictions.data),
+        "split": predictions.split,
+        "test_time_augmentation": predictions.tta,
+        **compute_metrics(y_true, predictions.y_pred, trained.class_names),
+        "calibration": _calibration_metrics(trained, predictions.probabilities, predictions.raw, y_true),
+        "sharpness": {
+            "training": trained.card.get("train_sharpness"),
+            "evaluated": round(sharpness(predictions.images.images), 2),
+        },
+        "warnings": [],
+    }
+    mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
+    if mismatch:
+        logger.warning("%s: %s", predictions.split, mismatch)
+        metrics["warnings"].append(mismatch)
+    return metrics
+
+
+def write_evaluation_files(predictions: SplitPredictions, metrics: dict[str, Any], out: str | os.PathLike, *, explain: bool = False) -> dict[str, Path]:
+    """Step 3: metrics.json, predictions.csv, classification_report.txt and the figures, into `out`.
+
+    Returns:
+        The figures for the report, caption -> file, in the order it shows them.
+    """
+    trained, y_true, y_pred, probabilities = predictions.classifier, predictions.y_true, predictions.y_pred, predictions.probabilities
+    names, split = trained.class_names, predictions.split
+    files = RunDir(Path(out))
+    files.path.mkdir(parents=True, exist_ok=True)
+    write_json(files.metrics, {**metrics, "report": str(files.report)})
+    write_text(files.predictions, _predictions_csv(predictions.images.names, y_true, probabilities, names))
+    write_text(files.classification_report, compute_metrics(y_true, y_pred, names, output_dict=False))
+    plot_confusion_matrix(metrics["confusion_matrix"], names, files.confusion_matrix, title=f"Confusion matrix: {split}, {len(y_true)} images")
+    curves = {"raw softmax": reliability(predictions.raw, y_true), "calibrated": reliability(probabilities, y_true)}
+    plot_reliability(curves, files.reliability, title=f"Reliability: {split}, {len(y_true)} images")
+    figures = {"Confusion matrix": files.confusion_matrix, "Reliability (confidence against accuracy)": files.reliability}
+    if trained.run_dir is not None:
+        figures["Training curves"] = RunDir(trained.run_dir).curves
+
+    wrong = np.flatnonzero(y_pred != y_true)
+    wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:MISCLASSIFIED_SHOWN]
+    captions = [f"true: {names[y_true[i]]}\npred: {names[y_pred[i]]} {probabilities[i, y_pred[i]]:.2f}" for i in wrong]
+    faces = predictions.images.images[wrong]
+    figures["Most confident mistakes"] = plot_image_grid(faces, captions, files.misclassified, title="Most confident mistakes")
+    if explain:
+        caption = "Most confident mistakes, under their Grad-CAM heat maps (what argued for the wrong answer)"
+        figures[caption] = _plot_explained_mistakes(trained, faces, y_pred[wrong], captions, files.explained_mistakes)
+    return figures
+
+
+def write_evaluation_report(predictions: SplitPredictions, metrics: dict[str, Any], figures: dict[str, Path], out: str | os.PathLike) -> Path:
+    """Step 4: report.html, one self-contained page with the metrics, the figures, and the run's history and config."""
+    run_dir = predictions.classifier.run_dir
+    return write_html_report(
+        RunDir(Path(out)).report,
+        title=f"emolens: {metrics['model']} on {Path(str(predictions.data)).name} ({predictions.split})",
+        metrics=metrics,
+        classification_report=compute_metrics(predictions.y_true, predictions.y_pred, predictions.class_names, output_dict=False),
+        figures=figures,
+        config=json.loads(RunDir(run_dir).config.read_text()) if run_dir is not None else None,
+        history=_read_history(run_dir),
+    )
+
+
 def evaluate(
     model: str | os.PathLike | Sequence[str | os.PathLike],
     data: str | os.PathLike,
@@ -60,7 +192,8 @@ def evaluate(
     tta: str = "none",
     explain: bool = False,
 ) -> dict[str, Any]:
-    """Evaluates a trained model on one split of a dataset and writes the report files.
+    """Evaluates a trained model on one split of a dataset and writes the report files: `predict_split`,
+    `evaluation_metrics`, `write_evaluation_files` and `write_evaluation_report`, which Python can call one by one.
 
     Args:
         model: str or path, or a list of them. A run folder, a .keras or .onnx file, or "default" (the bundled
@@ -78,89 +211,32 @@ def evaluate(
 
     Returns:
         The metrics dict, as written to metrics.json.
+
+    Example:
+        >>> evaluate("default", "fer2013.zip", tta="crops")["accuracy"]   # doctest: +SKIP
+        0.6456
     """
-    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
-    if explain and len(models) > 1:
+    if explain and not isinstance(model, (str, os.PathLike)) and len(model) > 1:
         raise EmolensError("explanations are for one model at a time: evaluate the ensemble's members one by one.")
-    trained = load_classifiers(models)
+    predictions = predict_split(model, data, split=split, batch_size=batch_size, cache=cache, tta=tta)
+    trained = predictions.classifier
     out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     refuse_output_inside(out_dir, data)
-    dataset = load_dataset(data, bare_split=split, cache=cache)
-    images = dataset.split(split)
-    unknown = sorted(set(dataset.class_names) - set(trained.class_names))
-    if unknown:
-        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(trained.class_names)}.")
-    # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
-    to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
-    y_true = to_model_index[images.labels]
-    probabilities, raw = trained.predict_both(images.images, batch_size=batch_size, tta=tta)
-    y_pred = probabilities.argmax(axis=1)
-
-    metrics = {
-        "model": trained.card.get("model", trained.path.stem),
-        "model_path": str(trained.path) if len(models) == 1 else [str(m) for m in models],
-        "data": str(data),
-        "split": split,
-        "test_time_augmentation": tta,
-        **compute_metrics(y_true, y_pred, trained.class_names),
-        "calibration": _calibration_metrics(trained, probabilities, raw, y_true),
-        "sharpness": {
-            "training": trained.card.get("train_sharpness"),
-            "evaluated": round(sharpness(images.images), 2),
-        },
-        "warnings": [],
-    }
-    mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
-    if mismatch:
-        logger.warning("%s: %s", split, mismatch)
-        metrics["warnings"].append(mismatch)
-    files = RunDir(out_dir)
-    metrics["report"] = str(files.report)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(files.metrics, metrics)
-    write_text(files.predictions, _predictions_csv(images.names, y_true, probabilities, trained.class_names))
-    report_text = compute_metrics(y_true, y_pred, trained.class_names, output_dict=False)
-    write_text(files.classification_report, report_text)
-    plot_confusion_matrix(metrics["confusion_matrix"], trained.class_names, files.confusion_matrix, title=f"Confusion matrix: {split}, {len(y_true)} images")
-
-    wrong = np.flatnonzero(y_pred != y_true)
-    wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:MISCLASSIFIED_SHOWN]
-    captions = [f"true: {trained.class_names[y_true[i]]}\npred: {trained.class_names[y_pred[i]]} {probabilities[i, y_pred[i]]:.2f}" for i in wrong]
-    plot_image_grid(images.images[wrong], captions, files.misclassified, title="Most confident mistakes")
-    if explain:
-        _plot_explained_mistakes(trained, images.images[wrong], y_pred[wrong], captions, files.explained_mistakes)
-
-    run_dir = trained.run_dir
-    config = json.loads(RunDir(run_dir).config.read_text()) if run_dir is not None else None
-    curves = {"raw softmax": reliability(raw, y_true), "calibrated": reliability(probabilities, y_true)}
-    plot_reliability(curves, files.reliability, title=f"Reliability: {split}, {len(y_true)} images")
-    figures = {"Confusion matrix": files.confusion_matrix, "Reliability (confidence against accuracy)": files.reliability}
-    if run_dir is not None:
-        figures["Training curves"] = RunDir(run_dir).curves
-    figures["Most confident mistakes"] = files.misclassified
-    if explain:
-        figures["Most confident mistakes, under their Grad-CAM heat maps (what argued for the wrong answer)"] = files.explained_mistakes
-    write_html_report(
-        files.report,
-        title=f"emolens: {metrics['model']} on {Path(str(data)).name} ({split})",
-        metrics=metrics,
-        classification_report=report_text,
-        figures=figures,
-        config=config,
-        history=_read_history(run_dir),
-    )
-    logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(y_true), split, files.report)
+    metrics = evaluation_metrics(predictions)
+    figures = write_evaluation_files(predictions, metrics, out_dir, explain=explain)
+    metrics["report"] = str(write_evaluation_report(predictions, metrics, figures, out_dir))
+    logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(predictions.y_true), split, metrics["report"])
     return metrics
 
 
-def _plot_explained_mistakes(trained: Classifier, faces: np.ndarray, predicted: np.ndarray, captions: list[str], path: Path) -> None:
+def _plot_explained_mistakes(trained: Classifier, faces: np.ndarray, predicted: np.ndarray, captions: list[str], path: Path) -> Path:
     from emolens.predict.explain import GradCam
     from emolens.predict.results import Explanation
 
     heatmaps = GradCam(trained.path).heatmaps(faces, predicted)
     size = faces.shape[1] if len(faces) else trained.input_size
     overlays = np.array([Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces)])
-    plot_image_grid(overlays.reshape(-1, 2 * size, 2 * size, 3), captions, path, title="Most confident mistakes: what argued for the wrong answer")
+    return plot_image_grid(overlays.reshape(-1, 2 * size, 2 * size, 3), captions, path, title="Most confident mistakes: what argued for the wrong answer")
 
 
 def _calibration_metrics(trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray) -> dict[str, Any]:
