@@ -94,7 +94,7 @@ def resolve_devices(devices: int | str | None) -> int:
     wanted = len(found) if devices == "all" else int(devices)
     if wanted < 1 or wanted > len(found):
         hint = " On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N virtual devices." if found[0].startswith("cpu") else ""
-        raise EmolensError(f"--devices {devices}: this machine has {len(found)} JAX device(s) ({', '.join(found)}).{hint}")
+        raise EmolensError(f"devices={devices}: this machine has {len(found)} JAX device(s) ({', '.join(found)}).{hint}")
     return wanted
 
 

@@ -113,7 +113,7 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     name = path.resolve().parent.name if path.name == RunDir(path.parent).model.name else path.stem
     out = Path(out) if out is not None else Path(f"{name}.{format}")
     if out.suffix != f".{format}":
-        raise EmolensError(f"the output file for --format {format} must end in .{format}, not {out.name}.")
+        raise EmolensError(f"the output file for format {format!r} must end in .{format}, not {out.name}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     if format == "keras":
         save_model(keras_model, out, card)

@@ -26,7 +26,7 @@ def train_val_splits(dataset: Dataset, *, val_fraction: float, seed: int) -> tup
     if "val" in dataset.splits:
         return train, dataset.splits["val"]
     if not 0 < val_fraction < 1:
-        raise EmolensError(f"--val-split must be between 0 and 1 (received {val_fraction}); 0.1 holds out 10% of train.")
+        raise EmolensError(f"val_split must be between 0 and 1 (received {val_fraction}); 0.1 holds out 10% of train.")
     indices = np.arange(len(train))
     try:
         kept, held_out = train_test_split(indices, test_size=val_fraction, stratify=train.labels, random_state=seed)
@@ -41,7 +41,7 @@ def train_val_splits(dataset: Dataset, *, val_fraction: float, seed: int) -> tup
 def limit_per_class(split: Split, limit: int, *, seed: int) -> Split:
     """At most `limit` images of each class, picked at random (seeded), in their original order."""
     if limit < 1:
-        raise EmolensError(f"--limit must be at least 1 image per class (received {limit}).")
+        raise EmolensError(f"limit must be at least 1 image per class (received {limit}).")
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(split.labels):

@@ -82,7 +82,7 @@ def collect_faces(
     """
     out = Path(out)
     if (out / "faces.csv").exists():
-        raise EmolensError(f"{out} already holds collected faces (faces.csv): choose a new --out folder.")
+        raise EmolensError(f"{out} already holds collected faces (faces.csv): choose a new output folder.")
     config = DetectorConfig(detector) if isinstance(detector, str) else detector
     found = config.build()
     classifier = load_classifier(model) if pre_label else None

@@ -183,7 +183,7 @@ def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
     if not capture.isOpened():
         capture.release()
         if isinstance(source, int):
-            raise EmolensError(f"no camera {source} could be opened: check that one is connected and not in use, or pass another --camera number.")
+            raise EmolensError(f"no camera {source} could be opened: check that one is connected and not in use, or choose another camera number.")
         raise UndecodableImage("not a readable video")
     return capture
 
@@ -250,7 +250,7 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
         every: analyse every `every`-th frame of video files (cameras: every frame). Defaults to 1.
     """
     if every < 1:
-        raise EmolensError(f"--every must be at least 1, not {every}.")
+        raise EmolensError(f"every must be at least 1 (every frame), not {every}.")
     if isinstance(source, (list, tuple)):
         for item in source:
             yield from iter_pictures(item, color=color, every=every)

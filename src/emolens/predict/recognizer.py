@@ -105,7 +105,7 @@ class Recognizer:
         if errors not in ("raise", "keep"):
             raise ValueError(f"Expected errors='raise' or 'keep'. Received: errors={errors!r}")
         if smooth < 0:
-            raise EmolensError(f"--smooth must be 0 or more frames, not {smooth}.")
+            raise EmolensError(f"smooth must be 0 or more frames, not {smooth}.")
         results = self._results(iter_pictures(source, color=color, every=every), smooth=smooth, errors=errors)
         return results if stream else list(results)
 

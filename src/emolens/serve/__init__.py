@@ -38,13 +38,13 @@ def serve(
     from emolens.serve.app import create_app, settings_to_environment
 
     if workers < 1:
-        raise EmolensError(f"--workers must be at least 1 (received {workers}).")
+        raise EmolensError(f"workers must be at least 1 (received {workers}).")
     if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
-        raise EmolensError(f"--max-upload-mb must be a positive number (received {max_upload_mb}).")
+        raise EmolensError(f"max_upload_mb must be a positive number of megabytes (received {max_upload_mb}).")
     if not 0 <= port <= 65535:
-        raise EmolensError(f"--port must be between 0 and 65535 (received {port}).")
+        raise EmolensError(f"port must be between 0 and 65535 (received {port}).")
     if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
-        raise EmolensError(f"--request-timeout must be a positive number of seconds (received {request_timeout_s}).")
+        raise EmolensError(f"request_timeout_s must be a positive number of seconds (received {request_timeout_s}).")
     # The address listened on is a name clients may use; a wildcard address is not one.
     names = [*allowed_hosts, *([] if _is_wildcard(host) else [host])]
     settings: dict[str, Any] = {"model": model, "detector": detector or DetectorConfig(), "tta": tta, "max_upload_mb": max_upload_mb, "allowed_hosts": names}
@@ -76,7 +76,7 @@ def _check_port_free(host: str, port: int) -> None:
         with socket.create_server((host, port), family=family):
             pass
     except OSError as error:
-        raise EmolensError(f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another --port, or stop what uses it.") from error
+        raise EmolensError(f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another port, or stop what uses it.") from error
 
 
 def _is_wildcard(host: str) -> bool:

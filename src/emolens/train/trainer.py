@@ -123,7 +123,7 @@ def data_parallel_devices(devices: int | str | None, config: TrainConfig) -> int
     """
     count = backend.resolve_devices(devices)
     if config.batch_size % count:
-        raise EmolensError(f"--batch-size {config.batch_size} does not split evenly over {count} devices: pass a multiple of {count}.")
+        raise EmolensError(f"batch_size {config.batch_size} does not split evenly over {count} devices: use a multiple of {count}.")
     return count
 
 
@@ -187,7 +187,7 @@ def check_start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> No
     missing_in_data = sorted(set(card.class_names) - set(dataset.class_names))
     if missing_in_model or missing_in_data:
         parts = ([f"the model lacks {', '.join(missing_in_model)}"] if missing_in_model else []) + ([f"the data lacks {', '.join(missing_in_data)}"] if missing_in_data else [])
-        raise EmolensError(f"the classes differ: {'; '.join(parts)}. Give the data the model's classes ({', '.join(card.class_names)}), or pass --new-head to train a new output layer.")
+        raise EmolensError(f"the classes differ: {'; '.join(parts)}. Give the data the model's classes ({', '.join(card.class_names)}), or ask for a new output layer (new_head; --new-head on the command line).")
 
 
 def transfer_weights(classifier: keras.Model, source: keras.Model, source_classes: tuple[str, ...], class_names: tuple[str, ...], new_head: bool) -> None:

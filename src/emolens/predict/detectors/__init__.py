@@ -162,7 +162,7 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         if self.min_face < 1:
-            raise EmolensError(f"--min-face must be a positive number of pixels, not {self.min_face}.")
+            raise EmolensError(f"min_face must be a positive number of pixels, not {self.min_face}.")
 
     def build(self) -> FaceDetector:
         """The detector these settings describe; an unknown name suggests close ones."""
