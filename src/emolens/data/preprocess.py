@@ -60,6 +60,11 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
 
     Returns:
         A float32 array of shape (N, H, W, 1).
+
+    Example:
+        >>> inputs = to_model_input(np.full((2, 48, 48), 255, np.uint8))
+        >>> inputs.shape, inputs.dtype, float(inputs.max())
+        ((2, 48, 48, 1), dtype('float32'), 1.0)
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:

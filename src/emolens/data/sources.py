@@ -39,7 +39,13 @@ SOURCE_HINT = "Pass a folder with train/ and test/ class subfolders, a .zip of o
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a dataset: decoded images, their class indices, and where each came from."""
+    """One split of a dataset: decoded images, their class indices, and where each came from.
+
+    Example:
+        >>> split = Split(np.zeros((3, 48, 48), np.uint8), np.array([0, 1, 1]), ("a.png", "b.png", "c.png"))
+        >>> len(split), split.subset(np.array([2])).names
+        (3, ('c.png',))
+    """
 
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64, indices into Dataset.class_names
@@ -57,13 +63,27 @@ class Split:
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file a source held that could not be used, and why (listed in runs' skipped.txt and by data inspect).
+
+    Example:
+        >>> SkippedFile("train/happy/notes.txt", "not an image").reason
+        'not an image'
+    """
+
     name: str
     reason: str
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Every split of a source, decoded. `fingerprint` is a cheap key from the listing, for the cache."""
+    """Every split of a source, decoded. `fingerprint` is a cheap key from the listing, for the cache.
+
+    Example:
+        >>> from emolens.data import load_dataset
+        >>> dataset = load_dataset("fer2013.zip")                                  # doctest: +SKIP
+        >>> dataset.class_names[:3], dataset.split("test").images.shape          # doctest: +SKIP
+        (('angry', 'disgust', 'fear'), (3589, 48, 48))
+    """
 
     source: str
     class_names: tuple[str, ...]

@@ -61,6 +61,11 @@ class SplitPredictions:
         images: the split's decoded images and their file names.
         y_true: true class indices, in the model's class order.
         probabilities, raw: calibrated and raw class probabilities (N, classes).
+
+    Example:
+        >>> predictions = predict_split("default", "fer2013.zip")      # doctest: +SKIP
+        >>> predictions.probabilities.shape, predictions.class_names[3]   # doctest: +SKIP
+        ((3589, 7), 'happy')
     """
 
     classifier: Classifier
@@ -113,7 +118,13 @@ def predict_split(
 
 def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
     """Step 2: the metrics dict that metrics.json holds: accuracy, macro-F1, per class, confusion matrix,
-    calibration, and the data-shift warning (logged too)."""
+    calibration, and the data-shift warning (logged too).
+
+    Example:
+        >>> metrics = evaluation_metrics(predict_split("default", "fer2013.zip"))   # doctest: +SKIP
+        >>> round(metrics["accuracy"], 4), metrics["calibration"]["ece_calibrated"]  # doctest: +SKIP
+        (0.6252, 0.0264)
+    """
     trained, y_true = predictions.classifier, predictions.y_true
     metrics = {
         "model": trained.card.get("model", trained.path.stem),
@@ -141,6 +152,12 @@ def write_evaluation_files(predictions: SplitPredictions, metrics: dict[str, Any
 
     Returns:
         The figures for the report, caption -> file, in the order it shows them.
+
+    Example:
+        >>> predictions = predict_split("default", "fer2013.zip")                            # doctest: +SKIP
+        >>> figures = write_evaluation_files(predictions, evaluation_metrics(predictions), "out")  # doctest: +SKIP
+        >>> list(figures)                                                                    # doctest: +SKIP
+        ['Confusion matrix', 'Reliability (confidence against accuracy)', 'Most confident mistakes']
     """
     trained, y_true, y_pred, probabilities = predictions.classifier, predictions.y_true, predictions.y_pred, predictions.probabilities
     names, split = trained.class_names, predictions.split
@@ -168,7 +185,13 @@ def write_evaluation_files(predictions: SplitPredictions, metrics: dict[str, Any
 
 
 def write_evaluation_report(predictions: SplitPredictions, metrics: dict[str, Any], figures: dict[str, Path], out: str | os.PathLike) -> Path:
-    """Step 4: report.html, one self-contained page with the metrics, the figures, and the run's history and config."""
+    """Step 4: report.html, one self-contained page with the metrics, the figures, and the run's history and config.
+
+    Example:
+        >>> metrics = evaluation_metrics(predictions)                                 # doctest: +SKIP
+        >>> write_evaluation_report(predictions, metrics, write_evaluation_files(predictions, metrics, "out"), "out")  # doctest: +SKIP
+        PosixPath('out/report.html')
+    """
     run_dir = predictions.classifier.run_dir
     return write_html_report(
         RunDir(Path(out)).report,

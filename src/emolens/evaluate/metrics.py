@@ -24,6 +24,11 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
     Returns:
         A dict with accuracy, macro_f1, num_images, class_names, per_class and confusion_matrix (counts, rows =
         true class), or the report text.
+
+    Example:
+        >>> metrics = compute_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ["angry", "happy"])
+        >>> round(metrics["accuracy"], 3), metrics["confusion_matrix"]
+        (0.667, [[1, 0], [1, 1]])
     """
     labels = list(range(len(class_names)))
     if not output_dict:

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered architecture: how to build it and the learning rate its recipe starts from."""
+    """A registered architecture: how to build it and the learning rate its recipe starts from.
+
+    Example:
+        >>> spec = get_model_spec("seed")
+        >>> spec.name, spec.learning_rate
+        ('seed', 0.0001)
+    """
 
     name: str
     build: Callable[..., keras.Model]
@@ -27,7 +33,16 @@ _MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(name: str, *, description: str, learning_rate: float) -> Callable:
-    """Decorator: registers `build(input_shape, num_classes) -> keras.Model` under `name`."""
+    """Decorator: registers `build(input_shape, num_classes) -> keras.Model` under `name`.
+
+    Example:
+        >>> @register_model("tiny", description="a one-layer example", learning_rate=1e-3)   # doctest: +SKIP
+        ... def tiny(input_shape=(48, 48, 1), num_classes=7):
+        ...     import keras
+        ...     inputs = keras.Input(input_shape)
+        ...     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+        ...     return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(pooled), name="tiny")
+    """
 
     def add(build: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         if name in _MODELS:
@@ -48,13 +63,23 @@ def _load_builtin_models() -> None:
 
 
 def list_models() -> list[ModelSpec]:
-    """Every registered model, in registration order."""
+    """Every registered model, in registration order.
+
+    Example:
+        >>> [spec.name for spec in list_models()]
+        ['seed', 'seed_bn', 'mini_resnet', 'resnet', 'vgg']
+    """
     _load_builtin_models()
     return list(_MODELS.values())
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """The spec registered under `name`; an unknown name is an error that suggests the close ones."""
+    """The spec registered under `name`; an unknown name is an error that suggests the close ones.
+
+    Example:
+        >>> get_model_spec("mini_resnet").name
+        'mini_resnet'
+    """
     _load_builtin_models()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
@@ -73,5 +98,9 @@ def build_model(name: str, *, input_shape: tuple[int, int, int] = (48, 48, 1), n
 
     Returns:
         An uncompiled keras.Model whose output is class probabilities.
+
+    Example:
+        >>> build_model("mini_resnet", input_shape=(44, 44, 1), num_classes=7).output_shape
+        (None, 7)
     """
     return get_model_spec(name).build(input_shape=input_shape, num_classes=num_classes)

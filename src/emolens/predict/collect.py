@@ -35,7 +35,13 @@ CSV_COLUMNS = ("file", "source", "frame", "face", "x", "y", "w", "h", "score", "
 
 @dataclass
 class CollectedFaces:
-    """What `collect_faces` wrote: how many faces from how many pictures, by folder, and what it skipped."""
+    """What `collect_faces` wrote: how many faces from how many pictures, by folder, and what it skipped.
+
+    Example:
+        >>> summary = collect_faces(["samples/"], "my_faces")       # doctest: +SKIP
+        >>> summary.pictures, summary.faces, dict(summary.by_folder)  # doctest: +SKIP
+        (1, 1, {'unlabelled': 1})
+    """
 
     out: Path
     pictures: int = 0

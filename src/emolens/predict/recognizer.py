@@ -47,6 +47,11 @@ class Recognizer:
         explain: give every face a Grad-CAM `explanation` (see emolens.predict.explain): it loads the Keras
             model behind `model` (for the default, the bundled default.keras) and costs a backward pass per face.
             Defaults to False.
+
+    Example:
+        >>> recognizer = Recognizer()                                   # the bundled model and YuNet
+        >>> [(face.emotion, face.confidence) for face in recognizer.predict("samples/astronaut.png")[0].faces]
+        [('happy', 0.8987)]
     """
 
     def __init__(

@@ -31,6 +31,12 @@ class Explanation:
         heatmap: (size, size) float32 in [0, 1]; high where the face argued for its emotion.
         crop: (size, size) uint8, the face as the classifier saw it.
         square: the crop's left x, top y and side in the picture's pixels.
+
+    Example:
+        >>> from emolens import Recognizer
+        >>> face = Recognizer(explain=True).predict("samples/astronaut.png")[0].faces[0]
+        >>> face.explanation.heatmap.shape, face.explanation.plot().shape
+        ((48, 48), (192, 192, 3))
     """
 
     heatmap: np.ndarray = field(repr=False)
@@ -58,6 +64,11 @@ class Face:
             detector gives them (YuNet); else None.
         track_id: in videos and camera streams, the same number for the same face from frame to frame.
         explanation: its Grad-CAM heat map, when the Recognizer was asked to explain; not serialised.
+
+    Example:
+        >>> face = Face.from_probabilities((10, 20, 50, 50), np.array([0.1, 0.7, 0.2]), ["angry", "happy", "sad"])
+        >>> face.emotion, face.confidence, face.to_dict()["box"]
+        ('happy', 0.7, [10, 20, 50, 50])
     """
 
     box: tuple[int, int, int, int]
@@ -105,6 +116,14 @@ class Result:
         error: why the input could not be read, for inputs kept with errors="keep"; faces is then empty.
         name: the name its outputs take under an output folder (a file's path relative to the folder given).
         image: the picture itself (RGB, or gray for gray input), for `plot`; not serialised.
+
+    Example:
+        >>> from emolens import Recognizer
+        >>> result = Recognizer().predict("samples/astronaut.png")[0]
+        >>> result.width, result.height, [face.emotion for face in result.faces]
+        (512, 512, ['happy'])
+        >>> result.plot().shape[0]                     # the annotated picture, with its panel of bars
+        512
     """
 
     source: str

@@ -33,6 +33,9 @@ def serve(
     Binds to 127.0.0.1 (this machine only) unless `host` says otherwise. Requests must name a loopback name,
     the address listened on, or one of `allowed_hosts` in their Host header (see emolens.serve.app), and
     arrive whole within `request_timeout_s` (see emolens.serve.protocol).
+
+    Example:
+        >>> serve("default", port=8000)   # doctest: +SKIP
     """
     from emolens.serve import protocol
     from emolens.serve.app import create_app, settings_to_environment

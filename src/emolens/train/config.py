@@ -57,6 +57,11 @@ class TrainConfig:
             when they differ from the model's). Defaults to False.
         freeze_epochs: int. With start_from, train only the output layer for this many epochs first (at ten
             times the learning rate), then everything. Defaults to 0.
+
+    Example:
+        >>> config = TrainConfig(model="mini_resnet", epochs=20, crop=44)
+        >>> config.to_dict()["crop"], TrainConfig.from_dict(config.to_dict()) == config
+        (44, True)
     """
 
     model: str = "seed"

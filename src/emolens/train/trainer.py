@@ -55,7 +55,13 @@ HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "lear
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished (or resumed-and-finished) run produced."""
+    """What a finished (or resumed-and-finished) run produced.
+
+    Example:
+        >>> result = train("fer2013.zip", TrainConfig(model="seed", epochs=50))   # doctest: +SKIP
+        >>> result.best_epoch, round(result.best_val_accuracy, 3), result.run_dir   # doctest: +SKIP
+        (48, 0.61, PosixPath('runs/seed-20261204-120000'))
+    """
 
     run_dir: Path
     best_epoch: int
@@ -444,8 +450,8 @@ def train(
         A TrainResult naming the run folder and the best validation epoch.
 
     Example:
-        >>> result = train("fer2013.zip", TrainConfig(model="seed", epochs=50))
-        >>> result.run_dir / "model.keras"
+        >>> result = train("fer2013.zip", TrainConfig(model="seed", epochs=50))  # doctest: +SKIP
+        >>> result.run_dir / "model.keras"  # doctest: +SKIP
     """
     config = config or TrainConfig()
     start = load_start_model(config.start_from) if config.start_from else None
@@ -538,6 +544,10 @@ def resume(
 
     Returns:
         A TrainResult for the whole run.
+
+    Example:
+        >>> resume("runs/seed-20261204-120000")                 # doctest: +SKIP
+        >>> resume("runs/seed-20261204-120000", epochs=80)      # doctest: +SKIP
     """
     run_dir = Path(run_dir)
     files = RunDir(run_dir)

@@ -33,7 +33,12 @@ DETECT_MAX_SIDE = 1024
 
 @dataclass(frozen=True)
 class Framing:
-    """How a detector's box maps to a FER2013-style square crop: side = scale * max(w, h), centre moved down by dy * side."""
+    """How a detector's box maps to a FER2013-style square crop: side = scale * max(w, h), centre moved down by dy * side.
+
+    Example:
+        >>> crop_squares(np.array([[20, 20, 40, 40]]), Framing(scale=1.5, dy=0.0)).tolist()   # x, y, side
+        [[10, 10, 60]]
+    """
 
     scale: float
     dy: float
@@ -42,7 +47,13 @@ class Framing:
 @dataclass(frozen=True)
 class Detections:
     """Faces found in one picture, left to right: boxes (K, 4) int x, y, w, h; scores (K,) in [0, 1] or None
-    where the detector gives none; landmarks (K, 5, 2) as x, y (eyes, nose tip, mouth corners) or None."""
+    where the detector gives none; landmarks (K, 5, 2) as x, y (eyes, nose tip, mouth corners) or None.
+
+    Example:
+        >>> found = DetectorConfig().build().detect(np.zeros((200, 200), np.uint8))   # a blank picture
+        >>> len(found), found.boxes.shape
+        (0, (0, 4))
+    """
 
     boxes: np.ndarray
     scores: np.ndarray | None = None
@@ -58,7 +69,13 @@ class Detections:
 
 class FaceDetector(ABC):
     """Finds faces in a gray (H, W) uint8 photo. Subclasses implement `_detect` on a photo already shrunk to at
-    most DETECT_MAX_SIDE pixels, and are registered with `@register_detector`."""
+    most DETECT_MAX_SIDE pixels, and are registered with `@register_detector`.
+
+    Example:
+        >>> detector = DetectorConfig("yunet").build()          # a FaceDetector, found by name
+        >>> detector.name, detector.framing.scale > 0
+        ('yunet', True)
+    """
 
     name: ClassVar[str]
     framing: ClassVar[Framing]
@@ -105,7 +122,13 @@ class FaceDetector(ABC):
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registered detector: its class and a line for `--help` and the README."""
+    """A registered detector: its class and a line for `--help` and the README.
+
+    Example:
+        >>> spec = list_detectors()[0]
+        >>> spec.name, spec.detector.__name__
+        ('yunet', 'YuNetDetector')
+    """
 
     name: str
     detector: type[FaceDetector]
@@ -116,7 +139,14 @@ _DETECTORS: dict[str, DetectorSpec] = {}
 
 
 def register_detector(name: str, *, framing: Framing, description: str):
-    """Class decorator: registers a FaceDetector subclass under `name`, with its FER2013 framing."""
+    """Class decorator: registers a FaceDetector subclass under `name`, with its FER2013 framing.
+
+    Example:
+        >>> @register_detector("mine", framing=Framing(scale=1.2, dy=0.0), description="my detector")  # doctest: +SKIP
+        ... class MyDetector(FaceDetector):
+        ...     def _detect(self, gray):
+        ...         ...   # (boxes, scores or None, landmarks or None)
+    """
 
     def add(detector: type[FaceDetector]) -> type[FaceDetector]:
         if name in _DETECTORS:
@@ -135,12 +165,23 @@ def _load_builtin_detectors() -> None:
 
 
 def detector_names() -> list[str]:
-    """The registered detector names, default first."""
+    """The registered detector names, default first.
+
+    Example:
+        >>> detector_names()
+        ['yunet', 'haar']
+    """
     _load_builtin_detectors()
     return sorted(_DETECTORS, key=lambda name: (name != DEFAULT_DETECTOR, name))
 
 
 def list_detectors() -> list[DetectorSpec]:
+    """Every registered detector's spec, default first.
+
+    Example:
+        >>> [spec.name for spec in list_detectors()]
+        ['yunet', 'haar']
+    """
     return [_DETECTORS[name] for name in detector_names()]
 
 
@@ -153,6 +194,10 @@ class DetectorConfig:
         model_file: the detector's model file, for detectors that take one; None uses the bundled one.
         min_face: smallest face side, in the photo's pixels, worth reporting. Defaults to 40.
         options: detector-specific settings (YuNet: "score_threshold"), as plain values.
+
+    Example:
+        >>> DetectorConfig("haar", min_face=60).build().name
+        'haar'
     """
 
     name: str = DEFAULT_DETECTOR
@@ -183,7 +228,12 @@ class DetectorConfig:
 
 def crop_squares(boxes: np.ndarray, framing: Framing) -> np.ndarray:
     """The square each face is cropped from, (K, 3) ints: left x, top y and side in the picture's pixels
-    (it may reach past the picture's edge)."""
+    (it may reach past the picture's edge).
+
+    Example:
+        >>> crop_squares(np.array([[20, 20, 40, 40]]), Framing(scale=1.5, dy=0.0)).tolist()
+        [[10, 10, 60]]
+    """
     squares = np.empty((len(boxes), 3), dtype=np.int64)
     for i, (x, y, w, h) in enumerate(boxes):
         side = framing.scale * max(w, h)
@@ -197,6 +247,10 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int 
 
     Crops reaching past the photo's edge are filled by replicating the edge pixels, as a face at the border
     would otherwise be squashed or shifted.
+
+    Example:
+        >>> crop_faces(np.zeros((100, 100), np.uint8), np.array([[20, 20, 40, 40]]), Framing(scale=1.0, dy=0.0)).shape
+        (1, 48, 48)
     """
     crops = np.empty((len(boxes), size, size), dtype=np.uint8)
     height, width = gray.shape
