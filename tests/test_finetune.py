@@ -14,7 +14,7 @@ from emolens.constants import FER2013_CLASSES
 from emolens.data.preprocess import to_model_input
 from emolens.models.registry import build_model
 from emolens.models.saving import read_card
-from emolens.train.trainer import load_start_model, transfer_weights
+from emolens.train.finetune import load_start_model, transfer_weights
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from emolens.data.augment import AugmentConfig
 
 OPTIMIZERS = ("adam", "sgd")
 # inverse_time: the notebook's Adam `decay=1e-6` (nearly constant); cosine: warm-up then cosine decay to zero
-# over the run; plateau: halve when validation loss has not improved for 5 epochs (see trainer.PLATEAU).
+# over the run; plateau: halve when validation loss has not improved for 5 epochs (see emolens.train.optim.PLATEAU).
 SCHEDULES = ("inverse_time", "cosine", "plateau")
 # balanced: n_samples / (n_classes * count), as scikit-learn; sqrt: its square root, a gentler push for rare classes.
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
@@ -43,7 +43,7 @@ class TrainConfig:
         crop: int. Train on random crops of this side from the 48-pixel images, and classify centre crops (or ten
             crops with test-time augmentation); 48 means no cropping. Defaults to 48.
         precision: str. "float32", "bf16" (mixed bfloat16 compute while training), or "auto": bf16 where it was
-            measured faster and no less accurate, float32 elsewhere (see `emolens.train.trainer.resolve_precision`);
+            measured faster and no less accurate, float32 elsewhere (see `emolens.train.optim.resolve_precision`);
             a run records the precision it chose. Defaults to "auto".
         mixup: float. MixUp's Beta(alpha, alpha) parameter (0.2 is usual); 0 turns it off. Defaults to 0.
         cutmix: float. CutMix's Beta(alpha, alpha) parameter (1.0 is usual); 0 turns it off. Defaults to 0.

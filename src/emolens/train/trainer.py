@@ -41,11 +41,13 @@ from emolens.errors import EmolensError
 from emolens.plots import plot_curves
 from emolens.rundir import RunDir
 from emolens.models.card import ModelCard
-from emolens.models.classifier import keras_model_path, load_classifier
+from emolens.models.classifier import load_classifier
 from emolens.models.registry import build_model, get_model_spec
 from emolens.models.saving import load_checkpoint, read_card, save_model
 from emolens.train.calibration import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
+from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, check_start_classes, load_start_model, set_body_trainable, transfer_weights
+from emolens.train.optim import PlateauSchedule, class_weights, make_optimizer, resolve_precision
 from emolens.train.mixing import MixedBatches
 
 logger = logging.getLogger(__name__)
@@ -67,57 +69,6 @@ class TrainResult:
     best_epoch: int
     best_val_accuracy: float
     history: list[dict[str, float]]
-
-
-# The plateau schedule: halve the rate when validation loss has not improved for 5 epochs.
-PLATEAU = {"monitor": "val_loss", "factor": 0.5, "patience": 5, "min_lr": 1e-6}
-
-
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer and learning-rate schedule `config` names.
-
-    "inverse_time" is the notebook's Adam `decay=1e-6`, which Keras 3 dropped: lr / (1 + 1e-6 * step), exactly.
-    "cosine" warms up linearly over `warmup_epochs`, then decays to zero by the last epoch. "plateau" starts at
-    the plain rate, which the PlateauSchedule callback lowers. Weight decay is decoupled (AdamW, or SGD's own).
-    """
-    rate = config.learning_rate or get_model_spec(config.model).learning_rate
-    if config.schedule == "inverse_time":
-        rate = keras.optimizers.schedules.InverseTimeDecay(rate, decay_steps=1, decay_rate=1e-6)
-    elif config.schedule == "cosine":
-        warmup = config.warmup_epochs * steps_per_epoch
-        decay = (config.epochs - config.warmup_epochs) * steps_per_epoch
-        rate = keras.optimizers.schedules.CosineDecay(0.0 if warmup else rate, decay, warmup_target=rate if warmup else None, warmup_steps=warmup)
-    weight_decay = config.weight_decay or None
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True, weight_decay=weight_decay)
-    if weight_decay:
-        return keras.optimizers.AdamW(rate, weight_decay=weight_decay)
-    return keras.optimizers.Adam(rate)
-
-
-def class_weights(labels: np.ndarray, num_classes: int, kind: str) -> dict[int, float] | None:
-    """Per-class loss weights: None, "balanced" (n / (classes * count), as scikit-learn) or its "sqrt"."""
-    if kind == "none":
-        return None
-    counts = np.bincount(labels, minlength=num_classes)
-    weights = len(labels) / (num_classes * np.maximum(counts, 1))
-    if kind == "sqrt":
-        weights = np.sqrt(weights)
-    return {index: float(weight) for index, weight in enumerate(weights)}
-
-
-# Models that train faster in mixed bfloat16 than in float32 on a CPU with bfloat16 hardware, and as accurately
-# (bench/precision.py and a 50-epoch pair on FER2013: seed 1.8-2.0x faster, best validation 47.2% either way;
-# mini_resnet was 0.87x as fast, so it is not here).
-BF16_FASTER_MODELS = ("seed",)
-
-
-def resolve_precision(config: TrainConfig) -> str:
-    """The precision a run trains in: config.precision, with "auto" made concrete for this model and machine."""
-    if config.precision != "auto":
-        return config.precision
-    fast = backend.backend_name() == "tensorflow" and not backend.has_gpu() and backend.cpu_has_bfloat16()
-    return "bf16" if fast and config.model in BF16_FASTER_MODELS else "float32"
 
 
 def data_parallel_devices(devices: int | str | None, config: TrainConfig) -> int:
@@ -165,80 +116,6 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
 def _compile(trainer: keras.Model, config: TrainConfig, optimizer: keras.optimizers.Optimizer) -> None:
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     trainer.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-
-
-# --- fine-tuning: starting from a trained model ---------------------------------------------------------------
-
-# While the body is frozen only the new or reused output layer learns, so it can take a larger step.
-HEAD_RATE_FACTOR = 10.0
-
-
-def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
-    """The trained classifier a fine-tuning run starts from ("default", a run folder or a .keras file) and its card."""
-    from emolens.models.saving import load_model
-
-    path = keras_model_path(start_from)
-    network, card = load_model(path, compile=False)
-    if card.model is None or card.model == "ensemble":
-        raise EmolensError(f"{start_from}: cannot fine-tune {'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members.")
-    get_model_spec(card.model)  # an architecture this version of emolens can build
-    return network, card
-
-
-def check_start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> None:
-    """A fine-tuned model keeps its classes: DATA must have exactly them, unless a new output layer is asked for."""
-    if new_head:
-        return
-    missing_in_model = sorted(set(dataset.class_names) - set(card.class_names))
-    missing_in_data = sorted(set(card.class_names) - set(dataset.class_names))
-    if missing_in_model or missing_in_data:
-        parts = ([f"the model lacks {', '.join(missing_in_model)}"] if missing_in_model else []) + ([f"the data lacks {', '.join(missing_in_data)}"] if missing_in_data else [])
-        raise EmolensError(f"the classes differ: {'; '.join(parts)}. Give the data the model's classes ({', '.join(card.class_names)}), or ask for a new output layer (new_head; --new-head on the command line).")
-
-
-def transfer_weights(classifier: keras.Model, source: keras.Model, source_classes: tuple[str, ...], class_names: tuple[str, ...], new_head: bool) -> None:
-    """Copies `source`'s weights into `classifier` (the same architecture, built for `class_names`): every layer,
-    and the output layer too unless `new_head`, its columns reordered to the data's class order."""
-    pairs = [(mine, theirs) for mine, theirs in zip(classifier.layers, source.layers) if theirs.weights]
-    if len(classifier.layers) != len(source.layers) or any(type(a) is not type(b) for a, b in zip(classifier.layers, source.layers)):
-        raise EmolensError("the model to start from does not match its architecture as this version of emolens builds it.")
-    *body, (head, source_head) = pairs
-    for mine, theirs in body:
-        mine.set_weights(theirs.get_weights())
-    if not new_head:
-        order = [source_classes.index(name) for name in class_names]
-        kernel, bias = source_head.get_weights()
-        head.set_weights([kernel[:, order], bias[order]])
-
-
-def body_is_trainable(classifier: keras.Model) -> bool:
-    return next(layer for layer in classifier.layers[:-1] if layer.weights).trainable
-
-
-def set_body_trainable(classifier: keras.Model, trainable: bool) -> None:
-    """Freezes (or thaws) every layer but the output layer. Frozen BatchNorm layers also keep their statistics."""
-    for layer in classifier.layers[:-1]:
-        layer.trainable = trainable
-
-
-
-class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau whose counters live in the run's training state, so a resumed run keeps its place."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        super().__init__(**PLATEAU, verbose=0)
-        self.state = state
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)  # resets the counters; a resumed run then restores its own
-        saved = self.state.get("plateau")
-        if saved:
-            self.wait, self.best, self.cooldown_counter = saved["wait"], saved["best"], saved["cooldown_counter"]
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
-        best = None if self.best is None else float(self.best)
-        self.state["plateau"] = {"wait": int(self.wait), "best": best, "cooldown_counter": int(self.cooldown_counter)}
 
 
 def _check_trainable_classes(dataset: Dataset) -> None:

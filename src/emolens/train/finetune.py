@@ -1,0 +1,67 @@
+"""Fine-tuning: a run that starts from a trained model (`emolens train DATA --from MODEL`).
+
+The start model gives the run its architecture, input crop and weights; its classes must be the data's
+(matched by name, in any order) unless a new output layer is asked for. With freeze_epochs, the body is frozen
+and the output layer trains alone first (see `emolens.train.trainer._fit`, which runs the two phases).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from emolens.data.sources import Dataset
+from emolens.errors import EmolensError
+from emolens.models.card import ModelCard
+from emolens.models.classifier import keras_model_path
+from emolens.models.registry import get_model_spec
+
+# While the body is frozen only the new or reused output layer learns, so it can take a larger step.
+HEAD_RATE_FACTOR = 10.0
+
+
+def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
+    """The trained classifier a fine-tuning run starts from ("default", a run folder or a .keras file) and its card."""
+    from emolens.models.saving import load_model
+
+    path = keras_model_path(start_from)
+    network, card = load_model(path, compile=False)
+    if card.model is None or card.model == "ensemble":
+        raise EmolensError(f"{start_from}: cannot fine-tune {'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members.")
+    get_model_spec(card.model)  # an architecture this version of emolens can build
+    return network, card
+
+
+def check_start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> None:
+    """A fine-tuned model keeps its classes: DATA must have exactly them, unless a new output layer is asked for."""
+    if new_head:
+        return
+    missing_in_model = sorted(set(dataset.class_names) - set(card.class_names))
+    missing_in_data = sorted(set(card.class_names) - set(dataset.class_names))
+    if missing_in_model or missing_in_data:
+        parts = ([f"the model lacks {', '.join(missing_in_model)}"] if missing_in_model else []) + ([f"the data lacks {', '.join(missing_in_data)}"] if missing_in_data else [])
+        raise EmolensError(f"the classes differ: {'; '.join(parts)}. Give the data the model's classes ({', '.join(card.class_names)}), or ask for a new output layer (new_head; --new-head on the command line).")
+
+
+def transfer_weights(classifier: keras.Model, source: keras.Model, source_classes: tuple[str, ...], class_names: tuple[str, ...], new_head: bool) -> None:
+    """Copies `source`'s weights into `classifier` (the same architecture, built for `class_names`): every layer,
+    and the output layer too unless `new_head`, its columns reordered to the data's class order."""
+    pairs = [(mine, theirs) for mine, theirs in zip(classifier.layers, source.layers) if theirs.weights]
+    if len(classifier.layers) != len(source.layers) or any(type(a) is not type(b) for a, b in zip(classifier.layers, source.layers)):
+        raise EmolensError("the model to start from does not match its architecture as this version of emolens builds it.")
+    *body, (head, source_head) = pairs
+    for mine, theirs in body:
+        mine.set_weights(theirs.get_weights())
+    if not new_head:
+        order = [source_classes.index(name) for name in class_names]
+        kernel, bias = source_head.get_weights()
+        head.set_weights([kernel[:, order], bias[order]])
+
+
+def body_is_trainable(classifier: keras.Model) -> bool:
+    return next(layer for layer in classifier.layers[:-1] if layer.weights).trainable
+
+
+def set_body_trainable(classifier: keras.Model, trainable: bool) -> None:
+    """Freezes (or thaws) every layer but the output layer. Frozen BatchNorm layers also keep their statistics."""
+    for layer in classifier.layers[:-1]:
+        layer.trainable = trainable
