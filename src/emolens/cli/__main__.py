@@ -1,0 +1,7 @@
+"""`python -m emolens.cli`, as the `emolens` command."""
+
+import sys
+
+from emolens.cli import main
+
+sys.exit(main())

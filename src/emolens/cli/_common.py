@@ -1,0 +1,124 @@
+"""What every subcommand shares: safe printing, the consoles, argument types and shared flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+
+from emolens.errors import EmolensError
+
+console = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+logger = logging.getLogger("emolens")
+
+
+# C0 and C1 control characters but tab and newline: a file name can hold an escape sequence that clears the
+# screen or sets the terminal's title, and Rich prints ESC as it is.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """`text` with its control characters written as \\xNN."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def _shown(value: object) -> str:
+    """`value` as text safe to print in Rich markup: control characters written as \\xNN, markup escaped."""
+    return escape(_printable(str(value)))
+
+
+class _PrintableLogFilter(logging.Filter):
+    """Log messages name files too: the same control-character rule as the CLI's own output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _printable(record.getMessage()), None
+        return True
+
+
+def _start_backend(verbose: bool) -> None:
+    """Imports Keras and its backend before any command does, without TensorFlow's C++ start-up chatter."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    import emolens.backend  # noqa: F401  (imports keras quietly; see there)
+
+
+def _fit_verbosity() -> int:
+    return 1 if sys.stdout.isatty() else 2
+
+
+AUGMENT_SETTINGS = ("rotation", "shift", "zoom", "erasing")
+
+
+def _augment_config(args: argparse.Namespace):
+    from emolens.data.augment import AugmentConfig
+
+    try:
+        return AugmentConfig(**_augment_overrides(args))
+    except ValueError as error:
+        raise EmolensError(str(error)) from error
+
+
+def _augment_overrides(args: argparse.Namespace) -> dict:
+    overrides = {name: getattr(args, name) for name in AUGMENT_SETTINGS if getattr(args, name) is not None}
+    return overrides | ({"flip": False} if args.no_flip else {})
+
+
+def _detector_config(args: argparse.Namespace):
+    """The detector flags as one DetectorConfig; a model file alone means YuNet (the detector that takes one)."""
+    from emolens.predict.detectors import DEFAULT_DETECTOR, DetectorConfig
+
+    name = args.detector or ("yunet" if args.detector_model else DEFAULT_DETECTOR)
+    return DetectorConfig(name, model_file=args.detector_model, min_face=args.min_face)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port between 0 and 65535, got {text}")
+    return value
+
+
+def _device_count(text: str) -> int | str:
+    return "all" if text == "all" else _positive_int(text)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
+    from emolens.predict.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, detector_names
+
+    parser.add_argument("--detector", choices=detector_names(), help=f"face detector (default {DEFAULT_DETECTOR}, bundled)")
+    parser.add_argument("--detector-model", metavar="FILE", help="the detector's model file instead of the bundled one (implies --detector yunet)")
+    parser.add_argument("--min-face", type=_positive_int, default=DEFAULT_MIN_FACE, help=f"smallest face side in pixels (default {DEFAULT_MIN_FACE})")
+
+
+def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
+    # No argparse defaults: an unset flag leaves the recipe's (or AugmentConfig's) value in place.
+    group = parser.add_argument_group("augmentation (training only)")
+    group.add_argument("--rotation", type=float, help="largest rotation in degrees (default 10; 0 turns it off)")
+    group.add_argument("--shift", type=float, help="largest width/height shift as a fraction (default 0.1)")
+    group.add_argument("--zoom", type=float, help="largest zoom as a fraction (default 0: off)")
+    group.add_argument("--erasing", type=float, help="probability of random erasing, one noisy rectangle per image (default 0: off)")
+    group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+
+
+def _command(group, name: str, *, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose --help opens with a description line (its one-line help, unless it has a longer one)."""
+    return group.add_parser(name, help=help, description=description or f"{help[0].upper()}{help[1:]}.")

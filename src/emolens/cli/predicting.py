@@ -1,0 +1,190 @@
+"""The prediction subcommands: predict (local or Ray) and serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+from emolens.errors import EmolensError
+from emolens.cli._common import (
+    _add_detector_flags, _command, _detector_config,
+    _non_negative_int, _port, _positive_int, _shown, _start_backend, console, stdout,
+)  # fmt: skip
+
+
+def _face_summary(faces: list) -> str:
+    if not faces:
+        return "[dim]no face found[/]"
+    shown = ", ".join(f"[bold]{face.emotion}[/] {face.confidence:.2f}" for face in faces[:6])
+    more = f" and {len(faces) - 6} more" if len(faces) > 6 else ""
+    return f"{len(faces)} face{'s' if len(faces) != 1 else ''}: {shown}{more}"
+
+
+class _VideoSummary:
+    """What one video or camera session showed, printed as one line when it ends."""
+
+    def __init__(self) -> None:
+        self._start(None)
+
+    def _start(self, source: str | None) -> None:
+        self.source = source
+        self.analysed = self.with_faces = 0
+        self.counts: dict[str, int] = {}
+        self.tracks: set[int] = set()
+
+    def add(self, result) -> None:
+        if result.source != self.source:
+            self.show()
+            self._start(result.source)
+        self.analysed += 1
+        self.with_faces += bool(result.faces)
+        for face in result.faces:
+            self.counts[face.emotion] = self.counts.get(face.emotion, 0) + 1
+            if face.track_id is not None:
+                self.tracks.add(face.track_id)
+
+    def show(self) -> None:
+        if self.source is None:
+            return
+        seen = ", ".join(f"{emotion} {count}" for emotion, count in sorted(self.counts.items(), key=lambda item: -item[1])[:3])
+        faces = f", {len(self.tracks)} face{'s' if len(self.tracks) != 1 else ''} tracked" if self.tracks else ""
+        stdout.print(
+            f"{_shown(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}" + (f"; most seen: {seen}" if seen else ""),
+            soft_wrap=True,
+        )
+        self.source = None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emolens._progress import track
+    from emolens.models.classifier import needs_keras
+    from emolens.predict import Recognizer
+    from emolens.predict.inputs import count_pictures, expand_sources
+    from emolens.predict.writers import JsonLinesWriter, OutputFolder
+
+    if not args.sources and args.camera is None:
+        raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
+    if args.engine == "ray":
+        return _predict_on_ray(args)
+    if args.address is not None or args.workers is not None:
+        raise EmolensError("--address and --workers are for --engine ray.")
+    if args.explain and args.out is None:
+        raise EmolensError("--explain draws heat maps into the annotated pictures: pass --out DIR too.")
+    if needs_keras(args.model) or args.explain:
+        _start_backend(args.verbose)
+    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain)
+    # Folders are listed once, for the progress bar's total and the predictions alike.
+    sources = expand_sources(([args.camera] if args.camera is not None else []) + list(args.sources))
+    out = OutputFolder(args.out, recognizer.class_names) if args.out else None
+    json_lines = JsonLinesWriter(sys.stdout) if args.json else None
+    video = _VideoSummary()
+    failures = 0
+    results = recognizer.predict(sources, stream=True, every=args.every, smooth=args.smooth, errors="keep")
+    total = None if args.camera is not None else count_pictures(sources, every=args.every)
+    try:
+        for result in track(results, total=total, description="Pictures"):
+            if result.error is not None:
+                failures += 1
+                console.print(f"[bold red]skipped[/] {_shown(f'{result.source}: {result.error}')}", soft_wrap=True)
+                continue
+            if json_lines is not None:
+                json_lines.write(result)
+            elif result.is_video_frame:
+                video.add(result)
+            else:
+                video.show()
+                stdout.print(f"{_shown(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
+            if out is not None:
+                out.write(result)
+    except BaseException as error:
+        if out is not None:
+            out.close(error)
+        raise
+    if json_lines is None:
+        video.show()
+    if out is not None:
+        out.close()
+        if json_lines is None:
+            stdout.print(f"Annotated files and faces.csv in [bold]{_shown(args.out)}[/]")
+    if failures:
+        console.print(f"[red]{failures} input(s) could not be read.[/]")
+        return 1
+    return 0
+
+
+def _predict_on_ray(args: argparse.Namespace) -> int:
+    from emolens.predict.ray_engine import BatchSettings, predict_to_parquet
+
+    if args.out is None:
+        raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
+    if args.camera is not None or args.json or args.explain:
+        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json and --explain are for the local engine.")
+    settings = BatchSettings(args.model, _detector_config(args), args.tta, args.every, args.smooth)
+    summary = predict_to_parquet(args.sources, args.out, settings=settings, address=args.address, workers=args.workers)
+    done = f"; {summary.skipped} input(s) already in {_shown(args.out)} skipped" if summary.skipped else ""
+    stdout.print(
+        f"{summary.inputs} input(s) in {summary.seconds:.1f} s (Ray's start {summary.startup_seconds:.1f} s): {summary.rows} rows in "
+        f"{summary.parts} Parquet part(s) in [bold]{_shown(args.out)}[/]{done}",
+        soft_wrap=True,
+    )
+    if summary.errors:
+        console.print(f"[red]{summary.errors} input(s) could not be read: their rows say why (column `error`).[/]")
+        return 1
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from emolens.serve import serve
+
+    serve(
+        args.model, host=args.host, port=args.port, workers=args.workers, detector=_detector_config(args), tta=args.tta,
+        max_upload_mb=args.max_upload_mb, allowed_hosts=args.allow_host, request_timeout_s=args.request_timeout,
+    )  # fmt: skip
+    return 0
+
+
+def add_commands(commands) -> None:
+    """Adds predict and serve."""
+    from emolens.models.classifier import TTA_MODES
+
+    predict = _command(
+        commands,
+        "predict",
+        help="the emotion of every face in photos, folders, videos or a webcam",
+        description="Find faces and recognise their emotions. Exit status 1 if any input could not be read.",
+    )
+    predict.add_argument("sources", nargs="*", metavar="SOURCE", help="image files, folders (searched recursively), video files, ZIPs of images or .txt lists of paths")
+    predict.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
+    _add_detector_flags(predict)
+    predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
+    predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
+    predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
+    predict.add_argument("--smooth", type=_non_negative_int, default=0, metavar="N", help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)")
+    predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    predict.add_argument("--explain", action="store_true", help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)")
+    predict.add_argument("--engine", default="local", choices=("local", "ray"), help="local (this process) or ray: Ray Data actors writing Parquet to --out, resumable (default local)")
+    predict.add_argument("--address", metavar="ADDR", help="with --engine ray: join this Ray cluster (auto, or ray://host:port); default: a local Ray for this command")
+    predict.add_argument("--workers", type=_positive_int, metavar="N", help="with --engine ray: Ray actors, one CPU each (default: every CPU of the cluster)")
+    predict.set_defaults(handler=cmd_predict, needs_backend=False)
+
+    serve = _command(
+        commands,
+        "serve",
+        help="an HTTP API and a web page (photos and the webcam) on this machine",
+        description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and the OpenAPI description at /openapi.json.",
+    )
+    serve.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in megabytes; larger ones get 413 (default 10)")
+    serve.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="a host name or address clients may reach this server by (repeatable; * for any). Loopback names and the --host address always work",
+    )  # fmt: skip
+    serve.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="seconds a client has to send each whole request, upload included (default 30)")
+    _add_detector_flags(serve)
+    serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    serve.set_defaults(handler=cmd_serve, needs_backend=False)
