@@ -93,6 +93,7 @@ def test_calibrate_writes_the_temperature_into_an_onnx_model(tmp_path, capsys):
     assert main(["data", "synth", str(data), "--train-per-class", "40", "--test-per-class", "5"]) == 0
     model = tmp_path / "model.onnx"
     shutil.copy(BUNDLED_DIR / "default.onnx", model)
+    shutil.copy(BUNDLED_DIR / "default.json", tmp_path / "model.json")  # the card copy export writes beside
     capsys.readouterr()
     assert main(["calibrate", str(model), str(data)]) == 0
     printed = capsys.readouterr().out
@@ -101,6 +102,7 @@ def test_calibrate_writes_the_temperature_into_an_onnx_model(tmp_path, capsys):
     assert card.temperature is not None and card.temperature != 1.0
     assert card["calibration"]["images"] == 28
     assert card["calibration"]["nll_after"] <= card["calibration"]["nll_before"]
+    assert json.loads((tmp_path / "model.json").read_text())["temperature"] == card.temperature
     metrics_out = tmp_path / "evaluation"
     assert main(["evaluate", str(model), str(data), "--split", "test", "--out", str(metrics_out)]) == 0
     metrics = json.loads((metrics_out / "metrics.json").read_text())

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from emolens._io import write_json
 from emolens.data.cache import load_dataset
 from emolens.errors import EmolensError
 from emolens.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, negative_log_likelihood
@@ -76,9 +77,13 @@ def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarra
 
 
 def store_calibration(classifier: Classifier, calibration: Calibration) -> None:
-    """Writes `calibration` into the card of the model file `classifier` was loaded from."""
-    card = classifier.card.with_details(calibration=calibration.to_card())
-    write_card(classifier.path, replace(card, temperature=calibration.temperature))
+    """Writes `calibration` into the card of the model file `classifier` was loaded from, and into the copy of
+    the card that `emolens export` writes beside it (`<name>.json`), when there is one."""
+    card = replace(classifier.card.with_details(calibration=calibration.to_card()), temperature=calibration.temperature)
+    write_card(classifier.path, card)
+    beside = classifier.path.with_suffix(".json")
+    if beside.is_file():
+        write_json(beside, card.to_dict())
 
 
 def _training_config(path: Path, card: Any) -> TrainConfig:
