@@ -20,8 +20,9 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-ASTRONAUT = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: tests/ lives in it, ../shared beside it
+SHARED = ROOT.parent / "shared"
+ASTRONAUT = ROOT / "samples" / "astronaut.png"
 CLASSES = ("angry", "happy", "sad")
 
 

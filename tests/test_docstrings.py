@@ -6,11 +6,11 @@ import doctest
 import importlib
 import inspect
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 PACKAGES = ("emolens", "emolens.data", "emolens.models", "emolens.train", "emolens.evaluate", "emolens.predict", "emolens.predict.detectors", "emolens.serve")
 
 

@@ -26,14 +26,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import bomb_png
+from conftest import ROOT, bomb_png
 from emolens.cli import main
 from emolens.constants import FER2013_CLASSES
 from emolens.predict import DetectorConfig, Face, Recognizer, Result
 from emolens.predict.annotate import annotate, label_layout, panel_width
 from emolens.predict.detectors import Detections, FaceDetector, Framing, crop_faces, detector_names, register_detector
 
-ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "samples" / "astronaut.png"
 CLASSES = list(FER2013_CLASSES)
 CANVAS_SHAPE = (480, 800)  # height, width

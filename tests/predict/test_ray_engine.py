@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 ASTRONAUT = ROOT / "samples" / "astronaut.png"
 PHOTOS = 240
 

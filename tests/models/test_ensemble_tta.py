@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import CLASSES, write_tree
+from conftest import ASTRONAUT, CLASSES, write_tree
 from emolens.cli import main
 from emolens.errors import EmolensError
 from emolens.models import build_model
@@ -90,11 +90,9 @@ def test_cli_evaluates_several_models_as_one_ensemble_with_tta(members, tmp_path
 
 
 def test_predict_with_flip_averages_the_bundled_models_two_views(capsys):
-    from pathlib import Path
-
     from emolens.predict import Recognizer
 
-    photo = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
+    photo = ASTRONAUT
     (plain,), (flipped,) = Recognizer().predict(photo), Recognizer(tta="flip").predict(photo)
     plain, flipped = plain.faces, flipped.faces
     assert [face.box for face in plain] == [face.box for face in flipped] and flipped[0].emotion == "happy"
@@ -124,7 +122,6 @@ def test_ten_crops_are_the_centre_and_corners_and_their_mirrors(tmp_path, faces)
 
 @pytest.mark.slow
 def test_a_model_trained_on_crops_evaluates_and_predicts_on_whole_faces(tmp_path, capsys):
-    from pathlib import Path
 
     data = write_tree(tmp_path / "data", {"train": 8, "test": 3})
     run = tmp_path / "run"
@@ -135,7 +132,7 @@ def test_a_model_trained_on_crops_evaluates_and_predicts_on_whole_faces(tmp_path
     for tta in ("none", "flip", "crops"):
         assert main(["evaluate", str(run), str(data), "--tta", tta, "--json", "--out", str(tmp_path / tta)]) == 0
         assert json.loads(capsys.readouterr().out)["test_time_augmentation"] == tta
-    photo = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
+    photo = ASTRONAUT
     assert main(["predict", str(photo), "--model", str(run), "--tta", "crops", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["faces"]) == 1
     assert main(["train", str(data), "--crop", "12", "--epochs", "1", "--out", str(tmp_path / "bad")]) == 2

@@ -16,9 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import bomb_png, start_server
+from conftest import ROOT, bomb_png, start_server
 
-ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "samples" / "astronaut.png"
 MAX_UPLOAD_MB = 1.0
 

@@ -11,12 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT
+from conftest import ASTRONAUT, ROOT
 from emolens import Recognizer
 from emolens.cli import main
 from emolens.models.classifier import BUNDLED_DIR
 
-ROOT = ASTRONAUT.parents[1]
 
 
 def test_backend_gradient_is_the_derivative():
