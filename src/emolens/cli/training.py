@@ -162,13 +162,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands) -> None:
-    """Adds train, evaluate and calibrate, then export, ensemble, models, recipes and doctor."""
-    from emolens.models.classifier import TTA_MODES
-
+def _add_train(commands) -> None:
+    """`emolens train`: every TrainConfig setting as a flag (see RUN_SETTINGS), grouped as --help shows them."""
     train = _command(commands, "train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
     train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
-    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, best); any flag below overrides it")
+    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, finetune, best); any flag below overrides it")
     train.add_argument("--model", help="a name from `emolens models` (default seed)")
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default 50)")
     train.add_argument("--batch-size", type=_positive_int, help="images per step (default 64)")
@@ -207,6 +205,13 @@ def add_commands(commands) -> None:
     train.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(train)
     train.set_defaults(handler=cmd_train)
+
+
+def add_commands(commands) -> None:
+    """Adds train, evaluate and calibrate, then export, ensemble, models, recipes and doctor."""
+    from emolens.models.classifier import TTA_MODES
+
+    _add_train(commands)
 
     evaluate = _command(commands, "evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
     evaluate.add_argument("models", nargs="+", metavar="MODEL", help="a run folder, a .keras or .onnx file, or `default`; several make an ensemble")
