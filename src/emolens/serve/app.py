@@ -157,6 +157,43 @@ async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
         await form.close()
 
 
+class _OneAtATime:
+    """The process's Recognizer answering one upload at a time (its detector and sessions are shared, not
+    thread-safe), with the upload's decoding memory reserved for the whole request: pictures waiting for the
+    detector count too, and are freed before the reservation ends."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self.lock = threading.Lock()
+
+    def __call__(self, data: bytes, source: str) -> dict[str, Any]:
+        with DECODE_BUDGET.reserve(decoding_bytes(data)):
+            began = time.perf_counter()
+            gray, _ = to_gray(data)  # only the gray picture: nothing is drawn here
+            decode_ms = round((time.perf_counter() - began) * 1000, 2)
+            with self.lock:
+                result = self.recognizer.predict(gray)[0]
+            answer = result.replace(source=source, speed={**result.speed, "decode": decode_ms}).to_dict()
+            del gray, result
+        return answer
+
+
+async def _predict_response(request: Request, limit: int, recognize: _OneAtATime) -> Response:
+    """POST /v1/predict: the upload's answer, or the status and one-line error that say what was wrong with it."""
+    try:
+        data, source = await _image_bytes(request, limit)
+        return JSONResponse(await run_in_threadpool(recognize, data, source))
+    except ClientDisconnect:
+        logger.debug("a client hung up during its upload")
+        return Response(status_code=400)
+    except _RequestError as error:
+        return _error(error.status, str(error))
+    except ImageTooLarge as error:
+        return _error(413, f"the image is too large to decode ({error}).")
+    except UndecodableImage as error:
+        return _error(415, f"not an image emolens can read ({error}). Send a JPEG, PNG, WebP, BMP, GIF or TIFF.")
+
+
 def create_app(
     model: str = "default",
     *,
@@ -179,7 +216,7 @@ def create_app(
         The FastAPI application.
     """
     recognizer = Recognizer(model, detector=detector, tta=tta)
-    lock = threading.Lock()
+    recognize = _OneAtATime(recognizer)
     limit = int(max_upload_mb * 1_000_000)
     started = time.time()
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
@@ -194,19 +231,6 @@ def create_app(
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         # Every error this server gives, 404 and 405 included, reads {"error": "..."}.
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
-
-    def recognize(data: bytes, source: str) -> dict[str, Any]:
-        # The picture's memory is reserved for the whole request, so pictures waiting for the detector count
-        # too, and freed (the Result holds the picture) before the reservation ends.
-        with DECODE_BUDGET.reserve(decoding_bytes(data)):
-            began = time.perf_counter()
-            gray, _ = to_gray(data)  # only the gray picture: nothing is drawn here
-            decode_ms = round((time.perf_counter() - began) * 1000, 2)
-            with lock:
-                result = recognizer.predict(gray)[0]
-            answer = result.replace(source=source, speed={**result.speed, "decode": decode_ms}).to_dict()
-            del gray, result
-        return answer
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -236,18 +260,7 @@ def create_app(
         openapi_extra={"requestBody": {"required": True, "content": IMAGE_REQUEST_BODY}},
     )
     async def predict(request: Request) -> Response:
-        try:
-            data, source = await _image_bytes(request, limit)
-            return JSONResponse(await run_in_threadpool(recognize, data, source))
-        except ClientDisconnect:
-            logger.debug("a client hung up during its upload")
-            return Response(status_code=400)
-        except _RequestError as error:
-            return _error(error.status, str(error))
-        except ImageTooLarge as error:
-            return _error(413, f"the image is too large to decode ({error}).")
-        except UndecodableImage as error:
-            return _error(415, f"not an image emolens can read ({error}). Send a JPEG, PNG, WebP, BMP, GIF or TIFF.")
+        return await _predict_response(request, limit, recognize)
 
     logger.info("emolens serve: model %s, %s detector, uploads up to %s bytes", model, detector.name, f"{limit:,}")
     return app
