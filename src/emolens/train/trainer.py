@@ -303,6 +303,60 @@ def _fit(
     return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
 
 
+def _write_run_files(
+    files: RunDir,
+    config: TrainConfig,
+    dataset: Dataset,
+    data: str | os.PathLike,
+    splits: tuple[Split, Split],
+    removed: list[tuple[ImageRef, str]],
+    devices: int,
+    input_shape: tuple[int, int, int],
+) -> ModelCard:
+    """A new run's config.json (every setting, the data's counts and fingerprints, the environment), its lists of
+    skipped and left-out files, and the card its models will carry."""
+    train_split, val_split = splits
+    train_sharpness = sharpness(train_split.images)
+    write_json(
+        files.config,
+        {
+            "config": config.to_dict(),
+            "class_names": list(dataset.class_names),
+            "data": {
+                "source": str(Path(data).resolve()),
+                "fingerprint": dataset.fingerprint,
+                "content_digest": dataset.content_digest(),
+                "counts": dataset.counts(),
+                "skipped": len(dataset.skipped),
+                "train_images": len(train_split),
+                "val_images": len(val_split),
+                **({"dedupe_removed": len(removed)} if config.dedupe != "none" else {}),
+                "train_sharpness": round(train_sharpness, 2),
+            },
+            "environment": {**backend.summary(), "data_parallel_devices": devices},
+            "versions": backend.versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    if removed:
+        write_removed_list(files.removed, removed)
+        logger.info("--dedupe left out %d images (listed in %s)", len(removed), files.removed)
+    if dataset.skipped:
+        write_text(files.skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
+    card = ModelCard(
+        model=config.model,
+        class_names=dataset.class_names,
+        input_shape=input_shape,
+        # Faces are prepared at this side; a smaller input_shape means the network sees crops of them.
+        image_size=IMAGE_SIZE,
+        preprocessing=PREPROCESSING,
+        # Lets evaluate warn when it is given images unlike the training images (see emolens.data.quality).
+        train_sharpness=round(train_sharpness, 2),
+        details={"data_fingerprint": dataset.fingerprint},
+    )
+    return card
+
+
 def train(
     data: str | os.PathLike,
     config: TrainConfig | None = None,
@@ -347,9 +401,7 @@ def train(
     if start is not None:
         check_start_classes(dataset, start[1], config.new_head)
     train_split, val_split, removed = prepare_splits(dataset, config, count)
-    train_sharpness = sharpness(train_split.images)
     run_dir = _new_run_dir(config.model, out)
-    files = RunDir(run_dir)
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(count):
         trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
@@ -357,43 +409,7 @@ def train(
     if start is not None:
         transfer_weights(classifier, start[0], start[1].class_names, dataset.class_names, config.new_head)
         logger.info("Fine-tuning %s from %s%s", config.model, config.start_from, " with a new output layer" if config.new_head else "")
-    write_json(
-        files.config,
-        {
-            "config": config.to_dict(),
-            "class_names": list(dataset.class_names),
-            "data": {
-                "source": str(Path(data).resolve()),
-                "fingerprint": dataset.fingerprint,
-                "content_digest": dataset.content_digest(),
-                "counts": dataset.counts(),
-                "skipped": len(dataset.skipped),
-                "train_images": len(train_split),
-                "val_images": len(val_split),
-                **({"dedupe_removed": len(removed)} if config.dedupe != "none" else {}),
-                "train_sharpness": round(train_sharpness, 2),
-            },
-            "environment": {**backend.summary(), "data_parallel_devices": count},
-            "versions": backend.versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    if removed:
-        write_removed_list(files.removed, removed)
-        logger.info("--dedupe left out %d images (listed in %s)", len(removed), files.removed)
-    if dataset.skipped:
-        write_text(files.skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
-    card = ModelCard(
-        model=config.model,
-        class_names=dataset.class_names,
-        input_shape=tuple(classifier.input_shape[1:]),
-        # Faces are prepared at this side; a smaller input_shape means the network sees crops of them.
-        image_size=IMAGE_SIZE,
-        preprocessing=PREPROCESSING,
-        # Lets evaluate warn when it is given images unlike the training images (see emolens.data.quality).
-        train_sharpness=round(train_sharpness, 2),
-        details={"data_fingerprint": dataset.fingerprint},
-    )
+    card = _write_run_files(RunDir(run_dir), config, dataset, data, (train_split, val_split), removed, count, tuple(classifier.input_shape[1:]))
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     with backend.data_parallel(count):
         return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
