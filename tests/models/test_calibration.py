@@ -76,7 +76,7 @@ def test_write_card_changes_the_confidence_not_the_network(name, tmp_path):
     faces = np.random.default_rng(0).integers(0, 256, (8, 48, 48), dtype=np.uint8)
     before = load_classifier(path)
     raw = before.predict(faces, calibrated=False)
-    assert before.temperature == 1.0
+    assert before.temperature == pytest.approx(0.994, abs=1e-3)  # the bundled model's, fitted on FER2013 validation
     write_card(path, ModelCard.from_dict({**before.card.to_dict(), "temperature": 2.0}, path))
     after = load_classifier(path)
     assert after.temperature == 2.0 and after.card.class_names == before.card.class_names

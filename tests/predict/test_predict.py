@@ -303,7 +303,7 @@ def test_detector_errors_are_one_line_emolens_errors(tmp_path):
         DetectorConfig("hair").build()
     with pytest.raises(EmolensError, match="takes no model file"):
         DetectorConfig("haar", model_file="x.onnx").build()
-    with pytest.raises(EmolensError, match="min-face"):
+    with pytest.raises(EmolensError, match="min_face must be a positive number"):
         DetectorConfig(min_face=0)
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(EmolensError, match="could not load"):
