@@ -11,7 +11,8 @@ import numpy as np
 
 from emolens._io import write_text
 from emolens.data.inspection import Inspection
-from emolens.data.sources import Dataset, refuse_output_inside
+from emolens.data.dataset import Dataset
+from emolens.data.sources import refuse_output_inside
 from emolens.plots import plot_class_counts, plot_image_rows
 
 

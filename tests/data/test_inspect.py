@@ -13,7 +13,7 @@ import pytest
 from conftest import CLASSES, png_bytes
 from emolens.cli import main
 from emolens.data import load_dataset
-from emolens.data.sources import Dataset, Split
+from emolens.data.dataset import Dataset, Split
 from emolens.data.inspection import clean_dataset, hamming_pairs, inspect_dataset, perceptual_hashes, write_cleaned_copy
 
 

@@ -188,3 +188,28 @@ def test_a_copied_zip_keeps_its_fingerprint(tmp_path):
     os.utime(copy, (1, 1))
     second = load_dataset(copy, cache=False)
     assert first.fingerprint == second.fingerprint and first.content_digest() == second.content_digest()
+
+
+def test_a_registered_source_kind_is_read_like_the_built_in_ones(tmp_path, monkeypatch):
+    """ARCHITECTURE.md's promise: a new kind of source is one lister plus one `register_source`."""
+    from emolens.data import sources
+    from emolens.data.dataset import Dataset, SourceListing, split_arrays
+
+    def decode_npz(listing, path, bare_split):
+        with np.load(path) as arrays:
+            items = [(f"{path.name}:{i}", image, "48x48 L") for i, image in enumerate(arrays["images"])]
+            return Dataset(str(path), ("a", "b"), {bare_split: split_arrays(items, list(arrays["labels"]))}, (), listing.fingerprint())
+
+    monkeypatch.setattr(sources, "_LISTERS", dict(sources._listers()))  # the registration lasts this test only
+    images = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+    np.savez(tmp_path / "faces.npz", images=images, labels=np.array([1, 0]))
+    with pytest.raises(EmolensError, match="unknown kind of source"):
+        load_dataset(tmp_path / "faces.npz", cache=False)
+
+    @sources.register_source(".NPZ")
+    def list_npz(path):
+        return SourceListing("npz", fingerprint_parts=[str(path.stat().st_size)], decode=decode_npz)
+
+    dataset = load_dataset(tmp_path / "faces.npz", cache=False)
+    assert dataset.class_names == ("a", "b") and dataset.split("train").labels.tolist() == [1, 0]
+    np.testing.assert_array_equal(dataset.split("train").images, images)

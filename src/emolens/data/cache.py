@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from emolens._io import atomic_path
-from emolens.data.sources import Dataset, SkippedFile, Split, decode_listing, list_source, listing_fingerprint
+from emolens.data.dataset import Dataset, SkippedFile, Split
+from emolens.data.sources import decode_listing, list_source
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def load_dataset(source: str | os.PathLike, *, bare_split: str = "train", cache:
     listing = list_source(source)
     if not cache:
         return decode_listing(listing, source, bare_split=bare_split)
-    key = f"{listing_fingerprint(listing)}-{bare_split}-v{CACHE_FORMAT}"
+    key = f"{listing.fingerprint()}-{bare_split}-v{CACHE_FORMAT}"
     path = cache_dir() / f"{key}.npz"
     if path.exists():
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from emolens.data.sources import Dataset, Split
+from emolens.data.dataset import Dataset, Split
 from emolens.errors import EmolensError
 
 

@@ -29,7 +29,8 @@ import numpy as np
 from emolens._io import write_json, write_text
 from emolens.data.cache import load_dataset
 from emolens.data.quality import sharpness, sharpness_mismatch
-from emolens.data.sources import Split, refuse_output_inside
+from emolens.data.dataset import Split
+from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.metrics import compute_metrics
 from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability

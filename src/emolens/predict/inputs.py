@@ -24,7 +24,7 @@ from emolens._native import native_stderr_silenced
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
 from emolens.data.preprocess import gray_from_rgb
-from emolens.data.sources import list_zip_members, read_zip_member
+from emolens.data.zip_source import list_zip_members, read_zip_member
 from emolens.errors import EmolensError
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]

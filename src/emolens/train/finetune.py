@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from emolens.data.sources import Dataset
+from emolens.data.dataset import Dataset
 from emolens.errors import EmolensError
 from emolens.models.card import ModelCard
 from emolens.models.classifier import keras_model_path

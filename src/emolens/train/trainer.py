@@ -35,7 +35,8 @@ from emolens.data.cache import load_dataset
 from emolens.data.inspection import ImageRef, clean_dataset, inspect_dataset, write_removed_list
 from emolens.data.preprocess import PREPROCESSING, to_model_input
 from emolens.data.quality import sharpness
-from emolens.data.sources import Dataset, Split, refuse_output_inside
+from emolens.data.dataset import Dataset, Split
+from emolens.data.sources import refuse_output_inside
 from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
 from emolens.plots import plot_curves

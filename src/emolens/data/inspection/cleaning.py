@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from emolens.data.inspection.findings import SPLIT_PRIORITY, ImageRef, Inspection
-from emolens.data.sources import Dataset
+from emolens.data.dataset import Dataset
 
 
 def cleaning_plan(report: Inspection) -> dict[tuple[str, int], tuple[ImageRef, str]]:

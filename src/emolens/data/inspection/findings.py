@@ -13,7 +13,7 @@ import numpy as np
 
 from emolens.constants import IMAGE_SIZE, NEAR_CONSTANT_STD, NEAR_THRESHOLD
 from emolens.data.inspection.near import _check_threshold, _components, hamming_pairs, perceptual_hashes
-from emolens.data.sources import Dataset, SkippedFile
+from emolens.data.dataset import Dataset, SkippedFile
 
 # Splits in the order a cleaned copy protects them: a train image that copies a test image goes, never the test one.
 SPLIT_PRIORITY = ("test", "val", "train")

@@ -17,7 +17,9 @@ from emolens._io import atomic_dir, write_text
 from emolens._progress import track
 from emolens.data.inspection.cleaning import clean_dataset
 from emolens.data.inspection.findings import ImageRef, Inspection
-from emolens.data.sources import CSV_USAGE_SPLITS, Dataset, refuse_output_inside
+from emolens.data.csv_source import CSV_USAGE_SPLITS
+from emolens.data.dataset import Dataset
+from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 
 logger = logging.getLogger(__name__)

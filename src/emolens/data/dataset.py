@@ -1,0 +1,123 @@
+"""What a dataset source becomes: a `SourceListing` before decoding, a `Dataset` of `Split`s after it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emolens.constants import IMAGE_SIZE
+from emolens.errors import EmolensError
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset: decoded images, their class indices, and where each came from.
+
+    Example:
+        >>> split = Split(np.zeros((3, 48, 48), np.uint8), np.array([0, 1, 1]), ("a.png", "b.png", "c.png"))
+        >>> len(split), split.subset(np.array([2])).names
+        (3, ('c.png',))
+    """
+
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels: np.ndarray  # (N,) int64, indices into Dataset.class_names
+    names: tuple[str, ...]
+    # Each file's own "WIDTHxHEIGHT MODE" before decoding (empty when unknown).
+    formats: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> Split:
+        formats = tuple(self.formats[i] for i in indices) if self.formats else ()
+        return Split(self.images[indices], self.labels[indices], tuple(self.names[i] for i in indices), formats)
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file a source held that could not be used, and why (listed in runs' skipped.txt and by data inspect).
+
+    Example:
+        >>> SkippedFile("train/happy/notes.txt", "not an image").reason
+        'not an image'
+    """
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Every split of a source, decoded. `fingerprint` is a cheap key from the listing, for the cache.
+
+    Example:
+        >>> from emolens.data import load_dataset
+        >>> dataset = load_dataset("fer2013.zip")                                  # doctest: +SKIP
+        >>> dataset.class_names[:3], dataset.split("test").images.shape          # doctest: +SKIP
+        (('angry', 'disgust', 'fear'), (3589, 48, 48))
+    """
+
+    source: str
+    class_names: tuple[str, ...]
+    splits: dict[str, Split]
+    skipped: tuple[SkippedFile, ...] = ()
+    fingerprint: str = ""
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise EmolensError(
+                f"{self.source} has no '{name}' split (it has: {', '.join(self.splits) or 'none'}). "
+                f"Add a {name}/ folder with one subfolder per class, or choose another split."
+            )
+        return self.splits[name]
+
+    def content_digest(self) -> str:
+        """A hash of the decoded pixels, labels and class names: the same for a copied, moved or re-zipped source.
+
+        Resume compares it, since file times (part of `fingerprint`) change whenever a dataset is copied.
+        """
+        digest = hashlib.sha256("\n".join(self.class_names).encode())
+        for name in sorted(self.splits):
+            split = self.splits[name]
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(split.images).tobytes())
+            digest.update(split.labels.astype("<i8").tobytes())
+        return digest.hexdigest()[:16]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class in each split, for logs and run files."""
+        return {
+            split_name: {c: int(n) for c, n in zip(self.class_names, np.bincount(s.labels, minlength=len(self.class_names)))}
+            for split_name, s in self.splits.items()
+        }
+
+
+@dataclass
+class SourceListing:
+    """What a source holds before decoding: file names with a way to read each, and folder names."""
+
+    kind: str
+    files: list[tuple[str, Callable[[], bytes]]] = field(default_factory=list)
+    folders: set[str] = field(default_factory=set)
+    fingerprint_parts: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    # How a source read whole decodes itself (the CSV); None for a tree of split and class folders, whose files
+    # `decode_listing` decodes one by one.
+    decode: Callable[[SourceListing, Path, str], Dataset] | None = None
+
+    def fingerprint(self) -> str:
+        """A cheap key for the cache: the kind, the model input size and every part the lister recorded."""
+        digest = hashlib.sha256(f"{self.kind}\n{IMAGE_SIZE}\n".encode())
+        for part in self.fingerprint_parts:
+            digest.update(part.encode("utf-8", "surrogateescape") + b"\n")
+        return digest.hexdigest()[:16]
+
+
+def split_arrays(items: list[tuple[str, np.ndarray, str]], labels: list[int]) -> Split:
+    """(name, image, format) items and their labels as one Split."""
+    images = np.stack([image for _, image, _ in items]) if items else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return Split(images, np.asarray(labels, dtype=np.int64), tuple(item[0] for item in items), tuple(item[2] for item in items))
