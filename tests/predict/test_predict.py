@@ -721,6 +721,46 @@ def test_predict_out_writes_annotated_pictures_and_faces_csv(onnx_model, photos,
     assert not [p for p in out.iterdir() if ".partial" in p.name or p.name.startswith(".")]
 
 
+def test_predict_formats_write_predictions_jsonl_beside_the_csv(onnx_model, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    sources = [str(photos["png"]), str(photos["blank"])]
+    assert main(["predict", *sources, "--json", "--out", str(out), "--formats", "jsonl,csv", "--model", str(onnx_model)]) == 0
+    printed = json_lines(capsys.readouterr().out)
+    written = json_lines((out / "predictions.jsonl").read_text())
+    assert written == printed and [line["source"] for line in written] == sources  # the faceless picture too
+    assert len(_read_csv(out / "faces.csv")[1]) == sum(len(line["faces"]) for line in written)
+
+    assert main(["predict", sources[0], "--out", str(tmp_path / "only"), "--formats", "jsonl", "--model", str(onnx_model)]) == 0
+    assert sorted(p.name for p in (tmp_path / "only").iterdir() if not p.name.endswith(".png")) == ["predictions.jsonl"]
+    capsys.readouterr()
+    assert main(["predict", sources[0], "--out", str(tmp_path / "bad"), "--formats", "csv,xml", "--model", str(onnx_model)]) == 2
+    assert "unknown format(s) 'xml'; choose among csv, jsonl" in capsys.readouterr().err
+    assert main(["predict", sources[0], "--formats", "jsonl", "--model", str(onnx_model)]) == 2
+    assert "pass --out DIR too" in capsys.readouterr().err
+
+
+def test_a_registered_output_format_is_written_into_the_folder(tmp_path, monkeypatch):
+    """ARCHITECTURE.md's promise: a new output format is one OutputFile subclass plus one registration."""
+    from emolens.predict import writers
+    from emolens.predict.results import Result
+
+    monkeypatch.setattr(writers, "_OUTPUT_FORMATS", dict(writers._OUTPUT_FORMATS))
+
+    @writers.register_output_format("names")
+    class NamesFile(writers.OutputFile):
+        filename = "names.txt"
+
+        def add(self, result):
+            self.lines.append(result.name)
+
+    assert writers.output_formats() == ["csv", "jsonl", "names"]
+    folder = writers.OutputFolder(tmp_path, list(CLASSES), formats=["names"])
+    for name in ("a.png", "b.png"):
+        folder.write(Result(source=name, width=8, height=8, class_names=list(CLASSES), name=name, image=np.zeros((8, 8, 3), np.uint8)))
+    folder.close()
+    assert (tmp_path / "names.txt").read_text() == "a.png\nb.png\n" and not (tmp_path / "faces.csv").exists()
+
+
 def test_predict_searches_folders_recursively(onnx_model, photos, tmp_path, capsys):
     root = tmp_path / "album"
     (root / "trip" / "day1").mkdir(parents=True)

@@ -154,7 +154,7 @@ def test_ray_engine_flags_need_what_they_go_with(tmp_path):
     done = emolens("predict", ASTRONAUT, "--workers", "2")
     assert done.returncode == 2 and "--address and --workers are for --engine ray" in done.stderr
     done = emolens("predict", ASTRONAUT, "--engine", "ray", "--json", "--out", tmp_path)
-    assert done.returncode == 2 and "--json and --explain are for the local engine" in done.stderr
+    assert done.returncode == 2 and "--json, --explain and --formats are for the local engine" in done.stderr
 
 
 def test_a_missing_ray_extra_is_a_one_line_error(monkeypatch, tmp_path):

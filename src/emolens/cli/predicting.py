@@ -69,6 +69,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_on_ray(args)
     if args.address is not None or args.workers is not None:
         raise EmolensError("--address and --workers are for --engine ray.")
+    if args.formats != "csv" and args.out is None:
+        raise EmolensError("--formats names the files written into --out DIR: pass --out DIR too.")
     if args.explain and args.out is None:
         raise EmolensError("--explain draws heat maps into the annotated pictures: pass --out DIR too.")
     if needs_keras(args.model) or args.explain:
@@ -76,7 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain)
     # Folders are listed once, for the progress bar's total and the predictions alike.
     sources = expand_sources(([args.camera] if args.camera is not None else []) + list(args.sources))
-    out = OutputFolder(args.out, recognizer.class_names) if args.out else None
+    out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
     json_lines = JsonLinesWriter(sys.stdout) if args.json else None
     video = _VideoSummary()
     failures = 0
@@ -118,8 +120,8 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
-    if args.camera is not None or args.json or args.explain:
-        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json and --explain are for the local engine.")
+    if args.camera is not None or args.json or args.explain or args.formats != "csv":
+        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json, --explain and --formats are for the local engine.")
     settings = BatchSettings(args.model, _detector_config(args), args.tta, args.every, args.smooth)
     summary = predict_to_parquet(args.sources, args.out, settings=settings, address=args.address, workers=args.workers)
     done = f"; {summary.skipped} input(s) already in {_shown(args.out)} skipped" if summary.skipped else ""
@@ -160,6 +162,7 @@ def add_commands(commands) -> None:
     predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
+    predict.add_argument("--formats", default="csv", help="comma-separated output formats written into --out: csv (faces.csv, the default), jsonl (predictions.jsonl)")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
     predict.add_argument("--smooth", type=_non_negative_int, default=0, metavar="N", help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)")
     predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")

@@ -1,5 +1,6 @@
-"""Writing Results: small writers for annotated pictures, annotated videos (H.264 MP4), JSON lines and CSV,
-and `OutputFolder`, which sends each Result to the right ones for `emolens predict --out DIR`.
+"""Writing Results: small writers for annotated pictures, annotated videos (H.264 MP4), JSON lines, and the
+registered output formats (faces.csv, predictions.jsonl), and `OutputFolder`, which sends each Result to the
+right ones for `emolens predict --out DIR`.
 
 Every file is written atomically (a video when it is finished), so an interrupted run leaves whole files only.
 """
@@ -13,6 +14,7 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
@@ -20,13 +22,13 @@ from typing import IO
 import cv2
 import numpy as np
 
-from emolens._io import atomic_path, write_bytes
+from emolens._io import atomic_path, write_bytes, write_text
 from emolens.errors import EmolensError
 from emolens.predict.results import Result
 
 logger = logging.getLogger(__name__)
 
-# faces.csv is rewritten whole, so during long runs it is rewritten at most this often.
+# Output files (faces.csv, ...) are rewritten whole, so during long runs each is rewritten at most this often.
 FLUSH_SECONDS = 5.0
 
 
@@ -63,35 +65,105 @@ def result_rows(result: Result) -> list[dict[str, object]]:
     ]
 
 
-class CsvWriter:
-    """One row per face (per analysed frame in videos); rewritten atomically every few seconds and on `close`,
-    so an interrupted run keeps nearly all its rows."""
+class OutputFile:
+    """A file in the output folder that gathers every Result: held in memory and rewritten whole, atomically,
+    every few seconds and on `close`, so an interrupted run keeps nearly all of it.
 
-    def __init__(self, path: str | os.PathLike, class_names: list[str]) -> None:
-        self.path = Path(path)
+    A format is a subclass with a `filename`, `add` (one Result into `lines`) and `header`, registered with
+    `register_output_format`; `emolens predict --out DIR --formats NAME,...` then writes it.
+    """
+
+    filename: str
+
+    def __init__(self, directory: str | os.PathLike, class_names: list[str]) -> None:
+        self.path = Path(directory) / self.filename
         self.class_names = class_names
-        self.rows: list[list[object]] = []
+        self.lines: list[str] = []
         self._flushed_at = time.monotonic()
 
     def header(self) -> list[str]:
-        return ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence", *self.class_names]
+        return []
+
+    def add(self, result: Result) -> None:
+        raise NotImplementedError
 
     def write(self, result: Result) -> None:
-        decimals = {"score", "confidence", *self.class_names}
-        for row in result_rows(result):
-            if row.get("face") is not None:
-                self.rows.append([_blank(row[column]) if column not in decimals else _decimal(row[column]) for column in self.header()])
+        self.add(result)
         if time.monotonic() - self._flushed_at > FLUSH_SECONDS:
             self.close()
 
     def close(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(self.header())
-        writer.writerows(self.rows)
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(buffer.getvalue(), encoding="utf-8")
+        write_text(self.path, "".join(line + "\n" for line in [*self.header(), *self.lines]))
         self._flushed_at = time.monotonic()
+
+
+_OUTPUT_FORMATS: dict[str, type[OutputFile]] = {}
+
+
+def register_output_format(name: str) -> Callable[[type[OutputFile]], type[OutputFile]]:
+    """Registers an `OutputFile` subclass as the output format `name`.
+
+    Example:
+        >>> @register_output_format("names")                                   # doctest: +SKIP
+        ... class NamesFile(OutputFile):
+        ...     filename = "names.txt"
+        ...     def add(self, result):
+        ...         self.lines.append(result.name)
+        >>> output_formats()
+        ['csv', 'jsonl']
+    """
+
+    def register(cls: type[OutputFile]) -> type[OutputFile]:
+        _OUTPUT_FORMATS[name] = cls
+        return cls
+
+    return register
+
+
+def output_formats() -> list[str]:
+    """The names `OutputFolder(formats=...)` and `--formats` accept.
+
+    Example:
+        >>> "csv" in output_formats()
+        True
+    """
+    return sorted(_OUTPUT_FORMATS)
+
+
+@register_output_format("csv")
+class CsvFile(OutputFile):
+    """faces.csv: one row per face (per analysed frame in videos)."""
+
+    filename = "faces.csv"
+
+    def columns(self) -> list[str]:
+        return ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence", *self.class_names]
+
+    def header(self) -> list[str]:
+        return [_csv_line(self.columns())]
+
+    def add(self, result: Result) -> None:
+        decimals, columns = {"score", "confidence", *self.class_names}, self.columns()
+        for row in result_rows(result):
+            if row.get("face") is not None:
+                self.lines.append(_csv_line([_decimal(row[c]) if c in decimals else _blank(row[c]) for c in columns]))
+
+
+@register_output_format("jsonl")
+class JsonLinesFile(OutputFile):
+    """predictions.jsonl: one JSON object per picture or analysed frame, as `--json` prints them (pictures
+    without faces included)."""
+
+    filename = "predictions.jsonl"
+
+    def add(self, result: Result) -> None:
+        self.lines.append(json.dumps(result.to_dict()))
+
+
+def _csv_line(values: list[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
 
 
 def _decimal(value: object) -> str:
@@ -152,13 +224,26 @@ class VideoWriter:
 class OutputFolder:
     """What `--out DIR` promises: each picture annotated (`<name>.annotated.png|jpg`), each video annotated
     (`<name>.annotated.mp4`) with its timeline (`<name>.timeline.png`, one line per tracked face), and one
-    faces.csv. Output names never collide and never leave DIR."""
+    file per output format (faces.csv by default; see `output_formats`). Output names never collide and never
+    leave DIR.
 
-    def __init__(self, directory: str | os.PathLike, class_names: list[str]) -> None:
+    Example:
+        >>> from emolens.predict import Recognizer
+        >>> out = OutputFolder("predictions", Recognizer().class_names, formats=("csv", "jsonl"))  # doctest: +SKIP
+        >>> for result in Recognizer().predict("photos/", stream=True):                           # doctest: +SKIP
+        ...     out.write(result)
+        >>> out.close()                                                                            # doctest: +SKIP
+    """
+
+    def __init__(self, directory: str | os.PathLike, class_names: list[str], formats: Iterable[str] = ("csv",)) -> None:
+        formats = list(dict.fromkeys(formats))
+        unknown = [name for name in formats if name not in _OUTPUT_FORMATS]
+        if unknown:
+            raise EmolensError(f"formats has unknown format(s) {', '.join(map(repr, unknown))}; choose among {', '.join(output_formats())}.")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.class_names = class_names
-        self.csv = CsvWriter(self.directory / "faces.csv", class_names)
+        self.files = [_OUTPUT_FORMATS[name](self.directory, class_names) for name in formats]
         self.used: set[str] = set()
         self.video: VideoWriter | None = None
         self.video_source: str | None = None
@@ -179,7 +264,8 @@ class OutputFolder:
         """Writes one Result; returns the annotated picture's path (None for video frames and failures)."""
         if result.error is not None:
             return None
-        self.csv.write(result)
+        for file in self.files:
+            file.write(result)
         if not result.is_video_frame:
             self.finish_video()
             suffix = ".jpg" if Path(result.name).suffix.lower() in (".jpg", ".jpeg") else ".png"
@@ -221,11 +307,15 @@ class OutputFolder:
             timeline = video.path.with_name(video.path.name.replace(".annotated.mp4", ".timeline.png"))
             plot_emotion_timeline(tracks, self.class_names, timeline, title=self.video_source)
         self.tracks.clear()
-        self.csv.close()
+        self._close_files()
 
     def close(self, error: BaseException | None = None) -> None:
         if self.video is not None:
-            self.finish_video(error)  # which writes faces.csv too
+            self.finish_video(error)  # which closes the format files too
         else:
-            self.csv.close()
+            self._close_files()
+
+    def _close_files(self) -> None:
+        for file in self.files:
+            file.close()
 
