@@ -341,7 +341,7 @@ def test_train_dedupe_trains_on_what_fix_would_keep(planted, tmp_path):
 
 def test_dedupe_near_also_leaves_out_near_copies_and_mirror_images(planted):
     from emolens.train import TrainConfig
-    from emolens.train.trainer import prepare_splits
+    from emolens.train.data import prepare_splits
 
     dataset = load_dataset(planted)
     train, val, removed = prepare_splits(dataset, TrainConfig(dedupe="near", val_split=0.3))

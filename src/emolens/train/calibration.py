@@ -114,7 +114,7 @@ def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool 
         >>> calibrate("runs/mini_resnet-20261204", "fer2013.zip").temperature  # doctest: +SKIP
         1.32
     """
-    from emolens.train.trainer import prepare_splits  # imports Keras: only once a model is really calibrated
+    from emolens.train.data import prepare_splits  # imports Keras: only once a model is really calibrated
 
     path = resolve_model_path(model)
     classifier = load_classifier(path)

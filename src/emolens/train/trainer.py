@@ -1,60 +1,45 @@
 """Training a model on a dataset into a run folder, and resuming an interrupted run.
 
-A run folder holds:
-    config.json    every setting, class names, versions and the data's fingerprint
-    model.keras    the best epoch by validation accuracy (what evaluate and predict use)
-    last.keras     the last finished epoch with its optimizer and training state (what --resume uses)
-    history.csv    one row per finished epoch
-    curves.png     accuracy and loss per epoch, redrawn after each epoch
-    skipped_files.txt  unreadable files left out of the data, if there were any
-Each file is replaced atomically after every epoch, so a kill at any moment loses at most the epoch under way.
+`train` prepares the data (`train/data.py`) and the model (`build_trainer`, optionally from a start model:
+`train/finetune.py`), then `_fit` runs Keras's fit with a recorder that keeps the run folder
+(`train/run_folder.py`) after every epoch, and calibrates the best model at the end. `resume` rebuilds the same
+state from the folder's checkpoint and goes on.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from emolens import backend
-from emolens._io import write_json, write_text
+from emolens._io import write_json
 from emolens.constants import IMAGE_SIZE
 from emolens.data.augment import build_augmenter
 from emolens.data.cache import load_dataset
-from emolens.data.inspection import ImageRef, clean_dataset, inspect_dataset, write_removed_list
-from emolens.data.preprocess import PREPROCESSING, to_model_input
-from emolens.data.quality import sharpness
 from emolens.data.dataset import Dataset, Split
 from emolens.data.sources import refuse_output_inside
-from emolens.data.split import limit_per_class, train_val_splits
 from emolens.errors import EmolensError
-from emolens.plots import plot_curves
 from emolens.rundir import RunDir
 from emolens.models.card import ModelCard
 from emolens.models.classifier import load_classifier
 from emolens.models.registry import build_model, get_model_spec
-from emolens.models.saving import load_checkpoint, read_card, save_model
+from emolens.models.saving import load_checkpoint, read_card
 from emolens.train.calibration import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
+from emolens.train.data import check_trainable_classes, model_arrays, prepare_splits
 from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, check_start_classes, load_start_model, set_body_trainable, transfer_weights
 from emolens.train.optim import PlateauSchedule, class_weights, make_optimizer, resolve_precision
 from emolens.train.mixing import MixedBatches
+from emolens.train.run_folder import RunRecorder, new_run_dir, write_run_files
 
 logger = logging.getLogger(__name__)
-
-HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate", "seconds")
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -119,121 +104,6 @@ def _compile(trainer: keras.Model, config: TrainConfig, optimizer: keras.optimiz
     trainer.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
-def _check_trainable_classes(dataset: Dataset) -> None:
-    """At least two classes with training images, or an error; a warning names classes that have none.
-
-    A folder's empty class is already an error when loading; a FER2013 CSV always has seven classes, and
-    may hold rows of only some of them. A single class would train a model that answers it for every face
-    and reports a perfect validation accuracy.
-    """
-    counts = np.bincount(dataset.split("train").labels, minlength=len(dataset.class_names))
-    present = [name for name, count in zip(dataset.class_names, counts) if count]
-    if len(present) < 2:
-        raise EmolensError(
-            f"{dataset.source} has training images of {len(present)} class{'' if len(present) == 1 else 'es'} "
-            f"({', '.join(present) or 'none'}): a classifier needs at least two. Add images of the other classes."
-        )
-    empty = [name for name, count in zip(dataset.class_names, counts) if not count]
-    if empty:
-        logger.warning("%s has no training images of %s: the model will never predict %s.", dataset.source, ", ".join(empty), "them" if len(empty) > 1 else "it")
-
-
-def prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
-    """Train and validation splits as the config asks (each divisible by `devices`), and the images --dedupe
-    left out (with reasons)."""
-    removed: list[tuple[ImageRef, str]] = []
-    if config.dedupe != "none":
-        dataset, removed = clean_dataset(dataset, inspect_dataset(dataset, near=config.dedupe == "near"))
-    train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=config.seed)
-    if config.limit is not None:
-        train = limit_per_class(train, config.limit, seed=config.seed)
-        val = limit_per_class(val, config.limit, seed=config.seed)
-    return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
-
-
-def _arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    return to_model_input(split.images), keras.utils.to_categorical(split.labels, num_classes).astype("float32")
-
-
-def _divisible(split: Split, devices: int, name: str) -> Split:
-    """`split` less its last few images, so that its size, and so every batch, splits evenly over `devices`
-    (a batch sharded over devices must divide by their number; the batch size already does)."""
-    extra = len(split) % devices
-    if not extra:
-        return split
-    logger.info("Leaving out %d of %d %s images so that every batch splits evenly over %d devices", extra, len(split), name, devices)
-    return split.subset(np.arange(len(split) - extra))
-
-
-def _history_csv(history: list[dict[str, float]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return buffer.getvalue()
-
-
-def _float32_twin(card: ModelCard) -> keras.Model:
-    """The same architecture built under the float32 policy, to hold a mixed-precision model's weights."""
-    return build_model(card.model, input_shape=card.input_shape, num_classes=len(card.class_names))
-
-
-class _RunRecorder(keras.callbacks.Callback):
-    """After each epoch: best model, resumable checkpoint, history and curves, each written atomically."""
-
-    def __init__(self, run_dir: Path, classifier: keras.Model, card: ModelCard, state: dict[str, Any]) -> None:
-        super().__init__()
-        self.files = RunDir(run_dir)
-        self.classifier = classifier
-        # model.keras is always float32, whatever precision trains: inference and ONNX export need no special case.
-        mixed = any(layer.dtype_policy.name != "float32" for layer in classifier.layers)
-        self.float32_twin = _float32_twin(card) if mixed else None
-        self.card = card
-        self.state = state
-        self._epoch_start = 0.0
-        self._learning_rate = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch_start = time.perf_counter()
-        # Read now: a plateau schedule may lower the rate at this epoch's end, for the next one.
-        self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        row = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("accuracy", "loss", "val_accuracy", "val_loss") if k in logs}}
-        row["learning_rate"] = self._learning_rate
-        row["seconds"] = round(time.perf_counter() - self._epoch_start, 2)
-        self.state["history"].append(row)
-        self.state["epochs_done"] = epoch + 1
-        if row.get("val_accuracy", -1.0) > self.state["best_val_accuracy"]:
-            self.state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
-            best = self.classifier
-            if self.float32_twin is not None:
-                self.float32_twin.set_weights(self.classifier.get_weights())
-                best = self.float32_twin
-            save_model(best, self.files.model, self.card.with_details(epoch=epoch + 1, val_accuracy=row["val_accuracy"]))
-        # last.keras is written after model.keras: the state inside it is what resume trusts.
-        save_model(self.model, self.files.checkpoint, self.card.with_details(training_state=self.state))
-        write_text(self.files.history, _history_csv(self.state["history"]))
-        plot_curves(self.state["history"], self.files.curves)
-
-
-def _new_run_dir(model: str, out: str | os.PathLike | None) -> Path:
-    if out is not None:
-        run_dir = Path(out)
-        if RunDir(run_dir).checkpoint.exists():
-            raise EmolensError(f"{run_dir} already holds a training run. Resume it with --resume {run_dir}, or choose another --out.")
-    else:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / f"{model}-{stamp}"
-        suffix = 1
-        while run_dir.exists():
-            suffix += 1
-            run_dir = Path("runs") / f"{model}-{stamp}-{suffix}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
 def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> None:
     env = backend.summary()
     logger.info("Keras %s on %s; devices: %s; %d CPU threads", keras.__version__, env["backend"], ", ".join(env["devices"]), env["threads"])
@@ -266,13 +136,13 @@ def _fit(
     train, val = splits
     _log_start(dataset, train, val, run_dir)
     num_classes = len(dataset.class_names)
-    x_train, y_train = _arrays(train, num_classes)
-    x_val, y_val = _arrays(val, num_classes)
+    x_train, y_train = model_arrays(train, num_classes)
+    x_val, y_val = model_arrays(val, num_classes)
     # Reseeding with the epoch keeps a resumed run deterministic without replaying the random stream.
     keras.utils.set_random_seed(config.seed + state["epochs_done"])
     # The plateau schedule runs first, so the state the recorder saves already holds this epoch's counters.
     callbacks = [PlateauSchedule(state)] if config.schedule == "plateau" else []
-    callbacks.append(_RunRecorder(run_dir, trainer.get_layer(config.model), card, state))
+    callbacks.append(RunRecorder(run_dir, trainer.get_layer(config.model), card, state))
     weights = class_weights(train.labels, num_classes, config.class_weight)
     if config.mixup or config.cutmix:
         # Mixed labels need mixed class weights, so those travel inside the batches as sample weights.
@@ -302,60 +172,6 @@ def _fit(
         )
     _calibrate_best(run_dir, val)
     return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
-
-
-def _write_run_files(
-    files: RunDir,
-    config: TrainConfig,
-    dataset: Dataset,
-    data: str | os.PathLike,
-    splits: tuple[Split, Split],
-    removed: list[tuple[ImageRef, str]],
-    devices: int,
-    input_shape: tuple[int, int, int],
-) -> ModelCard:
-    """A new run's config.json (every setting, the data's counts and fingerprints, the environment), its lists of
-    skipped and left-out files, and the card its models will carry."""
-    train_split, val_split = splits
-    train_sharpness = sharpness(train_split.images)
-    write_json(
-        files.config,
-        {
-            "config": config.to_dict(),
-            "class_names": list(dataset.class_names),
-            "data": {
-                "source": str(Path(data).resolve()),
-                "fingerprint": dataset.fingerprint,
-                "content_digest": dataset.content_digest(),
-                "counts": dataset.counts(),
-                "skipped": len(dataset.skipped),
-                "train_images": len(train_split),
-                "val_images": len(val_split),
-                **({"dedupe_removed": len(removed)} if config.dedupe != "none" else {}),
-                "train_sharpness": round(train_sharpness, 2),
-            },
-            "environment": {**backend.summary(), "data_parallel_devices": devices},
-            "versions": backend.versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    if removed:
-        write_removed_list(files.removed, removed)
-        logger.info("--dedupe left out %d images (listed in %s)", len(removed), files.removed)
-    if dataset.skipped:
-        write_text(files.skipped, "".join(f"{s.name}\t{s.reason}\n" for s in dataset.skipped))
-    card = ModelCard(
-        model=config.model,
-        class_names=dataset.class_names,
-        input_shape=input_shape,
-        # Faces are prepared at this side; a smaller input_shape means the network sees crops of them.
-        image_size=IMAGE_SIZE,
-        preprocessing=PREPROCESSING,
-        # Lets evaluate warn when it is given images unlike the training images (see emolens.data.quality).
-        train_sharpness=round(train_sharpness, 2),
-        details={"data_fingerprint": dataset.fingerprint},
-    )
-    return card
 
 
 def train(
@@ -398,11 +214,11 @@ def train(
     if out is not None:
         refuse_output_inside(out, data)
     dataset = load_dataset(data, cache=cache)
-    _check_trainable_classes(dataset)
+    check_trainable_classes(dataset)
     if start is not None:
         check_start_classes(dataset, start[1], config.new_head)
     train_split, val_split, removed = prepare_splits(dataset, config, count)
-    run_dir = _new_run_dir(config.model, out)
+    run_dir = new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(count):
         trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
@@ -410,10 +226,39 @@ def train(
     if start is not None:
         transfer_weights(classifier, start[0], start[1].class_names, dataset.class_names, config.new_head)
         logger.info("Fine-tuning %s from %s%s", config.model, config.start_from, " with a new output layer" if config.new_head else "")
-    card = _write_run_files(RunDir(run_dir), config, dataset, data, (train_split, val_split), removed, count, tuple(classifier.input_shape[1:]))
+    card = write_run_files(RunDir(run_dir), config, dataset, data, (train_split, val_split), removed, count, tuple(classifier.input_shape[1:]))
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     with backend.data_parallel(count):
         return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
+
+
+def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], TrainConfig, ModelCard, dict[str, Any]]:
+    """What a run folder says about the run to resume: config.json as saved, the config (with `epochs` if given),
+    the checkpoint's card without its training state, and that state; an error if the run cannot go on."""
+    files = RunDir(run_dir)
+    config_path, checkpoint = files.config, files.checkpoint
+    if not config_path.is_file():
+        raise EmolensError(f"{run_dir} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.")
+    if not checkpoint.is_file():
+        raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
+    saved = json.loads(config_path.read_text())
+    # Runs saved before the precision setting existed trained in float32.
+    config = TrainConfig.from_dict({"precision": "float32", **saved["config"]})
+    if epochs is not None and epochs != config.epochs and config.schedule == "cosine":
+        # The compiled schedule decays to zero at the planned last epoch; more epochs would all train at rate 0.
+        raise EmolensError(
+            f"{run_dir} follows a cosine schedule planned for {config.epochs} epochs; it cannot be extended to {epochs}. "
+            "Resume it without --epochs, or start a new run with more epochs."
+        )
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    card = read_card(checkpoint)
+    if card is None or "training_state" not in card.details:
+        raise EmolensError(f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume.")
+    state, card = card.details["training_state"], card.with_details(training_state=None)
+    if state["epochs_done"] >= config.epochs:
+        raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
+    return saved, config, card, state
 
 
 def resume(
@@ -444,30 +289,8 @@ def resume(
         >>> resume("runs/seed-20261204-120000", epochs=80)      # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    files = RunDir(run_dir)
-    config_path, checkpoint = files.config, files.checkpoint
-    if not config_path.is_file():
-        raise EmolensError(f"{run_dir} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.")
-    if not checkpoint.is_file():
-        raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
-    saved = json.loads(config_path.read_text())
-    # Runs saved before the precision setting existed trained in float32.
-    config = TrainConfig.from_dict({"precision": "float32", **saved["config"]})
-    if epochs is not None and epochs != config.epochs and config.schedule == "cosine":
-        # The compiled schedule decays to zero at the planned last epoch; more epochs would all train at rate 0.
-        raise EmolensError(
-            f"{run_dir} follows a cosine schedule planned for {config.epochs} epochs; it cannot be extended to {epochs}. "
-            "Resume it without --epochs, or start a new run with more epochs."
-        )
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
+    saved, config, card, state = _resumable_run(run_dir, epochs)
     count = data_parallel_devices(devices, config)
-    card = read_card(checkpoint)
-    if card is None or "training_state" not in card.details:
-        raise EmolensError(f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume.")
-    state, card = card.details["training_state"], card.with_details(training_state=None)
-    if state["epochs_done"] >= config.epochs:
-        raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
     source = data if data is not None else saved["data"]["source"]
     dataset = load_dataset(source, cache=cache)
     # Runs begun before emolens recorded content digests can only compare the source's fingerprint.
@@ -475,12 +298,12 @@ def resume(
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
         raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
     with backend.data_parallel(count):
-        trainer, _ = load_checkpoint(checkpoint)
+        trainer, _ = load_checkpoint(RunDir(run_dir).checkpoint)
     # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).
     for stray in run_dir.glob(".*.partial*"):
         stray.unlink(missing_ok=True)
     logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
     if epochs is not None:
-        write_json(config_path, {**saved, "config": config.to_dict()})
+        write_json(RunDir(run_dir).config, {**saved, "config": config.to_dict()})
     with backend.data_parallel(count):
         return _fit(run_dir, trainer, card, state, config, dataset, prepare_splits(dataset, config, count)[:2], verbose)

@@ -1,0 +1,63 @@
+"""The data a run trains on: the training and validation splits a config asks for, as model input."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+
+from emolens.data.dataset import Dataset, Split
+from emolens.data.inspection import ImageRef, clean_dataset, inspect_dataset
+from emolens.data.preprocess import to_model_input
+from emolens.data.split import limit_per_class, train_val_splits
+from emolens.errors import EmolensError
+from emolens.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+def check_trainable_classes(dataset: Dataset) -> None:
+    """At least two classes with training images, or an error; a warning names classes that have none.
+
+    A folder's empty class is already an error when loading; a FER2013 CSV always has seven classes, and
+    may hold rows of only some of them. A single class would train a model that answers it for every face
+    and reports a perfect validation accuracy.
+    """
+    counts = np.bincount(dataset.split("train").labels, minlength=len(dataset.class_names))
+    present = [name for name, count in zip(dataset.class_names, counts) if count]
+    if len(present) < 2:
+        raise EmolensError(
+            f"{dataset.source} has training images of {len(present)} class{'' if len(present) == 1 else 'es'} "
+            f"({', '.join(present) or 'none'}): a classifier needs at least two. Add images of the other classes."
+        )
+    empty = [name for name, count in zip(dataset.class_names, counts) if not count]
+    if empty:
+        logger.warning("%s has no training images of %s: the model will never predict %s.", dataset.source, ", ".join(empty), "them" if len(empty) > 1 else "it")
+
+
+def prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
+    """Train and validation splits as the config asks (each divisible by `devices`), and the images --dedupe
+    left out (with reasons)."""
+    removed: list[tuple[ImageRef, str]] = []
+    if config.dedupe != "none":
+        dataset, removed = clean_dataset(dataset, inspect_dataset(dataset, near=config.dedupe == "near"))
+    train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=config.seed)
+    if config.limit is not None:
+        train = limit_per_class(train, config.limit, seed=config.seed)
+        val = limit_per_class(val, config.limit, seed=config.seed)
+    return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
+
+
+def model_arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    return to_model_input(split.images), keras.utils.to_categorical(split.labels, num_classes).astype("float32")
+
+
+def _divisible(split: Split, devices: int, name: str) -> Split:
+    """`split` less its last few images, so that its size, and so every batch, splits evenly over `devices`
+    (a batch sharded over devices must divide by their number; the batch size already does)."""
+    extra = len(split) % devices
+    if not extra:
+        return split
+    logger.info("Leaving out %d of %d %s images so that every batch splits evenly over %d devices", extra, len(split), name, devices)
+    return split.subset(np.arange(len(split) - extra))
