@@ -67,6 +67,86 @@ def _jittered(expression: _Expression, rng: np.random.Generator) -> _Expression:
     return dataclasses.replace(expression, **changes)
 
 
+@dataclasses.dataclass
+class _Sketch:
+    """A supersampled canvas with the face's coordinate frame: (0, 0) is the face's centre and 1 its radius."""
+
+    draw: ImageDraw.ImageDraw
+    center: float
+    radius: float
+    ink: int
+
+    def px(self, x: float, y: float) -> tuple[float, float]:
+        return (self.center + x * self.radius, self.center + y * self.radius)
+
+    def stroke(self, width: float) -> int:
+        return max(1, round(width * self.radius))
+
+    def line(self, points: list[tuple[float, float]], width: float, **options: object) -> None:
+        self.draw.line([self.px(x, y) for x, y in points], fill=self.ink, width=self.stroke(width), **options)
+
+
+def _draw_eyes(sketch: _Sketch, expr: _Expression, rng: np.random.Generator) -> tuple[float, float]:
+    """White ellipses with a dark pupil; height follows eye_open, so narrowed eyes become slits. Returns
+    where they are (the brows sit above them)."""
+    eye_x, eye_y = 0.32 + rng.normal(0, 0.02), -0.12 + rng.normal(0, 0.03)
+    eye_rx, eye_ry = 0.15, 0.11 * max(expr.eye_open, 0.2)
+    gaze = rng.normal(0, 0.03)
+    for side in (-1, 1):
+        ex = side * eye_x
+        sketch.draw.ellipse([sketch.px(ex - eye_rx, eye_y - eye_ry), sketch.px(ex + eye_rx, eye_y + eye_ry)],
+                            fill=int(rng.uniform(200, 255)), outline=sketch.ink, width=sketch.stroke(0.035))  # fmt: skip
+        pupil = min(0.065, eye_ry)
+        sketch.draw.ellipse([sketch.px(ex + gaze - pupil, eye_y - pupil), sketch.px(ex + gaze + pupil, eye_y + pupil)], fill=sketch.ink)
+    return eye_x, eye_y
+
+
+def _draw_brows_and_nose(sketch: _Sketch, expr: _Expression, eye_x: float, eye_y: float, rng: np.random.Generator) -> None:
+    """Brows: a thick segment whose inner end moves with slant and pull. Nose: a short hook; disgust adds
+    wrinkle lines either side of the bridge."""
+    brow_y = eye_y - 0.25 - expr.brow_raise
+    for side in (-1, 1):
+        inner = (side * (eye_x - 0.17 + expr.brow_pull), brow_y + expr.brow_slant / 2)
+        outer = (side * (eye_x + 0.17), brow_y - expr.brow_slant / 2)
+        sketch.line([inner, outer], 0.09)
+    if rng.random() < 0.8:
+        sketch.line([(0, 0.0), (0.03, 0.17), (-0.06, 0.2)], 0.035)
+    if expr.nose_wrinkle:
+        for side in (-1, 1):
+            for dy in (-0.02, 0.06):
+                sketch.line([(side * 0.08, dy), (side * 0.18, dy + 0.05)], 0.03)
+
+
+def _draw_mouth(sketch: _Sketch, expr: _Expression, rng: np.random.Generator) -> None:
+    """A curve through both corners; when open, a dark lens between an upper and a lower lip."""
+    mouth_y, mouth_half = 0.47 + rng.normal(0, 0.03), 0.3 * max(expr.mouth_width, 0.3)
+    sneer_side = rng.choice((-1, 1))  # which corner rises is not part of the expression
+    u = np.linspace(-1, 1, 21)
+    mid = mouth_y - expr.mouth_curve * u**2 - expr.mouth_sneer * np.maximum(sneer_side * u, 0) ** 2
+    if expr.mouth_open > 0.02:
+        gap = expr.mouth_open / 2 * np.sqrt(1 - u**2)
+        outline = [sketch.px(x * mouth_half, y) for x, y in zip(u, mid - gap)]
+        outline += [sketch.px(x * mouth_half, y) for x, y in zip(u[::-1], (mid + gap)[::-1])]
+        sketch.draw.polygon(outline, fill=sketch.ink, outline=sketch.ink)
+    sketch.line([(x * mouth_half, y) for x, y in zip(u, mid)], 0.07, joint="curve")
+
+
+def _photograph(image: Image.Image, background: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The drawn face as a camera would give it: posed (rotated and shifted in one resampling, the fill
+    matching the still-uniform background), shrunk to `size`, then contrast and brightness, a linear lighting
+    gradient in a random direction, and sensor noise."""
+    shift = rng.uniform(-3, 3, size=2) * _SUPERSAMPLE
+    image = image.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR,
+                         translate=(float(shift[0]), float(shift[1])), fillcolor=int(background))  # fmt: skip
+    pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+    pixels = (pixels - 128) * rng.uniform(0.7, 1.2) + 128 + rng.uniform(-30, 30)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.linspace(-1, 1, size, dtype=np.float32)
+    pixels *= 1 + rng.uniform(0, 0.35) * (np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None])
+    pixels += rng.normal(0, rng.uniform(2, 8), size=pixels.shape)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
 def draw_face(emotion: str, rng: np.random.Generator, *, size: int = IMAGE_SIZE) -> np.ndarray:
     """Draws one random cartoon face showing an expression.
 
@@ -83,7 +163,6 @@ def draw_face(emotion: str, rng: np.random.Generator, *, size: int = IMAGE_SIZE)
     if size < 8:
         raise ValueError(f"Expected size to be at least 8 pixels. Received: size={size}")
     expr = _jittered(_EXPRESSIONS[emotion], rng)
-
     canvas = size * _SUPERSAMPLE
     skin = rng.uniform(140, 225)
     background = rng.uniform(10, 250)
@@ -91,74 +170,16 @@ def draw_face(emotion: str, rng: np.random.Generator, *, size: int = IMAGE_SIZE)
         background = rng.uniform(10, 250)
     ink = int(rng.uniform(10, 70))
     image = Image.new("L", (canvas, canvas), int(background))
-    draw = ImageDraw.Draw(image)
-
-    radius = canvas * _FACE_RADIUS * rng.uniform(0.9, 1.1)
-    center = canvas / 2
-
-    def px(x: float, y: float) -> tuple[float, float]:
-        return (center + x * radius, center + y * radius)
-
-    def stroke(width: float) -> int:
-        return max(1, round(width * radius))
-
+    sketch = _Sketch(ImageDraw.Draw(image), canvas / 2, canvas * _FACE_RADIUS * rng.uniform(0.9, 1.1), ink)
     half_width = _FACE_ASPECT * rng.uniform(0.95, 1.05)
-    draw.ellipse([px(-half_width, -1), px(half_width, 1)], fill=int(skin), outline=ink, width=stroke(0.04))
+    head = [sketch.px(-half_width, -1), sketch.px(half_width, 1)]
+    sketch.draw.ellipse(head, fill=int(skin), outline=ink, width=sketch.stroke(0.04))
     if rng.random() < 0.5:  # hair: large, expression-free pixel mass that varies between images
-        hair = int(rng.uniform(15, 120))
-        draw.chord([px(-half_width, -1), px(half_width, 1)], 180 + 45, 360 - 45, fill=hair)
-
-    # Eyes: white ellipse with a dark pupil; height follows eye_open, so narrowed eyes become slits.
-    eye_x, eye_y = 0.32 + rng.normal(0, 0.02), -0.12 + rng.normal(0, 0.03)
-    eye_rx, eye_ry = 0.15, 0.11 * max(expr.eye_open, 0.2)
-    gaze = rng.normal(0, 0.03)
-    for side in (-1, 1):
-        ex = side * eye_x
-        draw.ellipse([px(ex - eye_rx, eye_y - eye_ry), px(ex + eye_rx, eye_y + eye_ry)],
-                     fill=int(rng.uniform(200, 255)), outline=ink, width=stroke(0.035))
-        pupil = min(0.065, eye_ry)
-        draw.ellipse([px(ex + gaze - pupil, eye_y - pupil), px(ex + gaze + pupil, eye_y + pupil)], fill=ink)
-
-    # Brows: a thick segment whose inner end moves with slant and pull.
-    brow_y = eye_y - 0.25 - expr.brow_raise
-    for side in (-1, 1):
-        inner = (side * (eye_x - 0.17 + expr.brow_pull), brow_y + expr.brow_slant / 2)
-        outer = (side * (eye_x + 0.17), brow_y - expr.brow_slant / 2)
-        draw.line([px(*inner), px(*outer)], fill=ink, width=stroke(0.09))
-
-    # Nose: a short hook; disgust adds wrinkle lines either side of the bridge.
-    if rng.random() < 0.8:
-        draw.line([px(0, 0.0), px(0.03, 0.17), px(-0.06, 0.2)], fill=ink, width=stroke(0.035))
-    if expr.nose_wrinkle:
-        for side in (-1, 1):
-            for dy in (-0.02, 0.06):
-                draw.line([px(side * 0.08, dy), px(side * 0.18, dy + 0.05)], fill=ink, width=stroke(0.03))
-
-    # Mouth: a curve through both corners; when open, a dark lens between an upper and a lower lip.
-    mouth_y, mouth_half = 0.47 + rng.normal(0, 0.03), 0.3 * max(expr.mouth_width, 0.3)
-    sneer_side = rng.choice((-1, 1))  # which corner rises is not part of the expression
-    u = np.linspace(-1, 1, 21)
-    mid = mouth_y - expr.mouth_curve * u**2 - expr.mouth_sneer * np.maximum(sneer_side * u, 0) ** 2
-    if expr.mouth_open > 0.02:
-        gap = expr.mouth_open / 2 * np.sqrt(1 - u**2)
-        outline = [px(x * mouth_half, y) for x, y in zip(u, mid - gap)]
-        outline += [px(x * mouth_half, y) for x, y in zip(u[::-1], (mid + gap)[::-1])]
-        draw.polygon(outline, fill=ink, outline=ink)
-    draw.line([px(x * mouth_half, y) for x, y in zip(u, mid)], fill=ink, width=stroke(0.07), joint="curve")
-
-    # Pose: rotation and shift in one resampling; the fill matches the still-uniform background.
-    shift = rng.uniform(-3, 3, size=2) * _SUPERSAMPLE
-    image = image.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR,
-                         translate=(float(shift[0]), float(shift[1])), fillcolor=int(background))
-    pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
-
-    # Camera: contrast and brightness, a linear lighting gradient in a random direction, sensor noise.
-    pixels = (pixels - 128) * rng.uniform(0.7, 1.2) + 128 + rng.uniform(-30, 30)
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = np.linspace(-1, 1, size, dtype=np.float32)
-    pixels *= 1 + rng.uniform(0, 0.35) * (np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None])
-    pixels += rng.normal(0, rng.uniform(2, 8), size=pixels.shape)
-    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        sketch.draw.chord(head, 180 + 45, 360 - 45, fill=int(rng.uniform(15, 120)))
+    eye_x, eye_y = _draw_eyes(sketch, expr, rng)
+    _draw_brows_and_nose(sketch, expr, eye_x, eye_y, rng)
+    _draw_mouth(sketch, expr, rng)
+    return _photograph(image, background, size, rng)
 
 
 def _check_whole(name: str, value: int, minimum: int) -> None:
