@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from emolens._io import write_bytes, write_text
 from emolens.constants import IMAGE_SIZE
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
-from emolens.predict.detectors import DetectorConfig, crop_faces
+from emolens.predict.detectors import DetectorConfig, Detections, crop_faces
 from emolens.predict.inputs import Picture, Source, iter_pictures
 
 logger = logging.getLogger(__name__)
@@ -95,36 +96,47 @@ def collect_faces(
     if classifier is not None and classifier.input_size != IMAGE_SIZE:
         raise EmolensError(f"{model} takes {classifier.input_size}-pixel faces; faces are collected at {IMAGE_SIZE}.")
     out.mkdir(parents=True, exist_ok=True)
-    summary = CollectedFaces(out)
-    rows: list[dict[str, object]] = []
-    used: set[str] = set()
+    crops = _CropWriter(out, classifier.class_names if classifier is not None else None)
     for picture in pictures if pictures is not None else iter_pictures(sources, every=every):
         if picture.error is not None:
-            summary.skipped.append(f"{picture.source}: {picture.error}")
+            crops.summary.skipped.append(f"{picture.source}: {picture.error}")
             continue
-        summary.pictures += 1
         detections = found.detect(picture.gray)
-        crops = crop_faces(picture.gray, detections.boxes, found.framing, IMAGE_SIZE)
-        guesses = classifier.predict(crops) if classifier is not None and len(crops) else None
+        faces = crop_faces(picture.gray, detections.boxes, found.framing, IMAGE_SIZE)
+        crops.add(picture, detections, faces, classifier.predict(faces) if classifier is not None and len(faces) else None)
+    write_text(out / "faces.csv", _csv(crops.rows))
+    logger.debug("Collected %d faces from %d pictures into %s", crops.summary.faces, crops.summary.pictures, out)
+    return crops.summary
+
+
+class _CropWriter:
+    """Writes each picture's face crops under their folder (unlabelled/, or train/<guess>), with unique names,
+    and keeps the faces.csv row of each."""
+
+    def __init__(self, out: Path, class_names: list[str] | None) -> None:
+        self.out, self.class_names = out, class_names
+        self.summary = CollectedFaces(out)
+        self.rows: list[dict[str, object]] = []
+        self.used: set[str] = set()
+
+    def add(self, picture: Picture, detections: Detections, crops: np.ndarray, guesses: np.ndarray | None) -> None:
+        self.summary.pictures += 1
         for k, crop in enumerate(crops):
-            folder = UNLABELLED if guesses is None else f"train/{classifier.class_names[int(guesses[k].argmax())]}"
-            name = _unique(f"{folder}/{_stem(picture)}-face{k}", used)
+            guess = None if guesses is None else self.class_names[int(guesses[k].argmax())]
+            folder = UNLABELLED if guess is None else f"train/{guess}"
+            name = _unique(f"{folder}/{_stem(picture)}-face{k}", self.used)
             ok, encoded = cv2.imencode(".png", crop)
             if not ok:
                 raise EmolensError(f"could not encode a face from {picture.source}.")
-            write_bytes(out / name, encoded.tobytes())
-            summary.faces += 1
-            summary.by_folder[folder] += 1
+            write_bytes(self.out / name, encoded.tobytes())
+            self.summary.faces += 1
+            self.summary.by_folder[folder] += 1
             x, y, w, h = (int(v) for v in detections.boxes[k])
-            rows.append({
+            self.rows.append({
                 "file": name, "source": picture.source, "frame": picture.frame, "face": k, "x": x, "y": y, "w": w, "h": h,
                 "score": None if detections.scores is None else round(float(detections.scores[k]), 4),
-                "guess": None if guesses is None else classifier.class_names[int(guesses[k].argmax())],
-                "confidence": None if guesses is None else round(float(guesses[k].max()), 4),
+                "guess": guess, "confidence": None if guesses is None else round(float(guesses[k].max()), 4),
             })  # fmt: skip
-    write_text(out / "faces.csv", _csv(rows))
-    logger.debug("Collected %d faces from %d pictures into %s", summary.faces, summary.pictures, out)
-    return summary
 
 
 def _unique(stem: str, used: set[str]) -> str:
