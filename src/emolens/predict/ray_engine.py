@@ -243,16 +243,7 @@ def predict_to_parquet(
         _start_ray(ray, address, workers)
     try:
         startup = time.perf_counter() - began
-        # Never more actors than inputs: each one costs a process start and a model load.
-        actors = min(len(todo), workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = context.print_on_execution_start = False  # ours counts pictures
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
-        records = ray.data.from_items([_as_record(index, item) for index, item in enumerate(todo)], override_num_blocks=min(len(todo), 8 * actors))
-        rows = records.map_batches(
-            _PredictActor, fn_constructor_args=(settings,), batch_size=INPUTS_PER_CALL, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
-            batch_format="numpy", udf_modifying_row_count=True,
-        )  # fmt: skip
+        rows = _predicted_rows(ray, todo, settings, workers)
         writer = _PartWriter(out, class_names)
         try:
             with progress_bar(total=count_pictures(todo, every=settings.every), description="Pictures") as advance:
@@ -264,6 +255,21 @@ def predict_to_parquet(
         if started_here:
             ray.shutdown()
     return BatchSummary(len(todo), skipped, writer.rows, writer.parts, writer.errors, time.perf_counter() - began, startup)
+
+
+def _predicted_rows(ray, todo: list[InputFile | ZipMember | Picture], settings: BatchSettings, workers: int | None):
+    """The Ray Dataset of result rows for `todo`: inputs in blocks, predicted by a pool of actors that each
+    load the model once (lazy: nothing runs until it is iterated)."""
+    # Never more actors than inputs: each one costs a process start and a model load.
+    actors = min(len(todo), workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = context.print_on_execution_start = False  # ours counts pictures
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
+    records = ray.data.from_items([_as_record(index, item) for index, item in enumerate(todo)], override_num_blocks=min(len(todo), 8 * actors))
+    return records.map_batches(
+        _PredictActor, fn_constructor_args=(settings,), batch_size=INPUTS_PER_CALL, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
+        batch_format="numpy", udf_modifying_row_count=True,
+    )  # fmt: skip
 
 
 def _start_ray(ray, address: str | None, workers: int | None) -> None:

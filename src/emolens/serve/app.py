@@ -194,6 +194,21 @@ async def _predict_response(request: Request, limit: int, recognize: _OneAtATime
         return _error(415, f"not an image emolens can read ({error}). Send a JPEG, PNG, WebP, BMP, GIF or TIFF.")
 
 
+# How /v1/predict describes itself in the OpenAPI schema (/openapi.json).
+PREDICT_ROUTE: dict[str, Any] = {
+    "summary": "The faces in an image and their emotions",
+    "description": "Send the image as a multipart file field or as the raw request body (any image format Pillow reads). "
+    "Returns the same object as `emolens predict --json`.",
+    "responses": {400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"}},
+    "openapi_extra": {"requestBody": {"required": True, "content": IMAGE_REQUEST_BODY}},
+}
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    # Every error this server gives, 404 and 405 included, reads {"error": "..."}.
+    return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
 def create_app(
     model: str = "default",
     *,
@@ -227,10 +242,7 @@ def create_app(
     )  # fmt: skip
     app.add_middleware(LocalRequestGuard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts))
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        # Every error this server gives, 404 and 405 included, reads {"error": "..."}.
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
+    app.add_exception_handler(HTTPException, _http_error)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -251,14 +263,7 @@ def create_app(
             "colors": {name: EMOTION_COLORS.get(name) for name in recognizer.class_names},
         }
 
-    @app.post(
-        "/v1/predict",
-        summary="The faces in an image and their emotions",
-        description="Send the image as a multipart file field or as the raw request body (any image format Pillow reads). "
-        "Returns the same object as `emolens predict --json`.",
-        responses={400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"}},
-        openapi_extra={"requestBody": {"required": True, "content": IMAGE_REQUEST_BODY}},
-    )
+    @app.post("/v1/predict", **PREDICT_ROUTE)
     async def predict(request: Request) -> Response:
         return await _predict_response(request, limit, recognize)
 
