@@ -30,6 +30,18 @@ MODEL_SUFFIXES = (".keras", ".onnx")
 TTA_MODES = ("none", "flip", "crops")
 
 
+def check_tta(tta: str) -> str:
+    """`tta` if it names a test-time augmentation (see `Classifier.views`), else an EmolensError that lists them.
+
+    Example:
+        >>> check_tta("flip")
+        'flip'
+    """
+    if tta not in TTA_MODES:
+        raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
+    return tta
+
+
 def resolve_model_path(model: str | os.PathLike) -> Path:
     """The model file behind `model`: "default", a run folder (its model.keras), a .keras or an .onnx file."""
     if str(model) == DEFAULT_MODEL:
@@ -136,8 +148,7 @@ class Classifier(ABC):
         return apply_temperature(raw, self.temperature), raw
 
     def _check_faces(self, faces: np.ndarray, tta: str) -> np.ndarray:
-        if tta not in TTA_MODES:
-            raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
+        check_tta(tta)
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]

@@ -20,7 +20,7 @@ import numpy as np
 
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
-from emolens.models.classifier import DEFAULT_MODEL, TTA_MODES, Classifier, load_classifier
+from emolens.models.classifier import DEFAULT_MODEL, Classifier, check_tta, load_classifier
 from emolens.predict.detectors import DetectorConfig, crop_faces, crop_squares
 from emolens.predict.inputs import Color, Picture, Source, iter_pictures
 from emolens.predict.results import Explanation, Face, Result
@@ -64,9 +64,7 @@ class Recognizer:
         tta: str = "none",
         explain: bool = False,
     ) -> None:
-        if tta not in TTA_MODES:
-            raise EmolensError(f"unknown test-time augmentation {tta!r}: choose one of {', '.join(TTA_MODES)}.")
-        self.tta = tta
+        self.tta = check_tta(tta)  # before any model loads
         self.detector_config = DetectorConfig(detector) if isinstance(detector, str) else detector
         self.detector = self.detector_config.build()
         self.classifier = classifier or load_classifier(model)
