@@ -8,8 +8,10 @@ Kinds of file source register their suffix with `register_source` (`zip_source.p
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import pkgutil
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,10 +55,13 @@ def register_source(suffix: str) -> Callable[[Lister], Lister]:
 
 
 def _listers() -> dict[str, Lister]:
-    # The built-in kinds register themselves on import; importing them here, not at the top, avoids a cycle.
-    import emolens.data.csv_source  # noqa: F401
-    import emolens.data.zip_source  # noqa: F401
+    # Every data/<kind>_source.py registers its kind when imported; importing them here, not at the top, avoids
+    # a cycle (they import this module).
+    import emolens.data
 
+    for module in pkgutil.iter_modules(emolens.data.__path__):
+        if module.name.endswith("_source"):
+            importlib.import_module(f"emolens.data.{module.name}")
     return _LISTERS
 
 
