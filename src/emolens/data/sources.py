@@ -9,7 +9,6 @@ Kinds of file source register their suffix with `register_source` (`zip_source.p
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import pkgutil
 import sys
@@ -25,8 +24,6 @@ from emolens._progress import track
 from emolens.data.dataset import Dataset, SkippedFile, SourceListing, Split, split_arrays
 from emolens.data.decode import UndecodableImage, decode_face
 from emolens.errors import EmolensError
-
-logger = logging.getLogger(__name__)
 
 SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "val": "val", "validation": "val", "valid": "val"}
 SOURCE_HINT = "Pass a folder with train/ and test/ class subfolders, a .zip of one, or the FER2013 .csv."
