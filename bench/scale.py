@@ -3,10 +3,10 @@
 1. Batch prediction on the same inputs, PHOTOS photo-like pictures (the sample portrait scaled, turned,
    mirrored and dimmed on canvases of 400-900 px, one face each; generated, JPEG):
      - one process: `Recognizer().predict(folder, stream=True)`, as `emolens predict folder --json` runs it
-       (ONNX Runtime and OpenCV on every core);
+       (ONNX Runtime and OpenCV on every core), and the same on one thread (what one actor does, without Ray);
      - `predict_to_parquet(folder, out, workers=N)` for N = 1 and 2: a local Ray started and stopped by the
        call, actors on one thread each; its total time, and Ray's start (ray.init) within it;
-     - Ray's fixed cost: the same call on 8 pictures.
+     - Ray's fixed cost: the same call on 8 pictures, and from it the rate once the actors run.
    Target (issue 14): 2 workers at least 1.7x one process on 2 cores, for a job of more than a minute.
 2. Data-parallel training (JAX backend, `XLA_FLAGS=--xla_force_host_platform_device_count=2`): mini_resnet on
    a synthetic dataset, steps per second of the second epoch (the first compiles) on 1 and 2 virtual devices of
@@ -60,13 +60,22 @@ def photo_like(folder: Path, count: int) -> Path:
     return folder
 
 
-def one_process(folder: Path) -> tuple[float, int]:
+def one_process(folder: Path, *, one_thread: bool = False) -> tuple[float, int]:
+    import cv2
+
+    from emolens.models.classifier import DEFAULT_MODEL, load_classifier
     from emolens.predict import Recognizer
 
-    recognizer = Recognizer()
-    started = time.perf_counter()
-    pictures = sum(1 for _ in recognizer.predict(folder, stream=True))
-    return time.perf_counter() - started, pictures
+    threads = cv2.getNumThreads()
+    if one_thread:  # as an actor runs: OpenCV (decoding, YuNet) and ONNX Runtime on one thread each
+        cv2.setNumThreads(1)
+    try:
+        recognizer = Recognizer(classifier=load_classifier(DEFAULT_MODEL, threads=1 if one_thread else None))
+        started = time.perf_counter()
+        pictures = sum(1 for _ in recognizer.predict(folder, stream=True))
+        return time.perf_counter() - started, pictures
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def on_ray(folder: Path, workers: int, scratch: Path):
@@ -94,16 +103,24 @@ def main() -> int:
         folder = photo_like(scratch / "photos", args.photos)
         small = photo_like(scratch / "few", 8)
         single_s, pictures = one_process(folder)
+        one_thread_s, _ = one_process(folder, one_thread=True)
         print(f"Batch prediction, {pictures} photo-like pictures (400-900 px, one face each), {os.cpu_count()} cores:\n")
-        print("| engine | seconds | pictures/s | vs one process | of it, Ray's start |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        print(f"| one process (Recognizer.predict, every core) | {single_s:.1f} | {pictures / single_s:.1f} | 1.00x | - |")
+        print("| engine | seconds | pictures/s | vs one process | vs one process, one thread | of it, Ray's start |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        print(f"| one process (Recognizer.predict, every core) | {single_s:.1f} | {pictures / single_s:.1f} | 1.00x | {one_thread_s / single_s:.2f}x | - |")
+        print(f"| one process, one thread | {one_thread_s:.1f} | {pictures / one_thread_s:.1f} | {single_s / one_thread_s:.2f}x | 1.00x | - |")
+        ray_s = {}
         for workers in (1, 2):
             summary = on_ray(folder, workers, scratch)
+            ray_s[workers] = summary.seconds
             print(f"| Ray Data, {workers} worker(s) | {summary.seconds:.1f} | {pictures / summary.seconds:.1f} | "
-                  f"{single_s / summary.seconds:.2f}x | {summary.startup_seconds:.1f} s |")  # fmt: skip
+                  f"{single_s / summary.seconds:.2f}x | {one_thread_s / summary.seconds:.2f}x | {summary.startup_seconds:.1f} s |")  # fmt: skip
         fixed = on_ray(small, 2, scratch)
         print(f"\nRay's fixed cost: {fixed.seconds:.1f} s for 8 pictures with 2 workers ({fixed.startup_seconds:.1f} s of it ray.init).")
+        # Once started, actors go at the job's rate less its fixed cost (taken as the 8-picture call's, for both pool sizes).
+        running = {workers: (pictures - 8) / (seconds - fixed.seconds) for workers, seconds in ray_s.items()}
+        print(f"Without it, once the actors run: 1 worker {running[1]:.1f}, 2 workers {running[2]:.1f} pictures/s "
+              f"({running[2] * single_s / pictures:.2f}x one process, {running[2] * one_thread_s / pictures:.2f}x one process on one thread).")  # fmt: skip
         if not args.no_train:
             from emolens.data.synth import synthesize_dataset
 
