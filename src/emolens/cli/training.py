@@ -19,7 +19,8 @@ RUN_SETTINGS = {
     "seed": "seed", "limit": "limit", "optimizer": "optimizer", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing", "class_weight": "class_weight",
     "crop": "crop", "precision": "precision", "mixup": "mixup", "cutmix": "cutmix", "dedupe": "dedupe",
-    "start_from": "start_from", "new_head": "new_head", "freeze_epochs": "freeze_epochs",
+    "start_from": "start_from", "new_head": "new_head", "freeze_epochs": "freeze_epochs", "target": "target",
+    "source_label_weight": "source_label_weight",
 }  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from emolens.train import resume, train
 
     if args.resume:
-        given = [flag for flag in (*RUN_SETTINGS, *AUGMENT_SETTINGS, "recipe", "out") if flag != "epochs" and getattr(args, flag) is not None]
+        given = [flag for flag in (*RUN_SETTINGS, *AUGMENT_SETTINGS, "recipe", "out", "labels") if flag != "epochs" and getattr(args, flag) is not None]
         ignored = [f"--{name.replace('_', '-')}" for name in given] + (["--no-flip"] if args.no_flip else [])
         if ignored:
             logger.warning("A resumed run keeps its own settings; ignoring %s.", ", ".join(ignored))
@@ -50,13 +51,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if args.data is None:
             raise EmolensError("train needs DATA (a folder, .zip or FER2013 .csv), or --resume RUN to continue a run.")
-        result = train(args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity(), devices=args.devices)
+        result = train(
+            args.data, _train_config(args), out=args.out, cache=not args.no_cache, verbose=_fit_verbosity(), devices=args.devices, labels=args.labels
+        )
     console.print(
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
         f"run in [bold]{_shown(result.run_dir)}[/]"
     )
     data_hint = args.data or "DATA"
-    console.print(f"Next: [cyan]emolens evaluate {_shown(f'{result.run_dir} {data_hint}')}[/]")
+    labels_hint = f" --labels {args.labels}" if args.labels else ""
+    console.print(f"Next: [cyan]emolens evaluate {_shown(f'{result.run_dir} {data_hint}{labels_hint}')}[/]")
     return 0
 
 
@@ -67,9 +71,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if needs_keras(*args.models) or args.explain:
         _start_backend(args.verbose)
+    from emolens.evaluate.matching import parse_class_map
+
+    class_map = parse_class_map(args.class_map) if args.class_map else None
     metrics = evaluate(
-        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, tta=args.tta, explain=args.explain,
-    )
+        args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, tta=args.tta,
+        explain=args.explain, labels=args.labels, class_map=class_map,
+    )  # fmt: skip
     if args.json:
         stdout.print_json(json.dumps(metrics))
         return 0
@@ -80,11 +88,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, row in metrics["per_class"].items():
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     stdout.print(table)
-    stdout.print(f"Accuracy [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
+    _print_agreement(metrics)
     calibration = metrics["calibration"]
     stdout.print(f"Calibration error (ECE, {calibration['bins']} bins): raw softmax {calibration['ece_raw']:.3f}, as predicted [bold]{calibration['ece_calibrated']:.3f}[/]")
     stdout.print(f"Report: [bold]{_shown(metrics['report'])}[/]")
     return 0
+
+
+def _print_agreement(metrics: dict) -> None:
+    """Accuracy (against the votes' majority when there are votes), then agreement, classes and left-outs."""
+    against = " against the votes' majority" if "agreement" in metrics else ""
+    stdout.print(f"Accuracy{against} [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
+    if "agreement" in metrics:
+        stdout.print(f"Vote share: the predicted emotion got [bold]{metrics['agreement']['vote_share']:.4f}[/] of the annotators' votes on average")
+    source = metrics.get("source_label")
+    if source and source["accuracy"] is not None:
+        stdout.print(f"Accuracy against the folders' own labels [bold]{source['accuracy']:.4f}[/] ({source['num_images']} images)")
+    classes = metrics["classes"]
+    if classes.get("renamed"):
+        stdout.print("Classes matched by name: " + ", ".join(f"{data} -> {model}" for data, model in classes["renamed"].items()))
+    if classes.get("model_only"):
+        stdout.print(f"The data has no {', '.join(classes['model_only'])}: predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong.")
+    if classes.get("never_predicted"):
+        stdout.print(f"Never predicted: {', '.join(classes['never_predicted'])}")
+    for reason, count in metrics["left_out"].items():
+        stdout.print(f"Left out {count} images: {reason}")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -166,7 +194,7 @@ def _add_train(commands) -> None:
     """`emolens train`: every TrainConfig setting as a flag (see RUN_SETTINGS), grouped as --help shows them."""
     train = _command(commands, "train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
     train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
-    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, finetune, best); any flag below overrides it")
+    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, ferplus, finetune, best); any flag below overrides it")
     train.add_argument("--model", help="a name from `emolens models` (default seed)")
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default 50)")
     train.add_argument("--batch-size", type=_positive_int, help="images per step (default 64)")
@@ -179,6 +207,14 @@ def _add_train(commands) -> None:
         help="leave out blank images, duplicates within train and train copies of test images, as `data inspect --fix` "
         "(exact, the default) or `--fix --near` (near) would",
     )
+    labelling = train.add_argument_group("labels from a file")
+    labelling.add_argument(
+        "--labels", metavar="FILE",
+        help="a CSV keyed by each image's path, with a label column or one column of votes per class (FER+'s "
+        "fer2013-ferplus.csv): replaces the folders' labels; unknown / not-a-face faces are left out",
+    )
+    labelling.add_argument("--target", choices=("votes", "majority"), help="with votes: learn their distribution or their majority (default votes)")
+    labelling.add_argument("--source-label-weight", type=float, help="with --labels: share of the target that is the folder's own label, e.g. 0.5 (default 0)")
     finetune = train.add_argument_group("fine-tuning")
     finetune.add_argument("--from", dest="start_from", metavar="MODEL", help="start from this model's weights: `default` (the bundled model), a run folder or a .keras file; its architecture and crop are used")
     finetune.add_argument("--new-head", action="store_const", const=True, help="with --from: a new output layer for DATA's classes (needed when they differ from the model's)")
@@ -222,6 +258,8 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per prediction batch (default 256)")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     evaluate.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    evaluate.add_argument("--labels", metavar="FILE", help="a labels file (as train's --labels); with votes, accuracy is against their majority, beside the vote share")
+    evaluate.add_argument("--class-map", metavar="DATA=MODEL,...", help="match dataset classes to the model's where the common synonyms (anger, sadness...) do not")
     evaluate.add_argument("--explain", action="store_true", help="also draw the most confident mistakes under Grad-CAM heat maps in the report (one model; loads the Keras model)")
     evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 

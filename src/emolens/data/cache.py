@@ -15,6 +15,7 @@ import numpy as np
 
 from emolens._io import atomic_path
 from emolens.data.dataset import Dataset, SkippedFile, Split
+from emolens.data.labels import apply_labels, read_labels
 from emolens.data.sources import decode_listing, list_source
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ def _load(path: Path) -> Dataset:
     )
 
 
-def load_dataset(source: str | os.PathLike, *, bare_split: str = "train", cache: bool = True) -> Dataset:
+def load_dataset(
+    source: str | os.PathLike, *, bare_split: str = "train", cache: bool = True, labels: str | os.PathLike | None = None
+) -> Dataset:
     """Loads a FER2013-style folder, ZIP or CSV as decoded 48x48 uint8 arrays, through the cache.
 
     Args:
@@ -80,6 +83,8 @@ def load_dataset(source: str | os.PathLike, *, bare_split: str = "train", cache:
             (with or without one top folder), a bare folder of class subfolders, or the FER2013 .csv.
         bare_split: str. Which split a bare folder of class subfolders is. Defaults to "train".
         cache: bool. Read and write the decoded-array cache. Defaults to True.
+        labels: str or path or None. A labels file keyed by the images' paths (one class, or votes per class:
+            see `emolens.data.labels`) that replaces the folders' labels. Defaults to None.
 
     Returns:
         A Dataset with splits among "train", "val" and "test".
@@ -89,6 +94,13 @@ def load_dataset(source: str | os.PathLike, *, bare_split: str = "train", cache:
         >>> dataset.split("train").images.shape  # doctest: +SKIP
         (28709, 48, 48)
     """
+    # Read first: a bad labels file is reported before minutes of decoding.
+    labels_file = read_labels(labels) if labels is not None else None
+    dataset = _decoded(source, bare_split, cache)
+    return apply_labels(dataset, labels_file) if labels_file is not None else dataset
+
+
+def _decoded(source: str | os.PathLike, bare_split: str, cache: bool) -> Dataset:
     listing = list_source(source)
     if not cache:
         return decode_listing(listing, source, bare_split=bare_split)

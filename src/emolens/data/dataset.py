@@ -28,13 +28,29 @@ class Split:
     names: tuple[str, ...]
     # Each file's own "WIDTHxHEIGHT MODE" before decoding (empty when unknown).
     formats: tuple[str, ...] = ()
+    # With a labels file of votes (emolens.data.labels): (N, classes) float32 vote shares, whose majority `labels`
+    # holds; None when each image has one class.
+    votes: np.ndarray | None = None
+    # With a labels file: the class the source itself gave each image (its folder), as an index into the
+    # dataset's class names, -1 where the labels file has no such class; None without a labels file.
+    source_labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: np.ndarray) -> Split:
         formats = tuple(self.formats[i] for i in indices) if self.formats else ()
-        return Split(self.images[indices], self.labels[indices], tuple(self.names[i] for i in indices), formats)
+        return Split(
+            self.images[indices], self.labels[indices], tuple(self.names[i] for i in indices), formats,
+            None if self.votes is None else self.votes[indices],
+            None if self.source_labels is None else self.source_labels[indices],
+        )  # fmt: skip
+
+    def targets(self, num_classes: int) -> np.ndarray:
+        """What a model learns to output: the vote shares, or one-hot labels. (N, num_classes) float32."""
+        if self.votes is not None:
+            return self.votes.astype(np.float32)
+        return np.eye(num_classes, dtype=np.float32)[self.labels]
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,10 @@ class Dataset:
     splits: dict[str, Split]
     skipped: tuple[SkippedFile, ...] = ()
     fingerprint: str = ""
+    # The labels file that labelled it (emolens.data.labels), or "" when its folders did; and, by split, how
+    # many images it left out, by reason (not covered by the file, top vote not an emotion).
+    labels_file: str = ""
+    labelling: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
@@ -86,6 +106,9 @@ class Dataset:
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(split.images).tobytes())
             digest.update(split.labels.astype("<i8").tobytes())
+            for extra in (split.votes, split.source_labels):
+                if extra is not None:
+                    digest.update(np.ascontiguousarray(extra).tobytes())
         return digest.hexdigest()[:16]
 
     def counts(self) -> dict[str, dict[str, int]]:

@@ -20,7 +20,8 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from emolens.data.quality import sharpness, sharpness_mismatch
 from emolens.data.dataset import Split
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
+from emolens.evaluate.agreement import source_label_accuracy, vote_agreement
+from emolens.evaluate.matching import ClassMatch, match_classes, scored_images
 from emolens.evaluate.metrics import compute_metrics
 from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability
 from emolens.plots import plot_confusion_matrix, plot_image_grid, plot_reliability
@@ -59,9 +62,14 @@ class SplitPredictions:
         classifier: the Classifier (an EnsembleClassifier for several models).
         models: the models as given.
         data, split, tta: what was evaluated, and the test-time augmentation.
-        images: the split's decoded images and their file names.
-        y_true: true class indices, in the model's class order.
+        images: the scored images of the split and their file names (see `emolens.evaluate.matching`).
+        y_true: true class indices, in the model's class order (with a labels file of votes, the majority).
         probabilities, raw: calibrated and raw class probabilities (N, classes).
+        votes: with a labels file of votes, each face's vote shares over the model's classes; else None.
+        source_labels: with a labels file, the source's own label (its folder) in the model's classes, -1 where
+            the model lacks it; else None.
+        left_out: images of the split not scored, by reason.
+        classes: how the dataset's classes met the model's (`ClassMatch`).
 
     Example:
         >>> predictions = predict_split("default", "fer2013.zip")      # doctest: +SKIP
@@ -78,6 +86,11 @@ class SplitPredictions:
     y_true: np.ndarray
     probabilities: np.ndarray
     raw: np.ndarray
+    votes: np.ndarray | None = None
+    source_labels: np.ndarray | None = None
+    left_out: dict[str, int] = field(default_factory=dict)
+    classes: ClassMatch | None = None
+    labels_file: str = ""
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -96,8 +109,11 @@ def predict_split(
     batch_size: int = 256,
     cache: bool = True,
     tta: str = "none",
+    labels: str | os.PathLike | None = None,
+    class_map: Mapping[str, str] | None = None,
 ) -> SplitPredictions:
-    """Step 1: `model`'s probabilities for every image of one split (the arguments as `evaluate`'s).
+    """Step 1: `model`'s probabilities for every image of one split that can be scored (the arguments as
+    `evaluate`'s; see `emolens.evaluate.matching` for which images are left out).
 
     Example:
         >>> predictions = predict_split("default", "fer2013.zip", tta="flip")    # doctest: +SKIP
@@ -106,15 +122,18 @@ def predict_split(
     """
     models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
     trained = load_classifiers(models)
-    dataset = load_dataset(data, bare_split=split, cache=cache)
-    images = dataset.split(split)
-    unknown = sorted(set(dataset.class_names) - set(trained.class_names))
-    if unknown:
-        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(trained.class_names)}.")
-    # Datasets and models may order classes differently (the FER2013 CSV does): compare by name.
-    to_model_index = np.array([trained.class_names.index(c) for c in dataset.class_names])
-    probabilities, raw = trained.predict_both(images.images, batch_size=batch_size, tta=tta)
-    return SplitPredictions(trained, models, data, split, tta, images, to_model_index[images.labels], probabilities, raw)
+    dataset = load_dataset(data, bare_split=split, cache=cache, labels=labels)
+    # Datasets and models may name and order classes differently (the FER2013 CSV orders them its own way).
+    match = match_classes(dataset.class_names, trained.class_names, class_map)
+    scored = scored_images(dataset.split(split), dataset.class_names, match)
+    left_out = {**dataset.labelling.get(split, {}), **scored.left_out}
+    for reason, count in left_out.items():
+        logger.warning("Left out %d %s images: %s", count, split, reason)
+    probabilities, raw = trained.predict_both(scored.images.images, batch_size=batch_size, tta=tta)
+    return SplitPredictions(
+        trained, models, data, split, tta, scored.images, scored.y_true, probabilities, raw,
+        scored.votes, scored.source_labels, left_out, match, dataset.labels_file,
+    )  # fmt: skip
 
 
 def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
@@ -134,6 +153,7 @@ def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
         "split": predictions.split,
         "test_time_augmentation": predictions.tta,
         **compute_metrics(y_true, predictions.y_pred, trained.class_names),
+        **_agreement_metrics(predictions),
         "calibration": _calibration_metrics(trained, predictions.probabilities, predictions.raw, y_true),
         "sharpness": {
             "training": trained.card.get("train_sharpness"),
@@ -215,6 +235,8 @@ def evaluate(
     cache: bool = True,
     tta: str = "none",
     explain: bool = False,
+    labels: str | os.PathLike | None = None,
+    class_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Evaluates a trained model on one split of a dataset and writes the report files: `predict_split`,
     `evaluation_metrics`, `write_evaluation_files` and `write_evaluation_report`, which Python can call one by one.
@@ -232,6 +254,11 @@ def evaluate(
         tta: str. Test-time augmentation: "none", "flip" or "crops" (see `Classifier.views`). Defaults to "none".
         explain: bool. Also draw the most confident mistakes under their Grad-CAM heat maps (one model only; it
             loads the Keras model, see emolens.predict.explain). Defaults to False.
+        labels: str or path or None. A labels file that replaces the folders' labels (see `emolens.data.labels`).
+            With FER+'s votes, accuracy is against the majority (ties left out), beside the vote share and the
+            accuracy against the folders' own labels. Defaults to None.
+        class_map: dict or None. Dataset class -> model class, for names the common synonyms do not cover.
+            Images of classes the model lacks are left out and counted. Defaults to None.
 
     Returns:
         The metrics dict, as written to metrics.json.
@@ -242,7 +269,7 @@ def evaluate(
     """
     if explain and not isinstance(model, (str, os.PathLike)) and len(model) > 1:
         raise EmolensError("explanations are for one model at a time: evaluate the ensemble's members one by one.")
-    predictions = predict_split(model, data, split=split, batch_size=batch_size, cache=cache, tta=tta)
+    predictions = predict_split(model, data, split=split, batch_size=batch_size, cache=cache, tta=tta, labels=labels, class_map=class_map)
     trained = predictions.classifier
     out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     refuse_output_inside(out_dir, data)
@@ -261,6 +288,23 @@ def _plot_explained_mistakes(trained: Classifier, faces: np.ndarray, predicted: 
     size = faces.shape[1] if len(faces) else trained.input_size
     overlays = np.array([Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces)])
     return plot_image_grid(overlays.reshape(-1, 2 * size, 2 * size, 3), captions, path, title="Most confident mistakes: what argued for the wrong answer")
+
+
+def _agreement_metrics(predictions: SplitPredictions) -> dict[str, Any]:
+    """What was left out and how classes met, and with a labels file the agreement with people (see
+    `emolens.evaluate.agreement`): accuracy is then against the votes' majority, beside the source's own label."""
+    y_pred = predictions.y_pred
+    predicted = set(y_pred.tolist())
+    classes = {**(predictions.classes.to_dict() if predictions.classes else {}),
+               "never_predicted": [name for i, name in enumerate(predictions.class_names) if i not in predicted]}  # fmt: skip
+    metrics: dict[str, Any] = {"left_out": predictions.left_out, "classes": classes}
+    if predictions.labels_file:
+        metrics["labels"] = {"file": predictions.labels_file, "kind": "votes" if predictions.votes is not None else "one class per image"}
+    if predictions.votes is not None:
+        metrics["agreement"] = vote_agreement(predictions.votes, predictions.probabilities)
+    if predictions.source_labels is not None:
+        metrics["source_label"] = source_label_accuracy(predictions.source_labels, y_pred)
+    return metrics
 
 
 def _calibration_metrics(trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray) -> dict[str, Any]:

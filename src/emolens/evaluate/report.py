@@ -82,6 +82,37 @@ def _summary(metrics: dict) -> str:
     return f'<section><h2>Summary</h2>{warnings}<div class="cards">{body}</div></section>'
 
 
+def _agreement(metrics: dict) -> str:
+    """With a labels file: how often people would agree, what was left out, and how the classes met."""
+    cards = []
+    if "agreement" in metrics:
+        cards.append(("Agreement with the votes' majority", f"{100 * metrics['accuracy']:.2f}%"))
+        cards.append(("Vote share of the prediction", f"{100 * metrics['agreement']['vote_share']:.2f}%"))
+    source = metrics.get("source_label") or {}
+    if source.get("accuracy") is not None:
+        cards.append(("Accuracy against the folders' labels", f"{100 * source['accuracy']:.2f}% of {source['num_images']}"))
+    body = "".join(f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>' for k, v in cards)
+    notes = [f"Left out {count} images: {reason}" for reason, count in (metrics.get("left_out") or {}).items()]
+    classes = metrics.get("classes") or {}
+    if classes.get("renamed"):
+        notes.append("Classes matched by name: " + ", ".join(f"{d} -> {m}" for d, m in classes["renamed"].items()))
+    if classes.get("model_only"):
+        notes.append(f"The data has no {', '.join(classes['model_only'])}: predicting it counts as wrong")
+    if classes.get("never_predicted"):
+        notes.append(f"Never predicted: {', '.join(classes['never_predicted'])}")
+    table = ""
+    bins = ((metrics.get("agreement") or {}).get("vote_calibration") or {}).get("table") or []
+    if bins:
+        rows = "".join(f"<tr><td>{b['from']:.2f}-{b['to']:.2f}</td><td>{b['faces']}</td><td>{b['confidence']:.3f}</td><td>{b['vote_share']:.3f}</td></tr>" for b in bins)
+        gap = metrics["agreement"]["vote_calibration"]["gap"]
+        table = (f"<h3>Confidence against the share of annotators who chose that emotion (mean gap {gap:.3f})</h3>"
+                 f"<table><tr><th>Confidence</th><th>Faces</th><th>Mean confidence</th><th>Mean vote share</th></tr>{rows}</table>")  # fmt: skip
+    if not (cards or notes):
+        return ""
+    listed = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    return f'<section><h2>Agreement with people</h2><div class="cards">{body}</div><ul>{listed}</ul>{table}</section>'
+
+
 def _per_class(metrics: dict) -> str:
     per_class = metrics.get("per_class") or {}
     if not per_class:
@@ -170,6 +201,7 @@ def write_html_report(
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     sections = [
         _summary(metrics),
+        _agreement(metrics),
         _per_class(metrics),
         f"<section><h2>Classification report</h2><pre>{_e(classification_report.rstrip())}</pre></section>",
         _figures(figures),

@@ -16,6 +16,9 @@ SCHEDULES = ("inverse_time", "cosine", "plateau")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 # "exact": clean as `emolens data inspect --fix` does; "near": as `--fix --near` does (see emolens.data.inspection).
 DEDUPE = ("none", "exact", "near")
+# With a labels file of votes (emolens.data.labels): learn the vote distribution (Barsoum et al.'s best scheme), or
+# its majority as one class.
+TARGETS = ("votes", "majority")
 # bf16: Keras's mixed_bfloat16 policy for training (variables stay float32); saved models are float32 either way.
 PRECISIONS = ("auto", "float32", "bf16")
 
@@ -57,6 +60,11 @@ class TrainConfig:
             when they differ from the model's). Defaults to False.
         freeze_epochs: int. With start_from, train only the output layer for this many epochs first (at ten
             times the learning rate), then everything. Defaults to 0.
+        target: str. With a labels file of votes, what the model learns: "votes" (cross-entropy against the
+            vote distribution) or "majority" (the top vote as one class). Defaults to "votes".
+        source_label_weight: float. With a labels file, the share of the target that is the source's own label
+            (its folder's class, as FER2013's), the rest being `target`: 0.5 is half votes, half folder label. It
+            keeps a model trained on votes from calling every subtle face neutral. Defaults to 0.
 
     Example:
         >>> config = TrainConfig(model="mini_resnet", epochs=20, crop=44)
@@ -87,6 +95,8 @@ class TrainConfig:
     start_from: str | None = None
     new_head: bool = False
     freeze_epochs: int = 0
+    target: str = "votes"
+    source_label_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):
@@ -98,11 +108,13 @@ class TrainConfig:
             raise ValueError(f"Expected crop between {IMAGE_SIZE // 2} and {IMAGE_SIZE} pixels. Received: crop={self.crop}")
         choices_by_setting = (
             ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-            ("class_weight", self.class_weight, CLASS_WEIGHTS), ("dedupe", self.dedupe, DEDUPE),
+            ("class_weight", self.class_weight, CLASS_WEIGHTS), ("dedupe", self.dedupe, DEDUPE), ("target", self.target, TARGETS),
         )  # fmt: skip
         for name, value, choices in choices_by_setting:
             if value not in choices:
                 raise ValueError(f"Expected {name} to be one of {', '.join(choices)}. Received: {name}={value!r}")
+        if not 0 <= self.source_label_weight <= 1:
+            raise ValueError(f"Expected source_label_weight in [0, 1]. Received: source_label_weight={self.source_label_weight}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"Expected momentum in [0, 1). Received: momentum={self.momentum}")
         if self.weight_decay < 0:

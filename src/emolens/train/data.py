@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import keras
 import numpy as np
 
 from emolens.data.dataset import Dataset, Split
@@ -49,8 +48,17 @@ def prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> t
     return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
 
 
-def model_arrays(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    return to_model_input(split.images), keras.utils.to_categorical(split.labels, num_classes).astype("float32")
+def model_arrays(split: Split, num_classes: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Model input and the targets the config asks for: one-hot labels, or with a labels file the vote shares
+    (or their majority), mixed with the source's own label by `source_label_weight`."""
+    targets = split.targets(num_classes) if config.target == "votes" else np.eye(num_classes, dtype=np.float32)[split.labels]
+    if config.source_label_weight and split.source_labels is not None:
+        # Where the source's class is not one of the labels file's, its share stays with the votes.
+        known = split.source_labels >= 0
+        source = np.eye(num_classes, dtype=np.float32)[np.where(known, split.source_labels, 0)]
+        weight = np.where(known, config.source_label_weight, 0.0).astype(np.float32)[:, None]
+        targets = (1 - weight) * targets + weight * source
+    return to_model_input(split.images), targets
 
 
 def _divisible(split: Split, devices: int, name: str) -> Split:

@@ -133,6 +133,7 @@ def write_run_files(
             "class_names": list(dataset.class_names),
             "data": {
                 "source": str(Path(data).resolve()),
+                **({"labels": str(Path(dataset.labels_file).resolve())} if dataset.labels_file else {}),
                 "fingerprint": dataset.fingerprint,
                 "content_digest": dataset.content_digest(),
                 "counts": dataset.counts(),

@@ -110,7 +110,7 @@ def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> Non
     test_size = len(dataset.splits["test"]) if "test" in dataset.splits else 0
     logger.info("Data %s: %d train, %d validation, %d test images, %d classes", dataset.source, len(train), len(val), test_size, len(dataset.class_names))
     if dataset.skipped:
-        logger.warning("Skipped %d unreadable files (listed in %s)", len(dataset.skipped), RunDir(run_dir).skipped)
+        logger.warning("Left out %d files, unreadable or not labelled (listed with why in %s)", len(dataset.skipped), RunDir(run_dir).skipped)
     logger.info("Writing the run to %s", run_dir)
 
 
@@ -136,8 +136,9 @@ def _fit(
     train, val = splits
     _log_start(dataset, train, val, run_dir)
     num_classes = len(dataset.class_names)
-    x_train, y_train = model_arrays(train, num_classes)
-    x_val, y_val = model_arrays(val, num_classes)
+    x_train, y_train = model_arrays(train, num_classes, config)
+    # Checkpoints are chosen against the validation votes (or labels) alone, what evaluate will score.
+    x_val, y_val = model_arrays(val, num_classes, replace(config, source_label_weight=0.0))
     # Reseeding with the epoch keeps a resumed run deterministic without replaying the random stream.
     keras.utils.set_random_seed(config.seed + state["epochs_done"])
     # The plateau schedule runs first, so the state the recorder saves already holds this epoch's counters.
@@ -182,6 +183,7 @@ def train(
     cache: bool = True,
     verbose: int = 2,
     devices: int | str | None = None,
+    labels: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Trains a registered model on a FER2013-style source and writes a run folder.
 
@@ -193,6 +195,8 @@ def train(
         verbose: int. Keras's fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch. Defaults to 2.
         devices: int, "all" or None. Train data-parallel on this many devices (JAX backend only; see
             `data_parallel_devices`). Defaults to None: one device.
+        labels: str or path or None. A labels file that replaces the folders' labels: one class, or votes per
+            class, for each image (see `emolens.data.labels`; FER+'s votes are one). Defaults to None.
 
     Returns:
         A TrainResult naming the run folder and the best validation epoch.
@@ -213,7 +217,7 @@ def train(
     count = data_parallel_devices(devices, config)
     if out is not None:
         refuse_output_inside(out, data)
-    dataset = load_dataset(data, cache=cache)
+    dataset = load_dataset(data, cache=cache, labels=labels)
     check_trainable_classes(dataset)
     if start is not None:
         check_start_classes(dataset, start[1], config.new_head)
@@ -292,7 +296,7 @@ def resume(
     saved, config, card, state = _resumable_run(run_dir, epochs)
     count = data_parallel_devices(devices, config)
     source = data if data is not None else saved["data"]["source"]
-    dataset = load_dataset(source, cache=cache)
+    dataset = load_dataset(source, cache=cache, labels=saved["data"].get("labels"))
     # Runs begun before emolens recorded content digests can only compare the source's fingerprint.
     digest = saved["data"].get("content_digest")
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):

@@ -1,0 +1,118 @@
+"""Which images of a split an evaluation scores, in the model's classes.
+
+A dataset's classes need not be the model's: other spellings (`anger`, `sadness`) are mapped by name
+(`emolens.data.labels.CLASS_SYNONYMS`) or by an explicit map; images of a class the model lacks are left out and
+counted; a model class the data lacks stays in the scores, where predicting it counts as wrong. With a labels file
+of votes, faces whose votes tie are left out too (FER+'s protocol scores against a clear majority).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emolens.data.dataset import Split
+from emolens.data.labels import canonical_class, clear_majority
+from emolens.errors import EmolensError
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    """How a dataset's classes meet a model's.
+
+    Example:
+        >>> match = match_classes(("anger", "contempt", "happiness"), ["angry", "happy", "neutral"])
+        >>> match.to_model.tolist(), match.renamed, match.data_only, match.model_only
+        ([0, -1, 1], {'anger': 'angry', 'happiness': 'happy'}, ['contempt'], ['neutral'])
+    """
+
+    to_model: np.ndarray  # dataset class index -> model class index, -1 where the model lacks the class
+    model_classes: tuple[str, ...] = ()
+    renamed: dict[str, str] = field(default_factory=dict)  # dataset name -> model name, where they differ
+    data_only: list[str] = field(default_factory=list)
+    model_only: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"renamed": self.renamed, "data_only": self.data_only, "model_only": self.model_only}
+
+
+def parse_class_map(text: str) -> dict[str, str]:
+    """`DATA=MODEL` pairs separated by commas, as `--class-map` takes them.
+
+    Example:
+        >>> parse_class_map("joy=happy, rage=angry")
+        {'joy': 'happy', 'rage': 'angry'}
+    """
+    pairs = [part.strip() for part in text.split(",") if part.strip()]
+    if not pairs or any(part.count("=") != 1 or not all(side.strip() for side in part.split("=")) for part in pairs):
+        raise EmolensError(f"cannot read the class map {text!r}: give DATA=MODEL pairs separated by commas, as joy=happy,rage=angry.")
+    return {data.strip(): model.strip() for data, model in (part.split("=") for part in pairs)}
+
+
+def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], class_map: Mapping[str, str] | None = None) -> ClassMatch:
+    """Each dataset class's model class: the explicit map first, then the same name, then a common synonym."""
+    class_map = dict(class_map or {})
+    unknown_targets = sorted(set(class_map.values()) - set(model_classes))
+    if unknown_targets:
+        raise EmolensError(f"the class map names {', '.join(unknown_targets)}, which the model lacks. The model knows: {', '.join(model_classes)}.")
+    unknown_sources = sorted(set(class_map) - set(data_classes))
+    if unknown_sources:
+        raise EmolensError(f"the class map names {', '.join(unknown_sources)}, which the data lacks. The data has: {', '.join(data_classes)}.")
+    by_canonical = {canonical_class(name): name for name in model_classes}
+    targets = [class_map.get(name) or (name if name in model_classes else by_canonical.get(canonical_class(name))) for name in data_classes]
+    return ClassMatch(
+        to_model=np.array([list(model_classes).index(t) if t else -1 for t in targets], np.int64),
+        model_classes=tuple(model_classes),
+        renamed={name: t for name, t in zip(data_classes, targets) if t and t != name},
+        data_only=[name for name, t in zip(data_classes, targets) if t is None],
+        model_only=[name for name in model_classes if name not in targets],
+    )
+
+
+@dataclass(frozen=True)
+class ScoredImages:
+    """The images an evaluation scores, in the model's class indices, and how many it left out and why.
+
+    votes and source_labels are None without a labels file; a source label the model lacks is -1.
+    """
+
+    images: Split
+    y_true: np.ndarray
+    votes: np.ndarray | None
+    source_labels: np.ndarray | None
+    left_out: dict[str, int]
+
+
+def scored_images(split: Split, data_classes: Sequence[str], match: ClassMatch) -> ScoredImages:
+    """The split's images that can be scored against the model's classes (see the module docstring)."""
+    known = match.to_model[split.labels] >= 0
+    keep = known.copy()
+    left_out: dict[str, int] = {}
+    for index in np.flatnonzero(match.to_model < 0):
+        count = int((split.labels == index).sum())
+        if count:
+            left_out[f"{data_classes[index]}: a class the model lacks"] = count
+    if split.votes is not None:
+        tied = known & ~clear_majority(split.votes)
+        keep &= ~tied
+        if tied.any():
+            left_out["votes tied between classes"] = int(tied.sum())
+    if not keep.any():
+        raise EmolensError(
+            f"none of the {len(split)} images can be scored: their classes ({', '.join(sorted(set(data_classes)))}) are not the model's. "
+            "Map them with --class-map DATA=MODEL,..."
+        )
+    chosen = split.subset(np.flatnonzero(keep))
+    votes = None
+    if chosen.votes is not None:
+        # The vote shares of classes the model lacks drop out: a prediction can only win the shares of its own class.
+        votes = np.zeros((len(chosen), len(match.model_classes)), np.float32)
+        for data_index, model_index in enumerate(match.to_model):
+            if model_index >= 0:
+                votes[:, model_index] += chosen.votes[:, data_index]
+    source = None
+    if chosen.source_labels is not None:
+        source = np.where(chosen.source_labels >= 0, match.to_model[np.maximum(chosen.source_labels, 0)], -1)
+    return ScoredImages(chosen, match.to_model[chosen.labels], votes, source, left_out)
