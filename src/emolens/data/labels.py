@@ -147,7 +147,13 @@ def _labels_file(source: str, class_names: tuple[str, ...], paths: list[str], co
 
 
 def read_labels(path: str | os.PathLike) -> LabelsFile:
-    """Reads a labels file (at most 512 MB), or raises EmolensError saying what is wrong with it."""
+    """Reads a labels file (at most 512 MB), or raises EmolensError saying what is wrong with it.
+
+    Example:
+        >>> votes = read_labels("fer2013-ferplus.csv")                   # doctest: +SKIP
+        >>> votes.class_names, len(votes.paths), len(votes.left_out)     # doctest: +SKIP
+        (('angry', 'contempt', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'), 31686, 453)
+    """
     path = Path(path)
     try:
         data = read_file(path, limit=MAX_LABELS_BYTES)
