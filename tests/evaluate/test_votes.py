@@ -1,0 +1,147 @@
+"""Training on and scoring against a crowd's votes, and datasets whose classes are not the model's, end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emolens.cli import main
+from emolens.data import load_dataset
+from emolens.data.labels import clear_majority
+from emolens.errors import EmolensError
+from emolens.evaluate import evaluate
+from emolens.train import TrainConfig
+from emolens.train.data import model_arrays
+
+pytestmark = pytest.mark.slow
+
+FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+FOLDER_TO_FERPLUS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness", "neutral": "neutral", "sad": "sadness", "surprise": "surprise"}
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "faces"
+    assert main(["data", "synth", str(out), "--train-per-class", "40", "--test-per-class", "12"]) == 0
+    return out
+
+
+def write_votes(faces: Path, path: Path) -> Path:
+    """FER+-style votes for every synthetic face but the first train image of each class: mostly its folder's
+    class; every 5th face a neutral majority, every 7th a tie, every 11th mostly unknown, every 13th contempt."""
+    rng = np.random.default_rng(0)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", *FERPLUS_COLUMNS, "ferplus_rows"])
+        for i, image in enumerate(sorted(faces.rglob("*.png"))):
+            relative = image.relative_to(faces).as_posix()
+            split, folder = relative.split("/")[:2]
+            if split == "train" and image.name == sorted((faces / split / folder).iterdir())[0].name:
+                continue  # not covered
+            votes = dict.fromkeys(FERPLUS_COLUMNS, 0)
+            votes[FOLDER_TO_FERPLUS[folder]] = 7
+            votes[FERPLUS_COLUMNS[rng.integers(0, 7)]] += 3
+            if i % 5 == 0:
+                votes.update(neutral=8, **{FOLDER_TO_FERPLUS[folder]: 2} if folder != "neutral" else {})
+            if i % 7 == 0:
+                votes = {**dict.fromkeys(FERPLUS_COLUMNS, 0), "happiness": 5, "surprise": 5}
+            if i % 11 == 0:
+                votes = {**dict.fromkeys(FERPLUS_COLUMNS, 0), "unknown": 6, "sadness": 4}
+            if i % 13 == 0:
+                votes = {**dict.fromkeys(FERPLUS_COLUMNS, 0), "contempt": 9, "neutral": 1}
+            writer.writerow([f"faces/{relative}", *votes.values(), 1])
+    return path
+
+
+@pytest.fixture(scope="module")
+def votes(faces, tmp_path_factory) -> Path:
+    return write_votes(faces, tmp_path_factory.mktemp("votes") / "votes.csv")
+
+
+@pytest.fixture(scope="module")
+def vote_run(faces, votes, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "votes"
+    args = ["train", str(faces), "--labels", str(votes), "--epochs", "3", "--lr", "1e-3", "--source-label-weight", "0.25", "--out", str(run)]
+    assert main(args) == 0
+    return run
+
+
+def test_targets_are_the_votes_mixed_with_the_folder_label(faces, votes):
+    split = load_dataset(faces, labels=votes).split("train")
+    _, votes_only = model_arrays(split, 8, TrainConfig())
+    assert np.allclose(votes_only, split.votes) and np.allclose(votes_only.sum(axis=1), 1)
+    _, majority = model_arrays(split, 8, TrainConfig(target="majority"))
+    assert (majority.argmax(axis=1) == split.labels).all() and set(np.unique(majority)) == {0.0, 1.0}
+    _, mixed = model_arrays(split, 8, TrainConfig(source_label_weight=0.25))
+    folder = np.eye(8)[split.source_labels]
+    assert np.allclose(mixed, 0.75 * split.votes + 0.25 * folder)
+
+
+def test_a_run_on_votes_records_the_labels_file_and_learns_eight_classes(vote_run, votes):
+    config = json.loads((vote_run / "config.json").read_text())
+    assert config["data"]["labels"] == str(votes.resolve()) and config["config"]["source_label_weight"] == 0.25
+    assert len(config["class_names"]) == 8 and "contempt" in config["class_names"]
+    skipped = (vote_run / "skipped_files.txt").read_text()
+    assert skipped.count("not in the labels file") == 7 and "top vote not an emotion" in skipped
+
+
+def test_resume_relabels_the_data_with_the_run_s_labels_file(vote_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(vote_run, copy)
+    assert main(["train", "--resume", str(copy), "--epochs", "4"]) == 0
+    assert json.loads((copy / "config.json").read_text())["config"]["epochs"] == 4
+
+
+def test_evaluate_against_votes_reports_majority_vote_share_and_folder_label(vote_run, faces, votes, tmp_path):
+    metrics = evaluate(vote_run, faces, labels=votes, out=tmp_path / "eval")
+    test = load_dataset(faces, labels=votes).split("test")
+    clear = clear_majority(test.votes)
+    assert metrics["num_images"] == int(clear.sum()) and metrics["left_out"]["votes tied between classes"] == int((~clear).sum())
+    assert metrics["left_out"]["top vote not an emotion (unknown or not a face)"] > 0
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    names = metrics["class_names"]
+    predicted = np.array([names.index(r["predicted"]) for r in rows])
+    kept = test.subset(np.flatnonzero(clear))
+    assert [r["file"] for r in rows] == list(kept.names)
+    assert metrics["accuracy"] == pytest.approx((predicted == kept.labels).mean())
+    assert metrics["agreement"]["vote_share"] == pytest.approx(kept.votes[np.arange(len(kept)), predicted].mean(), abs=1e-6)
+    assert metrics["source_label"]["accuracy"] == pytest.approx((predicted == kept.source_labels).mean())
+    assert sum(b["faces"] for b in metrics["agreement"]["vote_calibration"]["table"]) == len(kept)
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "Agreement with people" in page and "Vote share of the prediction" in page
+
+
+def test_an_eight_class_model_on_a_seven_class_folder_counts_contempt_as_wrong(vote_run, faces, tmp_path):
+    metrics = evaluate(vote_run, faces, out=tmp_path / "eval")
+    assert metrics["classes"]["model_only"] == ["contempt"] and metrics["num_images"] == 7 * 12
+    contempt = metrics["class_names"].index("contempt")
+    predicted_contempt = sum(row[contempt] for row in metrics["confusion_matrix"])
+    wrong = sum(sum(row) - row[i] for i, row in enumerate(metrics["confusion_matrix"]))
+    assert wrong >= predicted_contempt and metrics["accuracy"] == pytest.approx(1 - wrong / (7 * 12))
+
+
+def test_other_class_names_are_matched_by_synonym_or_map_and_the_rest_left_out(vote_run, faces, tmp_path):
+    renamed = tmp_path / "renamed"
+    for folder, name in (("angry", "anger"), ("sad", "sadness"), ("happy", "joy"), ("surprise", "surprise")):
+        shutil.copytree(faces / "test" / folder, renamed / "test" / name)
+    shutil.copytree(faces / "test" / "fear", renamed / "test" / "shock")
+    with pytest.raises(EmolensError, match="class map names"):
+        evaluate(vote_run, renamed, out=tmp_path / "e0", class_map={"joy": "glee"})
+    metrics = evaluate(vote_run, renamed, out=tmp_path / "e1", class_map={"joy": "happy"})
+    assert metrics["classes"]["renamed"] == {"anger": "angry", "joy": "happy", "sadness": "sad"}
+    assert metrics["classes"]["data_only"] == ["shock"] and metrics["left_out"] == {"shock: a class the model lacks": 12}
+    assert metrics["num_images"] == 48 and set(metrics["classes"]["model_only"]) == {"contempt", "disgust", "fear", "neutral"}
+
+
+def test_evaluate_cli_prints_the_agreement(vote_run, faces, votes, tmp_path, capsys):
+    args = ["evaluate", str(vote_run), str(faces), "--labels", str(votes), "--out", str(tmp_path / "e")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "against the votes' majority" in out and "Vote share" in out and "Left out" in out
+    assert main(["evaluate", str(vote_run), str(faces), "--class-map", "joy", "--out", str(tmp_path / "e2")]) == 2
