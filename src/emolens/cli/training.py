@@ -121,7 +121,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     if needs_keras(args.model):
         _start_backend(args.verbose)
-    calibration = calibrate(args.model, args.data, cache=not args.no_cache)
+    calibration = calibrate(args.model, args.data, cache=not args.no_cache, labels=args.labels)
     stdout.print(
         f"Temperature [bold]{calibration.temperature:.3f}[/], fitted on {calibration.images} validation images: "
         f"calibration error (ECE) {calibration.ece_before:.3f} -> [bold]{calibration.ece_after:.3f}[/], "
@@ -270,6 +270,7 @@ def add_commands(commands) -> None:
     )  # fmt: skip
     calibrate.add_argument("model", help="a run folder, a .keras or .onnx file, or `default` (rewritten in place)")
     calibrate.add_argument("data", help="the dataset the model was trained on")
+    calibrate.add_argument("--labels", metavar="FILE", help="the labels file it was trained with, if any (with votes, confidence is fitted to the vote shares)")
     calibrate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     calibrate.set_defaults(handler=cmd_calibrate, needs_backend=False)
 

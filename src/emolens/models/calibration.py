@@ -38,15 +38,25 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The mean of -log p(true class): what cross-entropy training minimised, and what T is fitted to."""
-    picked = np.asarray(probabilities, dtype=np.float64)[np.arange(len(labels)), labels]
-    return float(-np.log(np.clip(picked, _TINY, None)).mean())
+    """The mean of -log p(true class), or with (N, classes) vote shares as `labels` the cross-entropy against
+    them: what training minimised, and what T is fitted to.
+
+    Example:
+        >>> p = np.array([[0.5, 0.5]])
+        >>> round(negative_log_likelihood(p, np.array([0])), 3), round(negative_log_likelihood(p, np.array([[0.7, 0.3]])), 3)
+        (0.693, 0.693)
+    """
+    log_p = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), _TINY, None))
+    if np.ndim(labels) == 2:
+        return float(-(np.asarray(labels, dtype=np.float64) * log_p).sum(axis=1).mean())
+    return float(-log_p[np.arange(len(labels)), labels].mean())
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises the negative log-likelihood of `labels` (N,) under `probabilities` (N, classes).
 
-    Fit it on validation images, never on the test split it will be judged on.
+    With vote shares (N, classes) as `labels`, the confidence it gives estimates the share of annotators who
+    would choose the class. Fit it on validation images, never on the test split it will be judged on.
 
     Example:
         >>> rng = np.random.default_rng(0)

@@ -57,20 +57,23 @@ class Calibration:
         return {"split": "val", "images": self.images, **measured}
 
 
-def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarray) -> Calibration:
-    """The temperature for `classifier` fitted on uint8 `faces` with class indices `labels` (in its class order).
+def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarray, votes: np.ndarray | None = None) -> Calibration:
+    """The temperature for `classifier` fitted on uint8 `faces` with class indices `labels` (in its class order),
+    or on their vote shares (N, classes) where there are votes: confidence then estimates the share of people
+    who would name that emotion. The ECE is against `labels` either way.
 
     One view per face (no test-time augmentation): the temperature rescales the network's own output, and
     prediction averages views after applying it.
     """
     raw = classifier.predict(faces, calibrated=False)
-    temperature = fit_temperature(raw, labels)
+    targets = labels if votes is None else votes
+    temperature = fit_temperature(raw, targets)
     calibrated = apply_temperature(raw, temperature)
     return Calibration(
         temperature=round(temperature, 4),
         images=len(labels),
-        nll_before=negative_log_likelihood(raw, labels),
-        nll_after=negative_log_likelihood(calibrated, labels),
+        nll_before=negative_log_likelihood(raw, targets),
+        nll_after=negative_log_likelihood(calibrated, targets),
         ece_before=expected_calibration_error(raw, labels),
         ece_after=expected_calibration_error(calibrated, labels),
     )
@@ -96,7 +99,7 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 
 
-def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool = True) -> Calibration:
+def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool = True, labels: str | os.PathLike | None = None) -> Calibration:
     """Fits `model`'s temperature on the validation images of `data` and writes it into the model file's card.
 
     The validation images are the ones the model was trained beside: `data`'s val/ folder, or the same slice of
@@ -106,6 +109,8 @@ def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool 
         model: a run folder, a .keras or .onnx file, or "default" (the bundled model, rewritten in place).
         data: the dataset the model was trained on.
         cache: bool. Use the decoded-dataset cache. Defaults to True.
+        labels: str or path or None. The labels file the model was trained with (as train's), if any: with
+            votes, the temperature is fitted to the vote shares. Defaults to None.
 
     Returns:
         The Calibration written.
@@ -118,13 +123,16 @@ def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool 
 
     path = resolve_model_path(model)
     classifier = load_classifier(path)
-    dataset = load_dataset(data, cache=cache)
-    unknown = sorted(set(dataset.class_names) - set(classifier.class_names))
-    if unknown:
-        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}.")
+    dataset = load_dataset(data, cache=cache, labels=labels)
+    if sorted(dataset.class_names) != sorted(classifier.class_names):
+        raise EmolensError(
+            f"{data} has the classes {', '.join(dataset.class_names)}, the model {', '.join(classifier.class_names)}. "
+            "Calibrate on the data (and --labels) the model was trained on."
+        )
     _, val, _ = prepare_splits(dataset, _training_config(path, classifier.card))
     to_model_index = np.array([classifier.class_names.index(name) for name in dataset.class_names])
-    calibration = fit_calibration(classifier, val.images, to_model_index[val.labels])
+    votes = None if val.votes is None else val.votes[:, np.argsort(to_model_index)]
+    calibration = fit_calibration(classifier, val.images, to_model_index[val.labels], votes)
     store_calibration(classifier, calibration)
     logger.debug("Temperature %.3f fitted on %d validation images; written to %s", calibration.temperature, calibration.images, path)
     return calibration

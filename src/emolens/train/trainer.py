@@ -117,7 +117,7 @@ def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> Non
 def _calibrate_best(run_dir: Path, val: Split) -> None:
     """Fits model.keras's temperature on the validation split, so its confidence can be read as a probability."""
     best = load_classifier(RunDir(run_dir).model)
-    calibration = fit_calibration(best, val.images, val.labels)
+    calibration = fit_calibration(best, val.images, val.labels, val.votes)
     store_calibration(best, calibration)
     logger.info("Calibrated the best model on %d validation images: temperature %.2f, calibration error (ECE) %.3f -> %.3f",
                 calibration.images, calibration.temperature, calibration.ece_before, calibration.ece_after)  # fmt: skip
