@@ -145,3 +145,12 @@ def test_evaluate_is_four_steps_python_can_call_one_by_one(tmp_path):
     assert report.read_text().count("data:image/png;base64,") == len(figures)
     whole = evaluate("default", data, tta="flip", out=tmp_path / "whole")
     assert whole["accuracy"] == metrics["accuracy"] and whole["calibration"] == metrics["calibration"]
+
+
+def test_a_temperature_fitted_to_vote_shares_makes_confidence_the_share_of_people():
+    # Every face: the model says 0.95 for class 0, while 70% of annotators chose it.
+    raw = np.tile([[0.95, 0.05]], (200, 1))
+    votes = np.tile([[0.7, 0.3]], (200, 1))
+    temperature = fit_temperature(raw, votes)
+    assert temperature > 1 and apply_temperature(raw, temperature)[0, 0] == pytest.approx(0.7, abs=0.01)
+    assert fit_temperature(raw, np.zeros(200, int)) < 1  # against the majority alone it would sharpen instead
