@@ -99,3 +99,21 @@ def test_a_labels_file_that_covers_none_of_a_split_is_an_error(tmp_path, faces):
 def test_the_shared_ferplus_votes_label_the_shared_fer2013_zip(shared_dir):
     labels = read_labels(shared_dir / "data" / "fer2013-ferplus.csv")
     assert len(labels.paths) + len(labels.left_out) == 32139 and len(labels.class_names) == 8
+
+
+def test_inspect_reports_how_often_the_folders_agree_with_the_votes(tmp_path, faces):
+    from emolens.data.inspection import inspect_dataset
+
+    # happy/ faces voted sad, sad/ faces voted sad, angry/ faces voted angry (one tied): 8 of 12 folder labels agree.
+    rows = [ferplus_row(f"train/happy/00{i}.png", sadness=7, happiness=3) for i in range(4)]
+    rows += [ferplus_row(f"train/{c}/00{i}.png", **{"sadness" if c == "sad" else "anger": 9, "neutral": 1}) for c in ("sad", "angry") for i in range(4)]
+    rows[-1] = ferplus_row("train/angry/003.png", anger=5, neutral=5)
+    rows += [ferplus_row(f"test/{c}/00{i}.png", neutral=10) for c in ("angry", "happy", "sad") for i in range(2)]
+    votes = tmp_path / "votes.csv"
+    votes.write_text(FERPLUS_HEADER + "".join(rows))
+    report = inspect_dataset(load_dataset(faces.parent, labels=votes))
+    assert report.labels["train"] == {"labelled": 12, "left_out": {}, "tied": 1, "folder_agrees_with_majority": 7 / 11, "compared": 11}
+    assert report.labels["test"]["folder_agrees_with_majority"] == 0.0
+    assert any("agree with the votes' majority on only 64%" in line for line in report.verdict())
+    assert report.to_dict()["labels"] == report.labels
+    assert inspect_dataset(load_dataset(faces.parent)).labels == {}

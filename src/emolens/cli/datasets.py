@@ -56,7 +56,9 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     from emolens.data.inspection import inspect_dataset, write_cleaned_copy
     from emolens.inspection_report import write_report
 
-    dataset = load_dataset(args.data, cache=not args.no_cache)
+    if args.labels and args.fix:
+        raise EmolensError("--fix writes class folders, which cannot hold votes: run it without --labels.")
+    dataset = load_dataset(args.data, cache=not args.no_cache, labels=args.labels)
     with console.status("Inspecting"):
         report = inspect_dataset(dataset, near=args.near or args.near_threshold is not None, threshold=NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold)
     written = write_report(dataset, report, args.out) if args.out else {}
@@ -73,6 +75,19 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         folder, removed = cleaned
         console.print(f"Cleaned copy: [bold]{_shown(folder)}[/], {len(removed)} images left out (listed in removed.csv)")
     return 0
+
+
+def _print_labels(labels: dict) -> None:
+    if not labels:
+        return
+    table = Table(title="Labels file")
+    for column in ("split", "labelled", "left out", "votes tied", "folder label = votes' majority"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, row in labels.items():
+        left_out = ", ".join(f"{n} {reason}" for reason, n in row["left_out"].items()) or "0"
+        agree = "n/a" if row["folder_agrees_with_majority"] is None else f"{row['folder_agrees_with_majority']:.1%} of {row['compared']}"
+        table.add_row(split, str(row["labelled"]), left_out, str(row["tied"]), agree)
+    stdout.print(table)
 
 
 def _print_inspection(report) -> None:
@@ -105,6 +120,7 @@ def _print_inspection(report) -> None:
             f"{numbers['near_conflicting']} with conflicting labels, {numbers['near_mirrored']} mirror images)",
         )
     stdout.print(findings)
+    _print_labels(report.labels)
     shown = report.duplicate_sets()[:5]
     for group in shown:
         files = ", ".join(f"{m.name} ({m.label})" for m in group.members[:4]) + (" ..." if len(group.members) > 4 else "")
@@ -153,6 +169,7 @@ def add_commands(commands) -> None:
     inspect.add_argument("data", help="a folder, .zip or FER2013 .csv")
     inspect.add_argument("--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)")
     inspect.add_argument("--near-threshold", type=int, metavar="BITS", help=f"largest pHash Hamming distance for near duplicates, 0-{MAX_NEAR_THRESHOLD} (implies --near; default {NEAR_THRESHOLD})")
+    inspect.add_argument("--labels", metavar="FILE", help="a labels file (as train's --labels): also how often the folders' labels agree with its votes")
     inspect.add_argument("--out", help="folder for report.json, class_counts.png and duplicates.png")
     inspect.add_argument("--fix", metavar="OUT", help="write a cleaned copy (PNG folders) to this new folder")
     inspect.add_argument("--json", action="store_true", help="print the full report as JSON")

@@ -14,6 +14,7 @@ import numpy as np
 from emolens.constants import IMAGE_SIZE, NEAR_CONSTANT_STD, NEAR_THRESHOLD
 from emolens.data.inspection.near import _check_threshold, _components, hamming_pairs, perceptual_hashes
 from emolens.data.dataset import Dataset, SkippedFile
+from emolens.data.labels import labels_summary
 
 # Splits in the order a cleaned copy protects them: a train image that copies a test image goes, never the test one.
 SPLIT_PRIORITY = ("test", "val", "train")
@@ -81,6 +82,7 @@ class Inspection:
     exact: list[DuplicateGroup] = field(default_factory=list)
     near: list[DuplicateGroup] | None = None  # None: not searched
     near_threshold: int = NEAR_THRESHOLD
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)  # with a labels file: see labels_summary
 
     def imbalance(self) -> dict[str, float | None]:
         """Largest class over smallest class, per split; None for a split that lacks a class altogether."""
@@ -167,6 +169,12 @@ class Inspection:
                 f"Classes are imbalanced ({ratio:.1f}x; fewest: {rare}, {train[rare]} images): "
                 "report macro-F1 and per-class recall, and consider --class-weight sqrt."
             )
+        train_labels = self.labels.get("train") or {}
+        if train_labels.get("folder_agrees_with_majority") is not None and train_labels["folder_agrees_with_majority"] < 0.9:
+            lines.append(
+                f"The folders' labels agree with the votes' majority on only {train_labels['folder_agrees_with_majority']:.0%} of "
+                "training faces: train on the votes (emolens train DATA --labels FILE) and evaluate against them."
+            )
         if self.near is None:
             lines.append("Near duplicates and mirror images were not searched; add --near.")
         return lines or ["No problems found."]
@@ -183,6 +191,7 @@ class Inspection:
             "missing_classes": self.missing_classes(),
             "summary": self.summary(),
             "verdict": self.verdict(),
+            "labels": self.labels,
             "near_threshold": self.near_threshold if self.near is not None else None,
             "near_constant_std": NEAR_CONSTANT_STD,
             "skipped": [{"file": s.name, "reason": s.reason} for s in self.skipped],
@@ -220,7 +229,7 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
     ]
     images = np.concatenate([dataset.splits[name].images for name in splits]) if splits else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     formats = [fmt for name in splits for fmt in (dataset.splits[name].formats or ("",) * len(dataset.splits[name]))]
-    report = Inspection(dataset.source, dataset.class_names, dataset.counts(), skipped=list(dataset.skipped))
+    report = Inspection(dataset.source, dataset.class_names, dataset.counts(), skipped=list(dataset.skipped), labels=labels_summary(dataset))
     report.converted = [(ref, fmt) for ref, fmt in zip(refs, formats) if fmt and fmt != _FORMAT]
 
     flat = images.reshape(len(images), -1)
