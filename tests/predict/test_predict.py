@@ -592,6 +592,27 @@ def test_each_face_keeps_its_track_id_through_a_video(recognizer, tmp_path):
     assert [[f.track_id for f in r.faces] for r in again] == ids, "a new predict starts the tracks anew"
 
 
+def test_a_video_with_frames_without_a_face_keeps_its_tracks_and_its_annotated_output(onnx_model, tmp_path, capsys):
+    # Face, no face (someone left the picture), face: supervision's ByteTrack returns no "index" data for the
+    # empty frames, which once crashed the run and lost the annotated video.
+    face = cv2.resize(astronaut_gray()[FACE], (120, 120), interpolation=cv2.INTER_AREA)
+    video = tmp_path / "gap.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (CANVAS_SHAPE[1], CANVAS_SHAPE[0]))
+    for index in range(9):
+        canvas = np.full(CANVAS_SHAPE, 128, np.uint8)
+        if not 3 <= index <= 5:
+            canvas[60:180, 40:160] = face
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["predict", str(video), "--json", "--out", str(out), "--model", str(onnx_model), "--smooth", "3"]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [len(line["faces"]) for line in lines] == [1, 1, 1, 0, 0, 0, 1, 1, 1]
+    ids = {line["faces"][0]["track_id"] for line in lines if line["faces"]}
+    assert len(ids) == 1 and None not in ids, "the face keeps its track across a short gap"
+    assert (out / "gap.annotated.mp4").stat().st_size > 0 and (out / "gap.timeline.png").is_file()
+
+
 def test_smooth_averages_each_track_over_its_last_frames():
     from emolens.predict.tracking import FaceTracker
 

@@ -29,7 +29,7 @@ def emolens(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """A folder of photo-like images (the portrait scaled, turned, mirrored, dimmed, on varied canvases),
-    blank pictures, unreadable files, a ZIP of photos and a short video."""
+    blank pictures, unreadable files, a ZIP of photos and a short video with frames without a face."""
     root = tmp_path_factory.mktemp("inputs")
     photos = root / "photos"
     photos.mkdir()
@@ -56,7 +56,8 @@ def inputs(tmp_path_factory) -> Path:
     frame = cv2.cvtColor(np.asarray(portrait.resize((320, 320))), cv2.COLOR_RGB2BGR)
     video = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
     for shift in range(12):
-        video.write(np.roll(frame, 4 * shift, axis=1))
+        # Frames 4-6 hold no face (someone left the picture): the tracker must carry on through them.
+        video.write(np.roll(frame, 4 * shift, axis=1) if not 4 <= shift <= 6 else np.full_like(frame, 90))
     video.release()
     return root
 

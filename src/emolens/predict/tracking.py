@@ -40,8 +40,11 @@ class FaceTracker:
         xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
         scores = np.array([1.0 if face.score is None else face.score for face in faces], dtype=np.float64)
         detections = self._sv.Detections(xyxy=xyxy, confidence=scores, class_id=np.zeros(len(faces), dtype=int), data={"index": np.arange(len(faces))})
+        # Called on empty frames too, so lost faces age; supervision then returns detections with no `index`
+        # data at all (0.30.x), and a frame whose faces ByteTrack all dropped holds no tracks.
         tracked = self.tracker.update_with_detections(detections)
-        ids = {int(index): int(track) for index, track in zip(tracked.data["index"], tracked.tracker_id)}
+        indices = tracked.data.get("index", np.zeros(0, dtype=int)) if len(tracked) else np.zeros(0, dtype=int)
+        ids = {int(index): int(track) for index, track in zip(indices, tracked.tracker_id)}
         return [self._smoothed(replace(face, track_id=ids.get(i))) for i, face in enumerate(faces)]
 
     def _smoothed(self, face: Face) -> Face:
