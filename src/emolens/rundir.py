@@ -50,6 +50,12 @@ class RunDir:
         return self.path / "skipped_files.txt"
 
     @property
+    def used_images(self) -> Path:
+        """Every image the run trained on or chose its checkpoint by (split, name, pixel digest): evaluate leaves
+        them out of any other split."""
+        return self.path / "used_images.csv"
+
+    @property
     def removed(self) -> Path:
         """The images --dedupe left out, with reasons."""
         return self.path / "removed.csv"

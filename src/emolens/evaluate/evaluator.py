@@ -34,7 +34,7 @@ from emolens.data.dataset import Split
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.agreement import source_label_accuracy, vote_agreement
-from emolens.evaluate.matching import ClassMatch, match_classes, scored_images
+from emolens.evaluate.matching import ClassMatch, match_classes, scored_images, unseen_images
 from emolens.evaluate.metrics import compute_metrics
 from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability
 from emolens.plots import plot_confusion_matrix, plot_image_grid, plot_reliability
@@ -125,8 +125,10 @@ def predict_split(
     dataset = load_dataset(data, bare_split=split, cache=cache, labels=labels)
     # Datasets and models may name and order classes differently (the FER2013 CSV orders them its own way).
     match = match_classes(dataset.class_names, trained.class_names, class_map)
-    scored = scored_images(dataset.split(split), dataset.class_names, match)
-    left_out = {**dataset.labelling.get(split, {}), **scored.left_out}
+    members = trained.members if isinstance(trained, EnsembleClassifier) else [trained]
+    unseen, used = unseen_images(dataset.split(split), split, [m.run_dir for m in members if m.run_dir is not None], str(data))
+    scored = scored_images(unseen, dataset.class_names, match)
+    left_out = {**dataset.labelling.get(split, {}), **used, **scored.left_out}
     for reason, count in left_out.items():
         logger.warning("Left out %d %s images: %s", count, split, reason)
     probabilities, raw = trained.predict_both(scored.images.images, batch_size=batch_size, tta=tta)
@@ -161,6 +163,8 @@ def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
         },
         "warnings": [],
     }
+    if predictions.split == "train":
+        metrics["warnings"].append("these are training images: a model scores higher on what it learned from, so this is no test of it.")
     mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
     if mismatch:
         logger.warning("%s: %s", predictions.split, mismatch)

@@ -1,5 +1,9 @@
 """Which images of a split an evaluation scores, in the model's classes.
 
+Never the images a model was trained on or chose its checkpoint by: a run folder lists them (`used_images.csv`,
+by name and pixels), and they are left out of the split and counted, whatever the dataset's layout (a bare folder
+of class folders is every split at once). On `--split val` the run's own validation images stay.
+
 A dataset's classes need not be the model's: other spellings (`anger`, `sadness`) are mapped by name
 (`emolens.data.labels.CLASS_SYNONYMS`) or by an explicit map; images of a class the model lacks are left out and
 counted; a model class the data lacks stays in the scores, where predicting it counts as wrong. With a labels file
@@ -8,14 +12,20 @@ of votes, faces whose votes tie are left out too (FER+'s protocol scores against
 
 from __future__ import annotations
 
+import csv
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from emolens.data.dataset import Split
+from emolens.data.dataset import Split, pixel_digests
 from emolens.data.labels import canonical_class, clear_majority
 from emolens.errors import EmolensError
+from emolens.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,69 @@ def scored_images(split: Split, data_classes: Sequence[str], match: ClassMatch) 
     if chosen.source_labels is not None:
         source = np.where(chosen.source_labels >= 0, match.to_model[np.maximum(chosen.source_labels, 0)], -1)
     return ScoredImages(chosen, match.to_model[chosen.labels], votes, source, left_out)
+
+
+def _suffixes(name: str) -> list[str]:
+    """A path and every shorter form of it, leading folders dropped: train/happy/a.png, happy/a.png, a.png."""
+    parts = name.strip("/").split("/")
+    return ["/".join(parts[start:]) for start in range(len(parts))]
+
+
+class _UsedImages:
+    """The images one run used for one purpose, by path and pixels. An image is one of them when either path
+    ends the other (the same file seen through another root: train/happy/a.png, or happy/a.png in the train/
+    folder given as a bare dataset) and the pixels are the same; a copy under another path is a duplicate that
+    `data inspect` reports, not an image the run used."""
+
+    def __init__(self) -> None:
+        self.exact: set[tuple[str, str]] = set()
+        self.shortened: set[tuple[str, str]] = set()
+
+    def add(self, name: str, digest: str) -> None:
+        self.exact.add((name.strip("/"), digest))
+        self.shortened.update((suffix, digest) for suffix in _suffixes(name))
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        name, digest = key
+        return (name.strip("/"), digest) in self.shortened or any((suffix, digest) in self.exact for suffix in _suffixes(name))
+
+
+def _used_by(run_dir: Path) -> dict[str, _UsedImages] | None:
+    """The images a run trained on ("train") and validated on ("val"); None for a run that predates the list."""
+    path = RunDir(run_dir).used_images
+    if not path.is_file():
+        return None
+    used: dict[str, _UsedImages] = {"train": _UsedImages(), "val": _UsedImages()}
+    with path.open(newline="") as file:
+        for row in csv.DictReader(file):
+            used.setdefault(row["split"], _UsedImages()).add(row["name"], row["digest"])
+    return used
+
+
+def unseen_images(split: Split, split_name: str, run_dirs: Sequence[Path], data: str) -> tuple[Split, dict[str, int]]:
+    """`split` less the images the runs trained on or validated on (on split "val", less only the trained-on
+    ones), and how many it left out; an error when nothing is left. Split "train" is scored as asked."""
+    if split_name == "train" or not run_dirs:
+        return split, {}
+    keys = list(zip(split.names, pixel_digests(split.images)))
+    keep = np.ones(len(split), bool)
+    left_out: dict[str, int] = {}
+    for run_dir in run_dirs:
+        used = _used_by(run_dir)
+        if used is None:
+            logger.warning("%s does not list the images it trained on (it predates used_images.csv): check that %s is not among them.", run_dir, split_name)
+            continue
+        for used_split, reason in (("train", "trained on"), ("val", "validated on (to choose the checkpoint)")):
+            if used_split == "val" and split_name == "val":
+                continue  # the run's own validation images are what --split val means
+            hit = np.array([key in used[used_split] for key in keys], bool) & keep
+            if hit.any():
+                left_out[f"{reason} by {run_dir}"] = int(hit.sum())
+                keep &= ~hit
+    if not keep.any():
+        raise EmolensError(
+            f"every {split_name} image of {data} was used by the model's run ({', '.join(left_out)}), so it cannot "
+            "test it. Evaluate on images it never saw (a test/ folder beside train/), or pass --split train to score "
+            "the training images knowingly."
+        )
+    return (split if keep.all() else split.subset(np.flatnonzero(keep))), left_out

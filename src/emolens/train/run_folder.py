@@ -5,6 +5,7 @@
     last.keras     the last finished epoch with its optimizer and training state (what --resume uses)
     history.csv    one row per finished epoch
     curves.png     accuracy and loss per epoch, redrawn after each epoch
+    used_images.csv  every image trained on or validated on (evaluate leaves them out of other splits)
     skipped_files.txt, removed.csv  unreadable files, and images --dedupe left out, if there were any
 
 Each file is replaced atomically after every epoch, so a kill at any moment loses at most the epoch under way.
@@ -26,7 +27,7 @@ import keras
 from emolens import backend
 from emolens._io import write_json, write_text
 from emolens.constants import IMAGE_SIZE
-from emolens.data.dataset import Dataset, Split
+from emolens.data.dataset import Dataset, Split, pixel_digests
 from emolens.data.inspection import ImageRef, write_removed_list
 from emolens.data.preprocess import PREPROCESSING
 from emolens.data.quality import sharpness
@@ -96,6 +97,16 @@ class RunRecorder(keras.callbacks.Callback):
         plot_curves(self.state["history"], self.files.curves)
 
 
+def used_images_csv(splits: dict[str, Split]) -> str:
+    """split,name,digest for every image of `splits` (see `emolens.data.dataset.pixel_digests`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["split", "name", "digest"])
+    for split_name, split in splits.items():
+        writer.writerows((split_name, name, digest) for name, digest in zip(split.names, pixel_digests(split.images)))
+    return buffer.getvalue()
+
+
 def new_run_dir(model: str, out: str | os.PathLike | None) -> Path:
     if out is not None:
         run_dir = Path(out)
@@ -148,6 +159,7 @@ def write_run_files(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
+    write_text(files.used_images, used_images_csv({"train": train_split, "val": val_split}))
     if removed:
         write_removed_list(files.removed, removed)
         logger.info("--dedupe left out %d images (listed in %s)", len(removed), files.removed)
