@@ -9,8 +9,15 @@ Each recipe's run lives in RUNS/<recipe>; a finished run is evaluated as it is, 
 first (so a 2-hour recipe can be finished over several sittings), a missing one is trained. With two or more
 runs, their ensemble (averaged probabilities) gets a row too.
 
+With --labels (FER+'s votes, ../shared/data/fer2013-ferplus.csv), the table is how often people would agree:
+each model's accuracy against the votes' majority (FER+'s protocol: faces whose top vote is unknown, not a face or
+tied left out), the mean vote share of its answer, and its accuracy against FER2013's own labels on the same faces
+and on all of test/, without and with flip TTA. The recipes train on the votes; --models adds trained models
+(run folders, model files, `default`) to evaluate as they are.
+
 Usage: python bench/accuracy.py [--data ../shared/data/fer2013.zip] [--recipes seed,cpu] [--runs runs/accuracy]
        [--epochs N (override, for a quick check)] [--out table.md]
+       python bench/accuracy.py --labels ../shared/data/fer2013-ferplus.csv --recipes ferplus [--models default,RUN]
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ def finished(run: Path) -> bool:
     return state["epochs_done"] >= run_config(run)["epochs"]
 
 
-def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None) -> None:
+def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None, labels: Path | None = None) -> None:
     from emolens.train import resume, train
     from emolens.train.recipes import recipe_config
 
@@ -56,7 +63,7 @@ def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None) -> No
             resume(run, data=data)
         return
     print(f"[{recipe}] training into {run}", file=sys.stderr, flush=True)
-    train(data, recipe_config(recipe, epochs=epochs), out=run)
+    train(data, recipe_config(recipe, epochs=epochs), out=run, labels=labels)
 
 
 def leaked_test_files(data: Path) -> dict[str, set[str]]:
@@ -107,6 +114,60 @@ def row(label: str, recipe: str, parameters: str, minutes: str, scores: dict[str
     )
 
 
+def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
+    """One model's row of the FER+ table; its evaluations go to folder/evaluation-ferplus-<tta> and -fer2013-<tta>."""
+    from emolens.evaluate import evaluate
+
+    votes = {tta: evaluate(model, data, labels=labels, tta=tta, out=folder / f"evaluation-ferplus-{tta}") for tta in ("none", "flip")}
+    plain = {tta: evaluate(model, data, tta=tta, out=folder / f"evaluation-fer2013-{tta}") for tta in ("none", "flip")}
+    run = Path(model)
+    minutes = f"{training_minutes(run):.0f} min" if RunDir(run).history.is_file() else ""
+    learned = "FER2013 labels"
+    if RunDir(run).config.is_file():
+        saved = json.loads(RunDir(run).config.read_text())
+        config = saved["config"]
+        if saved["data"].get("labels"):
+            learned = f"{config['target']}" + (f" + {config['source_label_weight']:g} FER2013 label" if config.get("source_label_weight") else "")
+        learned += f", {config['model']}, {config['epochs']} epochs"
+
+    def pair(values: dict[str, float | None]) -> str:
+        return " / ".join(f"{100 * value:.1f}%" for value in values.values())
+
+    def of_all_faces(metrics: dict) -> float:
+        # A model without contempt cannot agree on a contempt majority: such faces count as wrong, not as absent.
+        lacked = sum(n for reason, n in metrics["left_out"].items() if reason.endswith("a class the model lacks"))
+        return metrics["accuracy"] * metrics["num_images"] / (metrics["num_images"] + lacked)
+
+    recall = ", ".join(f"{name} {100 * v['recall']:.0f}" for name, v in votes["flip"]["per_class"].items() if v["support"])
+    lacked = sum(n for reason, n in votes["none"]["left_out"].items() if reason.endswith("a class the model lacks"))
+    return (
+        f"| {model} | {learned} | {minutes} | {pair({t: of_all_faces(m) for t, m in votes.items()})} | "
+        f"{pair({t: m['agreement']['vote_share'] for t, m in votes.items()})} | {pair({t: m['source_label']['accuracy'] for t, m in votes.items()})} | "
+        f"{pair({t: m['accuracy'] for t, m in plain.items()})} | {votes['none']['num_images'] + lacked} / {plain['none']['num_images']} | {recall} |"
+    )
+
+
+def agreement_table(args: argparse.Namespace, recipes: list[str]) -> list[str]:
+    models = [str(args.runs / recipe) for recipe in recipes] + [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    for recipe in recipes:
+        ensure_trained(recipe, args.runs / recipe, args.data, args.epochs, args.labels)
+    lines = [
+        f"How often people would agree, on the test/ split of {args.data.name} (PublicTest): accuracy against the FER+ "
+        "majority (faces whose top vote is unknown, not a face or tied left out; a contempt majority counts as wrong for "
+        "a model without contempt; vote share and FER2013 label on the faces of its classes), "
+        "the mean share of votes the answer got, and accuracy against FER2013's own labels on the same faces and on all "
+        "of test/; each without / with flip TTA."
+        + (f" Every recipe cut to {args.epochs} epochs (a quick check)." if args.epochs else ""),
+        "",
+        "| model | learned from | training time | FER+ majority | vote share | FER2013 label, same faces | FER2013 label, all of test/ | faces (FER+ / all) | recall per class vs majority, flip (%) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for model in models:
+        folder = Path(model) if Path(model).is_dir() else args.runs / Path(model).stem
+        lines.append(agreement_row(model, folder, args.data, args.labels))
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.zip")
@@ -114,12 +175,16 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "accuracy")
     parser.add_argument("--epochs", type=int, help="override every recipe's epochs (quick checks only; the table says so)")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument("--labels", type=Path, help="FER+'s votes: train the recipes on them and write the agreement table")
+    parser.add_argument("--models", help="with --labels: trained models to add to the table (run folders, model files, default), comma-separated")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import emolens.backend  # noqa: F401  (Keras, without TensorFlow's start-up chatter)
     from emolens.models.saving import load_model
 
     recipes = [name.strip() for name in args.recipes.split(",") if name.strip()]
+    if args.labels:
+        return _print_table(agreement_table(args, recipes), args.out)
     leaked = leaked_test_files(args.data)
     lines = [
         f"Test: the test/ split of {args.data.name} (for the shared FER2013 zip: PublicTest, 3,589 images), read once per model "
@@ -154,10 +219,14 @@ def main() -> int:
         lines += ["", f"No ensemble row: the recipes classify inputs of different sizes ({', '.join(map(str, sorted(crop_sizes)))} pixels)."]
     if scores["none"].get("warnings"):
         lines += ["", *(f"Warning: {warning}" for warning in scores["none"]["warnings"])]
+    return _print_table(lines, args.out)
+
+
+def _print_table(lines: list[str], out: Path | None) -> int:
     table = "\n".join(lines)
     print(table)
-    if args.out:
-        args.out.write_text(table + "\n")
+    if out:
+        out.write_text(table + "\n")
     return 0
 
 

@@ -97,18 +97,17 @@ class ScoredImages:
 
 def scored_images(split: Split, data_classes: Sequence[str], match: ClassMatch) -> ScoredImages:
     """The split's images that can be scored against the model's classes (see the module docstring)."""
-    known = match.to_model[split.labels] >= 0
-    keep = known.copy()
     left_out: dict[str, int] = {}
+    keep = np.ones(len(split), bool)
+    if split.votes is not None:
+        keep = clear_majority(split.votes)
+        if not keep.all():
+            left_out["votes tied between classes"] = int((~keep).sum())
     for index in np.flatnonzero(match.to_model < 0):
-        count = int((split.labels == index).sum())
+        count = int((keep & (split.labels == index)).sum())
         if count:
             left_out[f"{data_classes[index]}: a class the model lacks"] = count
-    if split.votes is not None:
-        tied = known & ~clear_majority(split.votes)
-        keep &= ~tied
-        if tied.any():
-            left_out["votes tied between classes"] = int(tied.sum())
+    keep &= match.to_model[split.labels] >= 0
     if not keep.any():
         raise EmolensError(
             f"none of the {len(split)} images can be scored: their classes ({', '.join(sorted(set(data_classes)))}) are not the model's. "
