@@ -72,3 +72,6 @@ def test_the_same_files_through_another_root_are_still_recognised(tmp_path):
     metrics = evaluate(run, data / "train", split="val", out=tmp_path / "e3")
     assert metrics["num_images"] == len(used(run, "val")) == 6 and metrics["left_out"] == {f"trained on by {run}": 18}
     assert "training images" in evaluate(run, data, split="train", out=tmp_path / "e4")["warnings"][0]
+    # With no val/ folder, --split val is the slice of train the run held out.
+    metrics = evaluate(run, data, split="val", out=tmp_path / "e5")
+    assert metrics["num_images"] == 6 and metrics["left_out"] == {}

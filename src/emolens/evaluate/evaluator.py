@@ -34,7 +34,7 @@ from emolens.data.dataset import Split
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.evaluate.agreement import source_label_accuracy, vote_agreement
-from emolens.evaluate.matching import ClassMatch, match_classes, scored_images, unseen_images
+from emolens.evaluate.matching import ClassMatch, match_classes, run_validation_images, scored_images, unseen_images
 from emolens.evaluate.metrics import compute_metrics
 from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability
 from emolens.plots import plot_confusion_matrix, plot_image_grid, plot_reliability
@@ -126,7 +126,14 @@ def predict_split(
     # Datasets and models may name and order classes differently (the FER2013 CSV orders them its own way).
     match = match_classes(dataset.class_names, trained.class_names, class_map)
     members = trained.members if isinstance(trained, EnsembleClassifier) else [trained]
-    unseen, used = unseen_images(dataset.split(split), split, [m.run_dir for m in members if m.run_dir is not None], str(data))
+    runs = [m.run_dir for m in members if m.run_dir is not None]
+    images = dataset.splits.get(split)
+    if images is None and split == "val" and "train" in dataset.splits:
+        # A source without val/ gave the run a slice of train to validate on: that slice is its val split.
+        images = run_validation_images(dataset.split("train"), runs)
+        if images is not None:
+            logger.info("%s has no val/: scoring the %d training images the run held out for validation", data, len(images))
+    unseen, used = unseen_images(images if images is not None else dataset.split(split), split, runs, str(data))
     scored = scored_images(unseen, dataset.class_names, match)
     left_out = {**dataset.labelling.get(split, {}), **used, **scored.left_out}
     for reason, count in left_out.items():

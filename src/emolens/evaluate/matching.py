@@ -164,6 +164,16 @@ def _used_by(run_dir: Path) -> dict[str, _UsedImages] | None:
     return used
 
 
+def run_validation_images(train: Split, run_dirs: Sequence[Path]) -> Split | None:
+    """The images of `train` that the run(s) held out for validation (a source without val/ gives up a slice of
+    train), or None where no run lists any of them: what `--split val` means for such a source."""
+    lists = [used["val"] for used in (_used_by(run_dir) for run_dir in run_dirs) if used is not None]
+    if not lists:
+        return None
+    held_out = np.array([all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images))], bool)
+    return train.subset(np.flatnonzero(held_out)) if held_out.any() else None
+
+
 def unseen_images(split: Split, split_name: str, run_dirs: Sequence[Path], data: str) -> tuple[Split, dict[str, int]]:
     """`split` less the images the runs trained on or validated on (on split "val", less only the trained-on
     ones), and how many it left out; an error when nothing is left. Split "train" is scored as asked."""
