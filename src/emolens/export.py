@@ -58,7 +58,7 @@ def model_card(path: Path, card: ModelCard) -> ModelCard:
         data = {key: value for key, value in config.get("data", {}).items() if key != "skipped"}
         card = card.with_details(
             recipe=config.get("config"),
-            data={**data, "source": Path(str(data.get("source", ""))).name},
+            data={**data, "source": Path(str(data.get("source", ""))).name, **({"labels": Path(data["labels"]).name} if data.get("labels") else {})},
             training={**(_best_epoch(path.parent) or {}), "environment": config.get("environment"), "versions": config.get("versions")},
         )
     if files.metrics.is_file():
@@ -73,6 +73,10 @@ def model_card(path: Path, card: ModelCard) -> ModelCard:
             "recall": {name: round(row["recall"], 4) for name, row in metrics["per_class"].items()},
             "sharpness": metrics.get("sharpness"),
             "warnings": metrics.get("warnings", []),
+            # With a labels file of votes, accuracy is against their majority (see emolens.evaluate.agreement).
+            **({"labels": Path(metrics["labels"]["file"]).name} if metrics.get("labels") else {}),
+            **({"vote_share": round(metrics["agreement"]["vote_share"], 4)} if metrics.get("agreement") else {}),
+            **({"source_label_accuracy": metrics["source_label"]["accuracy"]} if metrics.get("source_label") else {}),
         })  # fmt: skip
     return card.with_details(exported={"by": f"emolens {__version__}", "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
