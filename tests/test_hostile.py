@@ -83,6 +83,9 @@ def fifo_release() -> Iterator[Callable[[Path], Path]]:
 # --- dataset folders ------------------------------------------------------------------------------------------
 
 
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 48 48\n0 0 moveto 48 48 lineto stroke\nshowpage\n%%EOF\n"
+
+
 def _sparse(path: Path, size: int) -> Path:
     with open(path, "wb") as file:  # a hole: no disk used, but stat says `size`
         file.truncate(size)
@@ -98,6 +101,7 @@ FOLDER_CASES: dict[str, tuple[Callable[[Path, Callable], None], str]] = {
     "empty file": (lambda happy, fifo: (happy / "x.png").write_bytes(b""), "not a readable image"),
     "truncated PNG": (lambda happy, fifo: (happy / "x.png").write_bytes(png_bytes(class_image(0, 0))[:40]), "not a readable image"),
     "text named .jpg": (lambda happy, fifo: (happy / "x.jpg").write_text("hello"), "not a readable image"),
+    "EPS named .jpg (Ghostscript)": (lambda happy, fifo: (happy / "x.jpg").write_bytes(EPS), "not an image format emolens reads"),
 }
 
 
@@ -259,6 +263,7 @@ PREDICT_CASES: dict[str, tuple[Callable[[Path, Callable], Path], str]] = {
     "file above the size cap": (lambda folder, fifo: _sparse(folder / "x.jpg", BIG), "larger than 256 MB"),
     "decompression bomb": (lambda folder, fifo: _write(folder / "x.png", bomb_png(9000, 9000)), "image is 9000x9000, above 64,000,000 pixels"),
     "text named .png": (lambda folder, fifo: _write(folder / "x.png", b"hello"), "not a readable image"),
+    "EPS named .png (Ghostscript)": (lambda folder, fifo: _write(folder / "x.png", EPS), "not an image format emolens reads"),
 }
 
 

@@ -1,4 +1,5 @@
 import io
+import re
 
 import numpy as np
 import pytest
@@ -71,3 +72,41 @@ def test_decompression_bomb_is_refused_before_decoding():
     data = encode(Image.new("1", (side, side), 0))
     with pytest.raises(UndecodableImage, match="pixels"):
         decode_image(data)
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 48 48\n0 0 moveto 48 48 lineto stroke\nshowpage\n%%EOF\n"
+
+
+def _saved(fmt: str, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (48, 48), 128).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "PCX", "TGA", "SGI", "DDS", "QOI", "SPIDER", "BLP"])
+def test_formats_outside_the_allowlist_are_refused_whatever_pillow_can_read(fmt):
+    from emolens.data.decode import IMAGE_FORMATS, NOT_AN_IMAGE, decode_photo
+
+    data = _saved(fmt, "F" if fmt == "SPIDER" else "P" if fmt == "BLP" else "RGB")
+    assert Image.open(io.BytesIO(data)).format not in IMAGE_FORMATS  # Pillow itself reads it...
+    with pytest.raises(UndecodableImage, match=re.escape(NOT_AN_IMAGE)):  # ...emolens does not
+        decode_photo(data)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM"])
+def test_the_allowed_formats_decode(fmt):
+    assert decode_image(_saved(fmt)).shape == (48, 48)
+
+
+def test_an_eps_file_never_reaches_ghostscript_whatever_its_name(monkeypatch, tmp_path):
+    from PIL import EpsImagePlugin
+
+    from emolens.data.decode import NOT_AN_IMAGE, decoding_bytes
+
+    def ghostscript(*args, **kwargs):
+        raise AssertionError("Ghostscript was started")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript)
+    with pytest.raises(UndecodableImage, match=re.escape(NOT_AN_IMAGE)):
+        decode_image(EPS)
+    assert decoding_bytes(EPS) == 0

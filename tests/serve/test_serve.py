@@ -76,12 +76,14 @@ def test_a_client_file_name_is_only_echoed(server, astronaut_bytes):
     [
         ({"files": {"file": ("notes.txt", b"hello, not an image", "text/plain")}}, 415, "not an image"),
         ({"content": b"\x89PNG\r\n\x1a\n truncated"}, 415, "not an image"),
+        # EPS is decoded by running Ghostscript: outside the allowlist, whatever the upload's name says.
+        ({"files": {"file": ("photo.jpg", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 48 48\nshowpage\n", "image/jpeg")}}, 415, "not an image format emolens reads"),
         ({"content": bomb_png()}, 413, "too large"),
         ({"content": b"\0" * int(MAX_UPLOAD_MB * 1_000_000 + 1)}, 413, "limit"),
         ({"content": b""}, 400, "no image"),
         ({"files": {"name": (None, "no file here")}}, 400, "no file"),
     ],
-    ids=["text-file", "truncated", "bomb", "too-big", "empty", "form-without-file"],
+    ids=["text-file", "truncated", "eps", "bomb", "too-big", "empty", "form-without-file"],
 )
 def test_bad_uploads_get_a_json_error(server, send, status, words):
     answer = httpx.post(f"{server}/v1/predict", **send)

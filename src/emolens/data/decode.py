@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -17,6 +18,17 @@ from emolens.data.preprocess import gray_from_rgb, resize_face
 
 # Refuse decompression bombs before decoding: 64 megapixels is far above any face photo.
 MAX_PIXELS = 64_000_000
+
+# The only formats emolens decodes, whatever a file's name says: what cameras, phones, browsers and datasets
+# produce (JPEG includes the camera JPEGs Pillow reads as MPO; PPM also reads PGM). Pillow would otherwise try every
+# plugin it has, and some hand the file to an external program (EPS and PDF to Ghostscript) or decode a frame the
+# header did not size (ICO); those formats are never opened.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF")
+NOT_AN_IMAGE = f"not an image format emolens reads ({', '.join(IMAGE_FORMATS)})"
+# What Pillow's decoders raise on damaged files, besides OSError and ValueError: a fuzzed or corrupt file must
+# become "not a readable image", never an exception that escapes.
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, RuntimeError, NotImplementedError, KeyError, AttributeError,
+                   IndexError, TypeError, EOFError, ZeroDivisionError, struct.error)  # fmt: skip
 
 
 class UndecodableImage(ValueError):
@@ -87,7 +99,7 @@ def decoding_bytes(data: bytes) -> int:
     """What decoding `data` as a photo takes at its peak, from its header alone (0 if it has no readable header:
     decoding it will fail at once)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             return _peak_bytes(image.width, image.height, image.mode)
     except Exception:  # noqa: BLE001  (Pillow raises many kinds for a bad header; the decode reports it properly)
         return 0
@@ -127,7 +139,7 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise ImageTooLarge(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
                 original = f"{image.width}x{image.height} {image.mode}"
@@ -141,10 +153,10 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple
     except UndecodableImage:
         raise
     except Image.UnidentifiedImageError as error:
-        raise UndecodableImage("not an image format Pillow can read") from error
+        raise UndecodableImage(NOT_AN_IMAGE) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge(str(error) or type(error).__name__) from error
-    except (OSError, ValueError, SyntaxError) as error:
+    except _DECODER_ERRORS as error:
         raise UndecodableImage(str(error) or type(error).__name__) from error
 
 
