@@ -68,3 +68,38 @@ def test_videos_give_every_kth_frame(tmp_path, capsys):
     rows = _rows(out)
     assert sorted({int(row["frame"]) for row in rows}) == [0, 5, 10, 15]
     assert len(rows) == 4 * len(squares) and len({row["file"] for row in rows}) == len(rows)
+
+
+@pytest.mark.slow
+def test_the_fine_tuning_walkthrough_runs_as_the_readme_writes_it(tmp_path, capsys):
+    """README's "Fine-tune it on your own faces", on a few dozen generated faces: some of the model's classes
+    missing, one class of a single face, no test/ folder."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index, angles in enumerate([(0, 10, -10, 5, -5), (15, -15, 0, 8, -8), (3, -3, 12, -12, 0)]):
+        save(group_photo(angles=angles)[0], photos / f"party{index}.png")
+    photo, _ = group_photo(angles=(0, 6, -6))
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (photo.shape[1], photo.shape[0]))
+    for _ in range(20):
+        writer.write(cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    mine = tmp_path / "my_faces"
+    assert main(["data", "faces", str(photos), str(clip), "--out", str(mine), "--pre-label"]) == 0
+    guessed = sorted(p.name for p in (mine / "train").iterdir())
+    # "move the wrong guesses (make a folder for a class that has none)": one face into a new class folder.
+    lonely = next(name for name in ("surprise", "disgust", "fear") if name not in guessed)
+    (mine / "train" / lonely).mkdir()
+    first = next((mine / "train" / guessed[0]).iterdir())
+    first.rename(mine / "train" / lonely / first.name)
+    runs = tmp_path / "runs_mine"
+    capsys.readouterr()
+    assert main(["train", str(mine), "--recipe", "finetune", "--epochs", "4", "--freeze-epochs", "1", "--out", str(runs)]) == 0
+    hint = ["evaluate", str(runs), str(mine.resolve()), "--split", "val"]  # no test/ folder: its held-out faces
+    assert "Next:emolens" + "".join(hint) in "".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert main(hint) == 0  # the command train printed
+    assert main(["evaluate", str(runs), str(mine), "--split", "val", "--out", str(tmp_path / "eval")]) == 0
+    assert main(["predict", str(photos / "party0.png"), "--model", str(runs), "--json"]) == 0
+    # A new output layer for only the classes the faces have: the single-face class still gets a split.
+    assert main(["train", str(mine), "--recipe", "finetune", "--new-head", "--epochs", "3", "--freeze-epochs", "1", "--out", str(tmp_path / "new_head")]) == 0
+    assert "not one stratified by class" in " ".join(capsys.readouterr().err.split())

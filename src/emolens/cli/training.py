@@ -58,10 +58,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"[bold green]Done.[/] Best validation accuracy [bold]{result.best_val_accuracy:.4f}[/] at epoch {result.best_epoch}; "
         f"run in [bold]{_shown(result.run_dir)}[/]"
     )
-    data_hint = args.data or "DATA"
-    labels_hint = f" --labels {args.labels}" if args.labels else ""
-    console.print(f"Next: [cyan]emolens evaluate {_shown(f'{result.run_dir} {data_hint}{labels_hint}')}[/]")
+    console.print(f"Next: [cyan]emolens evaluate {_shown(_evaluate_hint(result.run_dir))}[/]")
     return 0
+
+
+def _evaluate_hint(run_dir) -> str:
+    """The evaluate command for a finished run: its data and labels file, on test, or on the images it held out
+    for validation when the data has no test split."""
+    from emolens.rundir import RunDir
+
+    saved = json.loads(RunDir(run_dir).config.read_text())
+    data = saved["data"]
+    split = "" if "test" in data.get("counts", {}) else " --split val"
+    labels = f" --labels {data['labels']}" if data.get("labels") else ""
+    return f"{run_dir} {data['source']}{labels}{split}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -111,6 +111,31 @@ class Dataset:
                     digest.update(np.ascontiguousarray(extra).tobytes())
         return digest.hexdigest()[:16]
 
+    def with_classes(self, class_names: tuple[str, ...]) -> Dataset:
+        """The same images under a wider list of classes (a model's, when fine-tuning it on data that lacks some
+        of them): labels, votes and source labels re-indexed; the classes the data lacks simply have no images.
+
+        Example:
+            >>> split = Split(np.zeros((2, 48, 48), np.uint8), np.array([0, 1]), ("a", "b"))
+            >>> Dataset("d", ("happy", "sad"), {"train": split}).with_classes(("angry", "happy", "sad")).split("train").labels.tolist()
+            [1, 2]
+        """
+        missing = sorted(set(self.class_names) - set(class_names))
+        if missing:
+            raise EmolensError(f"{self.source} has classes outside {', '.join(class_names)}: {', '.join(missing)}.")
+        index = np.array([class_names.index(name) for name in self.class_names], np.int64)
+
+        def widened(split: Split) -> Split:
+            votes = None
+            if split.votes is not None:
+                votes = np.zeros((len(split), len(class_names)), np.float32)
+                votes[:, index] = split.votes
+            source = None if split.source_labels is None else np.where(split.source_labels >= 0, index[np.maximum(split.source_labels, 0)], -1)
+            return Split(split.images, index[split.labels], split.names, split.formats, votes, source)
+
+        splits = {name: widened(split) for name, split in self.splits.items()}
+        return Dataset(self.source, tuple(class_names), splits, self.skipped, self.fingerprint, self.labels_file, self.labelling)
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class in each split, for logs and run files."""
         return {

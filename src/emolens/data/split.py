@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from emolens.data.dataset import Dataset, Split
 from emolens.errors import EmolensError
+
+logger = logging.getLogger(__name__)
 
 
 def train_val_splits(dataset: Dataset, *, val_fraction: float, seed: int) -> tuple[Split, Split]:
@@ -30,11 +34,20 @@ def train_val_splits(dataset: Dataset, *, val_fraction: float, seed: int) -> tup
     indices = np.arange(len(train))
     try:
         kept, held_out = train_test_split(indices, test_size=val_fraction, stratify=train.labels, random_state=seed)
-    except ValueError as error:
-        raise EmolensError(
-            f"cannot hold out {val_fraction:.0%} of train for validation ({error}). "
-            "Add images to the smallest classes, change --val-split, or add a val/ folder."
-        ) from error
+    except ValueError:
+        # Stratifying needs two images of every class and a slice at least as large as the class count; a few
+        # dozen faces of one's own may have neither. An unstratified slice still holds out the fraction.
+        counts = np.bincount(train.labels, minlength=len(dataset.class_names))
+        single = [name for name, count in zip(dataset.class_names, counts) if count == 1]
+        why = f"one training image of {', '.join(single)}" if single else "fewer images to hold out than classes"
+        logger.warning("%s has %s: validation is a random slice of train, not one stratified by class.", dataset.source, why)
+        try:
+            kept, held_out = train_test_split(indices, test_size=val_fraction, random_state=seed)
+        except ValueError as error:
+            raise EmolensError(
+                f"cannot hold out {val_fraction:.0%} of {len(train)} training images for validation. "
+                "Add images, change --val-split, or add a val/ folder."
+            ) from error
     return train.subset(np.sort(kept)), train.subset(np.sort(held_out))
 
 

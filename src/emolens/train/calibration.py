@@ -124,15 +124,12 @@ def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool 
     path = resolve_model_path(model)
     classifier = load_classifier(path)
     dataset = load_dataset(data, cache=cache, labels=labels)
-    if sorted(dataset.class_names) != sorted(classifier.class_names):
-        raise EmolensError(
-            f"{data} has the classes {', '.join(dataset.class_names)}, the model {', '.join(classifier.class_names)}. "
-            "Calibrate on the data (and --labels) the model was trained on."
-        )
-    _, val, _ = prepare_splits(dataset, _training_config(path, classifier.card))
-    to_model_index = np.array([classifier.class_names.index(name) for name in dataset.class_names])
-    votes = None if val.votes is None else val.votes[:, np.argsort(to_model_index)]
-    calibration = fit_calibration(classifier, val.images, to_model_index[val.labels], votes)
+    unknown = sorted(set(dataset.class_names) - set(classifier.class_names))
+    if unknown:
+        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}.")
+    # In the model's classes, which the data may not all have (a fine-tuned model keeps its own).
+    _, val, _ = prepare_splits(dataset.with_classes(tuple(classifier.class_names)), _training_config(path, classifier.card))
+    calibration = fit_calibration(classifier, val.images, val.labels, val.votes)
     store_calibration(classifier, calibration)
     logger.debug("Temperature %.3f fitted on %d validation images; written to %s", calibration.temperature, calibration.images, path)
     return calibration

@@ -1,11 +1,13 @@
 """Fine-tuning: a run that starts from a trained model (`emolens train DATA --from MODEL`).
 
 The start model gives the run its architecture, input crop and weights; its classes must be the data's
-(matched by name, in any order) unless a new output layer is asked for. With freeze_epochs, the body is frozen
+(matched by name, in any order; the data may lack some) unless a new output layer is asked for. With freeze_epochs, the body is frozen
 and the output layer trains alone first (see `emolens.train.trainer._fit`, which runs the two phases).
 """
 
 from __future__ import annotations
+
+import logging
 
 import keras
 
@@ -14,6 +16,8 @@ from emolens.errors import EmolensError
 from emolens.models.card import ModelCard
 from emolens.models.classifier import keras_model_path
 from emolens.models.registry import get_model_spec
+
+logger = logging.getLogger(__name__)
 
 # While the body is frozen only the new or reused output layer learns, so it can take a larger step.
 HEAD_RATE_FACTOR = 10.0
@@ -31,15 +35,25 @@ def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
     return network, card
 
 
-def check_start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> None:
-    """A fine-tuned model keeps its classes: DATA must have exactly them, unless a new output layer is asked for."""
+def start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> Dataset:
+    """The data in the start model's classes: a fine-tuned model keeps its classes, so DATA may lack some of them
+    (the model still knows them, from its own training: said in the log) but may not add any, unless a new
+    output layer is asked for."""
     if new_head:
-        return
+        return dataset
     missing_in_model = sorted(set(dataset.class_names) - set(card.class_names))
-    missing_in_data = sorted(set(card.class_names) - set(dataset.class_names))
-    if missing_in_model or missing_in_data:
-        parts = ([f"the model lacks {', '.join(missing_in_model)}"] if missing_in_model else []) + ([f"the data lacks {', '.join(missing_in_data)}"] if missing_in_data else [])
-        raise EmolensError(f"the classes differ: {'; '.join(parts)}. Give the data the model's classes ({', '.join(card.class_names)}), or ask for a new output layer (new_head; --new-head on the command line).")
+    if missing_in_model:
+        raise EmolensError(
+            f"the classes differ: the model lacks {', '.join(missing_in_model)}. Give the data only the model's classes "
+            f"({', '.join(card.class_names)}), or ask for a new output layer (new_head; --new-head on the command line)."
+        )
+    missing_in_data = [name for name in card.class_names if name not in dataset.class_names]
+    if missing_in_data:
+        logger.warning(
+            "%s has no %s: the model keeps %s as it learned %s, and fine-tuning teaches it only the other classes.",
+            dataset.source, ", ".join(missing_in_data), "them" if len(missing_in_data) > 1 else "it", "them" if len(missing_in_data) > 1 else "it",
+        )
+    return dataset.with_classes(tuple(card.class_names))
 
 
 def transfer_weights(classifier: keras.Model, source: keras.Model, source_classes: tuple[str, ...], class_names: tuple[str, ...], new_head: bool) -> None:

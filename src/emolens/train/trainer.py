@@ -34,7 +34,7 @@ from emolens.models.saving import load_checkpoint, read_card
 from emolens.train.calibration import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, model_arrays, prepare_splits
-from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, check_start_classes, load_start_model, set_body_trainable, transfer_weights
+from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, load_start_model, set_body_trainable, start_classes, transfer_weights
 from emolens.train.optim import PlateauSchedule, class_weights, make_optimizer, resolve_precision
 from emolens.train.mixing import MixedBatches
 from emolens.train.run_folder import RunRecorder, new_run_dir, write_run_files
@@ -220,7 +220,7 @@ def train(
     dataset = load_dataset(data, cache=cache, labels=labels)
     check_trainable_classes(dataset)
     if start is not None:
-        check_start_classes(dataset, start[1], config.new_head)
+        dataset = start_classes(dataset, start[1], config.new_head)
     train_split, val_split, removed = prepare_splits(dataset, config, count)
     run_dir = new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
@@ -297,6 +297,8 @@ def resume(
     count = data_parallel_devices(devices, config)
     source = data if data is not None else saved["data"]["source"]
     dataset = load_dataset(source, cache=cache, labels=saved["data"].get("labels"))
+    if config.start_from and not config.new_head:
+        dataset = dataset.with_classes(tuple(saved["class_names"]))  # as train() widened it to the start model's
     # Runs begun before emolens recorded content digests can only compare the source's fingerprint.
     digest = saved["data"].get("content_digest")
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
