@@ -424,12 +424,12 @@ CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({k: v for k, v in _bundled_card().items() if k != "class_names"})),
         "its card names no class_names",
     ),
-    "onnx card with 3 classes for 7 outputs": (
+    "onnx card with 3 classes for the bundled model's outputs": (
         lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"]})),
-        "has 7 outputs but its card names 3 classes",
+        f"has {len(_bundled_card()['class_names'])} outputs but its card names 3 classes",
     ),
     "onnx card with repeated class names": (
-        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["happy"] * 7})),
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["happy"] * len(_bundled_card()["class_names"])})),
         "class_names must be a list of distinct names",
     ),
     "keras card with the wrong input shape": (

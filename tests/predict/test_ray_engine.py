@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from conftest import ROOT
+from emolens.models.classifier import BUNDLED_DIR
 
 ASTRONAUT = ROOT / "samples" / "astronaut.png"
 PHOTOS = 240
@@ -97,7 +98,7 @@ def rows_from_parquet(folder: Path) -> dict[tuple, dict]:
     return rows
 
 
-PROBABILITIES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+PROBABILITIES = tuple(json.loads((BUNDLED_DIR / "default.json").read_text())["class_names"])  # the bundled model's
 
 
 def assert_same_rows(expected: dict[tuple, dict], found: dict[tuple, dict]) -> None:
