@@ -31,6 +31,8 @@ EMOTION_COLORS: dict[str, str] = {
     "neutral": "#7f7f7f",
     "sad": "#1f77b4",
     "surprise": "#ff7f0e",
+    # FER+'s eighth expression.
+    "contempt": "#6b8e23",
 }
 # For class names outside FER2013's seven (a user's own dataset), by class index.
 FALLBACK_COLORS: tuple[str, ...] = ("#17becf", "#bcbd22", "#e377c2", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
