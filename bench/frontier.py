@@ -1,0 +1,61 @@
+"""The trade between agreeing with FER+'s crowd and with FER2013's own labels, on validation faces only.
+
+A model trained on votes learns that annotators often call a subtle face neutral; FER2013's single labeller named
+an expression for most of them. For each model (and their ensemble), on the faces its run held out for validation
+(never test/), this prints accuracy against the votes' majority and against the FER2013 label, as the neutral
+class is discounted by a factor exp(-tau) at decision time (tau = 0 is the model as it is): the frontier a
+prior adjustment could reach, beside what a different training target reaches.
+
+Usage: python bench/frontier.py RUN [RUN...] [--data ../shared/data/fer2013.zip]
+       [--labels ../shared/data/fer2013-ferplus.csv] [--tta flip] [--taus 0,0.25,0.5,0.75,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def scores(probabilities: np.ndarray, majority: np.ndarray, source: np.ndarray, neutral: int, tau: float) -> tuple[float, float]:
+    adjusted = probabilities.copy()
+    adjusted[:, neutral] *= np.exp(-tau)
+    predicted = adjusted.argmax(axis=1)
+    known = source >= 0
+    return float((predicted == majority).mean()), float((predicted[known] == source[known]).mean())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run folders trained with --labels (their used_images.csv gives the validation faces)")
+    parser.add_argument("--data", type=Path, default=SHARED / "fer2013.zip")
+    parser.add_argument("--labels", type=Path, default=SHARED / "fer2013-ferplus.csv")
+    parser.add_argument("--tta", default="flip")
+    parser.add_argument("--taus", default="0,0.25,0.5,0.75,1,1.5")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from emolens.evaluate import predict_split
+
+    taus = [float(t) for t in args.taus.split(",")]
+    models = {Path(run).name: [run] for run in args.runs}
+    if len(args.runs) > 1:
+        models["ensemble"] = list(args.runs)
+    print(f"Validation faces of each run (FER+ clear majority), {args.tta} TTA: FER+ majority / FER2013 label accuracy\n")
+    print("| model | " + " | ".join(f"tau {t:g}" for t in taus) + " |")
+    print("| --- |" + " ---: |" * len(taus))
+    for name, runs in models.items():
+        predictions = predict_split(runs, args.data, split="val", labels=args.labels, tta=args.tta)
+        neutral = predictions.class_names.index("neutral")
+        cells = [scores(predictions.probabilities, predictions.y_true, predictions.source_labels, neutral, tau) for tau in taus]
+        print(f"| {name} ({len(predictions.y_true)} faces) | " + " | ".join(f"{100 * a:.1f}% / {100 * b:.1f}%" for a, b in cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
