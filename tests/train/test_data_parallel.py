@@ -13,7 +13,8 @@ import pytest
 from emolens.data.synth import synthesize_dataset
 
 # Trains 1 epoch and resumes to 2, on two devices and on one, from the same seed; prints losses and the test
-# predictions of each run's last checkpoint.
+# predictions of each run's last checkpoint. No augmentation: its layers would triple XLA's compile time, and
+# what is tested is the sharding of batches, BatchNorm and the all-reduce, not augmentation.
 SCRIPT = """
 import json, sys
 from pathlib import Path
@@ -22,10 +23,12 @@ from emolens.data.cache import load_dataset
 from emolens.data.preprocess import to_model_input
 from emolens.models.saving import load_checkpoint
 from emolens.train import resume, train
+from emolens.data.augment import AugmentConfig
 from emolens.train.config import TrainConfig
 
 data, root = sys.argv[1], Path(sys.argv[2])
-config = TrainConfig(model="mini_resnet", epochs=1, batch_size=14, learning_rate=1e-3)
+still = AugmentConfig(rotation=0.0, shift=0.0, flip=False, zoom=0.0)
+config = TrainConfig(model="mini_resnet", epochs=1, batch_size=14, learning_rate=1e-3, augment=still)
 x = to_model_input(load_dataset(data).split("test").images)
 found = {}
 for devices in (2, 1):
@@ -39,20 +42,23 @@ for devices in (2, 1):
 print(json.dumps(found))
 """
 
+# Two virtual devices on the CPU. XLA's CPU runtime aborts an all-reduce whose device threads do not all arrive
+# within 40 s ("Expected 2 threads to join the rendezvous"): on 2 cores shared with another busy process, one
+# device's thread can be starved that long. Waiting longer is all the run needs, so the test says so, and the
+# README tells users the same flags.
+VIRTUAL_DEVICES = {
+    **os.environ, "KERAS_BACKEND": "jax",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_seconds=600 "
+    "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300 --xla_cpu_collective_timeout_seconds=600",
+}  # fmt: skip
+
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason='JAX is not installed (pip install -e ".[jax]")')
 
 
 @pytest.mark.slow
 def test_two_virtual_devices_train_resume_and_predict_like_one(tmp_path):
     data = synthesize_dataset(tmp_path / "data", train_per_class=20, test_per_class=4, seed=3)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    for attempt in range(3):
-        done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path / f"attempt{attempt}")], capture_output=True, text=True, env=env, timeout=900)
-        # XLA's CPU runtime now and then aborts an all-reduce between two virtual devices sharing 2 cores, its
-        # threads never meeting ("Expected 2 threads to join the rendezvous": 1 of 9 runs under load
-        # here; not a fault of the run itself): that abort alone is retried; any other failure fails.
-        if not (done.returncode != 0 and "threads to join the rendezvous" in done.stderr):
-            break
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path)], capture_output=True, text=True, env=VIRTUAL_DEVICES, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     two, one = found["2"], found["1"]
@@ -76,9 +82,8 @@ def test_devices_need_the_jax_backend_and_a_batch_that_splits(tmp_path):
     assert data_parallel_devices(None, TrainConfig()) == data_parallel_devices(1, TrainConfig()) == 1
     with pytest.raises(EmolensError, match="needs the JAX backend"):
         data_parallel_devices(2, TrainConfig())  # the tests run on TensorFlow
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     cli = [sys.executable, "-m", "emolens", "train", str(tmp_path), "--batch-size", "15", "--devices", "2"]
-    done = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(cli, capture_output=True, text=True, env=VIRTUAL_DEVICES, timeout=300)
     assert done.returncode == 2 and "does not split evenly over 2 devices" in done.stderr, done.stderr[-2000:]
-    done = subprocess.run([*cli[:-1], "3"], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([*cli[:-1], "3"], capture_output=True, text=True, env=VIRTUAL_DEVICES, timeout=300)
     assert done.returncode == 2 and "this machine has 2 JAX device(s)" in done.stderr, done.stderr[-2000:]
