@@ -42,6 +42,15 @@ def test_overrides_win_and_augmentation_merges_key_by_key():
     assert recipe_settings("cpu") == RECIPES["cpu"]  # the preset itself is untouched
 
 
+def test_a_short_run_of_a_recipe_shortens_its_warm_up_and_frozen_epochs_with_a_notice(caplog):
+    assert recipe_config("cpu", epochs=3).warmup_epochs == 2 and "do not fit in 3 epochs" in caplog.text
+    assert recipe_config("ferplus", epochs=1).warmup_epochs == 0
+    assert recipe_config("finetune", epochs=2).freeze_epochs == 1
+    assert recipe_config("cpu", epochs=10).warmup_epochs == RECIPES["cpu"]["warmup_epochs"]
+    with pytest.raises(ValueError, match="warmup_epochs"):  # set by the user: as given, and refused
+        recipe_config("cpu", epochs=3, warmup_epochs=3)
+
+
 def test_unknown_recipe_suggests_a_close_one():
     with pytest.raises(EmolensError, match="Did you mean 'best'"):
         recipe_settings("bset")

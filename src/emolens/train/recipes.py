@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import logging
 from typing import Any
 
 from emolens.errors import EmolensError
 from emolens.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The popular FER2013 notebook, setting for setting: Adam 1e-4 with decay=1e-6, 50 epochs, batch 64.
@@ -115,4 +118,10 @@ def recipe_config(name: str, **overrides: Any) -> TrainConfig:
             settings["augment"] = {**settings.get("augment", {}), **value}
         else:
             settings[key] = value
+    # A shorter run than the recipe's (--epochs 2 for a quick try) keeps the recipe's warm-up or frozen epochs
+    # only if they fit; the ones the user set themselves are checked as given.
+    for phase in ("warmup_epochs", "freeze_epochs"):
+        if overrides.get(phase) is None and settings.get(phase, 0) >= settings["epochs"]:
+            logger.warning("The %s recipe's %s (%d) do not fit in %d epochs: using %d.", name, phase.replace("_", " "), settings[phase], settings["epochs"], settings["epochs"] - 1)
+            settings[phase] = settings["epochs"] - 1
     return TrainConfig.from_dict(settings)
