@@ -186,6 +186,7 @@ def test_html_report(tmp_path, caplog):
     assert not re.search(r'(href|src)="(https?:)?//', text) and "@import" not in text
     # History and config tables.
     assert "Training history" in text and "val_accuracy" in text and "learning_rate" in text
+    assert "<td>1</td>" in text and "<td>1.0000</td>" not in text  # epochs are counts
     assert "Configuration" in text and "epochs" in text and "fractions" in text
     assert_no_leftovers(tmp_path)
 

@@ -153,11 +153,16 @@ def _history(history: list[dict]) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     rows = "".join(
         f'<tr{" class=best" if i == best else ""}>'
-        + "".join(f"<td>{_number(row.get(c), '.3g' if 'learning_rate' in c else '.4f')}</td>" for c in columns)
+        + "".join(f"<td>{_number(_cell(c, row.get(c)), '.3g' if 'learning_rate' in c else '.4f')}</td>" for c in columns)
         + "</tr>"
         for i, row in enumerate(history)
     )
     return f"<section><h2>Training history</h2><table><tr>{head}</tr>{rows}</table></section>"
+
+
+def _cell(column: str, value: Any) -> Any:
+    # history.csv is read back as floats; an epoch is a count, shown as one ("12", not "12.0000").
+    return int(value) if column == "epoch" and isinstance(value, float) and value.is_integer() else value
 
 
 def _config(config: dict) -> str:
