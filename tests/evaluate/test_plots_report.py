@@ -22,7 +22,8 @@ CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 def _history(epochs: int, with_val: bool = True) -> list[dict[str, float]]:
     rows = []
     for epoch in range(1, epochs + 1):
-        row = {"epoch": epoch, "accuracy": 0.3 + 0.03 * epoch, "loss": 1.7 - 0.05 * epoch, "learning_rate": 1e-3}
+        row = {"epoch": float(epoch),  # as history.csv reads back
+                "accuracy": 0.3 + 0.03 * epoch, "loss": 1.7 - 0.05 * epoch, "learning_rate": 1e-3}
         if with_val:
             row["val_accuracy"] = 0.3 + 0.025 * epoch - 0.004 * max(0, epoch - 6) ** 2
             row["val_loss"] = 1.75 - 0.04 * epoch
