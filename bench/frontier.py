@@ -2,12 +2,13 @@
 
 A model trained on votes learns that annotators often call a subtle face neutral; FER2013's single labeller named
 an expression for most of them. For each model (and their ensemble), on the faces its run held out for validation
-(never test/), this prints accuracy against the votes' majority and against the FER2013 label, as the neutral
-class is discounted by a factor exp(-tau) at decision time (tau = 0 is the model as it is): the frontier a
-prior adjustment could reach, beside what a different training target reaches.
+(never test/), this prints accuracy against the votes' majority and against the FER2013 label, as neutral's
+probability is scaled by a factor before the decision (1 is the model as it is; `emolens calibrate MODEL DATA
+--class-scale neutral=F` stores a chosen factor in the model's card): the frontier a prior shift reaches, beside
+what a different training target reaches.
 
 Usage: python bench/frontier.py RUN [RUN...] [--data ../shared/data/fer2013.zip]
-       [--labels ../shared/data/fer2013-ferplus.csv] [--tta flip] [--taus 0,0.25,0.5,0.75,1]
+       [--labels ../shared/data/fer2013-ferplus.csv] [--tta flip] [--scales 1,0.8,0.6,0.5,0.4]
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def scores(probabilities: np.ndarray, majority: np.ndarray, source: np.ndarray, neutral: int, tau: float) -> tuple[float, float]:
-    adjusted = probabilities.copy()
-    adjusted[:, neutral] *= np.exp(-tau)
-    predicted = adjusted.argmax(axis=1)
+def scores(probabilities: np.ndarray, majority: np.ndarray, source: np.ndarray, neutral: int, factor: float) -> tuple[float, float]:
+    from emolens.models.calibration import apply_class_scale
+
+    scale = np.ones(probabilities.shape[1])
+    scale[neutral] = factor
+    predicted = apply_class_scale(probabilities, scale).argmax(axis=1)
     known = source >= 0
     return float((predicted == majority).mean()), float((predicted[known] == source[known]).mean())
 
@@ -37,22 +40,22 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=SHARED / "fer2013.zip")
     parser.add_argument("--labels", type=Path, default=SHARED / "fer2013-ferplus.csv")
     parser.add_argument("--tta", default="flip")
-    parser.add_argument("--taus", default="0,0.25,0.5,0.75,1,1.5")
+    parser.add_argument("--scales", default="1,0.8,0.6,0.5,0.4", help="factors for neutral's probability")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from emolens.evaluate import predict_split
 
-    taus = [float(t) for t in args.taus.split(",")]
+    factors = [float(f) for f in args.scales.split(",")]
     models = {Path(run).name: [run] for run in args.runs}
     if len(args.runs) > 1:
         models["ensemble"] = list(args.runs)
     print(f"Validation faces of each run (FER+ clear majority), {args.tta} TTA: FER+ majority / FER2013 label accuracy\n")
-    print("| model | " + " | ".join(f"tau {t:g}" for t in taus) + " |")
-    print("| --- |" + " ---: |" * len(taus))
+    print("| model | " + " | ".join(f"neutral x {f:g}" for f in factors) + " |")
+    print("| --- |" + " ---: |" * len(factors))
     for name, runs in models.items():
         predictions = predict_split(runs, args.data, split="val", labels=args.labels, tta=args.tta)
         neutral = predictions.class_names.index("neutral")
-        cells = [scores(predictions.probabilities, predictions.y_true, predictions.source_labels, neutral, tau) for tau in taus]
+        cells = [scores(predictions.probabilities, predictions.y_true, predictions.source_labels, neutral, f) for f in factors]
         print(f"| {name} ({len(predictions.y_true)} faces) | " + " | ".join(f"{100 * a:.1f}% / {100 * b:.1f}%" for a, b in cells) + " |")
     return 0
 

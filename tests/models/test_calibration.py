@@ -88,6 +88,26 @@ def test_write_card_changes_the_confidence_not_the_network(name, tmp_path):
     assert not list(tmp_path.glob("*.partial*"))
 
 
+def test_a_class_scale_in_the_card_moves_decisions_not_the_network(tmp_path):
+    from emolens.models.calibration import apply_class_scale
+
+    path = tmp_path / "default.onnx"
+    shutil.copy(BUNDLED_DIR / "default.onnx", path)
+    faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    before = load_classifier(path)
+    neutral = before.class_names.index("neutral")
+    write_card(path, ModelCard.from_dict({**before.card.to_dict(), "class_scale": {"neutral": 0.2}}, path))
+    after = load_classifier(path)
+    assert after.card.class_scale == {"neutral": 0.2} and np.allclose(after.predict(faces, calibrated=False), before.predict(faces, calibrated=False))
+    expected = before.predict(faces) * np.where(np.arange(len(before.class_names)) == neutral, 0.2, 1.0)[None]
+    assert np.allclose(after.predict(faces), expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
+    assert (after.predict(faces)[:, neutral] < before.predict(faces)[:, neutral]).all()
+    assert apply_class_scale(before.predict(faces), None) is not None
+    for bad in ({"joy": 0.5}, {"neutral": 0}, {"neutral": "0.5"}, ["neutral"]):
+        with pytest.raises(EmolensError, match="class_scale"):
+            ModelCard.from_dict({**before.card.to_dict(), "class_scale": bad}, path)
+
+
 @pytest.mark.slow
 def test_calibrate_writes_the_temperature_into_an_onnx_model(tmp_path, capsys):
     data = tmp_path / "faces"
@@ -108,6 +128,14 @@ def test_calibrate_writes_the_temperature_into_an_onnx_model(tmp_path, capsys):
     assert main(["evaluate", str(model), str(data), "--split", "test", "--out", str(metrics_out)]) == 0
     metrics = json.loads((metrics_out / "metrics.json").read_text())
     assert metrics["calibration"]["temperature"] == card.temperature
+    # A class scale chosen on validation rides along in the card, and evaluate applies it.
+    assert main(["calibrate", str(model), str(data), "--class-scale", "neutral=0.5"]) == 0
+    assert load_classifier(model).card.class_scale == {"neutral": 0.5}
+    assert json.loads((tmp_path / "model.json").read_text())["class_scale"] == {"neutral": 0.5}
+    capsys.readouterr()
+    for bad, words in (("neutral=lots", "with numbers"), ("joy=0.5", "which the model lacks"), ("neutral", "NAME=VALUE")):
+        assert main(["calibrate", str(model), str(data), "--class-scale", bad]) == 2
+        assert words in capsys.readouterr().err
     assert (metrics_out / "reliability.png").is_file()
     assert "Calibration error" in (metrics_out / "report.html").read_text()
 

@@ -122,3 +122,22 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
 def _command(group, name: str, *, help: str, description: str | None = None) -> argparse.ArgumentParser:
     """A subcommand whose --help opens with a description line (its one-line help, unless it has a longer one)."""
     return group.add_parser(name, help=help, description=description or f"{help[0].upper()}{help[1:]}.")
+
+
+def _pairs(text: str, flag: str, example: str) -> dict[str, str]:
+    """`NAME=VALUE` pairs separated by commas, as --class-map and --class-scale take them."""
+    pairs = [part.strip() for part in text.split(",") if part.strip()]
+    if not pairs or any(part.count("=") != 1 or not all(side.strip() for side in part.split("=")) for part in pairs):
+        raise EmolensError(f"cannot read {flag} {text!r}: give NAME=VALUE pairs separated by commas, as {example}.")
+    return {name.strip(): value.strip() for name, value in (part.split("=") for part in pairs)}
+
+
+def _class_scale(text: str) -> dict[str, float]:
+    """--class-scale's CLASS=FACTOR pairs, the factors as numbers."""
+    scale = {}
+    for name, value in _pairs(text, "--class-scale", "neutral=0.6").items():
+        try:
+            scale[name] = float(value)
+        except ValueError:
+            raise EmolensError(f"--class-scale takes CLASS=FACTOR pairs with numbers, as neutral=0.6 (received {value!r}).") from None
+    return scale

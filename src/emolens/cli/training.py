@@ -9,7 +9,7 @@ from rich.table import Table
 
 from emolens.errors import EmolensError
 from emolens.cli._common import (
-    AUGMENT_SETTINGS, _add_augment_flags, _augment_overrides, _command, _device_count, _fit_verbosity, _non_negative_int, _positive_int, _shown, _start_backend, console, logger, stdout,
+    AUGMENT_SETTINGS, _add_augment_flags, _augment_overrides, _class_scale, _command, _pairs, _device_count, _fit_verbosity, _non_negative_int, _positive_int, _shown, _start_backend, console, logger, stdout,
 )  # fmt: skip
 
 
@@ -81,9 +81,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if needs_keras(*args.models) or args.explain:
         _start_backend(args.verbose)
-    from emolens.evaluate.matching import parse_class_map
-
-    class_map = parse_class_map(args.class_map) if args.class_map else None
+    class_map = _pairs(args.class_map, "--class-map", "joy=happy,rage=angry") if args.class_map else None
     metrics = evaluate(
         args.models, args.data, split=args.split, out=args.out, batch_size=args.batch_size, cache=not args.no_cache, tta=args.tta,
         explain=args.explain, labels=args.labels, class_map=class_map,
@@ -131,7 +129,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     if needs_keras(args.model):
         _start_backend(args.verbose)
-    calibration = calibrate(args.model, args.data, cache=not args.no_cache, labels=args.labels)
+    scale = _class_scale(args.class_scale) if args.class_scale else None
+    calibration = calibrate(args.model, args.data, cache=not args.no_cache, labels=args.labels, class_scale=scale)
     stdout.print(
         f"Temperature [bold]{calibration.temperature:.3f}[/], fitted on {calibration.images} validation images: "
         f"calibration error (ECE) {calibration.ece_before:.3f} -> [bold]{calibration.ece_after:.3f}[/], "
@@ -280,6 +279,7 @@ def add_commands(commands) -> None:
     )  # fmt: skip
     calibrate.add_argument("model", help="a run folder, a .keras or .onnx file, or `default` (rewritten in place)")
     calibrate.add_argument("data", help="the dataset the model was trained on")
+    calibrate.add_argument("--class-scale", metavar="CLASS=FACTOR,...", help="also scale some classes' probabilities before renormalising, e.g. neutral=0.6 (chosen on validation with bench/frontier.py); stored in the card")
     calibrate.add_argument("--labels", metavar="FILE", help="the labels file it was trained with, if any (with votes, confidence is fitted to the vote shares)")
     calibrate.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     calibrate.set_defaults(handler=cmd_calibrate, needs_backend=False)

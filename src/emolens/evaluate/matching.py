@@ -48,19 +48,6 @@ class ClassMatch:
         return {"renamed": self.renamed, "data_only": self.data_only, "model_only": self.model_only}
 
 
-def parse_class_map(text: str) -> dict[str, str]:
-    """`DATA=MODEL` pairs separated by commas, as `--class-map` takes them.
-
-    Example:
-        >>> parse_class_map("joy=happy, rage=angry")
-        {'joy': 'happy', 'rage': 'angry'}
-    """
-    pairs = [part.strip() for part in text.split(",") if part.strip()]
-    if not pairs or any(part.count("=") != 1 or not all(side.strip() for side in part.split("=")) for part in pairs):
-        raise EmolensError(f"cannot read the class map {text!r}: give DATA=MODEL pairs separated by commas, as joy=happy,rage=angry.")
-    return {data.strip(): model.strip() for data, model in (part.split("=") for part in pairs)}
-
-
 def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], class_map: Mapping[str, str] | None = None) -> ClassMatch:
     """Each dataset class's model class: the explicit map first, then the same name, then a common synonym."""
     class_map = dict(class_map or {})

@@ -59,6 +59,8 @@ class ModelCard(Mapping[str, Any]):
         train_sharpness: the training images' mean sharpness, for evaluate's data-shift warning, or None.
         temperature: the calibration temperature fitted on validation images (see emolens.models.calibration),
             by which inference divides the logits; None means not calibrated (1).
+        class_scale: factors for some classes' calibrated probabilities before they are renormalised (a prior
+            shift, see emolens.models.calibration.apply_class_scale), e.g. {"neutral": 0.6}; None: none.
         details: everything else the card holds.
     """
 
@@ -69,6 +71,7 @@ class ModelCard(Mapping[str, Any]):
     preprocessing: str | None = None
     train_sharpness: float | None = None
     temperature: float | None = None
+    class_scale: Mapping[str, float] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +87,12 @@ class ModelCard(Mapping[str, Any]):
             raise ValueError(f"its card's image_size {self.image_size!r} is not a side of at least {shape[0]} pixels")
         if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and not isinstance(self.temperature, bool) and self.temperature > 0):
             raise ValueError(f"its card's temperature {self.temperature!r} is not a positive number")
+        scale = self.class_scale
+        if scale is not None and not (
+            isinstance(scale, Mapping) and set(scale) <= set(names)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in scale.values())
+        ):  # fmt: skip
+            raise ValueError(f"its card's class_scale {scale!r} is not a mapping of its classes to positive numbers")
         object.__setattr__(self, "class_names", tuple(names))
         object.__setattr__(self, "input_shape", tuple(shape))
         object.__setattr__(self, "details", dict(self.details))
@@ -106,7 +115,8 @@ class ModelCard(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in model files (fields left unknown are left out)."""
         typed = {"format": 1, "model": self.model, "class_names": list(self.class_names), "input_shape": list(self.input_shape),
-                 "image_size": self.image_size, "preprocessing": self.preprocessing, "train_sharpness": self.train_sharpness, "temperature": self.temperature}  # fmt: skip
+                 "image_size": self.image_size, "preprocessing": self.preprocessing, "train_sharpness": self.train_sharpness, "temperature": self.temperature,
+                 "class_scale": dict(self.class_scale) if self.class_scale else None}  # fmt: skip
         return {key: value for key, value in typed.items() if value is not None} | dict(self.details)
 
     def with_details(self, **changes: Any) -> ModelCard:

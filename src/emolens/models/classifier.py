@@ -18,7 +18,7 @@ import numpy as np
 
 from emolens.data.preprocess import centre_crop, to_model_input
 from emolens.errors import EmolensError
-from emolens.models.calibration import apply_temperature
+from emolens.models.calibration import apply_class_scale, apply_temperature
 from emolens.models.card import ONNX_CARD_KEY, ModelCard, read_card_text
 from emolens.rundir import RunDir
 
@@ -137,7 +137,7 @@ class Classifier(ABC):
 
         `tta="flip"` averages each face with its horizontal mirror (twice the work, usually a little more
         accurate); `tta="crops"` averages ten crops, for models trained on crops (see `views`). `calibrated`
-        applies the card's temperature (see emolens.models.calibration); False gives the raw softmax.
+        applies the card's temperature and class_scale (see emolens.models.calibration); False gives the raw softmax.
         """
         calibrated_probabilities, raw = self.predict_both(faces, batch_size=batch_size, tta=tta)
         return calibrated_probabilities if calibrated else raw
@@ -145,7 +145,13 @@ class Classifier(ABC):
     def predict_both(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
         """(calibrated, raw) class probabilities from one pass of the network: evaluate reports both."""
         raw = self._average_views(self._check_faces(faces, tta), batch_size, tta)
-        return apply_temperature(raw, self.temperature), raw
+        return apply_class_scale(apply_temperature(raw, self.temperature), self.class_scale), raw
+
+    @property
+    def class_scale(self) -> np.ndarray | None:
+        """The card's class_scale as one factor per class (1 for classes it does not name), or None."""
+        scale = self.card.class_scale
+        return None if not scale else np.array([scale.get(name, 1.0) for name in self.class_names], np.float64)
 
     def _check_faces(self, faces: np.ndarray, tta: str) -> np.ndarray:
         check_tta(tta)

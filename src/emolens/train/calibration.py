@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,10 +80,13 @@ def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarra
     )
 
 
-def store_calibration(classifier: Classifier, calibration: Calibration) -> None:
+def store_calibration(classifier: Classifier, calibration: Calibration, class_scale: Mapping[str, float] | None = None) -> None:
     """Writes `calibration` into the card of the model file `classifier` was loaded from, and into the copy of
-    the card that `emolens export` writes beside it (`<name>.json`), when there is one."""
+    the card that `emolens export` writes beside it (`<name>.json`), when there is one; with `class_scale`,
+    that too ({} removes the card's)."""
     card = replace(classifier.card.with_details(calibration=calibration.to_card()), temperature=calibration.temperature)
+    if class_scale is not None:
+        card = replace(card, class_scale=dict(class_scale) or None)
     write_card(classifier.path, card)
     beside = classifier.path.with_suffix(".json")
     if beside.is_file():
@@ -99,7 +103,14 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 
 
-def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool = True, labels: str | os.PathLike | None = None) -> Calibration:
+def calibrate(
+    model: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    cache: bool = True,
+    labels: str | os.PathLike | None = None,
+    class_scale: Mapping[str, float] | None = None,
+) -> Calibration:
     """Fits `model`'s temperature on the validation images of `data` and writes it into the model file's card.
 
     The validation images are the ones the model was trained beside: `data`'s val/ folder, or the same slice of
@@ -111,6 +122,9 @@ def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool 
         cache: bool. Use the decoded-dataset cache. Defaults to True.
         labels: str or path or None. The labels file the model was trained with (as train's), if any: with
             votes, the temperature is fitted to the vote shares. Defaults to None.
+        class_scale: dict or None. Factors for some classes' probabilities after the temperature (see
+            `emolens.models.calibration.apply_class_scale`), chosen on validation images (`bench/frontier.py`),
+            e.g. {"neutral": 0.6}; {} removes the card's. Defaults to None: the card's stay as they are.
 
     Returns:
         The Calibration written.
@@ -129,7 +143,12 @@ def calibrate(model: str | os.PathLike, data: str | os.PathLike, *, cache: bool 
         raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}.")
     # In the model's classes, which the data may not all have (a fine-tuned model keeps its own).
     _, val, _ = prepare_splits(dataset.with_classes(tuple(classifier.class_names)), _training_config(path, classifier.card))
+    unknown_scaled = sorted(set(class_scale or {}) - set(classifier.class_names))
+    if unknown_scaled:
+        raise EmolensError(f"class_scale names {', '.join(unknown_scaled)}, which the model lacks. The model knows: {', '.join(classifier.class_names)}.")
+    if any(not 0 < factor < float("inf") for factor in (class_scale or {}).values()):
+        raise EmolensError(f"class_scale factors must be positive numbers (received {class_scale}); 1 leaves a class as it is.")
     calibration = fit_calibration(classifier, val.images, val.labels, val.votes)
-    store_calibration(classifier, calibration)
+    store_calibration(classifier, calibration, class_scale)
     logger.debug("Temperature %.3f fitted on %d validation images; written to %s", calibration.temperature, calibration.images, path)
     return calibration
