@@ -425,7 +425,7 @@ CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         "its card names no class_names",
     ),
     "onnx card with 3 classes for the bundled model's outputs": (
-        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"]})),
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"], "class_scale": None})),
         f"has {len(_bundled_card()['class_names'])} outputs but its card names 3 classes",
     ),
     "onnx card with repeated class names": (

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emolens.cli import main
-from emolens.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability
+from emolens.models.calibration import apply_class_scale, apply_temperature, expected_calibration_error, fit_temperature, reliability
 from emolens.models.card import ModelCard, write_card
 from emolens.models.classifier import BUNDLED_DIR, load_classifier
 from emolens.errors import EmolensError
@@ -83,14 +83,12 @@ def test_write_card_changes_the_confidence_not_the_network(name, tmp_path):
     assert after.temperature == 2.0 and after.card.class_names == before.card.class_names
     assert np.allclose(after.predict(faces, calibrated=False), raw, atol=1e-6)
     calibrated = after.predict(faces)
-    assert np.allclose(calibrated, apply_temperature(raw, 2.0), atol=1e-6)
+    assert np.allclose(calibrated, apply_class_scale(apply_temperature(raw, 2.0), before.class_scale), atol=1e-6)
     assert not np.allclose(calibrated, raw, atol=1e-3)
     assert not list(tmp_path.glob("*.partial*"))
 
 
 def test_a_class_scale_in_the_card_moves_decisions_not_the_network(tmp_path):
-    from emolens.models.calibration import apply_class_scale
-
     path = tmp_path / "default.onnx"
     shutil.copy(BUNDLED_DIR / "default.onnx", path)
     faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
@@ -99,7 +97,8 @@ def test_a_class_scale_in_the_card_moves_decisions_not_the_network(tmp_path):
     write_card(path, ModelCard.from_dict({**before.card.to_dict(), "class_scale": {"neutral": 0.2}}, path))
     after = load_classifier(path)
     assert after.card.class_scale == {"neutral": 0.2} and np.allclose(after.predict(faces, calibrated=False), before.predict(faces, calibrated=False))
-    expected = before.predict(faces) * np.where(np.arange(len(before.class_names)) == neutral, 0.2, 1.0)[None]
+    # The new scale replaces the card's own (the bundled model's neutral x 0.7): it acts on the temperature's output.
+    expected = apply_temperature(before.predict(faces, calibrated=False), before.temperature) * np.where(np.arange(len(before.class_names)) == neutral, 0.2, 1.0)[None]
     assert np.allclose(after.predict(faces), expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
     assert (after.predict(faces)[:, neutral] < before.predict(faces)[:, neutral]).all()
     assert apply_class_scale(before.predict(faces), None) is not None

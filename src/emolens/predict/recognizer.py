@@ -51,7 +51,7 @@ class Recognizer:
     Example:
         >>> recognizer = Recognizer()                                   # the bundled model and YuNet
         >>> [(face.emotion, face.confidence) for face in recognizer.predict("samples/astronaut.png")[0].faces]
-        [('happy', 0.9009)]
+        [('happy', 0.9894)]
     """
 
     def __init__(
