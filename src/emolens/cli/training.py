@@ -112,15 +112,10 @@ def _print_agreement(metrics: dict) -> None:
     source = metrics.get("source_label")
     if source and source["accuracy"] is not None:
         stdout.print(f"Accuracy against the folders' own labels [bold]{source['accuracy']:.4f}[/] ({source['num_images']} images)")
-    classes = metrics["classes"]
-    if classes.get("renamed"):
-        stdout.print("Classes matched by name: " + ", ".join(f"{data} -> {model}" for data, model in classes["renamed"].items()))
-    if classes.get("model_only"):
-        stdout.print(f"The data has no {', '.join(classes['model_only'])}: predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong.")
-    if classes.get("never_predicted"):
-        stdout.print(f"Never predicted: {', '.join(classes['never_predicted'])}")
-    for reason, count in metrics["left_out"].items():
-        stdout.print(f"Left out {count} images: {reason}")
+    from emolens.evaluate.agreement import scoring_notes
+
+    for note in scoring_notes(metrics):
+        stdout.print(_shown(note))
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

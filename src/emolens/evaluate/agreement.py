@@ -59,3 +59,21 @@ def source_label_accuracy(source_labels: np.ndarray, predicted: np.ndarray) -> d
     known = source_labels >= 0
     accuracy = float((source_labels[known] == predicted[known]).mean()) if known.any() else None
     return {"accuracy": accuracy, "num_images": int(known.sum())}
+
+
+def scoring_notes(metrics: dict[str, Any]) -> list[str]:
+    """What an evaluation left out and how the classes met, as sentences for the terminal and the report.
+
+    Example:
+        >>> scoring_notes({"left_out": {"votes tied between classes": 3}, "classes": {"model_only": ["contempt"]}})
+        ['Left out 3 images: votes tied between classes', 'The data has no contempt: predicting it counts as wrong.']
+    """
+    notes = [f"Left out {count} images: {reason}" for reason, count in (metrics.get("left_out") or {}).items()]
+    classes = metrics.get("classes") or {}
+    if classes.get("renamed"):
+        notes.append("Classes matched by name: " + ", ".join(f"{data} -> {model}" for data, model in classes["renamed"].items()))
+    if classes.get("model_only"):
+        notes.append(f"The data has no {', '.join(classes['model_only'])}: predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong.")
+    if classes.get("never_predicted"):
+        notes.append(f"Never predicted: {', '.join(classes['never_predicted'])}")
+    return notes

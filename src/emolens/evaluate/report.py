@@ -13,6 +13,7 @@ from typing import Any
 
 from emolens import __version__
 from emolens._io import write_text
+from emolens.evaluate.agreement import scoring_notes
 
 logger = logging.getLogger(__name__)
 
@@ -92,14 +93,7 @@ def _agreement(metrics: dict) -> str:
     if source.get("accuracy") is not None:
         cards.append(("Accuracy against the folders' labels", f"{100 * source['accuracy']:.2f}% of {source['num_images']}"))
     body = "".join(f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>' for k, v in cards)
-    notes = [f"Left out {count} images: {reason}" for reason, count in (metrics.get("left_out") or {}).items()]
-    classes = metrics.get("classes") or {}
-    if classes.get("renamed"):
-        notes.append("Classes matched by name: " + ", ".join(f"{d} -> {m}" for d, m in classes["renamed"].items()))
-    if classes.get("model_only"):
-        notes.append(f"The data has no {', '.join(classes['model_only'])}: predicting it counts as wrong")
-    if classes.get("never_predicted"):
-        notes.append(f"Never predicted: {', '.join(classes['never_predicted'])}")
+    notes = scoring_notes(metrics)
     table = ""
     bins = ((metrics.get("agreement") or {}).get("vote_calibration") or {}).get("table") or []
     if bins:
