@@ -22,6 +22,15 @@ def _rows(folder):
         return list(csv.DictReader(file))
 
 
+def _still_clip(path, photo, frames=20):
+    """An MPEG-4 clip of one gray photo held for `frames` frames at 10 fps."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (photo.shape[1], photo.shape[0]))
+    for _ in range(frames):
+        writer.write(cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
 def test_every_face_becomes_the_crop_predict_would_classify(tmp_path, capsys):
     photo, squares = group_photo()
     sources = [save(photo, tmp_path / "group.png"), save(textures(1)[0], tmp_path / "texture.png")]
@@ -58,11 +67,7 @@ def test_pre_label_files_each_face_under_its_guess(tmp_path, capsys):
 
 def test_videos_give_every_kth_frame(tmp_path, capsys):
     photo, squares = group_photo(angles=(0, 0))
-    path = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (photo.shape[1], photo.shape[0]))
-    for _ in range(20):
-        writer.write(cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR))
-    writer.release()
+    path = _still_clip(tmp_path / "clip.mp4", photo)
     out = tmp_path / "faces"
     assert main(["data", "faces", str(path), "--out", str(out), "--every", "5"]) == 0
     rows = _rows(out)
@@ -79,11 +84,7 @@ def test_the_fine_tuning_walkthrough_runs_as_the_readme_writes_it(tmp_path, caps
     for index, angles in enumerate([(0, 10, -10, 5, -5), (15, -15, 0, 8, -8), (3, -3, 12, -12, 0)]):
         save(group_photo(angles=angles)[0], photos / f"party{index}.png")
     photo, _ = group_photo(angles=(0, 6, -6))
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (photo.shape[1], photo.shape[0]))
-    for _ in range(20):
-        writer.write(cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR))
-    writer.release()
+    clip = _still_clip(tmp_path / "clip.mp4", photo)
     mine = tmp_path / "my_faces"
     assert main(["data", "faces", str(photos), str(clip), "--out", str(mine), "--pre-label"]) == 0
     guessed = sorted(p.name for p in (mine / "train").iterdir())
