@@ -93,7 +93,7 @@ def test_formats_outside_the_allowlist_are_refused_whatever_pillow_can_read(fmt)
         decode_photo(data)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF"])
 def test_the_allowed_formats_decode(fmt):
     assert decode_image(_saved(fmt)).shape == (48, 48)
 
@@ -110,3 +110,65 @@ def test_an_eps_file_never_reaches_ghostscript_whatever_its_name(monkeypatch, tm
     with pytest.raises(UndecodableImage, match=re.escape(NOT_AN_IMAGE)):
         decode_image(EPS)
     assert decoding_bytes(EPS) == 0
+
+
+def _progressive_jpeg(side: int, extra_scans: int) -> bytes:
+    """A flat progressive JPEG whose last (tiny) scan is repeated `extra_scans` times before the end marker."""
+    data = encode(Image.new("L", (side, side), 128), "JPEG", progressive=True)
+    last_scan = data[data.rfind(b"\xff\xda") : -2]
+    return data[:-2] + last_scan * extra_scans + b"\xff\xd9"
+
+
+def test_a_progressive_jpeg_with_thousands_of_scans_is_refused_before_decoding(monkeypatch):
+    from emolens.data import decode
+
+    bomb = _progressive_jpeg(512, 2000)  # 31 KB; about 0.3 s to decode here, 5 s at 2048x2048
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("the scan bomb was decoded"))
+    with pytest.raises(UndecodableImage, match="2,006 scans"):
+        decode.decode_photo(bomb)
+    assert decode.decoding_bytes(bomb) == 0
+
+
+def test_ordinary_progressive_jpegs_decode():
+    from emolens.data.decode import MAX_JPEG_SCANS, decode_photo
+
+    colour = encode(Image.new("RGB", (64, 48), (200, 100, 50)), "JPEG", progressive=True)
+    at_the_cap = _progressive_jpeg(64, MAX_JPEG_SCANS - 6)
+    for data in (colour, at_the_cap):
+        assert decode_photo(data).shape[:2] in ((48, 64), (64, 64))
+
+
+def test_a_side_longer_than_any_photo_is_refused_before_decoding():
+    from emolens.data.decode import MAX_SIDE, ImageTooLarge, decode_photo, decoding_bytes
+
+    strip = encode(Image.new("1", (1, MAX_SIDE + 1), 0))  # few pixels, but per-row costs for 65,536 rows
+    with pytest.raises(ImageTooLarge, match="a side above"):
+        decode_photo(strip)
+    assert decoding_bytes(strip) == 0
+
+
+# Every mode each allowed format stores, as Pillow writes it.
+ALLOWED_SAMPLES = [
+    ("JPEG", "L"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("PNG", "1"), ("PNG", "P"), ("PNG", "LA"), ("PNG", "RGBA"),
+    ("PNG", "I;16"), ("WEBP", "RGB"), ("WEBP", "RGBA"), ("BMP", "P"), ("BMP", "RGB"), ("GIF", "P"), ("GIF", "L"),
+    ("TIFF", "I;16"), ("TIFF", "F"), ("TIFF", "CMYK"), ("TIFF", "RGBA"), ("PPM", "L"), ("PPM", "RGB"), ("AVIF", "RGB"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fmt", "mode"), ALLOWED_SAMPLES)
+def test_the_budget_is_reserved_from_what_each_allowed_format_will_decode(fmt, mode):
+    """The rule that keeps ICO-like surprises out: opening decodes nothing, and what loading then decodes is no
+    larger than the header said, so the reservation made from the header covers it."""
+    from emolens.data.decode import IMAGE_FORMATS, _peak_bytes, decode_photo, decoding_bytes
+
+    assert fmt in IMAGE_FORMATS
+    data = encode(Image.new(mode, (40, 30), 100), fmt)
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+        assert image._im is None, "the plugin decoded pixels inside Image.open, before the budget was reserved"
+        header = (image.size, image.mode)
+        reserved = decoding_bytes(data)
+        assert reserved == _peak_bytes(image.width, image.height, image.mode)
+        image.load()
+        assert image.size == header[0]
+        assert len(image.tobytes()) <= reserved
+    assert decode_photo(data).shape == (30, 40, 3)

@@ -18,6 +18,12 @@ from emolens.data.preprocess import gray_from_rgb, resize_face
 
 # Refuse decompression bombs before decoding: 64 megapixels is far above any face photo.
 MAX_PIXELS = 64_000_000
+# Decoders also spend memory per row (PNG keeps a pointer and a filter buffer per row): a 1x64,000,000 PNG took
+# 1.8 GB. No camera or scanner makes a side longer than JPEG's own limit.
+MAX_SIDE = 65_535
+# A progressive JPEG costs a pass over the whole picture per scan: a 48 KB file that repeats a 16-byte scan 2,000
+# times took 5 s to decode at 2048x2048. Encoders write up to about 10 (a few more with thumbnails or MPO pages).
+MAX_JPEG_SCANS = 100
 
 # The only formats emolens decodes, whatever a file's name says: what cameras, phones, browsers and datasets
 # produce (JPEG includes the camera JPEGs Pillow reads as MPO; PPM also reads PGM). Pillow would otherwise try every
@@ -43,6 +49,8 @@ _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 # Decoding keeps the stored pixels and makes up to about three converted copies (alpha flattened on white,
 # RGB, the array, gray) before the stored ones are freed: bytes at the peak per pixel, beyond the stored ones.
 _CONVERSION_BYTES_PER_PIXEL = 10
+# And per row, what decoders keep beside the pixels (row pointers, filter and interlace buffers).
+_BYTES_PER_ROW = 64
 
 
 class MemoryBudget:
@@ -92,14 +100,15 @@ DECODE_BUDGET = MemoryBudget(1024 * 1024 * 1024)
 
 def _peak_bytes(width: int, height: int, mode: str) -> int:
     stored = Image.getmodebands(mode) * (2 if mode.startswith("I;16") else 4 if mode in ("I", "F") else 1)
-    return width * height * (stored + _CONVERSION_BYTES_PER_PIXEL)
+    return width * height * (stored + _CONVERSION_BYTES_PER_PIXEL) + height * _BYTES_PER_ROW
 
 
 def decoding_bytes(data: bytes) -> int:
-    """What decoding `data` as a photo takes at its peak, from its header alone (0 if it has no readable header:
-    decoding it will fail at once)."""
+    """What decoding `data` as a photo takes at its peak, from its header alone (0 if it has no readable header
+    or will be refused: decoding it will fail at once)."""
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            _check_decoding_cost(image, data)
             return _peak_bytes(image.width, image.height, image.mode)
     except Exception:  # noqa: BLE001  (Pillow raises many kinds for a bad header; the decode reports it properly)
         return 0
@@ -128,6 +137,17 @@ def _to_grayscale(image: Image.Image) -> Image.Image:
     return _flatten_alpha(image).convert("L")
 
 
+def _check_decoding_cost(image: Image.Image, data: bytes) -> None:
+    """Refuses, from the header alone, a picture whose decoding would take more memory or time than any photo."""
+    if image.width * image.height > MAX_PIXELS:
+        raise ImageTooLarge(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
+    if max(image.size) > MAX_SIDE:
+        raise ImageTooLarge(f"image is {image.width}x{image.height}, a side above {MAX_SIDE:,} pixels")
+    if image.format in ("JPEG", "MPO") and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        # Entropy-coded data stuffs every 0xFF with 0x00, so FF DA in a JPEG is only ever a start-of-scan marker.
+        raise UndecodableImage(f"a JPEG with {scans:,} scans, above {MAX_JPEG_SCANS} (each one decodes the whole picture again)")
+
+
 @contextmanager
 def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple[Image.Image, str]]:
     """Opens image bytes upright (EXIF orientation applied), refusing anything above MAX_PIXELS.
@@ -140,8 +160,7 @@ def _open_image(data: bytes, *, draft_size: int | None = None) -> Iterator[tuple
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise ImageTooLarge(f"image is {image.width}x{image.height}, above {MAX_PIXELS:,} pixels")
+                _check_decoding_cost(image, data)
                 original = f"{image.width}x{image.height} {image.mode}"
                 if draft_size is not None:
                     # JPEG can decode straight at a fraction of full size: far faster for big photos.
