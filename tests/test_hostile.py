@@ -264,6 +264,7 @@ PREDICT_CASES: dict[str, tuple[Callable[[Path, Callable], Path], str]] = {
     "decompression bomb": (lambda folder, fifo: _write(folder / "x.png", bomb_png(9000, 9000)), "image is 9000x9000, above 64,000,000 pixels"),
     "text named .png": (lambda folder, fifo: _write(folder / "x.png", b"hello"), "not a readable image"),
     "EPS named .png (Ghostscript)": (lambda folder, fifo: _write(folder / "x.png", EPS), "not an image format emolens reads"),
+    "corrupt AVIF (RuntimeError in Pillow)": (lambda folder, fifo: _write(folder / "x.avif", corrupt_avif()), "not a readable image"),
 }
 
 
@@ -285,6 +286,90 @@ def test_predict_names_a_hostile_file_and_goes_on(tmp_path, fifo_release, recogn
     results = recognizer.predict([bad, good], errors="keep")
     assert [r.error is None for r in results] == [False, True]
     assert error in results[0].error
+
+
+# --- fuzzed images in every allowed format --------------------------------------------------------------------
+
+
+def _sample(fmt: str) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 32, 3), np.uint8)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def fuzzed(fmt: str, count: int = 120) -> list[bytes]:
+    """`count` damaged copies of a small image: one byte flipped at every position up to 40 (headers), then
+    seeded random flips, cuts and repeats anywhere. Deterministic: the same corpus on every run."""
+    import numpy as np
+
+    data = _sample(fmt)
+    rng = np.random.default_rng(sum(fmt.encode()))
+    mutants = []
+    for index in range(count):
+        mutant = bytearray(data)
+        if index < 40:
+            mutant[index] ^= 0xFF
+        elif index % 3 == 0:
+            for position in rng.integers(0, len(data), 4):
+                mutant[position] = rng.integers(0, 256)
+        elif index % 3 == 1:
+            mutant = mutant[: rng.integers(8, len(data))]
+        else:
+            start = int(rng.integers(0, len(data) - 8))
+            mutant[start:start] = mutant[start : start + 8] * int(rng.integers(2, 50))
+        mutants.append(bytes(mutant))
+    return mutants
+
+
+def corrupt_avif() -> bytes:
+    """The first fuzzed AVIF on which Pillow itself raises RuntimeError (one flipped byte)."""
+    import io
+
+    from PIL import Image
+
+    for mutant in fuzzed("AVIF"):
+        try:
+            with Image.open(io.BytesIO(mutant)) as image:
+                image.load()
+        except RuntimeError:
+            return mutant
+        except Exception:  # noqa: BLE001  (other failures are not the case looked for)
+            pass
+    raise AssertionError("no fuzzed AVIF makes Pillow raise RuntimeError: choose another corpus")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on damaged TIFF tags
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF"])
+def test_every_fuzzed_image_decodes_or_is_not_an_image(fmt):
+    """Whatever Pillow's decoders raise on damaged files (RuntimeError, KeyError, struct.error, ...), emolens says
+    "not a readable image": the corpus holds such cases (the count is checked), so an escape fails here."""
+    import io
+
+    from PIL import Image
+
+    from emolens.data.decode import UndecodableImage, decode_face, decode_photo
+
+    raw_escapes = 0
+    for mutant in fuzzed(fmt):
+        try:
+            with Image.open(io.BytesIO(mutant)) as image:
+                image.load()
+        except (OSError, ValueError):
+            pass
+        except Exception:  # noqa: BLE001  (exactly what is counted: failures that are neither)
+            raw_escapes += 1
+        for decode in (decode_photo, lambda data: decode_face(data)[0]):
+            try:
+                assert decode(mutant).dtype.name == "uint8"
+            except UndecodableImage:
+                pass
+    if fmt in ("AVIF", "BMP", "GIF", "TIFF"):  # RuntimeError and SyntaxError (AVIF), DecompressionBombError (others)
+        assert raw_escapes > 0, f"no fuzzed {fmt} raises anything but OSError/ValueError in Pillow: the corpus lost its teeth"
 
 
 # --- names that matplotlib would read as math-text ------------------------------------------------------------
@@ -583,3 +668,16 @@ def test_serve_memory_stays_bounded_under_concurrent_huge_uploads(tmp_path):
         process.terminate()
         process.wait(timeout=20)
     assert peak_mb < 1200, f"serve peaked at {peak_mb:.0f} MB"
+
+
+def test_serve_answers_a_corrupt_avif_415_among_concurrent_good_uploads(hardened_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    photo = png_bytes(class_image(0, 0))
+    uploads = [photo] * 15 + [corrupt_avif()] + [photo] * 15
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda data: httpx.post(f"{hardened_server}/v1/predict", content=data, timeout=60), uploads))
+    assert [answer.status_code for answer in answers] == [200] * 15 + [415] + [200] * 15
+    assert answers[15].json()["error"].startswith("not an image emolens can read")
