@@ -265,7 +265,11 @@ PREDICT_CASES: dict[str, tuple[Callable[[Path, Callable], Path], str]] = {
     "text named .png": (lambda folder, fifo: _write(folder / "x.png", b"hello"), "not a readable image"),
     "EPS named .png (Ghostscript)": (lambda folder, fifo: _write(folder / "x.png", EPS), "not an image format emolens reads"),
     "corrupt AVIF (RuntimeError in Pillow)": (lambda folder, fifo: _write(folder / "x.avif", corrupt_avif()), "not a readable image"),
+    "81-megapixel PNG named .mp4 (FFmpeg)": (lambda folder, fifo: _write(folder / "x.mp4", bomb_png(9000, 9000)), "video frames are 9000x9000, above 64,000,000 pixels"),
+    "video that opens without a frame": (lambda folder, fifo: _write(folder / "x.mp4", Y4M_HEADER), "no frame of the video could be decoded"),
+    "video whose first frame is cut": (lambda folder, fifo: _write(folder / "x.avi", Y4M_HEADER + b"FRAME\n" + bytes(100)), "no frame of the video could be decoded"),
 }
+Y4M_HEADER = b"YUV4MPEG2 W48 H48 F30:1 Ip A1:1 C420jpeg\n"  # what FFmpeg opens as a video, whatever the file's suffix
 
 
 def _symlink(path: Path, target: str) -> Path:

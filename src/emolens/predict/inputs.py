@@ -22,7 +22,7 @@ from PIL import Image
 from emolens._io import read_file
 from emolens._native import native_stderr_silenced
 from emolens.constants import IMAGE_SUFFIXES
-from emolens.data.decode import UndecodableImage, decode_photo, pil_to_rgb
+from emolens.data.decode import MAX_PIXELS, ImageTooLarge, UndecodableImage, decode_photo, pil_to_rgb
 from emolens.data.preprocess import gray_from_rgb
 from emolens.data.zip_source import list_zip_members, read_zip_member
 from emolens.errors import EmolensError
@@ -185,7 +185,15 @@ def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
         if isinstance(source, int):
             raise EmolensError(f"no camera {source} could be opened: check that one is connected and not in use, or choose another camera number.")
         raise UndecodableImage("not a readable video")
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > MAX_PIXELS:
+        # The cap photos have: FFmpeg decodes whatever a file holds (a huge PNG named .mp4 is a one-frame video).
+        capture.release()
+        raise ImageTooLarge(f"video frames are {width}x{height}, above {MAX_PIXELS:,} pixels")
     return capture
+
+
+NO_FRAMES = "no frame of the video could be decoded"
 
 
 def frame_rate(capture: cv2.VideoCapture) -> float:
@@ -206,20 +214,21 @@ def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Ite
         fps = frame_rate(capture)
         started = time.monotonic()
         index = 0
-        while True:
-            began = time.perf_counter()
-            if not capture.grab():
-                return
+        began = time.perf_counter()
+        while capture.grab():
             if live or index % every == 0:
                 ok, bgr = capture.retrieve()
                 if not ok:
-                    return
+                    break
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 gray = gray_from_rgb(rgb)
                 seconds = time.monotonic() - started if live else index / fps
                 decode_ms = (time.perf_counter() - began) * 1000
                 yield Picture(str(source), name, gray, rgb, decode_ms, frame=index, time=round(seconds, 3), fps=fps if live else fps / every, live=live)
             index += 1
+            began = time.perf_counter()
+        if index == 0 and not live:  # a file that opened but holds no decodable frame: say so in its row
+            yield Picture(str(source), name, None, None, error=NO_FRAMES)
     except KeyboardInterrupt:
         if not live:
             raise

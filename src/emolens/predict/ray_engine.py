@@ -28,7 +28,6 @@ from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
 from emolens.predict.detectors import DetectorConfig
 from emolens.predict.inputs import InputFile, Picture, Source, ZipMember, count_pictures, expand_sources
-from emolens.predict.results import Result
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +115,6 @@ class _PredictActor:
         for index, kind, path, member, name, error in zip(batch["index"], batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"]):
             item = _from_record(str(kind), str(path), str(member), str(name), str(error))
             results = self.recognizer.predict(item, every=self.settings.every, smooth=self.settings.smooth, errors="keep")
-            if not results:  # a video without a single frame must still leave a row
-                results = [Result(item.source, 0, 0, class_names=self.recognizer.class_names, error="no frames", name=str(name))]
             produced = [row for result in results for row in result_rows(result)]
             for row in produced:
                 row.update({_INPUT: int(index), _INPUT_ROWS: len(produced), _INPUT_PICTURES: len(results)})
