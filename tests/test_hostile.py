@@ -685,3 +685,79 @@ def test_serve_answers_a_corrupt_avif_415_among_concurrent_good_uploads(hardened
         answers = list(pool.map(lambda data: httpx.post(f"{hardened_server}/v1/predict", content=data, timeout=60), uploads))
     assert [answer.status_code for answer in answers] == [200] * 15 + [415] + [200] * 15
     assert answers[15].json()["error"].startswith("not an image emolens can read")
+
+
+@pytest.fixture(scope="module")
+def small_budget_server(tmp_path_factory) -> Iterator[str]:
+    """Uploads up to 1 MB, so the upload budget is 16 MB (8 uploads, held twice), and 12 connections at most."""
+    from conftest import start_server
+
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    process, url = start_server(log, "--max-upload-mb", "1", "--max-connections", "12")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    assert "Traceback" not in log.read_text()
+
+
+def _partial_upload(url: str, size: int, sent: int):
+    """A connection that has sent the headers of a `size`-byte upload and `sent` bytes of its body."""
+    import socket
+
+    client = socket.create_connection(("127.0.0.1", _port(url)), timeout=30)
+    client.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n".encode() + b"x" * sent)
+    return client
+
+
+def _status_within(url: str, wanted: int, content: bytes = b"not an image", seconds: float = 15) -> int:
+    """Posts until the answer is `wanted` (the server takes in what other connections sent at its own pace), or
+    gives the last status after `seconds`."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            status = httpx.post(f"{url}/v1/predict", content=content, timeout=10).status_code
+        except httpx.TransportError:
+            status = 0
+        if status == wanted or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+def test_serve_refuses_bodies_beyond_its_upload_budget_then_takes_them_again(small_budget_server):
+    """Eight clients hold 999 KB each of unfinished 1 MB uploads (15.98 MB of the 16 MB budget, counted twice);
+    a ninth upload of 100 KB would go over: 503 with Retry-After, not another buffered body. Once they end,
+    uploads are taken again."""
+    import httpx
+
+    holders = [_partial_upload(small_budget_server, 1_000_000, 999_000) for _ in range(8)]
+    try:
+        big = b"x" * 100_000
+        assert _status_within(small_budget_server, 503, big) == 503
+        answer = httpx.post(f"{small_budget_server}/v1/predict", content=big, timeout=10)
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "1" and "busy" in answer.json()["error"]
+    finally:
+        for holder in holders:
+            holder.close()
+    assert _status_within(small_budget_server, 415) == 415
+
+
+def test_serve_answers_503_beyond_its_connection_limit(small_budget_server):
+    import socket
+
+    idle = [socket.create_connection(("127.0.0.1", _port(small_budget_server)), timeout=10) for _ in range(12)]
+    try:
+        assert _status_within(small_budget_server, 503) == 503
+    finally:
+        for connection in idle:
+            connection.close()
+    assert _status_within(small_budget_server, 415) == 415
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/health"), ("POST", "/v1/predict"), ("GET", "/nowhere"), ("GET", "/")])
+def test_serve_tells_browsers_not_to_sniff_any_answer(hardened_server, method, path):
+    import httpx
+
+    answer = httpx.request(method, f"{hardened_server}{path}", content=b"x" if method == "POST" else None)
+    assert answer.headers["x-content-type-options"] == "nosniff"

@@ -142,6 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(
         args.model, host=args.host, port=args.port, workers=args.workers, detector=_detector_config(args), tta=args.tta,
         max_upload_mb=args.max_upload_mb, allowed_hosts=args.allow_host, request_timeout_s=args.request_timeout,
+        max_connections=args.max_connections,
     )  # fmt: skip
     return 0
 
@@ -188,6 +189,10 @@ def add_commands(commands) -> None:
         help="a host name or address clients may reach this server by (repeatable; * for any). Loopback names and the --host address always work",
     )  # fmt: skip
     serve.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="seconds a client has to send each whole request, upload included (default 30)")
+    serve.add_argument(
+        "--max-connections", type=_positive_int, default=64, metavar="N",
+        help="connections each worker keeps open at once; more are answered 503 (default 64)",
+    )  # fmt: skip
     _add_detector_flags(serve)
     serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
     serve.set_defaults(handler=cmd_serve, needs_backend=False)

@@ -15,6 +15,10 @@ from emolens.predict.detectors import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
+# Open connections one process serves at once; more are answered 503 and closed. Each idle connection costs
+# little (uvicorn stops reading a body it has not been asked for beyond 64 KB), but not nothing.
+DEFAULT_MAX_CONNECTIONS = 64
+
 
 def serve(
     model: str = "default",
@@ -27,12 +31,14 @@ def serve(
     max_upload_mb: float = 10.0,
     allowed_hosts: Sequence[str] = (),
     request_timeout_s: float = 30.0,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> None:
     """Serves the API and page with uvicorn until interrupted; each worker process loads the model once.
 
     Binds to 127.0.0.1 (this machine only) unless `host` says otherwise. Requests must name a loopback name,
     the address listened on, or one of `allowed_hosts` in their Host header (see emolens.serve.app), and
-    arrive whole within `request_timeout_s` (see emolens.serve.protocol).
+    arrive whole within `request_timeout_s` (see emolens.serve.protocol). Each worker keeps at most
+    `max_connections` connections open.
 
     Example:
         >>> serve("default", port=8000)   # doctest: +SKIP
@@ -44,6 +50,8 @@ def serve(
         raise EmolensError(f"workers must be at least 1 (received {workers}).")
     if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
         raise EmolensError(f"max_upload_mb must be a positive number of megabytes (received {max_upload_mb}).")
+    if max_connections < 1:
+        raise EmolensError(f"max_connections must be at least 1 (received {max_connections}).")
     if not 0 <= port <= 65535:
         raise EmolensError(f"port must be between 0 and 65535 (received {port}).")
     if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
@@ -62,14 +70,13 @@ def serve(
     import uvicorn
 
     protocol.request_timeout_s = request_timeout_s
+    # uvicorn refuses a request once the open connections, its own included, reach limit_concurrency.
+    server_options = {"host": host, "port": port, "log_level": "info", "http": protocol.DeadlineH11Protocol, "limit_concurrency": max_connections + 1}
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info", http=protocol.DeadlineH11Protocol)
+        uvicorn.run(app, **server_options)
         return
     os.environ.update(settings_to_environment(**settings, request_timeout_s=request_timeout_s))
-    uvicorn.run(
-        "emolens.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info",
-        http=protocol.DeadlineH11Protocol,
-    )  # fmt: skip
+    uvicorn.run("emolens.serve.app:app_from_environment", factory=True, workers=workers, **server_options)
 
 
 def _check_port_free(host: str, port: int) -> None:

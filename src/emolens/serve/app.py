@@ -67,7 +67,32 @@ class _RequestError(Exception):
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    # 503 is "busy": the client may send the same request again shortly.
+    return JSONResponse({"error": message}, status_code=status, headers={"Retry-After": "1"} if status == 503 else None)
+
+
+# Uploads held in memory at once, each up to the upload limit: bodies beyond them are refused with 503 rather
+# than buffered, so a hundred clients sending 10 MB each cannot hold a gigabyte between them.
+UPLOADS_IN_MEMORY = 8
+# A body is held twice at its peak: its chunks and their joined copy (or the multipart parser's copy of the file).
+_COPIES_PER_BODY = 2
+
+
+class UploadBudget:
+    """The bytes of request bodies this process holds at once. Used from the event loop's thread only."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.in_use = 0
+
+    def take(self, nbytes: int) -> None:
+        """Counts `nbytes` more, or raises a 503 _RequestError if they would go over the budget."""
+        if self.in_use + nbytes > self.limit_bytes:
+            raise _RequestError(503, "the server is busy with other uploads; send the image again in a moment.")
+        self.in_use += nbytes
+
+    def give_back(self, nbytes: int) -> None:
+        self.in_use -= nbytes
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -83,7 +108,7 @@ def _host_name(authority: str) -> str:
 
 class LocalRequestGuard:
     """ASGI middleware: answers 400 to a Host header that does not name this server, and 403 to a request whose
-    Origin is not this server's own, before the app reads anything.
+    Origin is not this server's own, before the app reads anything; every response says nosniff.
 
     Starlette's TrustedHostMiddleware would do the first, but it cuts IPv6 hosts at their first colon, answers
     in plain text where every error here is JSON, and does not look at Origin.
@@ -105,14 +130,44 @@ class LocalRequestGuard:
                 refusal = _error(400, f"this server does not answer to the host name {name!r}; start it with --allow-host {name or 'NAME'} to allow it.")
             elif origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
                 refusal = _error(403, f"requests from pages of another origin ({origin}) are refused; send them from this server's own page or without an Origin header.")
+            send = _with_nosniff(send)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) more than `limit` bytes whether or not Content-Length says so."""
+def _with_nosniff(send: Any) -> Any:
+    """`send`, adding X-Content-Type-Options: nosniff to the response: browsers must not take a JSON answer
+    (which echoes a client's file name) for HTML or script."""
+
+    async def sending(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+        await send(message)
+
+    return sending
+
+
+class _BodyBytes:
+    """What one request holds of the upload budget, given back when its answer is sent."""
+
+    def __init__(self, budget: UploadBudget) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def take(self, nbytes: int) -> None:
+        self.budget.take(nbytes * _COPIES_PER_BODY)
+        self.held += nbytes * _COPIES_PER_BODY
+
+    def give_back(self) -> None:
+        self.budget.give_back(self.held)
+        self.held = 0
+
+
+async def _read_capped(request: Request, limit: int, held: _BodyBytes) -> bytes:
+    """The request body, refusing (413) more than `limit` bytes whether or not Content-Length says so, and
+    (503) bytes the upload budget cannot hold."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _RequestError(413, f"the upload is {int(declared):,} bytes; the limit is {limit:,}.")
@@ -121,6 +176,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise _RequestError(413, f"the upload is over the limit of {limit:,} bytes.")
+        held.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -130,9 +186,9 @@ class _InMemoryMultiPartParser(MultiPartParser):
     spool_max_size = 2**63 - 1
 
 
-async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
+async def _image_bytes(request: Request, limit: int, held: _BodyBytes) -> tuple[bytes, str]:
     """The uploaded image's bytes and a name to echo back: one multipart file, or the raw body."""
-    body = await _read_capped(request, limit)
+    body = await _read_capped(request, limit, held)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
         if not body:
@@ -178,10 +234,11 @@ class _OneAtATime:
         return answer
 
 
-async def _predict_response(request: Request, limit: int, recognize: _OneAtATime) -> Response:
+async def _predict_response(request: Request, limit: int, recognize: _OneAtATime, uploads: UploadBudget) -> Response:
     """POST /v1/predict: the upload's answer, or the status and one-line error that say what was wrong with it."""
+    held = _BodyBytes(uploads)
     try:
-        data, source = await _image_bytes(request, limit)
+        data, source = await _image_bytes(request, limit, held)
         return JSONResponse(await run_in_threadpool(recognize, data, source))
     except ClientDisconnect:
         logger.debug("a client hung up during its upload")
@@ -192,6 +249,8 @@ async def _predict_response(request: Request, limit: int, recognize: _OneAtATime
         return _error(413, f"the image is too large to decode ({error}).")
     except UndecodableImage as error:
         return _error(415, f"not an image emolens can read ({error}). Send a JPEG, PNG, WebP, BMP, GIF or TIFF.")
+    finally:
+        held.give_back()
 
 
 # How /v1/predict describes itself in the OpenAPI schema (/openapi.json).
@@ -199,7 +258,10 @@ PREDICT_ROUTE: dict[str, Any] = {
     "summary": "The faces in an image and their emotions",
     "description": "Send the image as a multipart file field or as the raw request body (any image format Pillow reads). "
     "Returns the same object as `emolens predict --json`.",
-    "responses": {400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"}},
+    "responses": {
+        400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"},
+        503: {"description": "busy with other uploads: send it again after Retry-After seconds"},
+    },
     "openapi_extra": {"requestBody": {"required": True, "content": IMAGE_REQUEST_BODY}},
 }
 
@@ -233,6 +295,7 @@ def create_app(
     recognizer = Recognizer(model, detector=detector, tta=tta)
     recognize = _OneAtATime(recognizer)
     limit = int(max_upload_mb * 1_000_000)
+    uploads = UploadBudget(UPLOADS_IN_MEMORY * _COPIES_PER_BODY * limit)
     started = time.time()
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
     card = {key: value for key, value in recognizer.classifier.card.items() if key != "training_state"}
@@ -265,7 +328,7 @@ def create_app(
 
     @app.post("/v1/predict", **PREDICT_ROUTE)
     async def predict(request: Request) -> Response:
-        return await _predict_response(request, limit, recognize)
+        return await _predict_response(request, limit, recognize, uploads)
 
     logger.info("emolens serve: model %s, %s detector, uploads up to %s bytes", model, detector.name, f"{limit:,}")
     return app
