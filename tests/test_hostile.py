@@ -761,3 +761,74 @@ def test_serve_tells_browsers_not_to_sniff_any_answer(hardened_server, method, p
 
     answer = httpx.request(method, f"{hardened_server}{path}", content=b"x" if method == "POST" else None)
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+# --- tampered run folders -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A run of 2 epochs stopped after 1 (its checkpoint says so), ready for --resume."""
+    from emolens.models.saving import read_card
+
+    root = tmp_path_factory.mktemp("resume")
+    data = write_tree(root / "fer", {"train": 4, "test": 1})
+    run = root / "run"
+    assert main(["train", str(data), "--epochs", "1", "--model", "seed", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["epochs"] = 2  # the resumable state of a run interrupted after its first epoch
+    (run / "config.json").write_text(json.dumps(config))
+    assert read_card(run / "last.keras")["training_state"]["epochs_done"] == 1
+    return run
+
+
+def _edited(config: dict, edit: Callable[[dict], object]) -> str:
+    edited = json.loads(json.dumps(config))
+    edit(edited)
+    return json.dumps(edited)
+
+
+TAMPERED_CONFIGS: dict[str, tuple[Callable[[dict, str], str], str]] = {
+    "truncated": (lambda config, text: text[: len(text) // 2], "Expecting"),
+    "a string for epochs": (lambda config, text: _edited(config, lambda c: c["config"].update(epochs="2")), "Expected epochs to be int"),
+    "batch size 0": (lambda config, text: _edited(config, lambda c: c["config"].update(batch_size=0)), "Expected batch_size >= 1"),
+    "an unknown setting": (lambda config, text: _edited(config, lambda c: c["config"].update(colour=1)), "Unknown training settings: colour"),
+    "augment as a string": (lambda config, text: _edited(config, lambda c: c["config"].update(augment="flip")), "augmentation settings as an object"),
+    "no data section": (lambda config, text: _edited(config, lambda c: c.pop("data")), 'no "data" object'),
+    "a list": (lambda config, text: "[1, 2]", "a JSON list, not an object"),
+    "class names as a string": (lambda config, text: _edited(config, lambda c: c.update(class_names="happy")), '"class_names" is not a list'),
+    "not UTF-8": (lambda config, text: text.replace("{", "{\udcff", 1), "codec can't decode"),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED_CONFIGS)
+def test_resume_of_a_run_with_a_tampered_config_is_a_one_line_error(finished_run, tmp_path, capsys, case):
+    import shutil
+
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    text = (run / "config.json").read_text()
+    tamper, why = TAMPERED_CONFIGS[case]
+    (run / "config.json").write_bytes(tamper(json.loads(text), text).encode("utf-8", "surrogateescape"))
+    assert main(["train", "--resume", str(run)]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "config.json is damaged" in error and why in error and "restore it" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("part", ["garbage", "parquet without a source column"])
+def test_a_ray_output_folder_with_a_foreign_part_is_a_one_line_error(tmp_path, capsys, part):
+    pytest.importorskip("ray", reason='the Ray engine needs the ray extra: pip install -e ".[ray]"')
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "results"
+    out.mkdir()
+    if part == "garbage":
+        (out / "part-00000.parquet").write_bytes(b"PAR1 not really")
+    else:
+        pq.write_table(pa.table({"name": ["a.png"]}), out / "part-00000.parquet")
+    photo = _write(tmp_path / "blank.png", png_bytes(class_image(0, 0)))
+    assert main(["predict", str(photo), "--engine", "ray", "--out", str(out)]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "part-00000.parquet is not a part emolens wrote" in error and "choose another --out" in error
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]

@@ -54,7 +54,7 @@ def model_card(path: Path, card: ModelCard) -> ModelCard:
     card = dataclasses.replace(card, preprocessing=PREPROCESSING).with_details(training_state=None)
     files = RunDir(path.parent)
     if files.is_run():
-        config = json.loads(files.config.read_text())
+        config = files.saved_config()
         data = {key: value for key, value in config.get("data", {}).items() if key != "skipped"}
         card = card.with_details(
             recipe=config.get("config"),

@@ -67,7 +67,7 @@ def _evaluate_hint(run_dir) -> str:
     for validation when the data has no test split."""
     from emolens.rundir import RunDir
 
-    saved = json.loads(RunDir(run_dir).config.read_text())
+    saved = RunDir(run_dir).saved_config()
     data = saved["data"]
     split = "" if "test" in data.get("counts", {}) else " --split val"
     labels = f" --labels {data['labels']}" if data.get("labels") else ""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -231,7 +230,7 @@ def write_evaluation_report(predictions: SplitPredictions, metrics: dict[str, An
         metrics=metrics,
         classification_report=compute_metrics(predictions.y_true, predictions.y_pred, predictions.class_names, output_dict=False),
         figures=figures,
-        config=json.loads(RunDir(run_dir).config.read_text()) if run_dir is not None else None,
+        config=RunDir(run_dir).saved_config() if run_dir is not None else None,
         history=_read_history(run_dir),
     )
 

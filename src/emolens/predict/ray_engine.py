@@ -139,12 +139,23 @@ def _schema(class_names: list[str], *, bookkeeping: bool = False):
 
 
 def done_sources(out: Path) -> set[str]:
-    """The sources whose rows the Parquet parts in `out` already hold."""
+    """The sources whose rows the Parquet parts in `out` already hold.
+
+    Raises:
+        EmolensError: a part that is not one emolens wrote (not Parquet, or without a text "source" column).
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     done: set[str] = set()
     for part in sorted(out.glob(PART_GLOB)):
-        done.update(pq.read_table(part, columns=["source"]).column("source").to_pylist())
+        try:
+            sources = pq.read_table(part, columns=["source"]).column("source")
+            if not pa.types.is_string(sources.type):
+                raise TypeError(f"its source column holds {sources.type}, not text")
+        except (pa.ArrowException, OSError, KeyError, TypeError) as error:
+            raise EmolensError(f"{part} is not a part emolens wrote ({error}): move it out of {out}, or choose another --out.") from error
+        done.update(sources.to_pylist())
     return done
 
 

@@ -7,7 +7,6 @@ goes into the model file's card, and every prediction, evaluation and served ans
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -97,8 +96,11 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     """The settings the model was trained with, which decide its validation images: from its run folder's
     config.json, else from its card's recipe (exported and bundled models), else the defaults."""
     run = RunDir.holding(path)
-    if run is not None and run.config.is_file():
-        return TrainConfig.from_dict(json.loads(run.config.read_text())["config"])
+    if run is not None:
+        try:
+            return TrainConfig.from_dict(run.saved_config()["config"])
+        except ValueError as error:
+            raise run.damaged(error) from error
     recipe = card.get("recipe")
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 

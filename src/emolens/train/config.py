@@ -141,9 +141,38 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """The config saved by `to_dict`; settings added since the run began take their defaults."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown training settings: {', '.join(unknown)}")
-        return cls(**{**values, "augment": AugmentConfig(**values.get("augment", {}))})
+        """The config saved by `to_dict`; settings added since the run began take their defaults.
+
+        Raises:
+            ValueError: an unknown setting, or one of the wrong type or out of range (a damaged or edited file).
+        """
+        _check_settings(cls, values, "training settings")
+        augment = values.get("augment", {})
+        _check_settings(AugmentConfig, augment, "augmentation settings")
+        return cls(**{**values, "augment": AugmentConfig(**augment)})
+
+
+def _check_settings(kind: type, values: object, what: str) -> None:
+    """Raises ValueError unless `values` is an object of `kind`'s fields, each of its JSON type (a float field
+    takes an int; a string for epochs, or a list for a config, is refused here rather than deep in training)."""
+    if not isinstance(values, dict):
+        raise ValueError(f"Expected the {what} as an object. Received: {values!r}")
+    known = {f.name: str(f.type) for f in fields(kind)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown {what}: {', '.join(unknown)}")
+    for name, value in values.items():
+        plain = all(part in _JSON_TYPES for part in known[name].split(" | "))  # not the nested AugmentConfig
+        if plain and not _has_type(value, known[name]):
+            raise ValueError(f"Expected {name} to be {known[name]}. Received: {name}={value!r}")
+
+
+_JSON_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "None": type(None)}
+
+
+def _has_type(value: object, annotation: str) -> bool:
+    """Whether a JSON value fits a field annotated like "int", "float | None" (a bool is not a number here)."""
+    kinds = [_JSON_TYPES[name] for name in annotation.split(" | ")]
+    if isinstance(value, bool):
+        return bool in kinds
+    return any(isinstance(value, kind) for kind in kinds)

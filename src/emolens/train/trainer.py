@@ -8,7 +8,6 @@ state from the folder's checkpoint and goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -240,14 +239,15 @@ def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], T
     """What a run folder says about the run to resume: config.json as saved, the config (with `epochs` if given),
     the checkpoint's card without its training state, and that state; an error if the run cannot go on."""
     files = RunDir(run_dir)
-    config_path, checkpoint = files.config, files.checkpoint
-    if not config_path.is_file():
-        raise EmolensError(f"{run_dir} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.")
+    saved = files.saved_config()
+    checkpoint = files.checkpoint
     if not checkpoint.is_file():
         raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
-    saved = json.loads(config_path.read_text())
-    # Runs saved before the precision setting existed trained in float32.
-    config = TrainConfig.from_dict({"precision": "float32", **saved["config"]})
+    try:
+        # Runs saved before the precision setting existed trained in float32.
+        config = TrainConfig.from_dict({"precision": "float32", **saved["config"]})
+    except ValueError as error:
+        raise files.damaged(error) from error
     if epochs is not None and epochs != config.epochs and config.schedule == "cosine":
         # The compiled schedule decays to zero at the planned last epoch; more epochs would all train at rate 0.
         raise EmolensError(
