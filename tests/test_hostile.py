@@ -490,14 +490,27 @@ def _onnx_with_card(path: Path, text: str) -> Path:
     return path
 
 
-def _keras_with_card(path: Path, card: dict) -> Path:
-    from emolens.models.card import CARD_MEMBER
+def _keras_with(path: Path, member: str, data: Callable[[bytes], bytes]) -> Path:
+    """The bundled .keras file with `member` replaced by `data(its bytes)`."""
     from emolens.models.classifier import BUNDLED_DIR
 
-    with zipfile.ZipFile(BUNDLED_DIR / "default.keras") as source, zipfile.ZipFile(path, "w") as copy:
-        for member in source.namelist():
-            copy.writestr(member, json.dumps(card) if member == CARD_MEMBER else source.read(member))
+    with zipfile.ZipFile(BUNDLED_DIR / "default.keras") as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name in source.namelist():
+            copy.writestr(name, data(source.read(name)) if name == member else source.read(name))
     return path
+
+
+def _keras_with_card(path: Path, card: dict) -> Path:
+    from emolens.models.card import CARD_MEMBER
+
+    return _keras_with(path, CARD_MEMBER, lambda _: json.dumps(card).encode())
+
+
+def _widest_dense(architecture: bytes, units: int) -> bytes:
+    """The architecture with its output layer's units set to `units`."""
+    text = architecture.decode()
+    at = text.rindex('"units": ')
+    return (text[:at] + f'"units": {units}' + text[text.index(",", at) :]).encode()
 
 
 def _bundled_card() -> dict:
@@ -528,6 +541,14 @@ CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "keras card with a colour input shape": (
         lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "input_shape": [44, 44, 3]}),
         "is not [side, side, 1]",
+    ),
+    "keras card member of 5 MB (not read)": (
+        lambda tmp: _keras_with(tmp / "m.keras", "emolens.json", lambda card: card + b" " * 5_000_000),
+        "emolens.json, above 4,194,304",
+    ),
+    "keras Dense of 10^11 units (400 GB)": (
+        lambda tmp: _keras_with(tmp / "m.keras", "config.json", lambda architecture: _widest_dense(architecture, 10**11)),
+        "asks for a layer with units=100000000000",
     ),
     "keras card with an image size below the input": (
         lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "image_size": 20}),

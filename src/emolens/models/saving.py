@@ -24,6 +24,14 @@ from emolens.models.card import CARD_MEMBER, ModelCard, read_card_text
 
 logger = logging.getLogger(__name__)
 
+# A card is a few kilobytes (a long run's history included): a larger member is not one emolens wrote, and is
+# not read into memory.
+MAX_CARD_BYTES = 4 * 1024 * 1024
+# The widest layer a facial-emotion model could want; Keras would allocate whatever a file's config asks for
+# (a Dense of 10^11 units is 400 GB) before anything else could refuse it.
+MAX_LAYER_WIDTH = 65_536
+_WIDTH_KEYS = ("units", "filters", "output_dim", "input_dim", "kernel_size", "pool_size", "depth_multiplier")
+
 
 def save_model(model: keras.Model, path: str | os.PathLike, card: ModelCard | Mapping[str, Any]) -> Path:
     """Saves `model` with `card` inside it, atomically. Returns the path."""
@@ -42,19 +50,44 @@ def read_card(path: str | os.PathLike) -> ModelCard | None:
         with zipfile.ZipFile(path) as archive:
             if CARD_MEMBER not in archive.namelist():
                 return None
+            size = archive.getinfo(CARD_MEMBER).file_size  # reading stops there, whatever the data holds
+            if size > MAX_CARD_BYTES:
+                raise EmolensError(f"{path} holds a {size:,}-byte {CARD_MEMBER}, above {MAX_CARD_BYTES:,}: it is not a model emolens wrote.")
             text = archive.read(CARD_MEMBER)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise EmolensError(f"{path} is not a readable .keras model ({error}).") from error
     return read_card_text(text, path)
 
 
+def _check_layer_widths(path: Path) -> None:
+    """Refuses a .keras file whose architecture asks for a layer wider than MAX_LAYER_WIDTH, before Keras
+    allocates it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > MAX_CARD_BYTES:
+                raise EmolensError(f"{path} holds an architecture description above {MAX_CARD_BYTES:,} bytes: it is not an emolens model.")
+            architecture = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
+        raise EmolensError(f"{path} is not a readable .keras model ({error}).") from error
+    pending = [architecture]
+    while pending:
+        node = pending.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            sizes = value if isinstance(value, list) else [value]
+            if key in _WIDTH_KEYS and any(isinstance(n, int) and n > MAX_LAYER_WIDTH for n in sizes):
+                raise EmolensError(f"{path} asks for a layer with {key}={value}, above {MAX_LAYER_WIDTH:,}: it is not a model emolens can load.")
+            pending.append(value)
+
+
 def _load(path: Path, compile: bool) -> tuple[keras.Model, ModelCard | None]:
     if not path.is_file():
         raise EmolensError(f"no model file at {path}. Pass a run folder or a .keras file.")
     card = read_card(path)  # first: it says plainly when the file is not a .keras zip at all
+    _check_layer_widths(path)
     try:
         return keras.models.load_model(path, compile=compile), card
-    except (ValueError, OSError, TypeError, KeyError) as error:
+    except (ValueError, OSError, TypeError, KeyError, RuntimeError, MemoryError) as error:
         raise EmolensError(f"could not load the model {path}: {error}") from error
 
 
