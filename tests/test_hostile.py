@@ -116,6 +116,19 @@ def test_a_hostile_file_in_a_dataset_folder_is_skipped_and_reported(tmp_path, fi
     assert reason in dataset.skipped[0].reason
 
 
+def test_a_class_folder_that_is_a_symbolic_link_is_read_and_a_folder_loop_is_read_once(tmp_path):
+    import shutil
+
+    root = write_tree(tmp_path / "fer", {"train": 2, "test": 1})
+    elsewhere = write_tree(tmp_path / "elsewhere", {"train": 5})
+    shutil.rmtree(root / "train" / "happy")
+    (root / "train" / "happy").symlink_to(elsewhere / "train" / "happy", target_is_directory=True)
+    (root / "train" / "loop").symlink_to(root, target_is_directory=True)  # back to the top: read once
+    dataset = load_dataset(root, cache=False)
+    assert dataset.counts()["train"] == {c: 5 if c == "happy" else 2 for c in CLASSES}
+    assert [(s.name, "already read" in s.reason) for s in dataset.skipped] == [("train/loop/", True)]
+
+
 # --- ZIP members ----------------------------------------------------------------------------------------------
 
 GOOD = png_bytes(class_image(1, 0))

@@ -69,9 +69,19 @@ def is_hidden(parts: Iterable[str]) -> bool:
 
 def _list_folder(root: Path) -> SourceListing:
     listing = SourceListing("folder")
-    for directory, subdirs, files in os.walk(root):
-        subdirs.sort()
+    walked: set[str] = set()
+    # Symbolic links to folders are followed (datasets are often assembled from links to class folders); a
+    # folder reached twice, through a loop or two links, is read once.
+    for directory, subdirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
         relative_dir = Path(directory).relative_to(root)
+        if real in walked:
+            subdirs.clear()
+            listing.folders.discard(relative_dir.as_posix())  # not a class folder of its own
+            listing.skipped.append(SkippedFile(relative_dir.as_posix() + "/", "a folder already read through another path (a symbolic link); read once"))
+            continue
+        walked.add(real)
+        subdirs.sort()
         for sub in subdirs:
             listing.folders.add((relative_dir / sub).as_posix())
         for name in sorted(files):
