@@ -866,3 +866,35 @@ def test_a_ray_output_folder_with_a_foreign_part_is_a_one_line_error(tmp_path, c
     error = " ".join(capsys.readouterr().err.split())
     assert "part-00000.parquet is not a part emolens wrote" in error and "choose another --out" in error
     assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
+
+
+# --- outputs people open ------------------------------------------------------------------------------------
+
+
+def test_a_file_name_that_is_a_formula_stays_text_in_faces_csv(tmp_path, monkeypatch):
+    import csv
+    import shutil
+
+    from conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)  # `emolens predict NAME` in the photo's folder: the source cell is the bare name
+    name = '=HYPERLINK("evil.example","x").png'
+    shutil.copy(ROOT / "samples" / "astronaut.png", name)
+    assert main(["predict", name, "--out", "out"]) == 0
+    with open("out/faces.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 1 and rows[0]["source"] == "'" + name
+
+
+@pytest.mark.parametrize("name", ["two\nlines.png", "gnp\u202e.exe.png", "tab\there.png"])
+def test_a_file_name_with_line_breaks_or_bidi_controls_prints_on_one_escaped_line(tmp_path, capsys, name):
+    import shutil
+
+    from conftest import ROOT
+
+    photo = tmp_path / name
+    shutil.copy(ROOT / "samples" / "astronaut.png", photo)
+    assert main(["predict", str(photo)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    escaped = name.encode("unicode_escape").decode()
+    assert len(lines) == 1 and escaped in lines[0] and name not in lines[0]

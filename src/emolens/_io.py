@@ -125,6 +125,21 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+# A CSV cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (a photo named
+# "=HYPERLINK(...)" would run one when faces.csv is opened); a leading apostrophe makes it text, as OWASP advises.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """`value` for a CSV cell people open in a spreadsheet: text that would start a formula gets a leading '.
+
+    Example:
+        >>> spreadsheet_safe("=HYPERLINK(\"http://x\")"), spreadsheet_safe("photo.jpg"), spreadsheet_safe(-3)
+        ('\'=HYPERLINK("http://x")', 'photo.jpg', -3)
+    """
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -28,9 +28,16 @@ def _printable(text: str) -> str:
     return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
+# What _shown writes as escapes besides those: line breaks and tabs (a file name holding one would fake another
+# output line) and the bidirectional controls that reorder what follows them (U+202E shows "gpj.exe" as "exe.jpg").
+_UNSAFE_IN_ONE_LINE = re.compile(r"[\t\n\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def _shown(value: object) -> str:
-    """`value` as text safe to print in Rich markup: control characters written as \\xNN, markup escaped."""
-    return escape(_printable(str(value)))
+    """`value` (a name, a path, a one-line message) as text safe to print in Rich markup, on one line: control
+    characters written as \\xNN, line breaks and bidirectional controls as \\n, \\u202e, ..., markup escaped."""
+    one_line = _UNSAFE_IN_ONE_LINE.sub(lambda match: match.group().encode("unicode_escape").decode(), str(value))
+    return escape(_printable(one_line))
 
 
 class _PrintableLogFilter(logging.Filter):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from emolens._io import write_json, write_text
+from emolens._io import spreadsheet_safe, write_json, write_text
 from emolens.data.cache import load_dataset
 from emolens.data.quality import sharpness, sharpness_mismatch
 from emolens.data.dataset import Split
@@ -334,7 +334,8 @@ def _predictions_csv(names: Sequence[str], y_true: np.ndarray, probabilities: np
     """One row per image: file, true and predicted class, and every class's probability."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "true", "predicted", *class_names])
+    writer.writerow(map(spreadsheet_safe, ["file", "true", "predicted", *class_names]))
     for name, truth, row in zip(names, y_true, probabilities):
-        writer.writerow([name, class_names[truth], class_names[int(row.argmax())], *(f"{p:.4f}" for p in row)])
+        cells = [name, class_names[truth], class_names[int(row.argmax())]]
+        writer.writerow([*map(spreadsheet_safe, cells), *(f"{p:.4f}" for p in row)])
     return buffer.getvalue()

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolens._io import write_bytes, write_text
+from emolens._io import spreadsheet_safe, write_bytes, write_text
 from emolens.constants import IMAGE_SIZE
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
@@ -152,5 +152,5 @@ def _csv(rows: list[dict[str, object]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
+    writer.writerows({key: "" if value is None else spreadsheet_safe(value) for key, value in row.items()} for row in rows)
     return buffer.getvalue()

@@ -22,7 +22,7 @@ from typing import IO
 import cv2
 import numpy as np
 
-from emolens._io import atomic_path, write_bytes, write_text
+from emolens._io import atomic_path, spreadsheet_safe, write_bytes, write_text
 from emolens.errors import EmolensError
 from emolens.predict.results import Result
 
@@ -171,7 +171,7 @@ def _decimal(value: object) -> str:
 
 
 def _blank(value: object) -> object:
-    return "" if value is None else value
+    return "" if value is None else spreadsheet_safe(value)
 
 
 class VideoWriter:

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from emolens._io import atomic_dir, write_text
+from emolens._io import atomic_dir, spreadsheet_safe, write_text
 from emolens._progress import track
 from emolens.data.inspection.cleaning import clean_dataset
 from emolens.data.inspection.findings import ImageRef, Inspection
@@ -80,7 +80,7 @@ def write_removed_list(path: str | os.PathLike, removed: list[tuple[ImageRef, st
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["split", "file", "label", "reason"])
-    writer.writerows([ref.split, ref.name, ref.label, reason] for ref, reason in removed)
+    writer.writerows([ref.split, spreadsheet_safe(ref.name), spreadsheet_safe(ref.label), reason] for ref, reason in removed)
     write_text(path, buffer.getvalue())
 
 
