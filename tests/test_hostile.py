@@ -898,3 +898,25 @@ def test_a_file_name_with_line_breaks_or_bidi_controls_prints_on_one_escaped_lin
     lines = capsys.readouterr().out.splitlines()
     escaped = name.encode("unicode_escape").decode()
     assert len(lines) == 1 and escaped in lines[0] and name not in lines[0]
+
+
+def test_an_input_that_predict_would_overwrite_is_refused_before_anything_is_written(tmp_path, capsys):
+    photo = _write(tmp_path / "faces.csv", png_bytes(class_image(0, 0)))  # an image under the output's name
+    assert main(["predict", str(photo), "--out", str(tmp_path)]) == 2
+    assert "would write its faces.csv over it" in " ".join(capsys.readouterr().err.split())
+    assert photo.read_bytes() == png_bytes(class_image(0, 0)) and sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv"]
+
+
+def test_predict_into_a_folder_inside_its_input_never_reads_its_own_outputs(tmp_path, capsys):
+    import shutil
+
+    from conftest import ROOT
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(ROOT / "samples" / "astronaut.png", photos / "a.png")
+    for _ in range(2):  # the second run finds photos/out/ full of annotated pictures
+        assert main(["predict", str(photos), "--out", str(photos / "out"), "--json"]) == 0
+        assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [str(photos / "a.png")]
+    assert main(["predict", str(photos), "--out", str(photos)]) == 2
+    assert "is the output folder or inside it" in " ".join(capsys.readouterr().err.split())

@@ -120,7 +120,7 @@ class RunDir:
 
     def damaged(self, why: object) -> EmolensError:
         """The error for a config.json that cannot be used, saying why and what to do."""
-        return EmolensError(f"{self.config} is damaged ({why}): restore it, or start the run again without --resume.")
+        return EmolensError(f"{self.config} is damaged ({why}): restore it, or train the run again.")
 
     def is_run(self) -> bool:
         """Whether training wrote this folder (it has a config.json)."""

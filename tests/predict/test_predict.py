@@ -941,7 +941,8 @@ def test_export_names_the_file_after_the_run_folder_it_is_run_in(keras_model, tm
     run = tmp_path / "myrun"
     run.mkdir()
     shutil.copy(keras_model, run / "model.keras")
-    (run / "config.json").write_text(json.dumps({"config": {"model": "mini_resnet"}, "data": {}}))
+    saved = {"config": {"model": "mini_resnet"}, "class_names": ["happy", "sad"], "data": {"source": "faces", "fingerprint": "0"}}
+    (run / "config.json").write_text(json.dumps(saved))
     monkeypatch.chdir(run)
     assert export_model(".", format="keras") == Path("myrun.keras") and (run / "myrun.json").is_file()
 
@@ -955,7 +956,7 @@ def test_predict_lists_a_folder_once_for_the_progress_bar_and_the_predictions(on
         save(gray_canvas(), folder / name)
     listed = []
     real_files = inputs._files
-    monkeypatch.setattr(inputs, "_files", lambda path: listed.append(path) or real_files(path))
+    monkeypatch.setattr(inputs, "_files", lambda path, *rest: listed.append(path) or real_files(path, *rest))
     assert main(["predict", str(folder), "--json", "--model", str(onnx_model)]) == 0
     assert listed == [folder]
     assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [str(folder / "a.png"), str(folder / "b.png")]

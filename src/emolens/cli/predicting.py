@@ -77,8 +77,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _start_backend(args.verbose)
     recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain)
     # Folders are listed once, for the progress bar's total and the predictions alike.
-    sources = expand_sources(([args.camera] if args.camera is not None else []) + list(args.sources))
+    given = ([args.camera] if args.camera is not None else []) + list(args.sources)
     out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
+    sources = out.inputs(given) if out is not None else expand_sources(given)
     json_lines = JsonLinesWriter(sys.stdout) if args.json else None
     video = _VideoSummary()
     failures = 0

@@ -145,11 +145,16 @@ def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
                 yield from _files(listed)
 
 
-def _files(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
+def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | ZipMember | Picture]:
     """A file as given (a ZIP as its images, a list file as what it names), or a folder's images and videos
-    (sorted, recursively); a missing path is an error."""
+    (sorted, recursively, without what lies in `leave_out`); a missing path is an error."""
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if leave_out is not None and _within(path, leave_out):
+            raise EmolensError(f"{path} is the output folder or inside it: choose an --out outside the folders predicted on (e.g. {path}/annotated).")
+        found = sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not (leave_out and _within(p, leave_out))
+        )  # fmt: skip
         if not found:
             yield Picture(str(path), path.name, None, None, error="no images or videos in this folder")
         # resolve(): "." or ".." name no folder, and outputs must stay inside an output folder.
@@ -309,13 +314,25 @@ def count_pictures(source: Source, *, every: int = 1) -> int | None:
     return 1
 
 
-def expand_sources(source: Source) -> list:
+def expand_sources(source: Source, *, leave_out: str | os.PathLike | None = None) -> list:
     """`source` as a flat list in which every path is replaced by what it holds: its InputFiles, or a Picture
     with an error for a path that cannot be used. Predicting on the list gives what predicting on `source`
-    would, and counting it walks no folder again (a folder of a million images is listed once, not twice)."""
+    would, and counting it walks no folder again (a folder of a million images is listed once, not twice).
+
+    Folders are listed without what lies in `leave_out` (an output folder inside them holds annotated copies,
+    not photos).
+
+    Raises:
+        EmolensError: a folder to list is `leave_out` or inside it.
+    """
     if isinstance(source, (list, tuple)):
-        return [item for part in source for item in expand_sources(part)]
+        return [item for part in source for item in expand_sources(part, leave_out=leave_out)]
     if isinstance(source, (str, os.PathLike)):
-        return list(_files(Path(source)))
+        return list(_files(Path(source), None if leave_out is None else Path(leave_out).resolve()))
     return [source]
+
+
+def _within(path: Path, folder: Path) -> bool:
+    resolved = path.resolve()
+    return resolved == folder or folder in resolved.parents
 

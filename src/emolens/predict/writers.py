@@ -24,6 +24,7 @@ import numpy as np
 
 from emolens._io import atomic_path, spreadsheet_safe, write_bytes, write_text
 from emolens.errors import EmolensError
+from emolens.predict.inputs import InputFile, Source, expand_sources
 from emolens.predict.results import Result
 
 logger = logging.getLogger(__name__)
@@ -249,6 +250,20 @@ class OutputFolder:
         self.video_source: str | None = None
         self.video_name = ""
         self.tracks: dict[int, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+
+    def inputs(self, source: Source) -> list:
+        """`expand_sources(source)` for predicting into this folder: input folders are listed without this one
+        (its files are annotated copies from an earlier run, not photos).
+
+        Raises:
+            EmolensError: an input is a file this folder will write (its faces.csv, ...): it would be overwritten.
+        """
+        items = expand_sources(source, leave_out=self.directory)
+        written = {file.path.resolve() for file in self.files}
+        for item in items:
+            if isinstance(item, InputFile) and item.path.resolve() in written:
+                raise EmolensError(f"{item.path} is an input, and --out {self.directory} would write its {item.path.name} over it: choose another --out.")
+        return items
 
     def _unique(self, name: str, suffix: str) -> Path:
         """`<name's stem>.annotated<suffix>` under the folder; a name already used gets -2, -3, ... added."""
