@@ -526,6 +526,26 @@ def _widest_dense(architecture: bytes, units: int) -> bytes:
     return (text[:at] + f'"units": {units}' + text[text.index(",", at) :]).encode()
 
 
+def _constant_folding_bomb(path: Path) -> Path:
+    """A 200-byte ONNX model whose constant subgraph (ConstantOfShape [10000, 10000]) ONNX Runtime would compute,
+    400 MB, when loading it."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])),
+        helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["x", "total"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "bomb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        initializer=[numpy_helper.from_array(np.array([10000, 10000], np.int64), "shape")],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 def _bundled_card() -> dict:
     from emolens.models.classifier import BUNDLED_DIR
 
@@ -555,6 +575,7 @@ CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "input_shape": [44, 44, 3]}),
         "is not [side, side, 1]",
     ),
+    "onnx constant folding to 400 MB": (lambda tmp: _constant_folding_bomb(tmp / "m.onnx"), "computes a tensor 'big' of 10000x10000 values"),
     "keras card member of 5 MB (not read)": (
         lambda tmp: _keras_with(tmp / "m.keras", "emolens.json", lambda card: card + b" " * 5_000_000),
         "emolens.json, above 4,194,304",

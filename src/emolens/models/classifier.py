@@ -188,11 +188,36 @@ class KerasClassifier(Classifier):
         return np.asarray(self.model.predict_on_batch(inputs), dtype=np.float32)
 
 
+# ONNX Runtime computes constant subgraphs when it loads a model: a 200-byte file holding ConstantOfShape
+# [25000, 25000] takes 2.5 GB before anything could refuse it. An emotion model's largest tensor is a few
+# megabytes (the bundled one's: 62,000 values), so 2^26 values (256 MB as float32) is far beyond any real one.
+MAX_ONNX_TENSOR_VALUES = 2**26
+
+
+def _refuse_tensors_beyond_reason(path: Path) -> None:
+    """Refuses an .onnx file any of whose tensors, by shape inference with constants propagated, would hold more
+    than MAX_ONNX_TENSOR_VALUES values (only the statically known dimensions count)."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False), data_prop=True)
+    except Exception as error:  # noqa: BLE001  (onnx raises its own types, and protobuf's, for unreadable files)
+        raise EmolensError(f"could not load the ONNX model {path}: {error}") from error
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        dims = [dim.dim_value for dim in value.type.tensor_type.shape.dim if dim.dim_value > 0]
+        if int(np.prod(dims, dtype=np.float64)) > MAX_ONNX_TENSOR_VALUES:
+            shape = "x".join(map(str, dims))
+            raise EmolensError(f"{path} computes a tensor {value.name!r} of {shape} values, above {MAX_ONNX_TENSOR_VALUES:,}: it is not a model emolens can load.")
+
+
 class OnnxClassifier(Classifier):
     """An .onnx model, run by ONNX Runtime on the CPU."""
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         import onnxruntime
+
+        if path.resolve().parent != BUNDLED_DIR:  # the shipped model is known; onnx costs 0.8 s to import
+            _refuse_tensors_beyond_reason(path)
 
         options = onnxruntime.SessionOptions()
         # No spin-waiting after a run: ONNX Runtime's idle threads would keep the cores busy while OpenCV's
