@@ -592,6 +592,33 @@ def test_each_face_keeps_its_track_id_through_a_video(recognizer, tmp_path):
     assert [[f.track_id for f in r.faces] for r in again] == ids, "a new predict starts the tracks anew"
 
 
+def _variable_rate_video(path: Path, times: list[float]) -> Path:
+    """An H.264 MP4 whose frames are shown at `times` (seconds), as phones record: no constant frame rate."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for index, seconds in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * index, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(seconds * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_frame_times_in_a_variable_frame_rate_video_are_its_timestamps(recognizer, tmp_path):
+    times = [0.0, 0.5, 1.0, 2.0, 2.1, 3.5]  # index / (the average rate, 1.98 fps) put frame 3 at 1.52 s
+    video = _variable_rate_video(tmp_path / "phone.mp4", times)
+    assert [result.time for result in recognizer.predict(video)] == times
+    assert [result.time for result in recognizer.predict(video, every=2)] == times[::2]
+
+
 def test_a_video_with_frames_without_a_face_keeps_its_tracks_and_its_annotated_output(onnx_model, tmp_path, capsys):
     # Face, no face (someone left the picture), face: supervision's ByteTrack returns no "index" data for the
     # empty frames, which once crashed the run and lost the annotated video.

@@ -207,6 +207,14 @@ def frame_rate(capture: cv2.VideoCapture) -> float:
     return fps if 0 < fps < 1000 else 30.0
 
 
+def _frame_time(capture: cv2.VideoCapture, index: int, fps: float) -> float:
+    """The seconds at which the frame just grabbed is shown: its timestamp, which variable-frame-rate videos
+    (phones) need (index / fps put frame 4 of one at 1.65 s instead of 2.0 s); index / fps where the container
+    gives none."""
+    milliseconds = capture.get(cv2.CAP_PROP_POS_MSEC)
+    return milliseconds / 1000 if milliseconds > 0 or index == 0 else index / fps
+
+
 def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Iterator[Picture]:
     """Every `every`-th frame of a video file, or every frame of a camera until it ends or Ctrl-C stops it."""
     live = isinstance(source, int)
@@ -227,7 +235,7 @@ def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Ite
                     break
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 gray = gray_from_rgb(rgb)
-                seconds = time.monotonic() - started if live else index / fps
+                seconds = time.monotonic() - started if live else _frame_time(capture, index, fps)
                 decode_ms = (time.perf_counter() - began) * 1000
                 yield Picture(str(source), name, gray, rgb, decode_ms, frame=index, time=round(seconds, 3), fps=fps if live else fps / every, live=live)
             index += 1
