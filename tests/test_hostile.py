@@ -941,3 +941,22 @@ def test_predict_into_a_folder_inside_its_input_never_reads_its_own_outputs(tmp_
         assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [str(photos / "a.png")]
     assert main(["predict", str(photos), "--out", str(photos)]) == 2
     assert "is the output folder or inside it" in " ".join(capsys.readouterr().err.split())
+
+
+def test_inspect_fix_onto_a_full_disk_names_the_folder_asked_for_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from PIL import Image
+
+    from emolens.data.synth import synthesize_dataset
+
+    data = synthesize_dataset(tmp_path / "fer", train_per_class=3, test_per_class=1, seed=0)  # faces: none is cleaned away
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write to a full disk: no file named
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    assert main(["data", "inspect", str(data), "--fix", str(tmp_path / "clean")]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"cannot use {tmp_path / 'clean'}: No space left on device. Free some space" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fer"]

@@ -121,6 +121,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.is_dir():
             path.rmdir()
         os.replace(tmp_path, path)
+    except OSError as error:
+        if error.filename is not None and not str(error.filename).startswith(str(tmp_path)):
+            raise
+        # A file inside the temporary folder, or none (a full disk fails inside a write): name the folder the
+        # user asked for, which is all that was being written.
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -57,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         # A folder that cannot be created, a file that cannot be read or written: the user's path, not a bug.
         where = f" {error.filename}" if error.filename else ""
-        console.print(f"[bold red]error:[/] {_shown(f'cannot use{where}: {error.strerror or error}.')} Check the path and its permissions.", soft_wrap=True)
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        hint = "Free some space on that disk, or write somewhere else." if full else "Check the path and its permissions."
+        console.print(f"[bold red]error:[/] {_shown(f'cannot use{where}: {error.strerror or error}.')} {hint}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         hint = " Resume with `emolens train --resume RUN`." if args.command == "train" else ""
