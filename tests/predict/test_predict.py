@@ -579,6 +579,35 @@ def _moving_faces_video(path: Path, frames: int = 15, fps: float = 10.0) -> Path
     return path
 
 
+def _hard_cut_video(path: Path, fps: float = 10.0) -> Path:
+    """Two people for 8 frames, then a hard cut to two others standing where they stood (another room: a
+    brighter wall), for 8 frames: what a tracker matching boxes alone carries across the cut."""
+    first = cv2.resize(astronaut_gray()[FACE], (120, 120), interpolation=cv2.INTER_AREA)
+    second = cv2.flip(np.clip(first.astype(int) + 25, 0, 255).astype(np.uint8), 1)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (CANVAS_SHAPE[1], CANVAS_SHAPE[0]))
+    for index in range(16):
+        canvas = np.full(CANVAS_SHAPE, 90 if index < 8 else 200, np.uint8)
+        face = first if index < 8 else second
+        canvas[60:180, 40 + 2 * (index % 8) : 160 + 2 * (index % 8)] = face
+        canvas[300:420, 600:720] = face
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def test_a_cut_to_another_shot_starts_new_tracks(recognizer, tmp_path):
+    from emolens.predict.tracking import is_shot_change, shot_thumbnail
+
+    results = recognizer.predict(_hard_cut_video(tmp_path / "cut.mp4"))
+    ids = [[face.track_id for face in result.faces] for result in results]
+    assert all(len(frame) == 2 and None not in frame for frame in ids), ids  # the frame at the cut too
+    before, after = {i for frame in ids[:8] for i in frame}, {i for frame in ids[8:] for i in frame}
+    assert len(before) == 2 and len(after) == 2 and not before & after, ids
+    thumbnails = [shot_thumbnail(result.image[..., 0]) for result in results]
+    changes = [is_shot_change(a, b) for a, b in zip(thumbnails, thumbnails[1:])]
+    assert changes == [False] * 7 + [True] + [False] * 7
+
+
 def test_each_face_keeps_its_track_id_through_a_video(recognizer, tmp_path):
     results = recognizer.predict(_moving_faces_video(tmp_path / "two.mp4"), stream=True)
     assert not isinstance(results, list)

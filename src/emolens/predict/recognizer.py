@@ -168,7 +168,7 @@ class Recognizer:
             if picture.frame is not None:
                 if picture.source not in trackers:
                     trackers[picture.source] = FaceTracker(picture.fps or 30.0, names, smooth)
-                faces = trackers[picture.source].update(faces)
+                faces = trackers[picture.source].update(faces, picture.gray)
             speed = {"decode": picture.decode_ms, "detect": detect_time, "classify": classify_ms_per_face * len(faces)}
             if heatmaps is not None:
                 speed["explain"] = explain_ms_per_face * len(faces)

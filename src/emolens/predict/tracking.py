@@ -1,5 +1,6 @@
 """Following faces from frame to frame: ByteTrack (from the `supervision` package) gives each face a track id,
-and an optional window averages each track's probabilities so labels stop flickering."""
+and an optional window averages each track's probabilities so labels stop flickering. A cut to another shot
+ends every track: faces after it get new ids, never the ids of the people before it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,27 @@ import warnings
 from collections import defaultdict, deque
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from emolens.predict.results import Face
+
+# A shot change, from two consecutive analysed frames shrunk to 32x32: their mean absolute difference (0-255).
+# Faces moving, talking or turning change such a thumbnail by little (under 1 level between frames of the
+# generated clips in tests/predict), a cut to another shot by tens (105 at their cut). 30 leaves room for handheld
+# shake and lighting changes, which no real footage here could measure; a missed cut only keeps today's tracks.
+SHOT_CHANGE_DIFFERENCE = 30.0
+_THUMBNAIL = (32, 32)
+
+
+def shot_thumbnail(gray: np.ndarray) -> np.ndarray:
+    """A frame reduced to what shot-change detection compares: 32x32 gray, as float32."""
+    return cv2.resize(gray, _THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def is_shot_change(previous: np.ndarray, current: np.ndarray) -> bool:
+    """Whether two consecutive frames' thumbnails (`shot_thumbnail`) belong to different shots."""
+    return float(np.mean(np.abs(previous - current))) > SHOT_CHANGE_DIFFERENCE
 
 
 class FaceTracker:
@@ -25,17 +44,34 @@ class FaceTracker:
         import supervision as sv  # only videos and cameras need it
 
         self._sv = sv
-        with warnings.catch_warnings():
-            # supervision 0.28+ deprecates its ByteTrack for the `trackers` package, which requires
-            # opencv-python 5 (no Haar cascades) next to our opencv-python-headless 4: pinned <0.31 (pyproject).
-            warnings.simplefilter("ignore", FutureWarning)
-            self.tracker = sv.ByteTrack(frame_rate=max(1, round(fps)))
+        self.frame_rate = max(1, round(fps))
+        self.tracker = self._new_tracker()
+        # Ids go on rising across shots: a new tracker counts from 1 again, so its ids are shifted past the last.
+        self.first_id_of_shot = 0
+        self.largest_id = 0
+        self.previous: np.ndarray | None = None
         self.class_names = class_names
         self.smooth = smooth
         self.history: dict[int, deque] = defaultdict(lambda: deque(maxlen=max(1, smooth)))
 
-    def update(self, faces: list[Face]) -> list[Face]:
-        """The same faces, in the same order, each with its track id (None for a face ByteTrack did not keep)."""
+    def _new_tracker(self) -> object:
+        with warnings.catch_warnings():
+            # supervision 0.28+ deprecates its ByteTrack for the `trackers` package, which requires
+            # opencv-python 5 (no Haar cascades) next to our opencv-python-headless 4: pinned <0.31 (pyproject).
+            warnings.simplefilter("ignore", FutureWarning)
+            return self._sv.ByteTrack(frame_rate=self.frame_rate)
+
+    def update(self, faces: list[Face], gray: np.ndarray | None = None) -> list[Face]:
+        """The same faces, in the same order, each with its track id (None for a face ByteTrack did not keep).
+
+        With the frame (`gray`), a cut to another shot ends every track before this frame's faces are matched.
+        """
+        if gray is not None:
+            thumbnail = shot_thumbnail(gray)
+            if self.previous is not None and is_shot_change(self.previous, thumbnail):
+                self.tracker = self._new_tracker()  # ByteTrack activates every face of its first frame at once
+                self.first_id_of_shot = self.largest_id
+            self.previous = thumbnail
         boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
         xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
         scores = np.array([1.0 if face.score is None else face.score for face in faces], dtype=np.float64)
@@ -44,7 +80,8 @@ class FaceTracker:
         # data at all (0.30.x), and a frame whose faces ByteTrack all dropped holds no tracks.
         tracked = self.tracker.update_with_detections(detections)
         indices = tracked.data.get("index", np.zeros(0, dtype=int)) if len(tracked) else np.zeros(0, dtype=int)
-        ids = {int(index): int(track) for index, track in zip(indices, tracked.tracker_id)}
+        ids = {int(index): self.first_id_of_shot + int(track) for index, track in zip(indices, tracked.tracker_id)}
+        self.largest_id = max([self.largest_id, *ids.values()])
         return [self._smoothed(replace(face, track_id=ids.get(i))) for i, face in enumerate(faces)]
 
     def _smoothed(self, face: Face) -> Face:
