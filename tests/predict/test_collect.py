@@ -54,7 +54,7 @@ def test_pre_label_files_each_face_under_its_guess(tmp_path, capsys):
     out = tmp_path / "faces"
     assert main(["data", "faces", str(ASTRONAUT), "--out", str(out), "--pre-label"]) == 0
     (row,) = _rows(out)
-    assert row["file"] == "train/happy/astronaut-face0.png" and row["guess"] == "happy"
+    assert row["file"] == "train/happy/astronaut-face1.png" and row["guess"] == "happy"
     # Only classes with faces get a folder: the dataset loader refuses empty class folders.
     assert [p.name for p in (out / "train").iterdir()] == ["happy"]
     # Read back as a dataset, the crop gets the same answer: the same pixels reach the model.

@@ -85,7 +85,7 @@ def test_the_annotated_picture_carries_the_heat_map(explained):
 def test_predict_explain_writes_an_overlay_per_face(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(ASTRONAUT), "--explain", "--out", str(out)]) == 0
-    overlay = cv2.imread(str(out / "astronaut.face0.explain.png"))
+    overlay = cv2.imread(str(out / "astronaut.face1.explain.png"))
     assert overlay.shape == (192, 192, 3)
     assert (out / "astronaut.annotated.png").is_file()
     # Coloured: a gray picture has equal channels everywhere.

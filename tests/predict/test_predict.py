@@ -518,8 +518,8 @@ def test_labels_never_cover_another_face_or_label_in_a_group_photo(recognizer, s
     """Ten faces at 36 px (a 300 px wide photo) to 400 px (a 2,100 px one)."""
     photo, squares = group_photo(side=side)
     faces = [Face.from_probabilities((x, y, s, s), np.full(7, 1 / 7), CLASSES) for x, y, s in squares]
-    texts, rectangles, _, _ = label_layout(photo.shape, faces)
-    assert len(set(texts)) == len(faces)
+    texts, rectangles, _, _ = label_layout(photo.shape, faces, range(1, len(faces) + 1))
+    assert texts == [f"{n} angry 0.14" for n in range(1, 11)]  # uniform: the first class
     for i, label in enumerate(rectangles):
         x0, y0, x1, y1 = label
         assert 0 <= x0 < x1 <= photo.shape[1] and 0 <= y0 < y1 <= photo.shape[0], label
@@ -788,7 +788,7 @@ def test_predict_out_writes_annotated_pictures_and_faces_csv(onnx_model, photos,
     header, rows = _read_csv(out / "faces.csv")
     assert header == CSV_HEADER
     assert len(rows) == 6
-    expected = [(str(line["source"]), number, face) for line in lines for number, face in enumerate(line["faces"])]
+    expected = [(str(line["source"]), number, face) for line in lines for number, face in enumerate(line["faces"], start=1)]
     for row, (source, number, face) in zip(rows, expected):
         assert row["source"] == source and row["frame"] == "" and row["time"] == "" and row["track_id"] == "" and int(row["face"]) == number
         assert [int(row[k]) for k in "xywh"] == face["box"]

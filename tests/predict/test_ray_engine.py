@@ -64,7 +64,7 @@ def inputs(tmp_path_factory) -> Path:
 
 
 def rows_from_json(lines: list[dict]) -> dict[tuple, dict]:
-    """`emolens predict --json` objects as Parquet-like rows keyed by (source, frame, face)."""
+    """`emolens predict --json` objects as Parquet-like rows keyed by (source, frame, box)."""
     rows = {}
     for line in lines:
         if "error" in line:
@@ -72,8 +72,8 @@ def rows_from_json(lines: list[dict]) -> dict[tuple, dict]:
             continue
         if not line["faces"]:
             rows[(line["source"], line.get("frame"), None)] = {"width": line["width"], "height": line["height"]}
-        for number, face in enumerate(line["faces"]):
-            rows[(line["source"], line.get("frame"), number)] = {
+        for face in line["faces"]:  # keyed by box: in videos a face's number is its track id, unset at first
+            rows[(line["source"], line.get("frame"), tuple(face["box"]))] = {
                 "width": line["width"], "height": line["height"], "box": face["box"], "score": face["score"],
                 "emotion": face["emotion"], "track_id": face["track_id"], **face["probabilities"],
             }  # fmt: skip
@@ -84,11 +84,11 @@ def rows_from_parquet(folder: Path) -> dict[tuple, dict]:
     table = pq.read_table(folder).to_pylist()
     rows = {}
     for row in table:
-        key = (row["source"], row["frame"], row["face"])
+        key = (row["source"], row["frame"], None if row["x"] is None else tuple(row[c] for c in "xywh"))
         assert key not in rows, f"row {key} written twice"
         if row["error"] is not None:
             rows[key] = {"error": row["error"]}
-        elif row["face"] is None:
+        elif row["emotion"] is None:
             rows[key] = {"width": row["width"], "height": row["height"]}
         else:
             rows[key] = {

@@ -1,6 +1,6 @@
 """Drawing predictions so that people can read them, on any picture: a group of ten, 4000 px or 300 px.
 
-Each face gets its box and a label ("happy 0.84", numbered when there are several faces) placed where it covers
+Each face gets its box and a label ("happy 0.84", after the face's number when it has one) placed where it covers
 no other face and no other label: above the box, else below, else inside its top edge. The bars for every
 emotion go in a panel beside the picture, one block per face, never on it (one stacked bar per face when seven
 bars each would not fit). Sizes follow the picture's.
@@ -70,7 +70,13 @@ def _place_labels(faces: Sequence[Face], texts: list[str], scale: float, thickne
 _MIN_ROW = 10
 
 
-def _panel(faces: Sequence[Face], class_names: Sequence[str], numbered: bool, height: int, width: int) -> np.ndarray:
+def _labels(faces: Sequence[Face], numbers: Sequence[int | None] | None, gap: str) -> list[str]:
+    """"happy 0.84" per face, after its number where it has one ("2 happy 0.84")."""
+    numbers = numbers if numbers is not None else [None] * len(faces)
+    return [f"{'' if n is None else f'{n}{gap}'}{face.emotion} {face.confidence:.2f}" for n, face in zip(numbers, faces)]
+
+
+def _panel(faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[int | None] | None, height: int, width: int) -> np.ndarray:
     """The side panel: per face, its number and label, then one bar per emotion; with too many faces for that, a
     colour key and one stacked bar per face (as many faces as fit, then "+N more")."""
     panel = np.empty((height, width, 3), dtype=np.uint8)
@@ -81,7 +87,7 @@ def _panel(faces: Sequence[Face], class_names: Sequence[str], numbered: bool, he
     colors = [_rgb(emotion_color(name, index)) for index, name in enumerate(class_names)]
     label_w, bar_w = round(width * 0.40), round(width * 0.52)
     full_row = 18 * width / 190
-    headings = [f"{n}  {face.emotion} {face.confidence:.2f}" if numbered else f"{face.emotion} {face.confidence:.2f}" for n, face in enumerate(faces, start=1)]
+    headings = _labels(faces, numbers, "  ")
 
     def text(words: str, x: float, y: float, row: float, bigger: float = 1.0) -> None:
         cv2.putText(panel, words, (round(x), round(y + row * 0.8)), _FONT, max(0.25, row / 18 * 0.42) * bigger, _PANEL_TEXT, 1, cv2.LINE_AA)
@@ -121,15 +127,17 @@ def _panel(faces: Sequence[Face], class_names: Sequence[str], numbered: bool, he
     return panel
 
 
-def label_layout(image_shape: tuple[int, ...], faces: Sequence[Face]) -> tuple[list[str], list[tuple[int, int, int, int]], float, int]:
-    """Each face's label text and its rectangle (x0, y0, x1, y1) on a picture of this shape, with the text's
-    scale and thickness. Labels scale with the picture and with its faces, so small faces get small labels."""
+def label_layout(
+    image_shape: tuple[int, ...], faces: Sequence[Face], numbers: Sequence[int | None] | None = None
+) -> tuple[list[str], list[tuple[int, int, int, int]], float, int]:
+    """Each face's label text (after its number, if `numbers` gives one) and its rectangle (x0, y0, x1, y1) on a
+    picture of this shape, with the text's scale and thickness. Labels scale with the picture and with its
+    faces, so small faces get small labels."""
     height, width = image_shape[:2]
     face_side = np.median([min(face.box[2], face.box[3]) for face in faces]) if faces else height
     text_scale = max(0.35, min(0.6 * _scale(height, width), face_side / 160))
     thickness = max(1, round(text_scale * 2))
-    numbered = len(faces) > 1
-    texts = [f"{n} {face.emotion} {face.confidence:.2f}" if numbered else f"{face.emotion} {face.confidence:.2f}" for n, face in enumerate(faces, start=1)]
+    texts = _labels(faces, numbers, " ")
     return texts, _place_labels(faces, texts, text_scale, thickness, (height, width)), text_scale, thickness
 
 
@@ -153,9 +161,10 @@ def _paint_explanation(canvas: np.ndarray, explanation: Explanation) -> None:
     canvas[top:bottom, left:right] = heat_overlay(canvas[top:bottom, left:right], heat)
 
 
-def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence[str]) -> np.ndarray:
+def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[int | None] | None = None) -> np.ndarray:
     """An annotated copy of an RGB picture: each explained face's heat map, boxes and labels on it, the bars in
-    a panel to its right.
+    a panel to its right. `numbers` (one per face, or None for none) go before the labels, on the picture and in
+    the panel alike.
 
     Returns:
         RGB uint8 of shape (H, W + panel_width(H, W), 3).
@@ -169,9 +178,9 @@ def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence
     for face, color in zip(faces, colors):
         x, y, w, h = face.box
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(1, round(2 * _scale(height, width))), cv2.LINE_AA)
-    texts, rectangles, text_scale, thickness = label_layout(canvas.shape, faces)
+    texts, rectangles, text_scale, thickness = label_layout(canvas.shape, faces, numbers)
     for text, (x0, y0, x1, y1), color in zip(texts, rectangles, colors):
         cv2.rectangle(canvas, (x0, y0), (x1, y1), color, cv2.FILLED)
         (_, text_h), _ = cv2.getTextSize(text, _FONT, text_scale, thickness)
         cv2.putText(canvas, text, (x0 + 3, y0 + 3 + text_h), _FONT, text_scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return np.concatenate([canvas, _panel(faces, class_names, len(faces) > 1, height, panel_width(height, width))], axis=1)
+    return np.concatenate([canvas, _panel(faces, class_names, numbers, height, panel_width(height, width))], axis=1)

@@ -121,10 +121,10 @@ class _CropWriter:
 
     def add(self, picture: Picture, detections: Detections, crops: np.ndarray, guesses: np.ndarray | None) -> None:
         self.summary.pictures += 1
-        for k, crop in enumerate(crops):
+        for k, crop in enumerate(crops):  # faces numbered from 1, as predict draws and writes them
             guess = None if guesses is None else self.class_names[int(guesses[k].argmax())]
             folder = UNLABELLED if guess is None else f"train/{guess}"
-            name = _unique(f"{folder}/{_stem(picture)}-face{k}", self.used)
+            name = _unique(f"{folder}/{_stem(picture)}-face{k + 1}", self.used)
             ok, encoded = cv2.imencode(".png", crop)
             if not ok:
                 raise EmolensError(f"could not encode a face from {picture.source}.")
@@ -133,7 +133,7 @@ class _CropWriter:
             self.summary.by_folder[folder] += 1
             x, y, w, h = (int(v) for v in detections.boxes[k])
             self.rows.append({
-                "file": name, "source": picture.source, "frame": picture.frame, "face": k, "x": x, "y": y, "w": w, "h": h,
+                "file": name, "source": picture.source, "frame": picture.frame, "face": k + 1, "x": x, "y": y, "w": w, "h": h,
                 "score": None if detections.scores is None else round(float(detections.scores[k]), 4),
                 "guess": guess, "confidence": None if guesses is None else round(float(guesses[k].max()), 4),
             })  # fmt: skip

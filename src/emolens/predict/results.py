@@ -143,6 +143,14 @@ class Result:
     def is_video_frame(self) -> bool:
         return self.frame is not None
 
+    @property
+    def face_numbers(self) -> list[int | None]:
+        """The number each face is drawn, written and named with: 1..N in a picture; in a video, its track id, the
+        same from frame to frame (None for a face the tracker has not confirmed yet)."""
+        if self.is_video_frame:
+            return [face.track_id for face in self.faces]
+        return list(range(1, len(self.faces) + 1))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: source, width, height (frame and time for video), faces, speed; or source and error."""
         if self.error is not None:
@@ -162,7 +170,9 @@ class Result:
         if self.image is None:
             raise EmolensError(f"no picture kept for {self.source} to draw on.")
         rgb = self.image if self.image.ndim == 3 else cv2.cvtColor(self.image, cv2.COLOR_GRAY2RGB)
-        return annotate(rgb, self.faces, self.class_names)
+        # A lone face in a picture needs no number; faces in a video always show theirs, to follow them.
+        numbered = self.is_video_frame or len(self.faces) > 1
+        return annotate(rgb, self.faces, self.class_names, self.face_numbers if numbered else None)
 
     def save(self, directory: str | os.PathLike, name: str | None = None) -> Path:
         """Writes the annotated picture to `directory/<name>.annotated.jpg|png` (JPEG for JPEG inputs); returns it."""

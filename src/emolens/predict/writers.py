@@ -48,8 +48,9 @@ def result_rows(result: Result) -> list[dict[str, object]]:
     """`result` as table rows, one per face (per analysed frame in videos); a picture without faces is one row
     whose face columns are None, and an unreadable input one row with its `error`, so no input goes missing.
 
-    The columns: source, name, frame, time, width, height, face (its number in the picture), track_id, x, y, w,
-    h, score, emotion, confidence, one probability per class, error; None where a value does not apply.
+    The columns: source, name, frame, time, width, height, face (its number as drawn on the annotated picture:
+    1..N in a picture, the track id in a video), track_id, x, y, w, h, score, emotion, confidence, one
+    probability per class, error; None where a value does not apply.
     """
     picture = {"source": result.source, "name": result.name, "frame": result.frame, "time": result.time}
     if result.error is not None:
@@ -62,7 +63,7 @@ def result_rows(result: Result) -> list[dict[str, object]]:
             **picture, "face": number, "track_id": face.track_id, **dict(zip("xywh", face.box)), "score": face.score,
             "emotion": face.emotion, "confidence": face.confidence, **face.probabilities,
         }  # fmt: skip
-        for number, face in enumerate(result.faces)
+        for number, face in zip(result.face_numbers, result.faces)
     ]
 
 
@@ -146,7 +147,7 @@ class CsvFile(OutputFile):
     def add(self, result: Result) -> None:
         decimals, columns = {"score", "confidence", *self.class_names}, self.columns()
         for row in result_rows(result):
-            if row.get("face") is not None:
+            if row.get("emotion") is not None:  # a face (not a picture without one)
                 self.lines.append(_csv_line([_decimal(row[c]) if c in decimals else _blank(row[c]) for c in columns]))
 
 
@@ -300,10 +301,10 @@ class OutputFolder:
         return None
 
     def _write_explanations(self, result: Result, annotated: Path) -> None:
-        """`<name>.face<K>.explain.png` beside the annotated picture: face K (numbered as in faces.csv) enlarged
-        under its heat map."""
+        """`<name>.face<K>.explain.png` beside the annotated picture: face K (numbered as on it and in faces.csv)
+        enlarged under its heat map."""
         stem = annotated.name[: -len(".annotated" + annotated.suffix)]
-        for number, face in enumerate(result.faces):
+        for number, face in zip(result.face_numbers, result.faces):
             if face.explanation is not None:
                 ok, encoded = cv2.imencode(".png", cv2.cvtColor(face.explanation.plot(), cv2.COLOR_RGB2BGR))
                 if ok:
