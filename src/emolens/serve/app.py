@@ -304,7 +304,6 @@ def create_app(
         docs_url=None, redoc_url=None,
     )  # fmt: skip
     app.add_middleware(LocalRequestGuard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts))
-
     app.add_exception_handler(HTTPException, _http_error)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
