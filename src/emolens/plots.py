@@ -251,46 +251,52 @@ def plot_image_grid(
 
 
 def plot_emotion_timeline(
-    tracks: dict[int, tuple[np.ndarray, np.ndarray]],
+    tracks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     class_names: list[str],
     path: str | os.PathLike,
     *,
     title: str | None = None,
 ) -> Path:
-    """One line per tracked face through a video: its top emotion at each analysed frame it was seen in.
+    """One lane per tracked face through a video, coloured by its top emotion at each analysed frame, the more
+    opaque the more confident: which face showed what, and when, at a glance.
 
     Args:
-        tracks: track id -> (times (T,) in seconds, top-emotion class indices (T,)); the line breaks where the
-            face was not seen for more than a second.
-        class_names: the model's classes (the y axis).
+        tracks: face number -> (times (T,) in seconds, top-emotion class indices (T,), confidences (T,)), in
+            the order the lanes go from the top. Each frame's colour lasts until the face's next frame, unless
+            the face was not seen for more than a second (then it lasts one frame interval).
+        class_names: the model's classes (the legend).
         path: Where to write the PNG.
         title: Optional title.
 
     Returns:
         The path written.
     """
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Patch
+
+    from emolens.constants import emotion_color
+
     if not tracks:
         return _message_figure("no faces found", path, title=title)
-    fig = _new_figure(9, max(2.6, 0.35 * len(class_names) + 1.2))
+    fig = _new_figure(9, max(2.2, 0.42 * len(tracks) + 1.3))
     ax = fig.subplots()
-    longest = sorted(tracks.items(), key=lambda item: -len(item[1][0]))
-    all_times = np.concatenate([np.asarray(times, dtype=float) for times, _ in tracks.values()])
-    for number, (track_id, (times, classes)) in enumerate(longest):
-        times, classes = np.asarray(times, dtype=float), np.asarray(classes, dtype=float)
-        gaps = np.flatnonzero(np.diff(times) > 1.0) + 1
-        # Each face a little above or below its emotion's row, so faces sharing an emotion stay apart.
-        offset = (number % 5 - 2) * 0.08
-        label, color = f"face {track_id}", f"C{number % 10}"
-        for part_times, part_classes in zip(np.split(times, gaps), np.split(classes, gaps)):
-            ax.step(part_times, part_classes + offset, where="post", linewidth=1.8, color=color, label=label)
-            ax.scatter(part_times, part_classes + offset, s=8, color=color)
-            label = "_nolegend_"  # one legend entry per face
-    ax.set_yticks(range(len(class_names)), [_literal(name) for name in class_names])
-    ax.set_ylim(-0.6, len(class_names) - 0.4)
+    colours = [emotion_color(name, index) for index, name in enumerate(class_names)]
+    gaps = np.concatenate([np.diff(np.asarray(times, dtype=float)) for times, _, _ in tracks.values()])
+    step = float(np.median(gaps[gaps > 0])) if (gaps > 0).any() else 0.1  # the analysed frames' interval
+    shown: set[int] = set()
+    for lane, (times, classes, confidences) in enumerate(tracks.values()):
+        times = np.asarray(times, dtype=float)
+        ends = np.append(times[1:], times[-1] + step)
+        ends = np.where(ends - times > 1.0, times + step, ends)
+        faces = [to_rgba(colours[int(c)], alpha=0.2 + 0.8 * float(p)) for c, p in zip(classes, confidences)]
+        ax.broken_barh(list(zip(times, ends - times)), (lane - 0.4, 0.8), facecolors=faces, linewidth=0)
+        shown.update(int(c) for c in classes)
+    ax.set_yticks(range(len(tracks)), [f"face {number}" for number in tracks])
+    ax.set_ylim(len(tracks) - 0.5, -0.5)  # the first face seen on top
     ax.set_xlabel("time (s)")
-    ax.set_xlim(all_times.min(), max(all_times.max(), all_times.min() + 1e-3))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    key = [Patch(color=colours[i], label=_literal(class_names[i])) for i in sorted(shown)]
+    ax.legend(handles=key, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="emotion (faint: unsure)")
     if title:
         ax.set_title(_literal(title))
     return _save(fig, path)

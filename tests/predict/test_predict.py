@@ -608,6 +608,25 @@ def test_a_cut_to_another_shot_starts_new_tracks(recognizer, tmp_path):
     assert changes == [False] * 7 + [True] + [False] * 7
 
 
+def test_a_video_summary_per_face_is_printed_and_written_beside_faces_csv(onnx_model, tmp_path, capsys):
+    video = _hard_cut_video(tmp_path / "cut.mp4")
+    out = tmp_path / "out"
+    assert main(["predict", str(video), "--out", str(out), "--model", str(onnx_model)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "16 frames analysed, 16 with faces, 4 faces tracked; most seen: " in printed[0]
+    assert [line.split(":")[0] for line in printed[1:5]] == ["  face 1", "  face 2", "  face 3", "  face 4"]
+    header, rows = _read_csv(out / "cut.tracks.csv")
+    assert header[:6] == ["face", "first_seen", "last_seen", "frames", "emotion", "share"]
+    assert [(row["face"], row["first_seen"], row["last_seen"], row["frames"]) for row in rows] == [
+        ("1", "0.0", "0.7", "8"), ("2", "0.0", "0.7", "8"), ("3", "0.8", "1.5", "8"), ("4", "0.8", "1.5", "8"),
+    ]  # fmt: skip
+    for row in rows:
+        shares = {name: float(row[name]) for name in header[6:]}
+        assert sum(shares.values()) == pytest.approx(1.0) and shares[row["emotion"]] == float(row["share"]) == max(shares.values())
+    _, faces = _read_csv(out / "faces.csv")
+    assert all(face["face"] == face["track_id"] for face in faces), "a video's face number is its track id"
+
+
 def test_each_face_keeps_its_track_id_through_a_video(recognizer, tmp_path):
     results = recognizer.predict(_moving_faces_video(tmp_path / "two.mp4"), stream=True)
     assert not isinstance(results, list)
@@ -708,19 +727,28 @@ def test_predict_video_writes_an_h264_mp4_a_timeline_per_track_and_the_csv(onnx_
     assert len({row["track_id"] for row in rows}) == 2 and "" not in {row["track_id"] for row in rows}
 
 
-def test_the_timeline_draws_one_line_per_tracked_face(tmp_path, monkeypatch):
+def test_the_timeline_draws_a_lane_per_face_coloured_by_emotion_and_faint_when_unsure(tmp_path, monkeypatch):
+    from matplotlib.colors import to_rgba
+
     import emolens.plots as plots
+    from emolens.constants import emotion_color
 
     drawn = {}
     save_figure = plots._save
     monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: drawn.setdefault("fig", fig) and save_figure(fig, path, **kw))
-    tracks = {1: (np.array([0.0, 0.1, 0.2]), np.array([3, 3, 5])), 4: (np.array([0.1, 0.2, 2.0, 2.1]), np.array([4, 4, 4, 0]))}
+    tracks = {
+        1: (np.array([0.0, 0.1, 0.2]), np.array([3, 3, 5]), np.array([0.9, 0.5, 1.0])),
+        4: (np.array([0.1, 0.2, 2.0, 2.1]), np.array([4, 4, 4, 0]), np.array([1.0, 1.0, 1.0, 1.0])),
+    }
     plots.plot_emotion_timeline(tracks, CLASSES, tmp_path / "t.png")
     (ax,) = drawn["fig"].axes
-    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["face 4", "face 1"]
-    # Face 4 was unseen for 1.8 s: its line breaks there, so two segments, in one colour.
-    colours = [line.get_color() for line in ax.get_lines()]
-    assert len(colours) == 3 and len(set(colours)) == 2
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["face 1", "face 4"]  # in the order given, top first
+    first, second = ax.collections
+    assert np.allclose(first.get_facecolors(), [to_rgba(emotion_color(CLASSES[c], c), 0.2 + 0.8 * p) for c, p in ((3, 0.9), (3, 0.5), (5, 1.0))])
+    # Face 4 was unseen for 1.8 s: its frame at 0.2 s lasts one frame interval, not until 2.0 s.
+    spans = [path.get_extents().x1 - path.get_extents().x0 for path in second.get_paths()]
+    assert spans == pytest.approx([0.1, 0.1, 0.1, 0.1])
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [CLASSES[i] for i in (0, 3, 4, 5)]
 
 
 def test_annotated_videos_play_in_headless_chromium(onnx_model, tmp_path, browser):

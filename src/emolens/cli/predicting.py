@@ -22,16 +22,22 @@ def _face_summary(faces: list) -> str:
 
 
 class _VideoSummary:
-    """What one video or camera session showed, printed as one line when it ends."""
+    """What one video or camera session showed, printed when it ends: a line for the video, then one per tracked
+    face (the most seen first): its main emotion, the share of its frames that showed it, and when it was seen."""
 
-    def __init__(self) -> None:
+    SHOWN_FACES = 10
+
+    def __init__(self, class_names: list[str]) -> None:
+        self.class_names = class_names
         self._start(None)
 
     def _start(self, source: str | None) -> None:
+        from emolens.predict.tracks import VideoTracks
+
         self.source = source
         self.analysed = self.with_faces = 0
         self.counts: dict[str, int] = {}
-        self.tracks: set[int] = set()
+        self.tracks = VideoTracks(self.class_names)
 
     def add(self, result) -> None:
         if result.source != self.source:
@@ -41,18 +47,23 @@ class _VideoSummary:
         self.with_faces += bool(result.faces)
         for face in result.faces:
             self.counts[face.emotion] = self.counts.get(face.emotion, 0) + 1
-            if face.track_id is not None:
-                self.tracks.add(face.track_id)
+        self.tracks.add(result)
 
     def show(self) -> None:
         if self.source is None:
             return
         seen = ", ".join(f"{emotion} {count}" for emotion, count in sorted(self.counts.items(), key=lambda item: -item[1])[:3])
-        faces = f", {len(self.tracks)} face{'s' if len(self.tracks) != 1 else ''} tracked" if self.tracks else ""
+        tracked = len(self.tracks.tracks)
+        faces = f", {tracked} face{'s' if tracked != 1 else ''} tracked" if tracked else ""
         stdout.print(
             f"{_shown(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}" + (f"; most seen: {seen}" if seen else ""),
             soft_wrap=True,
         )
+        rows = sorted(self.tracks.rows(), key=lambda row: -row["frames"])
+        for row in rows[: self.SHOWN_FACES]:
+            stdout.print(f"  face {row['face']}: {row['emotion']} in {row['share']:.0%} of its {row['frames']} frames ({row['first_seen']:g}-{row['last_seen']:g} s)")
+        if len(rows) > self.SHOWN_FACES:
+            stdout.print(f"  and {len(rows) - self.SHOWN_FACES} more faces (each in <name>.tracks.csv with --out DIR)")
         self.source = None
 
 
@@ -81,7 +92,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
     sources = out.inputs(given) if out is not None else expand_sources(given)
     json_lines = JsonLinesWriter(sys.stdout) if args.json else None
-    video = _VideoSummary()
+    video = _VideoSummary(recognizer.class_names)
     failures = 0
     results = recognizer.predict(sources, stream=True, every=args.every, smooth=args.smooth, errors="keep")
     total = None if args.camera is not None else count_pictures(sources, every=args.every)

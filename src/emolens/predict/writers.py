@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +25,7 @@ from emolens._io import atomic_path, spreadsheet_safe, write_bytes, write_text
 from emolens.errors import EmolensError
 from emolens.predict.inputs import InputFile, Source, expand_sources
 from emolens.predict.results import Result
+from emolens.predict.tracks import VideoTracks
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,8 @@ class VideoWriter:
 
 class OutputFolder:
     """What `--out DIR` promises: each picture annotated (`<name>.annotated.png|jpg`), each video annotated
-    (`<name>.annotated.mp4`) with its timeline (`<name>.timeline.png`, one line per tracked face), and one
+    (`<name>.annotated.mp4`) with its timeline (`<name>.timeline.png`, one lane per tracked face) and its
+    faces' summary (`<name>.tracks.csv`: when each was seen, its main emotion and their shares), and one
     file per output format (faces.csv by default; see `output_formats`). Output names never collide and never
     leave DIR.
 
@@ -250,7 +251,7 @@ class OutputFolder:
         self.video: VideoWriter | None = None
         self.video_source: str | None = None
         self.video_name = ""
-        self.tracks: dict[int, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+        self.tracks = VideoTracks(class_names)
 
     def inputs(self, source: Source) -> list:
         """`expand_sources(source)` for predicting into this folder: input folders are listed without this one
@@ -293,11 +294,7 @@ class OutputFolder:
             self.video_source, self.video_name = result.source, result.name
             self.video = VideoWriter(self._unique(result.name, ".mp4"), fps=result.fps or 30.0)
         self.video.write(result.plot())
-        for face in result.faces:
-            if face.track_id is not None:
-                times, classes = self.tracks[face.track_id]
-                times.append(result.time or 0.0)
-                classes.append(self.class_names.index(face.emotion))
+        self.tracks.add(result)
         return None
 
     def _write_explanations(self, result: Result, annotated: Path) -> None:
@@ -311,7 +308,7 @@ class OutputFolder:
                     write_bytes(annotated.with_name(f"{stem}.face{number}.explain.png"), encoded.tobytes())
 
     def finish_video(self, error: BaseException | None = None) -> None:
-        """Closes the current video (dropped with `error`) and draws its timeline."""
+        """Closes the current video (dropped with `error`), draws its timeline and writes its tracks' summary."""
         if self.video is None:
             return
         from emolens.plots import plot_emotion_timeline  # matplotlib only when a video is written
@@ -319,10 +316,10 @@ class OutputFolder:
         video, self.video = self.video, None
         video.close(error)
         if error is None:
-            tracks = {track: (np.array(times), np.array(classes)) for track, (times, classes) in self.tracks.items()}
-            timeline = video.path.with_name(video.path.name.replace(".annotated.mp4", ".timeline.png"))
-            plot_emotion_timeline(tracks, self.class_names, timeline, title=self.video_source)
-        self.tracks.clear()
+            stem = video.path.name[: -len(".annotated.mp4")]
+            plot_emotion_timeline(self.tracks.for_timeline(), self.class_names, video.path.with_name(f"{stem}.timeline.png"), title=self.video_source)
+            write_text(video.path.with_name(f"{stem}.tracks.csv"), self.tracks.to_csv())
+        self.tracks = VideoTracks(self.class_names)
         self._close_files()
 
     def close(self, error: BaseException | None = None) -> None:
