@@ -1063,3 +1063,12 @@ def test_predict_reads_zip_archives_and_list_files(tmp_path, capsys):
                         ("missing.jpg", "no such file"), ("other.txt", "a list file inside a list file")]:  # fmt: skip
         assert any(line.startswith(f"skipped {tmp_path / source}: ") and why in line for line in captured.err.splitlines()), source
     assert (tmp_path / "out" / "album" / "trip" / "a.annotated.png").is_file()
+
+
+def test_conf_sets_the_detector_score_a_face_needs(capsys):
+    astronaut = str(ASTRONAUT)  # YuNet scores its face 0.92
+    for conf, faces in (("0.5", 1), ("0.95", 0)):
+        assert main(["predict", astronaut, "--json", "--conf", conf]) == 0
+        assert len(json.loads(capsys.readouterr().out)["faces"]) == faces
+    assert main(["predict", astronaut, "--conf", "0.5", "--detector", "haar"]) == 2
+    assert "--conf needs a detector that scores its faces" in capsys.readouterr().err

@@ -215,6 +215,7 @@ def test_the_page_shows_the_emotion_of_an_uploaded_photo(page, server):
                           "return bar.querySelector('.fill').offsetWidth / bar.querySelector('.track').offsetWidth; })()")
     assert share == pytest.approx(confidence, abs=0.03)
     assert all(url.startswith(server) for url in requested), "the page fetched something from elsewhere"
+    assert page.inner_text("#model") == "model: default (mini_resnet), detector: yunet (faces from 40 px)"
 
 
 def test_a_format_the_browser_cannot_show_still_gets_its_results(page, tmp_path):

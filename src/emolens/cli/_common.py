@@ -80,7 +80,10 @@ def _detector_config(args: argparse.Namespace):
     from emolens.predict.detectors import DEFAULT_DETECTOR, DetectorConfig
 
     name = args.detector or ("yunet" if args.detector_model else DEFAULT_DETECTOR)
-    return DetectorConfig(name, model_file=args.detector_model, min_face=args.min_face)
+    if args.conf is not None and name != "yunet":
+        raise EmolensError(f"--conf needs a detector that scores its faces (--detector yunet); {name} gives no scores.")
+    options = {} if args.conf is None else {"score_threshold": args.conf}
+    return DetectorConfig(name, model_file=args.detector_model, min_face=args.min_face, options=options)
 
 
 def _port(text: str) -> int:
@@ -110,10 +113,15 @@ def _non_negative_int(text: str) -> int:
 
 def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
     from emolens.predict.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, detector_names
+    from emolens.predict.detectors.yunet import DEFAULT_SCORE_THRESHOLD
 
     parser.add_argument("--detector", choices=detector_names(), help=f"face detector (default {DEFAULT_DETECTOR}, bundled)")
     parser.add_argument("--detector-model", metavar="FILE", help="the detector's model file instead of the bundled one (implies --detector yunet)")
     parser.add_argument("--min-face", type=_positive_int, default=DEFAULT_MIN_FACE, help=f"smallest face side in pixels (default {DEFAULT_MIN_FACE})")
+    parser.add_argument(
+        "--conf", type=float, metavar="SCORE",
+        help=f"smallest detector score (0-1) a face needs to be reported: lower finds more faces, and more that are not (yunet; default {DEFAULT_SCORE_THRESHOLD})",
+    )  # fmt: skip
 
 
 def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
