@@ -148,6 +148,8 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
         (("train", str(mismatched)), "different class folders"),
         (("train", str(good), "--model", "resnet9000"), "unknown model"),
         (("train", str(good), "--rotation", "-5"), "rotation"),
+        (("train", str(good), "--lr", "-1"), "Received: learning_rate=-1.0. Change --lr."),
+        (("train", str(good), "--warmup-epochs", "3"), "Change --epochs or --warmup-epochs."),
         (("train", "--resume", str(tmp_path)), "not an emolens run folder"),
         (("evaluate", str(tmp_path), str(good)), "no model.keras"),
         (("train", str(good), "--val-split", "0.5", "--out", str(blocker / "run")), "cannot use"),

@@ -36,7 +36,13 @@ def _train_config(args: argparse.Namespace):
             return recipe_config(args.recipe, **overrides, augment=augment)
         return TrainConfig.from_dict({**overrides, "augment": augment})
     except ValueError as error:
-        raise EmolensError(str(error)) from error
+        # The message names the setting ("learning_rate=-1.0"); the user typed a flag (--lr).
+        flags = [_flag(flag) for flag, field in RUN_SETTINGS.items() if f"{field}=" in str(error)]
+        raise EmolensError(f"{error}." + (f" Change {' or '.join(flags)}." if flags else "")) from error
+
+
+def _flag(setting: str) -> str:
+    return "--from" if setting == "start_from" else "--" + setting.replace("_", "-")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -205,7 +211,10 @@ def _add_train(commands) -> None:
     train.add_argument("--lr", type=float, help="initial learning rate (default: the model's own)")
     train.add_argument("--val-split", type=float, help="fraction of train for validation when there is no val/ (default 0.1)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
-    train.add_argument("--limit", type=_positive_int, help="at most N images per class in each split, for quick runs")
+    train.add_argument(
+        "--limit", type=_positive_int,
+        help="for quick runs: train on at most N images per class, and validate on at most N per class (evaluate's test split is never limited)",
+    )  # fmt: skip
     train.add_argument(
         "--dedupe", nargs="?", const="exact", choices=("none", "exact", "near"),
         help="leave out blank images, duplicates within train and train copies of test images, as `data inspect --fix` "
