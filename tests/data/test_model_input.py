@@ -12,7 +12,7 @@ from PIL import Image
 from emolens.data.cache import load_dataset
 from emolens.data.preprocess import centre_crop, gray_from_rgb, resize_face, to_model_input
 from emolens.predict.detectors import Framing, crop_faces
-from emolens.predict.inputs import to_gray
+from emolens.predict.picture import to_gray
 
 
 def _colour_face(side: int, seed: int = 0) -> np.ndarray:

@@ -1072,3 +1072,23 @@ def test_conf_sets_the_detector_score_a_face_needs(capsys):
         assert len(json.loads(capsys.readouterr().out)["faces"]) == faces
     assert main(["predict", astronaut, "--conf", "0.5", "--detector", "haar"]) == 2
     assert "--conf needs a detector that scores its faces" in capsys.readouterr().err
+
+
+def test_list_file_errors_name_the_list_and_line_and_a_text_that_is_no_list_says_so(tmp_path, capsys):
+    import shutil
+
+    shutil.copy(ASTRONAUT, tmp_path / "a.png")
+    (tmp_path / "photos.txt").write_text("# my photos\na.png\n\nmissing.png\n")
+    (tmp_path / "notes.txt").write_text("Buy milk\nCall mum\n")
+    assert main(["predict", str(tmp_path / "photos.txt"), str(tmp_path / "notes.txt")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{tmp_path / 'a.png'}: 1 face")
+    errors = " ".join(captured.err.split())
+    assert f"missing.png: no such file or folder (line 4 of {tmp_path / 'photos.txt'})" in errors
+    assert "notes.txt: not a list of image paths: none of its lines names a file or folder that exists" in errors
+
+
+def test_out_naming_a_file_says_it_takes_a_folder(tmp_path, capsys):
+    (tmp_path / "results.csv").write_text("not a folder")
+    assert main(["predict", str(ASTRONAUT), "--out", str(tmp_path / "results.csv")]) == 2
+    assert "is a file: --out takes a folder" in " ".join(capsys.readouterr().err.split())

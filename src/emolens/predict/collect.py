@@ -26,7 +26,8 @@ from emolens.constants import IMAGE_SIZE
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
 from emolens.predict.detectors import DetectorConfig, Detections, crop_faces
-from emolens.predict.inputs import Picture, Source, iter_pictures
+from emolens.predict.inputs import Source, iter_pictures
+from emolens.predict.picture import Picture
 
 logger = logging.getLogger(__name__)
 

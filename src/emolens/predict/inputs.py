@@ -11,77 +11,24 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Union
+from typing import Union
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from emolens._io import read_file
-from emolens._native import native_stderr_silenced
 from emolens.constants import IMAGE_SUFFIXES
-from emolens.data.decode import MAX_PIXELS, ImageTooLarge, UndecodableImage, decode_photo, pil_to_rgb
-from emolens.data.preprocess import gray_from_rgb
+from emolens.data.decode import UndecodableImage
 from emolens.data.zip_source import list_zip_members, read_zip_member
 from emolens.errors import EmolensError
+from emolens.predict.picture import Color, ImageInput, Picture, to_gray
+from emolens.predict.video import VIDEO_SUFFIXES, is_video, stated_frame_count, video_frames
 
-ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
-Source = Union[ImageInput, int, list, tuple, "InputFile", "ZipMember", "Picture"]
-Color = Literal["rgb", "bgr"]
+Source = Union[ImageInput, int, list, tuple, "InputFile", "ZipMember", Picture]
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 LIST_SUFFIX = ".txt"
-
-
-@dataclass(frozen=True)
-class Picture:
-    """One decoded picture to find faces in: gray for the detector, the picture itself (RGB or gray) to draw on.
-
-    Video frames carry their index and time, the rate of analysed frames (for writing them as a video) and
-    `live` for cameras, which deliver frames only as fast as they are analysed.
-    """
-
-    source: str
-    name: str
-    gray: np.ndarray | None
-    image: np.ndarray | None
-    decode_ms: float = 0.0
-    frame: int | None = None
-    time: float | None = None
-    fps: float | None = None
-    live: bool = False
-    error: str | None = None
-
-
-def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One image input -> (gray (H, W) uint8, the picture: RGB (H, W, 3) uint8, or the gray one for gray input).
-
-    Files and bytes are decoded with the same mode handling as training data (EXIF rotation, 16-bit, CMYK,
-    transparency). A 3- or 4-channel numpy array needs `color` ("rgb" or "bgr"): OpenCV gives BGR, most others RGB,
-    and guessing wrong silently changes the gray levels.
-
-    Raises:
-        UndecodableImage: the file or bytes are not a readable image.
-        OSError: the file cannot be read (missing, not a regular file, above `emolens._io.MAX_FILE_BYTES`).
-    """
-    if isinstance(image, (str, os.PathLike)):
-        image = read_file(image)
-    if isinstance(image, (bytes, Image.Image)):
-        rgb = decode_photo(image) if isinstance(image, bytes) else pil_to_rgb(image)
-        return gray_from_rgb(rgb), rgb
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise TypeError(f"Expected a uint8 image array. Received: dtype={array.dtype}")
-    if array.ndim == 2:
-        return array, array
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). Received: shape={array.shape}")
-    if color not in ("rgb", "bgr"):
-        raise ValueError("A colour image array needs color='rgb' or color='bgr' (OpenCV arrays are BGR).")
-    rgb = np.ascontiguousarray(array[..., :3] if color == "rgb" else array[..., 2::-1])
-    return gray_from_rgb(rgb), rgb
 
 
 @dataclass(frozen=True)
@@ -135,14 +82,25 @@ def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
     except (OSError, UnicodeDecodeError) as error:
         yield Picture(str(path), path.name, None, None, error=f"not a readable list of paths ({error})")
         return
-    for line in text.splitlines():
+    items: list[InputFile | ZipMember | Picture] = []
+    named = 0
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
-        if line and not line.startswith("#"):
-            listed = path.parent / line
-            if listed.suffix.lower() == LIST_SUFFIX:
-                yield Picture(str(listed), listed.name, None, None, error="a list file inside a list file is not read")
-            else:
-                yield from _files(listed)
+        if not line or line.startswith("#"):
+            continue
+        named += 1
+        listed = path.parent / line
+        if listed.suffix.lower() == LIST_SUFFIX:
+            found: list = [Picture(str(listed), listed.name, None, None, error="a list file inside a list file is not read")]
+        else:
+            found = list(_files(listed))
+        # An error says where the path came from: the list and the line.
+        items += [replace(item, error=f"{item.error} (line {number} of {path})") if isinstance(item, Picture) and item.error else item for item in found]
+    if named and all(isinstance(item, Picture) and item.error for item in items):
+        # Any .txt is read as a list; one whose lines name nothing is most likely not one.
+        yield Picture(str(path), path.name, None, None, error="not a list of image paths: none of its lines names a file or folder that exists")
+        return
+    yield from items
 
 
 def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | ZipMember | Picture]:
@@ -169,85 +127,6 @@ def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | Zi
         yield Picture(str(path), path.name, None, None, error="not a regular file (a FIFO, device or socket)")
     else:
         yield Picture(str(path), path.name, None, None, error="no such file or folder")
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
-    """An opened capture for a video file or a camera index.
-
-    Raises:
-        EmolensError: a camera that cannot be opened.
-        UndecodableImage: a video file that cannot be opened.
-    """
-    # OpenCV and FFmpeg print their own warnings for a missing camera or a broken file; ours says it in one line.
-    with native_stderr_silenced():
-        capture = cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        capture.release()
-        if isinstance(source, int):
-            raise EmolensError(f"no camera {source} could be opened: check that one is connected and not in use, or choose another camera number.")
-        raise UndecodableImage("not a readable video")
-    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    if width * height > MAX_PIXELS:
-        # The cap photos have: FFmpeg decodes whatever a file holds (a huge PNG named .mp4 is a one-frame video).
-        capture.release()
-        raise ImageTooLarge(f"video frames are {width}x{height}, above {MAX_PIXELS:,} pixels")
-    return capture
-
-
-NO_FRAMES = "no frame of the video could be decoded"
-
-
-def frame_rate(capture: cv2.VideoCapture) -> float:
-    """The capture's frames per second; 30 when it reports none (cameras and some containers report 0)."""
-    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    return fps if 0 < fps < 1000 else 30.0
-
-
-def _frame_time(capture: cv2.VideoCapture, index: int, fps: float) -> float:
-    """The seconds at which the frame just grabbed is shown: its timestamp, which variable-frame-rate videos
-    (phones) need (index / fps put frame 4 of one at 1.65 s instead of 2.0 s); index / fps where the container
-    gives none."""
-    milliseconds = capture.get(cv2.CAP_PROP_POS_MSEC)
-    return milliseconds / 1000 if milliseconds > 0 or index == 0 else index / fps
-
-
-def _video_frames(source: str | os.PathLike | int, name: str, every: int) -> Iterator[Picture]:
-    """Every `every`-th frame of a video file, or every frame of a camera until it ends or Ctrl-C stops it."""
-    live = isinstance(source, int)
-    try:
-        capture = open_video(source)
-    except UndecodableImage as error:
-        yield Picture(str(source), name, None, None, error=str(error))
-        return
-    try:
-        fps = frame_rate(capture)
-        started = time.monotonic()
-        index = 0
-        began = time.perf_counter()
-        while capture.grab():
-            if live or index % every == 0:
-                ok, bgr = capture.retrieve()
-                if not ok:
-                    break
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                gray = gray_from_rgb(rgb)
-                seconds = time.monotonic() - started if live else _frame_time(capture, index, fps)
-                decode_ms = (time.perf_counter() - began) * 1000
-                yield Picture(str(source), name, gray, rgb, decode_ms, frame=index, time=round(seconds, 3), fps=fps if live else fps / every, live=live)
-            index += 1
-            began = time.perf_counter()
-        if index == 0 and not live:  # a file that opened but holds no decodable frame: say so in its row
-            yield Picture(str(source), name, None, None, error=NO_FRAMES)
-    except KeyboardInterrupt:
-        if not live:
-            raise
-        # Ctrl-C ends a camera session normally: what was analysed is kept and written.
-    finally:
-        capture.release()
 
 
 def _decoded(item: ImageInput | ZipMember, source: str, name: str, color: Color | None) -> Picture:
@@ -279,7 +158,7 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
     elif isinstance(source, bool):
         raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {source!r}")
     elif isinstance(source, int):
-        yield from _video_frames(source, f"camera{source}", every)
+        yield from video_frames(source, f"camera{source}", every)
     elif isinstance(source, (str, os.PathLike)):
         for item in _files(Path(source)):
             yield from iter_pictures(item, color=color, every=every)
@@ -289,7 +168,7 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
         yield _decoded(source, source.source, source.name, color)
     elif isinstance(source, InputFile):
         if is_video(source.path):
-            yield from _video_frames(source.path, source.name, every)
+            yield from video_frames(source.path, source.name, every)
         else:
             yield _decoded(source.path, source.source, source.name, color)
     elif isinstance(source, bytes):
@@ -314,11 +193,7 @@ def count_pictures(source: Source, *, every: int = 1) -> int | None:
     if isinstance(source, (str, os.PathLike)):
         return sum(count_pictures(item, every=every) for item in _files(Path(source)))
     if isinstance(source, InputFile) and is_video(source.path):
-        with native_stderr_silenced():
-            capture = cv2.VideoCapture(str(source.path))
-        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-        capture.release()
-        return max(1, -(-frames // every))
+        return max(1, -(-stated_frame_count(source.path) // every))
     return 1
 
 

@@ -27,7 +27,8 @@ from emolens._progress import progress_bar
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
 from emolens.predict.detectors import DetectorConfig
-from emolens.predict.inputs import InputFile, Picture, Source, ZipMember, count_pictures, expand_sources
+from emolens.predict.inputs import InputFile, Source, ZipMember, count_pictures, expand_sources
+from emolens.predict.picture import Picture
 
 logger = logging.getLogger(__name__)
 

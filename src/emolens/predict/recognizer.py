@@ -22,7 +22,8 @@ from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, Classifier, check_tta, load_classifier
 from emolens.predict.detectors import DetectorConfig, crop_faces, crop_squares
-from emolens.predict.inputs import Color, Picture, Source, iter_pictures
+from emolens.predict.inputs import Source, iter_pictures
+from emolens.predict.picture import Color, Picture
 from emolens.predict.results import Explanation, Face, Result
 from emolens.predict.tracking import FaceTracker
 

@@ -244,6 +244,8 @@ class OutputFolder:
         if unknown:
             raise EmolensError(f"formats has unknown format(s) {', '.join(map(repr, unknown))}; choose among {', '.join(output_formats())}.")
         self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise EmolensError(f"--out {self.directory} is a file: --out takes a folder (made if missing) to write the annotated pictures and faces.csv into.")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.class_names = class_names
         self.files = [_OUTPUT_FORMATS[name](self.directory, class_names) for name in formats]

@@ -44,7 +44,7 @@ from emolens import __version__
 from emolens.constants import EMOTION_COLORS
 from emolens.data.decode import DECODE_BUDGET, ImageTooLarge, UndecodableImage, decoding_bytes
 from emolens.predict import DetectorConfig, Recognizer
-from emolens.predict.inputs import to_gray
+from emolens.predict.picture import to_gray
 
 logger = logging.getLogger(__name__)
 
