@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from conftest import write_tree
+from conftest import ROOT, write_tree
 from emolens.cli import main
 
 EPOCHS = 8
@@ -218,3 +218,17 @@ def test_every_subcommand_has_a_description_and_lists_its_choices():
         assert sub.description and sub.description[0].isupper(), f"{name} has no description line"
     usage = found["predict"].format_usage()
     assert "{yunet,haar}" in usage and "{none,flip,crops}" in usage
+
+
+def test_output_to_a_file_or_ci_never_wraps_paths_or_pads_log_lines(tmp_path):
+    import shutil
+
+    folder = tmp_path / ("a folder whose name alone is longer than eighty columns, as real paths often are" + "x" * 20)
+    folder.mkdir()
+    shutil.copy(ROOT / "samples" / "astronaut.png", folder / "face.png")
+    (folder / "broken.png").write_bytes(b"not a picture")
+    done = subprocess.run([sys.executable, "-m", "emolens", "predict", str(folder)], capture_output=True, text=True, timeout=300)
+    assert f"{folder / 'face.png'}: 1 face: " in done.stdout.splitlines()[0]
+    skipped = [line for line in done.stderr.splitlines() if "broken.png" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("skipped ") and str(folder / "broken.png") in skipped[0]
+    assert all(line == line.rstrip() for line in done.stderr.splitlines()), "no line is padded to a width"

@@ -30,16 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_handler() -> logging.Handler:
+    """Rich's log lines at a terminal; elsewhere (a file, CI) the same "LEVEL    message" lines, unwrapped and
+    unpadded (Rich pads every log line to the console's width)."""
+    if sys.stderr.isatty():
+        return RichHandler(console=console, show_path=False, show_time=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     if args.needs_backend:
         _start_backend(args.verbose)
-    log_handler = RichHandler(console=console, show_path=False, show_time=False)
+    log_handler = _log_handler()
     log_handler.addFilter(_PrintableLogFilter())
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
+        format="%(message)s",  # Rich's own layout; the plain handler has its own formatter
         handlers=[log_handler],
         force=True,
     )

@@ -13,8 +13,10 @@ from rich.markup import escape
 
 from emolens.errors import EmolensError
 
-console = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+# Piped to a file or a CI log, Rich would wrap at 80 columns and split paths: there, lines are as long as they are.
+_UNWRAPPED = 100_000
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _UNWRAPPED)
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else _UNWRAPPED)
 logger = logging.getLogger("emolens")
 
 
