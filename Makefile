@@ -35,6 +35,7 @@ demo: $(INSTALLED)
 	$(BIN)/emolens evaluate demo/run demo/data
 	$(BIN)/emolens predict samples/astronaut.png --out demo/predict
 	@echo "Open demo/run/report.html for the evaluation and demo/predict/astronaut.annotated.png for the bundled model's prediction."
+	@echo "emolens is in .venv: run 'source .venv/bin/activate' to put it on your PATH (or call .venv/bin/emolens)."
 
 test: $(TEST_INSTALLED)
 	$(BIN)/python -m pytest

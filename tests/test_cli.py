@@ -232,3 +232,8 @@ def test_output_to_a_file_or_ci_never_wraps_paths_or_pads_log_lines(tmp_path):
     skipped = [line for line in done.stderr.splitlines() if "broken.png" in line]
     assert len(skipped) == 1 and skipped[0].startswith("skipped ") and str(folder / "broken.png") in skipped[0]
     assert all(line == line.rstrip() for line in done.stderr.splitlines()), "no line is padded to a width"
+
+
+def test_make_demo_ends_by_saying_how_to_put_emolens_on_the_path():
+    dry_run = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert dry_run.returncode == 0 and "source .venv/bin/activate" in dry_run.stdout.splitlines()[-1]
