@@ -26,6 +26,9 @@ $(TEST_INSTALLED): $(INSTALLED)
 	@# The web page is tested in Debian's chromium, driven by Playwright (no browser download).
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "Could not install chromium (apt-get install chromium): the browser tests will be skipped."; }
+	@# The --show window is tested on a virtual display.
+	@command -v Xvfb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq xvfb) >/dev/null 2>&1 \
+		|| echo "Could not install Xvfb (apt-get install xvfb): the --show window tests will be skipped."; }
 	touch $@
 
 demo: $(INSTALLED)

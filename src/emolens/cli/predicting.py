@@ -67,23 +67,71 @@ class _VideoSummary:
         self.source = None
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from emolens._progress import track
-    from emolens.models.classifier import needs_keras
-    from emolens.predict import Recognizer
-    from emolens.predict.inputs import count_pictures, expand_sources
-    from emolens.predict.writers import JsonLinesWriter, OutputFolder
-
-    if not args.sources and args.camera is None:
-        raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
-    if args.engine == "ray":
-        return _predict_on_ray(args)
+def _check_local_flags(args: argparse.Namespace) -> None:
+    """Flags that make no sense together on the local engine, refused before anything loads."""
     if args.address is not None or args.workers is not None:
         raise EmolensError("--address and --workers are for --engine ray.")
     if args.formats != "csv" and args.out is None:
         raise EmolensError("--formats names the files written into --out DIR: pass --out DIR too.")
     if args.explain and args.out is None:
         raise EmolensError("--explain draws heat maps into the annotated pictures: pass --out DIR too.")
+
+
+class _Outputs:
+    """Where each result goes: the terminal (a line per picture, a summary per video) or --json, --out DIR, and
+    the --show window."""
+
+    def __init__(self, args: argparse.Namespace, class_names: list[str], out) -> None:
+        from emolens.predict.writers import JsonLinesWriter
+
+        self.json_lines = JsonLinesWriter(sys.stdout) if args.json else None
+        self.video = _VideoSummary(class_names)
+        self.out = out
+        self.window = None
+        if args.show:
+            from emolens.predict.window import LiveWindow
+
+            self.window = LiveWindow("emolens (q or Esc: stop)")
+
+    def take(self, result) -> None:
+        if self.json_lines is not None:
+            self.json_lines.write(result)
+        elif result.is_video_frame:
+            self.video.add(result)
+        else:
+            self.video.show()
+            stdout.print(f"{_shown(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
+        if self.out is not None:
+            self.out.write(result)
+        if self.window is not None:
+            self.window.show(result.plot())
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the person closed the --show window: the run ends as Ctrl-C ends a camera session."""
+        return self.window is not None and self.window.closed
+
+    def close(self, error: BaseException | None = None) -> None:
+        if self.window is not None:
+            self.window.close()
+        if error is None and self.json_lines is None:
+            self.video.show()
+        if self.out is not None:
+            self.out.close(error)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emolens._progress import track
+    from emolens.models.classifier import needs_keras
+    from emolens.predict import Recognizer
+    from emolens.predict.inputs import count_pictures, expand_sources
+    from emolens.predict.writers import OutputFolder
+
+    if not args.sources and args.camera is None:
+        raise EmolensError("nothing to predict on: pass image files, folders or videos, or --camera N.")
+    if args.engine == "ray":
+        return _predict_on_ray(args)
+    _check_local_flags(args)
     if needs_keras(args.model) or args.explain:
         _start_backend(args.verbose)
     recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain)
@@ -91,8 +139,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     given = ([args.camera] if args.camera is not None else []) + list(args.sources)
     out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
     sources = out.inputs(given) if out is not None else expand_sources(given)
-    json_lines = JsonLinesWriter(sys.stdout) if args.json else None
-    video = _VideoSummary(recognizer.class_names)
+    outputs = _Outputs(args, recognizer.class_names, out)
     failures = 0
     results = recognizer.predict(sources, stream=True, every=args.every, smooth=args.smooth, errors="keep")
     total = None if args.camera is not None else count_pictures(sources, every=args.every)
@@ -102,25 +149,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 failures += 1
                 console.print(f"[bold red]skipped[/] {_shown(f'{result.source}: {result.error}')}", soft_wrap=True)
                 continue
-            if json_lines is not None:
-                json_lines.write(result)
-            elif result.is_video_frame:
-                video.add(result)
-            else:
-                video.show()
-                stdout.print(f"{_shown(result.source)}: {_face_summary(result.faces)}", soft_wrap=True)
-            if out is not None:
-                out.write(result)
+            outputs.take(result)
+            if outputs.stopped:
+                break
     except BaseException as error:
-        if out is not None:
-            out.close(error)
+        outputs.close(error)
         raise
-    if json_lines is None:
-        video.show()
-    if out is not None:
-        out.close()
-        if json_lines is None:
-            stdout.print(f"Annotated files and faces.csv in [bold]{_shown(args.out)}[/]")
+    outputs.close()
+    if out is not None and not args.json:
+        stdout.print(f"Annotated files and faces.csv in [bold]{_shown(args.out)}[/]")
     if failures:
         console.print(f"[red]{failures} input(s) could not be read.[/]")
         return 1
@@ -174,6 +211,7 @@ def add_commands(commands) -> None:
     _add_detector_flags(predict)
     predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
+    predict.add_argument("--show", action="store_true", help="show each annotated picture or frame in a window as it is analysed (q or Esc, or closing it, stops)")
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
     predict.add_argument("--formats", default="csv", help="comma-separated output formats written into --out: csv (faces.csv, the default), jsonl (predictions.jsonl)")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
