@@ -204,7 +204,7 @@ def _add_train(commands) -> None:
     """`emolens train`: every TrainConfig setting as a flag (see RUN_SETTINGS), grouped as --help shows them."""
     train = _command(commands, "train", help="train a model on a folder, .zip or FER2013 .csv", description="Train a model; writes a run folder.")
     train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
-    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, cpu, ferplus, finetune, best); any flag below overrides it")
+    train.add_argument("--recipe", help="start from a named recipe (`emolens recipes`: seed, quick, cpu, ferplus, finetune, best); any flag below overrides it")
     train.add_argument("--model", help="a name from `emolens models` (default seed)")
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default 50)")
     train.add_argument("--batch-size", type=_positive_int, help="images per step (default 64)")
