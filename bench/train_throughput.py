@@ -32,7 +32,9 @@ import numpy as np  # noqa: E402
 from emolens.backend import thread_count  # noqa: E402
 from emolens.data import load_dataset, to_model_input  # noqa: E402
 from emolens.data.augment import AugmentConfig  # noqa: E402
+from emolens.train import trainer as trainer_module  # noqa: E402
 from emolens.train.config import TrainConfig  # noqa: E402
+from emolens.train.recipes import recipe_config  # noqa: E402
 from emolens.train.trainer import build_trainer, resolve_precision  # noqa: E402
 
 BATCH = 64
@@ -68,13 +70,40 @@ def time_fit(model, x, y, steps: int) -> float:
     return steps * BATCH / (time.perf_counter() - start)
 
 
+def four_layer_augmenter(config: AugmentConfig, *, seed: int = 0, crop_shift: float = 0.0) -> keras.Sequential:
+    """The augmentation before issue 30, for comparison in the same run: one Keras layer (and one resampling of
+    the batch) per transform, the random crop's shift a fifth."""
+    from keras import layers
+
+    stages = [layers.RandomFlip("horizontal", seed=seed)] if config.flip else []
+    stages += [layers.RandomRotation(config.rotation / 360.0, fill_mode="nearest", seed=seed + 1)] if config.rotation else []
+    stages += [layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 2)] if config.shift else []
+    stages += [layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 3)] if config.zoom else []
+    stages += [layers.RandomTranslation(crop_shift, crop_shift, fill_mode="nearest", seed=seed + 5)] if crop_shift else []
+    return keras.Sequential(stages, name="augment")
+
+
+def with_four_layer_augmenter(build):
+    """`build()` with the trainer's augmenter swapped for `four_layer_augmenter`."""
+    original = trainer_module.build_augmenter
+    trainer_module.build_augmenter = four_layer_augmenter
+    try:
+        return build()
+    finally:
+        trainer_module.build_augmenter = original
+
+
 def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> dict[str, float]:
     """Images/s of emolens's training step at the default precision and in float32, and of the default step's
-    parts (without augmentation; the forward pass alone)."""
+    parts (without augmentation; the forward pass alone); and the default and `cpu` recipe steps with the
+    augmentation as it was before (four Keras layers)."""
     x = to_model_input(images)
     y = keras.utils.to_categorical(labels, 7).astype("float32")
-    default = TrainConfig()
+    default, cpu = TrainConfig(), recipe_config("cpu")
     rates = {"default": time_fit(build_trainer(default, num_classes=7), x, y, steps)}
+    rates["default, four-layer augmentation"] = time_fit(with_four_layer_augmenter(lambda: build_trainer(default, num_classes=7)), x, y, steps)
+    rates["cpu recipe"] = time_fit(build_trainer(cpu, num_classes=7), x, y, steps)
+    rates["cpu recipe, four-layer augmentation"] = time_fit(with_four_layer_augmenter(lambda: build_trainer(cpu, num_classes=7)), x, y, steps)
     rates["float32"] = time_fit(build_trainer(TrainConfig(precision="float32"), num_classes=7), x, y, steps)
     no_augment = TrainConfig(augment=AugmentConfig(rotation=0, shift=0, flip=False))
     rates["no augmentation"] = time_fit(build_trainer(no_augment, num_classes=7), x, y, steps)
@@ -158,6 +187,12 @@ def main() -> int:
     per_image = {"augmentation": 1 / full - 1 / no_aug, "forward": 1 / forward, "backward + update": 1 / no_aug - 1 / forward}
     total = 1 / full
     print("where the default step's time goes: " + ", ".join(f"{k} {1e3 * v:.2f} ms/img ({100 * v / total:.0f}%)" for k, v in per_image.items()))
+    before = rates["default, four-layer augmentation"]
+    print(f"augmentation as four Keras layers (before): default step {before:.0f} images/s, augmentation {1e3 * (1 / before - 1 / no_aug):.2f} ms/img "
+          f"({100 * (1 / before - 1 / no_aug) * before:.0f}% of its step); one warp: {full / before:.2f}x the step")  # fmt: skip
+    cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe, four-layer augmentation"]
+    print(f"cpu recipe (mini_resnet, 44-pixel crops): {cpu:.0f} images/s with one warp, {cpu_before:.0f} with four layers and the crop's shift: "
+          f"{cpu / cpu_before:.2f}x (target 1.6x)")  # fmt: skip
     return 0
 
 

@@ -235,5 +235,5 @@ def test_output_to_a_file_or_ci_never_wraps_paths_or_pads_log_lines(tmp_path):
 
 
 def test_make_demo_ends_by_saying_how_to_put_emolens_on_the_path():
-    dry_run = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    dry_run = subprocess.run(["make", "--no-print-directory", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert dry_run.returncode == 0 and "source .venv/bin/activate" in dry_run.stdout.splitlines()[-1]

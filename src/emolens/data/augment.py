@@ -1,7 +1,9 @@
-"""Training-time augmentation as Keras preprocessing layers: the notebook's ImageDataGenerator, in Keras 3.
+"""Training-time augmentation as Keras layers: the notebook's ImageDataGenerator, in Keras 3.
 
 The layers act only when called with training=True, so they can sit in front of a model during fit and do
-nothing during evaluation. They work on [0, 1] images from `to_model_input` on every backend.
+nothing during evaluation. They work on [0, 1] images from `to_model_input` on every backend. The geometric
+transforms are drawn as the four Keras layers (RandomFlip, RandomRotation, RandomTranslation, RandomZoom) draw
+them, but applied as one warp (emolens.data.affine): one resampling of each image instead of four.
 """
 
 from __future__ import annotations
@@ -45,22 +47,21 @@ class AugmentConfig:
         return asdict(self)
 
 
-def build_augmenter(config: AugmentConfig, *, seed: int = 0) -> keras.Sequential:
-    """A Sequential of random transforms, identity at inference. Fill mode 'nearest' as ImageDataGenerator's."""
+def build_augmenter(config: AugmentConfig, *, seed: int = 0, crop_shift: float = 0.0) -> keras.Sequential:
+    """A Sequential of random transforms, identity at inference: flip, rotation, shift, zoom and a random crop's
+    shift (`crop_shift`, a fraction of the side) as one warp (`RandomAffine`), then random erasing. Fill mode
+    'nearest', as ImageDataGenerator's. It computes in float32 whatever the global dtype policy."""
     # Imported here so that AugmentConfig (part of every TrainConfig) is plain data that loads no backend.
     import keras
     from keras import layers
 
+    from emolens.data.affine import RandomAffine
+
     transforms: list[layers.Layer] = []
-    if config.flip:
-        transforms.append(layers.RandomFlip("horizontal", seed=seed))
-    if config.rotation:
-        transforms.append(layers.RandomRotation(config.rotation / 360.0, fill_mode="nearest", seed=seed + 1))
-    if config.shift:
-        transforms.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 2))
-    if config.zoom:
-        transforms.append(layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 3))
+    if config.flip or config.rotation or config.shift or config.zoom or crop_shift:
+        settings = {"flip": config.flip, "rotation": config.rotation, "shift": config.shift, "zoom": config.zoom, "crop_shift": crop_shift}
+        transforms.append(RandomAffine(**settings, seed=seed, dtype="float32"))
     if config.erasing:
         # A (p, p) factor is a fixed probability p (a single float would draw the probability itself from [0, p]).
-        transforms.append(layers.RandomErasing(factor=(config.erasing, config.erasing), value_range=(0, 1), seed=seed + 4))
+        transforms.append(layers.RandomErasing(factor=(config.erasing, config.erasing), value_range=(0, 1), seed=seed + 4, dtype="float32"))
     return keras.Sequential(transforms, name="augment")

@@ -80,13 +80,13 @@ def _check_layer_widths(path: Path) -> None:
             pending.append(value)
 
 
-def _load(path: Path, compile: bool) -> tuple[keras.Model, ModelCard | None]:
+def _load(path: Path, compile: bool, custom_objects: dict[str, Any] | None = None) -> tuple[keras.Model, ModelCard | None]:
     if not path.is_file():
         raise EmolensError(f"no model file at {path}. Pass a run folder or a .keras file.")
     card = read_card(path)  # first: it says plainly when the file is not a .keras zip at all
     _check_layer_widths(path)
     try:
-        return keras.models.load_model(path, compile=compile), card
+        return keras.models.load_model(path, compile=compile, custom_objects=custom_objects), card
     except (ValueError, OSError, TypeError, KeyError, RuntimeError, MemoryError) as error:
         raise EmolensError(f"could not load the model {path}: {error}") from error
 
@@ -94,7 +94,9 @@ def _load(path: Path, compile: bool) -> tuple[keras.Model, ModelCard | None]:
 def load_checkpoint(path: str | os.PathLike) -> tuple[keras.Model, ModelCard]:
     """Loads a run's last.keras, compiled, with its card: the whole trainer (augmentation and random crop in
     front of the classifier), so its input is the full image while the card describes the classifier inside."""
-    trainer, card = _load(Path(path), compile=True)
+    from emolens.data.affine import RandomAffine  # the augmenter's layer, which only trainers hold
+
+    trainer, card = _load(Path(path), compile=True, custom_objects={"emolens>RandomAffine": RandomAffine})
     if card is None:
         raise EmolensError(f"{path} has no emolens card: it is not a checkpoint emolens wrote.")
     return trainer, card

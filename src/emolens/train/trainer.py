@@ -76,22 +76,19 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
     """
     # Layers take the dtype policy in force when they are built; the policy is global, so it is restored at once.
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if resolve_precision(config) == "bf16" else "float32")
+    # A random crop is a random shift of up to the margin (part of the augmenter's one warp), then the centre
+    # crop that inference uses: so validation sees exactly the centre crops that evaluate and predict will
+    # (Keras's RandomCrop does not crop at all outside training).
+    margin = (IMAGE_SIZE - config.crop) / 2 / IMAGE_SIZE
     try:
         classifier = build_model(config.model, input_shape=(config.crop, config.crop, 1), num_classes=num_classes)
-        augmenter = build_augmenter(config.augment, seed=config.seed)
+        augmenter = build_augmenter(config.augment, seed=config.seed, crop_shift=margin)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     # An empty Sequential cannot be built, so with every transform off there is no augmentation stage at all.
     stages = [augmenter] if augmenter.layers else []
     if config.crop < IMAGE_SIZE:
-        # A random crop is a random shift of up to the margin, then the centre crop that inference uses: so
-        # validation sees exactly the centre crops that evaluate and predict will (Keras's RandomCrop does not
-        # crop at all outside training).
-        margin = (IMAGE_SIZE - config.crop) / 2 / IMAGE_SIZE
-        stages += [
-            keras.layers.RandomTranslation(margin, margin, fill_mode="nearest", seed=config.seed + 5),
-            keras.layers.CenterCrop(config.crop, config.crop),
-        ]
+        stages.append(keras.layers.CenterCrop(config.crop, config.crop))
     trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
     backend.allow_xla(trainer)  # before compile, which decides whether XLA compiles the step
     _compile(trainer, config, make_optimizer(config, steps_per_epoch))
