@@ -1,7 +1,6 @@
 """ARCHITECTURE.md's size rules, so that a module or function that grows past them is noticed when it does."""
 
 import ast
-from pathlib import Path
 
 from conftest import ROOT
 

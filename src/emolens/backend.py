@@ -128,8 +128,6 @@ def gradient(function: Callable[[object], object], inputs: np.ndarray) -> np.nda
             total = tf.reduce_sum(function(tensor))
         return tape.gradient(total, tensor).numpy()
     if name == "torch":
-        import torch
-
         tensor = keras.ops.convert_to_tensor(inputs).detach().requires_grad_(True)
         function(tensor).sum().backward()
         return tensor.grad.detach().cpu().numpy()
