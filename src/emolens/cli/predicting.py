@@ -199,6 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_commands(commands) -> None:
     """Adds predict and serve."""
     from emolens.models.classifier import TTA_MODES
+    from emolens.serve import DEFAULT_MAX_CONNECTIONS
 
     predict = _command(
         commands,
@@ -240,8 +241,8 @@ def add_commands(commands) -> None:
     )  # fmt: skip
     serve.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="seconds a client has to send each whole request, upload included (default 30)")
     serve.add_argument(
-        "--max-connections", type=_positive_int, default=64, metavar="N",
-        help="connections each worker keeps open at once; more are answered 503 (default 64)",
+        "--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+        help=f"connections each worker keeps open at once; more are answered 503 (default {DEFAULT_MAX_CONNECTIONS})",
     )  # fmt: skip
     _add_detector_flags(serve)
     serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")

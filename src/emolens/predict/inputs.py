@@ -107,11 +107,14 @@ def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | Zi
     """A file as given (a ZIP as its images, a list file as what it names), or a folder's images and videos
     (sorted, recursively, without what lies in `leave_out`); a missing path is an error."""
     if path.is_dir():
-        if leave_out is not None and _within(path, leave_out):
+        root = path.resolve()
+        if leave_out is not None and (root == leave_out or leave_out in root.parents):
             raise EmolensError(f"{path} is the output folder or inside it: choose an --out outside the folders predicted on (e.g. {path}/annotated).")
+        # The output folder inside this one, as the listing names its files (resolved once, not per file).
+        skipped = path / leave_out.relative_to(root) if leave_out is not None and root in leave_out.parents else None
         found = sorted(
             p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not (leave_out and _within(p, leave_out))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not (skipped and skipped in p.parents)
         )  # fmt: skip
         if not found:
             yield Picture(str(path), path.name, None, None, error="no images or videos in this folder")
@@ -213,9 +216,3 @@ def expand_sources(source: Source, *, leave_out: str | os.PathLike | None = None
     if isinstance(source, (str, os.PathLike)):
         return list(_files(Path(source), None if leave_out is None else Path(leave_out).resolve()))
     return [source]
-
-
-def _within(path: Path, folder: Path) -> bool:
-    resolved = path.resolve()
-    return resolved == folder or folder in resolved.parents
-

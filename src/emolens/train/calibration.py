@@ -97,10 +97,7 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     config.json, else from its card's recipe (exported and bundled models), else the defaults."""
     run = RunDir.holding(path)
     if run is not None:
-        try:
-            return TrainConfig.from_dict(run.saved_config()["config"])
-        except ValueError as error:
-            raise run.damaged(error) from error
+        return TrainConfig.of_run(run)
     recipe = card.get("recipe")
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from emolens.constants import IMAGE_SIZE
 from emolens.data.augment import AugmentConfig
+from emolens.rundir import RunDir
 
 OPTIMIZERS = ("adam", "sgd")
 # inverse_time: the notebook's Adam `decay=1e-6` (nearly constant); cosine: warm-up then cosine decay to zero
@@ -150,6 +151,19 @@ class TrainConfig:
         augment = values.get("augment", {})
         _check_settings(AugmentConfig, augment, "augmentation settings")
         return cls(**{**values, "augment": AugmentConfig(**augment)})
+
+    @classmethod
+    def of_run(cls, run: RunDir, saved: dict[str, Any] | None = None) -> TrainConfig:
+        """The settings a run folder's config.json recorded (`saved`: that file as `run.saved_config()` read it).
+
+        Raises:
+            EmolensError: config.json is missing, damaged or edited into settings that do not hold.
+        """
+        try:
+            # Runs saved before the precision setting existed trained in float32.
+            return cls.from_dict({"precision": "float32", **(saved or run.saved_config())["config"]})
+        except ValueError as error:
+            raise run.damaged(error) from error
 
 
 def _check_settings(kind: type, values: object, what: str) -> None:

@@ -237,14 +237,10 @@ def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], T
     the checkpoint's card without its training state, and that state; an error if the run cannot go on."""
     files = RunDir(run_dir)
     saved = files.saved_config()
+    config = TrainConfig.of_run(files, saved)
     checkpoint = files.checkpoint
     if not checkpoint.is_file():
         raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
-    try:
-        # Runs saved before the precision setting existed trained in float32.
-        config = TrainConfig.from_dict({"precision": "float32", **saved["config"]})
-    except ValueError as error:
-        raise files.damaged(error) from error
     if epochs is not None and epochs != config.epochs and config.schedule == "cosine":
         # The compiled schedule decays to zero at the planned last epoch; more epochs would all train at rate 0.
         raise EmolensError(
