@@ -3,11 +3,14 @@
 1. Batch prediction on the same inputs, PHOTOS photo-like pictures (the sample portrait scaled, turned,
    mirrored and dimmed on canvases of 400-900 px, one face each; generated, JPEG):
      - one process: `Recognizer().predict(folder, stream=True)`, as `emolens predict folder --json` runs it
-       (ONNX Runtime and OpenCV on every core), and the same on one thread (what one actor does, without Ray);
+       (a thread per core decoding and detecting, ONNX Runtime on every core); the same without the pool
+       (workers=1, OpenCV and ONNX Runtime splitting each picture over the cores: the engine before issue 30);
+       and on one thread (what one actor does, without Ray). The answers must be the same in all three;
      - `predict_to_parquet(folder, out, workers=N)` for N = 1 and 2: a local Ray started and stopped by the
        call, actors on one thread each; its total time, and Ray's start (ray.init) within it;
      - Ray's fixed cost: the same call on 8 pictures, and from it the rate once the actors run.
-   Target (issue 14): 2 workers at least 1.7x one process on 2 cores, for a job of more than a minute.
+   Targets (issue 30): one process at least 1.7x one thread on 2 cores, same answers; Ray 2 workers at least
+   1.7x one process on one thread, for a job of more than a minute.
 2. Data-parallel training (JAX backend, `XLA_FLAGS=--xla_force_host_platform_device_count=2`): mini_resnet on
    a synthetic dataset, steps per second of the second epoch (the first compiles) on 1 and 2 virtual devices of
    one CPU, each in its own process. Two virtual devices share the same cores: this checks the mechanism, not
@@ -60,7 +63,8 @@ def photo_like(folder: Path, count: int) -> Path:
     return folder
 
 
-def one_process(folder: Path, *, one_thread: bool = False) -> tuple[float, int]:
+def one_process(folder: Path, *, workers: int | None = None, one_thread: bool = False) -> tuple[float, list]:
+    """Seconds for `Recognizer(workers=workers).predict(folder)`, and its answers (each face's box and emotion)."""
     import cv2
 
     from emolens.models.classifier import DEFAULT_MODEL, load_classifier
@@ -70,10 +74,10 @@ def one_process(folder: Path, *, one_thread: bool = False) -> tuple[float, int]:
     if one_thread:  # as an actor runs: OpenCV (decoding, YuNet) and ONNX Runtime on one thread each
         cv2.setNumThreads(1)
     try:
-        recognizer = Recognizer(classifier=load_classifier(DEFAULT_MODEL, threads=1 if one_thread else None))
+        recognizer = Recognizer(classifier=load_classifier(DEFAULT_MODEL, threads=1 if one_thread else None), workers=workers)
         started = time.perf_counter()
-        pictures = sum(1 for _ in recognizer.predict(folder, stream=True))
-        return time.perf_counter() - started, pictures
+        answers = [[(face.box, face.emotion) for face in result.faces] for result in recognizer.predict(folder, stream=True)]
+        return time.perf_counter() - started, answers
     finally:
         cv2.setNumThreads(threads)
 
@@ -102,13 +106,21 @@ def main() -> int:
         scratch = Path(name)
         folder = photo_like(scratch / "photos", args.photos)
         small = photo_like(scratch / "few", 8)
-        single_s, pictures = one_process(folder)
-        one_thread_s, _ = one_process(folder, one_thread=True)
-        print(f"Batch prediction, {pictures} photo-like pictures (400-900 px, one face each), {os.cpu_count()} cores:\n")
+        single_s, answers = one_process(folder)
+        unpooled_s, unpooled_answers = one_process(folder, workers=1)
+        one_thread_s, one_thread_answers = one_process(folder, workers=1, one_thread=True)
+        pictures = len(answers)
+        same = answers == unpooled_answers == one_thread_answers
+        print(f"Batch prediction, {pictures} photo-like pictures (400-900 px, one face each), {os.cpu_count()} cores; "
+              f"the three one-process rows give {'the same' if same else 'DIFFERENT'} answers:\n")  # fmt: skip
         print("| engine | seconds | pictures/s | vs one process | vs one process, one thread | of it, Ray's start |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        print(f"| one process (Recognizer.predict, every core) | {single_s:.1f} | {pictures / single_s:.1f} | 1.00x | {one_thread_s / single_s:.2f}x | - |")
-        print(f"| one process, one thread | {one_thread_s:.1f} | {pictures / one_thread_s:.1f} | {single_s / one_thread_s:.2f}x | 1.00x | - |")
+        for label, seconds in (
+            (f"one process (Recognizer.predict: {os.cpu_count()} threads decoding and detecting)", single_s),
+            ("one process without the pool (workers=1, OpenCV and ONNX Runtime on every core)", unpooled_s),
+            ("one process, one thread", one_thread_s),
+        ):
+            print(f"| {label} | {seconds:.1f} | {pictures / seconds:.1f} | {single_s / seconds:.2f}x | {one_thread_s / seconds:.2f}x | - |")
         ray_s = {}
         for workers in (1, 2):
             summary = on_ray(folder, workers, scratch)

@@ -153,8 +153,8 @@ def test_ray_parquet_rows_equal_the_single_process_json_and_a_rerun_resumes(inpu
 def test_ray_engine_flags_need_what_they_go_with(tmp_path):
     done = emolens("predict", ASTRONAUT, "--engine", "ray")
     assert done.returncode == 2 and "pass --out DIR" in done.stderr
-    done = emolens("predict", ASTRONAUT, "--workers", "2")
-    assert done.returncode == 2 and "--address and --workers are for --engine ray" in done.stderr
+    done = emolens("predict", ASTRONAUT, "--address", "auto")
+    assert done.returncode == 2 and "--address is for --engine ray" in done.stderr
     done = emolens("predict", ASTRONAUT, "--engine", "ray", "--json", "--out", tmp_path)
     assert done.returncode == 2 and "--json, --explain and --formats are for the local engine" in done.stderr
 

@@ -69,8 +69,8 @@ class _VideoSummary:
 
 def _check_local_flags(args: argparse.Namespace) -> None:
     """Flags that make no sense together on the local engine, refused before anything loads."""
-    if args.address is not None or args.workers is not None:
-        raise EmolensError("--address and --workers are for --engine ray.")
+    if args.address is not None:
+        raise EmolensError("--address is for --engine ray: leave it out, or add --engine ray.")
     if args.formats != "csv" and args.out is None:
         raise EmolensError("--formats names the files written into --out DIR: pass --out DIR too.")
     if args.explain and args.out is None:
@@ -134,7 +134,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _check_local_flags(args)
     if needs_keras(args.model) or args.explain:
         _start_backend(args.verbose)
-    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain)
+    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain, workers=args.workers)
     # Folders are listed once, for the progress bar's total and the predictions alike.
     given = ([args.camera] if args.camera is not None else []) + list(args.sources)
     out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
@@ -221,7 +221,7 @@ def add_commands(commands) -> None:
     predict.add_argument("--explain", action="store_true", help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)")
     predict.add_argument("--engine", default="local", choices=("local", "ray"), help="local (this process) or ray: Ray Data actors writing Parquet to --out, resumable (default local)")
     predict.add_argument("--address", metavar="ADDR", help="with --engine ray: join this Ray cluster (auto, or ray://host:port); default: a local Ray for this command")
-    predict.add_argument("--workers", type=_positive_int, metavar="N", help="with --engine ray: Ray actors, one CPU each (default: every CPU of the cluster)")
+    predict.add_argument("--workers", type=_positive_int, metavar="N", help="threads decoding pictures and finding faces side by side; with --engine ray, Ray actors, one CPU each (default: every core; for ray, every CPU of the cluster)")
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
     serve = _command(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Union
 
@@ -145,6 +146,10 @@ def _decoded(item: ImageInput | ZipMember, source: str, name: str, color: Color 
     return Picture(source, name, gray, image, (time.perf_counter() - began) * 1000)
 
 
+# An image not decoded yet: calling it decodes it (on whichever thread calls it).
+PendingPicture = Callable[[], Picture]
+
+
 def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1) -> Iterator[Picture]:
     """Every picture in `source`, in order (see the module's docstring for what a source can be).
 
@@ -153,31 +158,37 @@ def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1)
         color: "rgb" or "bgr", for colour numpy arrays only.
         every: analyse every `every`-th frame of video files (cameras: every frame). Defaults to 1.
     """
+    return (item if isinstance(item, Picture) else item() for item in iter_pending(source, color=color, every=every))
+
+
+def iter_pending(source: Source, *, color: Color | None = None, every: int = 1) -> Iterator[Picture | PendingPicture]:
+    """`iter_pictures`, with images and ZIP members left to decode: each a PendingPicture, so that decoding can
+    run on a pool of threads. Video frames come decoded (a video is read in order), as do arrays and errors."""
     if every < 1:
         raise EmolensError(f"every must be at least 1 (every frame), not {every}.")
     if isinstance(source, (list, tuple)):
         for item in source:
-            yield from iter_pictures(item, color=color, every=every)
+            yield from iter_pending(item, color=color, every=every)
     elif isinstance(source, bool):
         raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {source!r}")
     elif isinstance(source, int):
         yield from video_frames(source, f"camera{source}", every)
     elif isinstance(source, (str, os.PathLike)):
         for item in _files(Path(source)):
-            yield from iter_pictures(item, color=color, every=every)
+            yield from iter_pending(item, color=color, every=every)
     elif isinstance(source, Picture):  # a source `expand_sources` found unusable
         yield source
     elif isinstance(source, ZipMember):
-        yield _decoded(source, source.source, source.name, color)
+        yield partial(_decoded, source, source.source, source.name, color)
     elif isinstance(source, InputFile):
         if is_video(source.path):
             yield from video_frames(source.path, source.name, every)
         else:
-            yield _decoded(source.path, source.source, source.name, color)
+            yield partial(_decoded, source.path, source.source, source.name, color)
     elif isinstance(source, bytes):
-        yield _decoded(source, "bytes", "bytes", color)
+        yield partial(_decoded, source, "bytes", "bytes", color)
     elif isinstance(source, Image.Image):
-        yield _decoded(source, "image", "image", color)
+        yield partial(_decoded, source, "image", "image", color)
     elif isinstance(source, np.ndarray):
         gray, image = to_gray(source, color)  # a wrong array is the caller's bug: raised, not kept
         yield Picture("array", "array", gray, image)

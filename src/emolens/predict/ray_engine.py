@@ -104,7 +104,7 @@ class _PredictActor:
 
         cv2.setNumThreads(1)
         classifier = load_classifier(settings.model, threads=1)
-        self.recognizer = Recognizer(classifier=classifier, detector=settings.detector, tta=settings.tta)
+        self.recognizer = Recognizer(classifier=classifier, detector=settings.detector, tta=settings.tta, workers=1)
         self.settings = settings
 
     def __call__(self, batch: dict) -> object:

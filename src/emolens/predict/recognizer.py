@@ -21,9 +21,10 @@ import numpy as np
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, Classifier, check_tta, load_classifier
-from emolens.predict.detectors import DetectorConfig, crop_faces, crop_squares
-from emolens.predict.inputs import Source, iter_pictures
+from emolens.predict.detectors import DetectorConfig, crop_squares
+from emolens.predict.inputs import PendingPicture, Source, iter_pending
 from emolens.predict.picture import Color, Picture
+from emolens.predict.pool import Detected, DetectionPool, default_workers
 from emolens.predict.results import Explanation, Face, Result
 from emolens.predict.tracking import FaceTracker
 
@@ -48,6 +49,8 @@ class Recognizer:
         explain: give every face a Grad-CAM `explanation` (see emolens.predict.explain): it loads the Keras
             model behind `model` (for the default, the bundled default.keras) and costs a backward pass per face.
             Defaults to False.
+        workers: threads that decode pictures and find their faces side by side (results keep the input's
+            order); 1 does everything on the calling thread. Defaults to the cores this process may use.
 
     Example:
         >>> recognizer = Recognizer()                                   # the bundled model and YuNet
@@ -64,11 +67,13 @@ class Recognizer:
         classifier: Classifier | None = None,
         tta: str = "none",
         explain: bool = False,
+        workers: int | None = None,
     ) -> None:
         self.tta = check_tta(tta)  # before any model loads
         self.detector_config = DetectorConfig(detector) if isinstance(detector, str) else detector
-        self.detector = self.detector_config.build()
         self.classifier = classifier or load_classifier(model)
+        self.pool = DetectionPool(self.detector_config, workers=default_workers() if workers is None else workers, crop_size=self.classifier.input_size)
+        self.detector = self.pool.detector
         self.batch_size = batch_size
         self.explainer = None
         if explain:
@@ -110,31 +115,26 @@ class Recognizer:
             raise ValueError(f"Expected errors='raise' or 'keep'. Received: errors={errors!r}")
         if smooth < 0:
             raise EmolensError(f"smooth must be 0 or more frames, not {smooth}.")
-        results = self._results(iter_pictures(source, color=color, every=every), smooth=smooth, errors=errors)
+        results = self._results(iter_pending(source, color=color, every=every), smooth=smooth, errors=errors)
         return results if stream else list(results)
 
-    def _results(self, pictures: Iterable[Picture], *, smooth: int, errors: Errors) -> Iterator[Result]:
+    def _results(self, pictures: Iterable[Picture | PendingPicture], *, smooth: int, errors: Errors) -> Iterator[Result]:
         trackers: dict[str, FaceTracker] = {}
-        batch: list[Picture] = []
+        batch: list[Detected] = []
         pixels = 0
-        for picture in pictures:
-            batch.append(picture)
+        for detected in self.pool.detected(pictures):
+            batch.append(detected)
+            picture = detected.picture
             pixels += 0 if picture.gray is None else picture.gray.size
             if len(batch) >= PICTURES_PER_BATCH or picture.live or pixels >= BATCH_PIXELS:
                 yield from self._classified(batch, trackers, smooth, errors)
                 batch, pixels = [], 0
         yield from self._classified(batch, trackers, smooth, errors)
 
-    def _classified(self, batch: list[Picture], trackers: dict[str, FaceTracker], smooth: int, errors: Errors) -> Iterator[Result]:
-        readable = [picture for picture in batch if picture.error is None]
-        detections, detect_ms = [], []
-        for picture in readable:
-            began = time.perf_counter()
-            detections.append(self.detector.detect(picture.gray))
-            detect_ms.append((time.perf_counter() - began) * 1000)
+    def _classified(self, batch: list[Detected], trackers: dict[str, FaceTracker], smooth: int, errors: Errors) -> Iterator[Result]:
         size = self.classifier.input_size
-        crops = [crop_faces(p.gray, found.boxes, self.detector.framing, size) for p, found in zip(readable, detections)]
         began = time.perf_counter()
+        crops = [detected.crops for detected in batch if detected.crops is not None]
         stacked = np.concatenate(crops) if crops else np.zeros((0, size, size), dtype=np.uint8)
         probabilities = self.classifier.predict(stacked, batch_size=self.batch_size, tta=self.tta)
         classify_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
@@ -142,15 +142,13 @@ class Recognizer:
         heatmaps = None if self.explainer is None else self.explainer.heatmaps(stacked, probabilities.argmax(axis=1))
         explain_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
         names = self.class_names
-        found_by_picture = iter(zip(detections, detect_ms))
         start = 0
-        for picture in batch:
-            if picture.error is not None:
+        for picture, found, detect_time in ((d.picture, d.found, d.detect_ms) for d in batch):
+            if found is None:
                 if errors == "raise":
                     raise UndecodableImage(f"{picture.source}: {picture.error}")
                 yield Result(picture.source, 0, 0, class_names=names, error=picture.error, name=picture.name)
                 continue
-            found, detect_time = next(found_by_picture)
             faces = [
                 Face.from_probabilities(
                     box, p, names,
