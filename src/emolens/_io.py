@@ -47,21 +47,34 @@ def stat_regular_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> o
     return info
 
 
-def read_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of the regular file at `path`, read only if it holds at most `limit` of them.
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """The regular file at `path`, opened for reading (checked on the open descriptor, so a FIFO swapped in after
+    a listing cannot hang a read).
 
-    Opened non-blocking and checked on the open descriptor, so a FIFO swapped in after a listing cannot hang
-    the read, and a file that grows past the cap is refused after `limit` + 1 bytes, never read whole.
+    Raises:
+        UnreadableFile: it is not a regular file.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    file = os.fdopen(fd, "rb")
+    try:
+        _check_regular(os.fstat(fd).st_mode, path)
+    except UnreadableFile:
+        file.close()
+        raise
+    return file
+
+
+def read_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file at `path`, read only if it holds at most `limit` of them (see
+    `open_regular`); a file that grows past the cap is refused after `limit` + 1 bytes, never read whole.
 
     Raises:
         UnreadableFile: it is not a regular file, or larger than `limit` bytes.
         OSError: it cannot be opened or read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        _check_regular(info.st_mode, path)
-        _check_size(info.st_size, limit, path)
+    with open_regular(path) as file:
+        _check_size(os.fstat(file.fileno()).st_size, limit, path)
         data = file.read(limit + 1)
     _check_size(len(data), limit, path)
     return data

@@ -19,7 +19,7 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
-from emolens._io import read_file
+from emolens._io import open_regular
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage
 from emolens.data.zip_source import list_zip_members, read_zip_member
@@ -30,6 +30,8 @@ from emolens.predict.video import VIDEO_SUFFIXES, is_video, stated_frame_count, 
 Source = Union[ImageInput, int, list, tuple, "InputFile", "ZipMember", Picture]
 
 LIST_SUFFIX = ".txt"
+# Bytes in one line of a list file: a path is at most 4,096 bytes on Linux, so a longer line is not a list's.
+MAX_LIST_LINE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,31 +79,66 @@ def _zip_members(path: Path) -> Iterator[ZipMember | Picture]:
 
 
 def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
-    """The sources a list file names, one path a line (relative to the list's folder; blank and # lines skipped)."""
+    """The sources a list file names, one path a line (relative to the list's folder; blank and # lines skipped),
+    read a line at a time: a list of millions of paths is never held whole."""
     try:
-        text = read_file(path).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        file = open_regular(path)
+    except OSError as error:
         yield Picture(str(path), path.name, None, None, error=f"not a readable list of paths ({error})")
         return
-    items: list[InputFile | ZipMember | Picture] = []
-    named = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        named += 1
-        listed = path.parent / line
-        if listed.suffix.lower() == LIST_SUFFIX:
-            found: list = [Picture(str(listed), listed.name, None, None, error="a list file inside a list file is not read")]
-        else:
-            found = list(_files(listed))
-        # An error says where the path came from: the list and the line.
-        items += [replace(item, error=f"{item.error} (line {number} of {path})") if isinstance(item, Picture) and item.error else item for item in found]
-    if named and all(isinstance(item, Picture) and item.error for item in items):
-        # Any .txt is read as a list; one whose lines name nothing is most likely not one.
+    # Errors before the first usable path are held back: a .txt whose lines name nothing is most likely not a
+    # list at all, and gets one error rather than one per line.
+    held: list[Picture] = []
+    named, usable = 0, False
+    with file:
+        for number, line in enumerate(iter(partial(file.readline, MAX_LIST_LINE + 1), b""), start=1):
+            try:
+                text = line.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                yield Picture(str(path), path.name, None, None, error=f"not a readable list of paths ({error}, line {number})")
+                return
+            if len(line) > MAX_LIST_LINE:
+                yield Picture(str(path), path.name, None, None, error=f"not a list of paths: line {number} is longer than {MAX_LIST_LINE // 1024} KB")
+                return
+            if not text or text.startswith("#"):
+                continue
+            named += 1
+            for item in _listed_line(path.parent / text, f"line {number} of {path}"):
+                if usable or not (isinstance(item, Picture) and item.error):
+                    usable = True
+                    yield from held
+                    held = []
+                    yield item
+                else:
+                    held.append(item)
+    if named and not usable:
         yield Picture(str(path), path.name, None, None, error="not a list of image paths: none of its lines names a file or folder that exists")
+
+
+def _listed_line(listed: Path, where: str) -> Iterator[InputFile | ZipMember | Picture]:
+    """What one line of a list names, its errors saying where the path came from."""
+    if listed.suffix.lower() == LIST_SUFFIX:
+        yield Picture(str(listed), listed.name, None, None, error=f"a list file inside a list file is not read ({where})")
         return
-    yield from items
+    for item in _files(listed):
+        yield replace(item, error=f"{item.error} ({where})") if isinstance(item, Picture) and item.error else item
+
+
+def _sorted_files(folder: Path, skipped: Path | None) -> Iterator[Path]:
+    """The image and video files under `folder` in sorted path order (as `sorted(folder.rglob("*"))` orders
+    them), without `skipped`, holding one folder's listing at a time. Links to folders are not followed."""
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+    except PermissionError:
+        return
+    for entry in entries:
+        path = folder / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if path != skipped:
+                yield from _sorted_files(path, skipped)
+        elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and entry.is_file():
+            yield path
 
 
 def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | ZipMember | Picture]:
@@ -113,14 +150,13 @@ def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | Zi
             raise EmolensError(f"{path} is the output folder or inside it: choose an --out outside the folders predicted on (e.g. {path}/annotated).")
         # The output folder inside this one, as the listing names its files (resolved once, not per file).
         skipped = path / leave_out.relative_to(root) if leave_out is not None and root in leave_out.parents else None
-        found = sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not (skipped and skipped in p.parents)
-        )  # fmt: skip
+        found = False
+        for file in _sorted_files(path, skipped):
+            found = True
+            # resolve(): "." or ".." name no folder, and outputs must stay inside an output folder.
+            yield InputFile(file, str(Path(root.name) / file.relative_to(path)))
         if not found:
             yield Picture(str(path), path.name, None, None, error="no images or videos in this folder")
-        # resolve(): "." or ".." name no folder, and outputs must stay inside an output folder.
-        yield from (InputFile(p, str(Path(path.resolve().name) / p.relative_to(path))) for p in found)
     elif path.is_file() and path.suffix.lower() == ".zip":
         yield from _zip_members(path)
     elif path.is_file() and path.suffix.lower() == LIST_SUFFIX:
@@ -211,10 +247,10 @@ def count_pictures(source: Source, *, every: int = 1) -> int | None:
     return 1
 
 
-def expand_sources(source: Source, *, leave_out: str | os.PathLike | None = None) -> list:
-    """`source` as a flat list in which every path is replaced by what it holds: its InputFiles, or a Picture
-    with an error for a path that cannot be used. Predicting on the list gives what predicting on `source`
-    would, and counting it walks no folder again (a folder of a million images is listed once, not twice).
+def iter_sources(source: Source, *, leave_out: str | os.PathLike | None = None) -> Iterator:
+    """`source` as a flat stream in which every path is replaced by what it holds: its InputFiles, or a Picture
+    with an error for a path that cannot be used, listed as it is read (a folder of ten million photos is never
+    held whole). Predicting on the items gives what predicting on `source` would.
 
     Folders are listed without what lies in `leave_out` (an output folder inside them holds annotated copies,
     not photos).
@@ -223,7 +259,19 @@ def expand_sources(source: Source, *, leave_out: str | os.PathLike | None = None
         EmolensError: a folder to list is `leave_out` or inside it.
     """
     if isinstance(source, (list, tuple)):
-        return [item for part in source for item in expand_sources(part, leave_out=leave_out)]
-    if isinstance(source, (str, os.PathLike)):
-        return list(_files(Path(source), None if leave_out is None else Path(leave_out).resolve()))
-    return [source]
+        for part in source:
+            yield from iter_sources(part, leave_out=leave_out)
+    elif isinstance(source, (str, os.PathLike)):
+        yield from _files(Path(source), None if leave_out is None else Path(leave_out).resolve())
+    else:
+        yield source
+
+
+def expand_sources(source: Source, *, leave_out: str | os.PathLike | None = None) -> list:
+    """`iter_sources` as a list: counting it walks no folder again (a folder is listed once, not twice, for a
+    progress bar's total and the predictions).
+
+    Raises:
+        EmolensError: a folder to list is `leave_out` or inside it.
+    """
+    return list(iter_sources(source, leave_out=leave_out))
