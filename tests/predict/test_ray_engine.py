@@ -166,3 +166,53 @@ def test_a_missing_ray_extra_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(EmolensError, match=r'pip install "emolens\[ray\]"'):
         predict_to_parquet([ASTRONAUT], tmp_path)
+
+
+# --- the driver streams: a listing held a chunk at a time, parts written by Ray's workers ---------------------
+
+
+def test_the_listing_holds_a_chunk_of_records_at_a_time_and_skips_what_is_done(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from emolens.predict import ray_engine
+    from emolens.predict.ray_parts import DoneSources, PartSink
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(4):
+        (photos / f"{index}.png").write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    sink = PartSink(out, list(PROBABILITIES))
+    sink.on_write_complete(type("WriteResult", (), {"write_returns": [sink.write([pq_table(["photos/0.png", "photos/1.png"])], None)]})())
+    assert (sink.rows, sink.parts, sink.errors) == (2, 1, 1)
+    done = DoneSources(out)
+    assert len(done) == 2 and "photos/1.png" in done and "photos/2.png" not in done
+
+    monkeypatch.setattr(ray_engine, "LISTING_ROWS", 100)
+    peaks = {}
+    for lines in (1000, 4000):
+        listing_file = tmp_path / f"list{lines}.txt"
+        listing_file.write_text("".join(f"photos/{index % 4}.png\n" for index in range(lines)))
+        monkeypatch.chdir(tmp_path)
+        listing = ray_engine._Listing(tmp_path / f"inputs{lines}.parquet")
+        tracemalloc.start()
+        listing.write(listing_file.relative_to(tmp_path), done, every=1)
+        peaks[lines] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert (listing.inputs, listing.skipped, listing.pictures) == (lines // 2, lines // 2, lines // 2)
+        blocks = list(listing.blocks(300))
+        assert max(block.num_rows for block in blocks) == 300 and sum(block.num_rows for block in blocks) == lines // 2
+        assert {row["path"] for row in blocks[0].to_pylist()} == {"photos/2.png", "photos/3.png"}
+    # 1,500 more records held at once would take about 1 MB more; a chunk at a time, the peak hardly moves.
+    assert peaks[4000] - peaks[1000] < 200_000, peaks
+
+
+def pq_table(sources: list[str]):
+    """Rows as an actor returns them: the first a face, the rest unreadable inputs."""
+    import pyarrow as pa
+
+    from emolens.predict.ray_parts import part_schema
+
+    rows = [{"source": source, "name": source, "error": None if i == 0 else "not read"} for i, source in enumerate(sources)]
+    return pa.Table.from_pylist(rows, schema=part_schema(list(PROBABILITIES)))

@@ -5,9 +5,14 @@
 
 Each actor loads the model and the detector once (ONNX Runtime and OpenCV on one thread each) and runs
 `Recognizer.predict` on the inputs it is given, so the rows are what `emolens predict --json` gives for the same
-inputs. The driver collects the rows of finished inputs and writes them as Parquet parts (`part-00000.parquet`,
-...), each atomically and holding whole inputs only, so a re-run of the same command skips every input a part
-already holds: a job stopped by a crash or a preemption resumes where its last part ended.
+inputs. Ray Data's write tasks write the rows as Parquet parts (`part-<random>.parquet`, see `ray_parts`), each
+atomically and holding whole inputs only, so a re-run of the same command skips every input a part already
+holds: a job stopped by a crash or a preemption resumes where its parts ended. `out` must be a folder every
+node of the cluster can write (a shared file system) when the cluster has more than one machine.
+
+The driver streams: it lists the inputs as it reads them into a temporary Parquet file of records, hands them
+to the object store block by block, and never receives a row, only a count of finished pictures for the progress
+bar. Its memory does not grow with the number of inputs (bench/scale.py).
 
 Rows are `emolens.predict.writers.result_rows`: one per face (per analysed frame in videos), one per picture
 without faces, one per unreadable input with its error.
@@ -17,30 +22,34 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from emolens._io import atomic_path
 from emolens._native import native_stderr_silenced
 from emolens._progress import progress_bar
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
 from emolens.predict.detectors import DetectorConfig
-from emolens.predict.inputs import InputFile, Source, ZipMember, count_pictures, expand_sources
+from emolens.predict.inputs import InputFile, Source, ZipMember, count_pictures, iter_sources
 from emolens.predict.picture import Picture
+
+if TYPE_CHECKING:  # Ray is an optional extra: its modules are imported once it is known to be there
+    from emolens.predict.ray_parts import DoneSources
 
 logger = logging.getLogger(__name__)
 
-PART_GLOB = "part-*.parquet"
-# A part is written once this many inputs have finished, or this many seconds after the last: big enough to
-# keep the part count small on a long job, soon enough that a crash loses at most a minute of work.
-PART_INPUTS = 2000
-PART_SECONDS = 60.0
-# Inputs per actor call: small, so that work spreads evenly over actors and the progress bar moves steadily.
+# Inputs per actor call: small, so that the progress bar moves steadily.
 INPUTS_PER_CALL = 4
-# Bookkeeping columns: which input a row came from, how many rows and pictures that input gave.
-_INPUT, _INPUT_ROWS, _INPUT_PICTURES = "_input", "_input_rows", "_input_pictures"
+BLOCKS_PER_ACTOR = 8
+MAX_BLOCK_INPUTS = 1024
+# Records the driver holds while it lists the inputs into its local listing file.
+LISTING_ROWS = 50_000
+PROGRESS_SECONDS = 0.5
 
 
 def _require_ray():
@@ -77,13 +86,13 @@ class BatchSummary:
     startup_seconds: float
 
 
-def _as_record(index: int, item: InputFile | ZipMember | Picture) -> dict[str, object]:
+def _as_record(item: InputFile | ZipMember | Picture) -> dict[str, object]:
     """An input as plain columns that Ray Data can ship to an actor."""
     if isinstance(item, ZipMember):
-        return {"index": index, "kind": "zip", "path": str(item.path), "member": item.member, "name": item.name, "error": ""}
+        return {"kind": "zip", "path": str(item.path), "member": item.member, "name": item.name, "error": ""}
     if isinstance(item, InputFile):
-        return {"index": index, "kind": "file", "path": str(item.path), "member": "", "name": item.name, "error": ""}
-    return {"index": index, "kind": "error", "path": item.source, "member": "", "name": item.name, "error": item.error or "unreadable"}
+        return {"kind": "file", "path": str(item.path), "member": "", "name": item.name, "error": ""}
+    return {"kind": "error", "path": item.source, "member": "", "name": item.name, "error": item.error or "unreadable"}
 
 
 def _from_record(kind: str, path: str, member: str, name: str, error: str) -> InputFile | ZipMember | Picture:
@@ -94,18 +103,34 @@ def _from_record(kind: str, path: str, member: str, name: str, error: str) -> In
     return Picture(path, name, None, None, error=error)
 
 
+class _PicturesDone:
+    """A Ray actor counting the pictures the predicting actors have finished, for the driver's progress bar."""
+
+    def __init__(self) -> None:
+        self.pictures = 0
+
+    def add(self, pictures: int) -> None:
+        self.pictures += pictures
+
+    def read(self) -> int:
+        return self.pictures
+
+
 class _PredictActor:
     """A Ray actor: one Recognizer, loaded once, predicting on batches of input records."""
 
-    def __init__(self, settings: BatchSettings) -> None:
+    def __init__(self, settings: BatchSettings, class_names: list[str], counter) -> None:
         import cv2
 
+        from emolens.predict.ray_parts import part_schema
         from emolens.predict.recognizer import Recognizer
 
         cv2.setNumThreads(1)
         classifier = load_classifier(settings.model, threads=1)
         self.recognizer = Recognizer(classifier=classifier, detector=settings.detector, tta=settings.tta, workers=1)
         self.settings = settings
+        self.schema = part_schema(class_names)
+        self.counter = counter
 
     def __call__(self, batch: dict) -> object:
         import pyarrow as pa
@@ -113,101 +138,55 @@ class _PredictActor:
         from emolens.predict.writers import result_rows
 
         rows: list[dict[str, object]] = []
-        for index, kind, path, member, name, error in zip(batch["index"], batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"]):
+        pictures = 0
+        for kind, path, member, name, error in zip(batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"]):
             item = _from_record(str(kind), str(path), str(member), str(name), str(error))
             results = self.recognizer.predict(item, every=self.settings.every, smooth=self.settings.smooth, errors="keep")
-            produced = [row for result in results for row in result_rows(result)]
-            for row in produced:
-                row.update({_INPUT: int(index), _INPUT_ROWS: len(produced), _INPUT_PICTURES: len(results)})
-            rows.extend(produced)
-        return pa.Table.from_pylist(rows, schema=_schema(self.recognizer.class_names, bookkeeping=True))
+            rows.extend(row for result in results for row in result_rows(result))
+            pictures += len(results)
+        self.counter.add.remote(pictures)
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
-def _schema(class_names: list[str], *, bookkeeping: bool = False):
-    """The Parquet columns (see `result_rows`), nullable where a value may not apply."""
-    import pyarrow as pa
-
-    columns = [
-        ("source", pa.string()), ("name", pa.string()), ("frame", pa.int64()), ("time", pa.float64()),
-        ("width", pa.int32()), ("height", pa.int32()), ("face", pa.int32()), ("track_id", pa.int64()),
-        ("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32()), ("score", pa.float64()),
-        ("emotion", pa.string()), ("confidence", pa.float64()), *((name, pa.float64()) for name in class_names),
-        ("error", pa.string()),
-    ]  # fmt: skip
-    if bookkeeping:
-        columns += [(_INPUT, pa.int64()), (_INPUT_ROWS, pa.int64()), (_INPUT_PICTURES, pa.int64())]
-    return pa.schema(columns)
+_RECORD_COLUMNS = ("kind", "path", "member", "name", "error")
 
 
-def done_sources(out: Path) -> set[str]:
-    """The sources whose rows the Parquet parts in `out` already hold.
+@dataclass
+class _Listing:
+    """The inputs still to predict on, streamed from the sources into a local Parquet file (LISTING_ROWS records
+    at a time), with what was skipped as done and how many pictures the inputs hold; read back as blocks."""
 
-    Raises:
-        EmolensError: a part that is not one emolens wrote (not Parquet, or without a text "source" column).
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    path: Path
+    inputs: int = 0
+    skipped: int = 0
+    pictures: int = 0
 
-    done: set[str] = set()
-    for part in sorted(out.glob(PART_GLOB)):
-        try:
-            sources = pq.read_table(part, columns=["source"]).column("source")
-            if not pa.types.is_string(sources.type):
-                raise TypeError(f"its source column holds {sources.type}, not text")
-        except (pa.ArrowException, OSError, KeyError, TypeError) as error:
-            raise EmolensError(f"{part} is not a part emolens wrote ({error}): move it out of {out}, or choose another --out.") from error
-        done.update(sources.to_pylist())
-    return done
-
-
-class _PartWriter:
-    """Collects rows until their inputs are whole, and writes whole inputs as numbered Parquet parts."""
-
-    def __init__(self, out: Path, class_names: list[str]) -> None:
-        self.out = out
-        self.schema = _schema(class_names)
-        numbers = [int(part.stem.split("-")[1]) for part in out.glob(PART_GLOB) if part.stem.split("-")[1].isdigit()]
-        self.next_number = max(numbers, default=-1) + 1
-        self.pending: dict[int, list[dict]] = {}
-        self.finished: list[dict] = []
-        self.finished_inputs = 0
-        self.written_at = time.monotonic()
-        self.rows = self.parts = self.errors = 0
-
-    def add(self, rows: list[dict]) -> int:
-        """Takes rows from an actor; returns the pictures of the inputs they finished."""
-        pictures = 0
-        for row in rows:
-            index = row.pop(_INPUT)
-            wanted, input_pictures = row.pop(_INPUT_ROWS), row.pop(_INPUT_PICTURES)
-            self.pending.setdefault(index, []).append(row)
-            if len(self.pending[index]) == wanted:
-                finished = self.pending.pop(index)
-                self.finished.extend(finished)
-                self.finished_inputs += 1
-                self.errors += finished[0]["error"] is not None
-                pictures += input_pictures
-        if self.finished_inputs >= PART_INPUTS or (self.finished and time.monotonic() - self.written_at > PART_SECONDS):
-            self.flush()
-        return pictures
-
-    def flush(self) -> None:
-        if not self.finished:
-            return
+    def write(self, source: Source, done: DoneSources, every: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(self.finished, schema=self.schema)
-        with atomic_path(self.out / f"part-{self.next_number:05d}.parquet") as tmp:
-            pq.write_table(table, tmp)
-        self.next_number += 1
-        self.rows += len(self.finished)
-        self.parts += 1
-        self.finished, self.finished_inputs, self.written_at = [], 0, time.monotonic()
+        schema = pa.schema([(column, pa.string()) for column in _RECORD_COLUMNS])
+        records: list[dict[str, object]] = []
+        with pq.ParquetWriter(self.path, schema) as writer:
+            for item in iter_sources(source):
+                if item.source in done:  # the `source` its rows carry
+                    self.skipped += 1
+                    continue
+                records.append(_as_record(item))
+                self.inputs += 1
+                self.pictures += count_pictures(item, every=every)
+                if len(records) == LISTING_ROWS:
+                    writer.write_table(pa.Table.from_pylist(records, schema=schema))
+                    records = []
+            writer.write_table(pa.Table.from_pylist(records, schema=schema))
 
+    def blocks(self, inputs_per_block: int) -> Iterator:
+        """The records as Arrow tables of `inputs_per_block` rows (the last fewer)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-def _class_names(model: str | os.PathLike) -> list[str]:
-    return load_classifier(model, threads=1).class_names
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=inputs_per_block):
+            yield pa.Table.from_batches([batch])
 
 
 def predict_to_parquet(
@@ -235,50 +214,73 @@ def predict_to_parquet(
         EmolensError: Ray is not installed, or the cluster cannot be reached.
     """
     ray = _require_ray()
+    from emolens.predict.ray_parts import DoneSources
+
     if workers is not None and workers < 1:
         raise EmolensError(f"workers must be at least 1, not {workers}.")
     began = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    items = expand_sources(source)
-    done = done_sources(out)
-    todo = [item for item in items if item.source not in done]  # the `source` their rows carry
-    skipped = len(items) - len(todo)
-    if not todo:
-        return BatchSummary(0, skipped, 0, 0, 0, time.perf_counter() - began, 0.0)
-    class_names = _class_names(settings.model)  # also checks the model before any actor starts
-    started_here = not ray.is_initialized()
-    if started_here:
-        _start_ray(ray, address, workers)
-    try:
-        startup = time.perf_counter() - began
-        rows = _predicted_rows(ray, todo, settings, workers)
-        writer = _PartWriter(out, class_names)
-        try:
-            with progress_bar(total=count_pictures(todo, every=settings.every), description="Pictures") as advance:
-                for batch in rows.iter_batches(batch_size=None, batch_format="pyarrow"):
-                    advance(writer.add(batch.to_pylist()))
-        finally:
-            writer.flush()  # whole inputs are kept even when the job stops
-    finally:
+    done = DoneSources(out)
+    with tempfile.TemporaryDirectory(prefix="emolens-listing-") as scratch:
+        listing = _Listing(Path(scratch) / "inputs.parquet")
+        listing.write(source, done, settings.every)
+        if not listing.inputs:
+            return BatchSummary(0, listing.skipped, 0, 0, 0, time.perf_counter() - began, 0.0)
+        class_names = _class_names(settings.model)  # also checks the model before any actor starts
+        started_here = not ray.is_initialized()
         if started_here:
-            ray.shutdown()
-    return BatchSummary(len(todo), skipped, writer.rows, writer.parts, writer.errors, time.perf_counter() - began, startup)
+            _start_ray(ray, address, workers)
+        try:
+            startup = time.perf_counter() - began
+            sink = _predict_into(ray, out, listing, settings, class_names, workers)
+        finally:
+            if started_here:
+                ray.shutdown()
+    return BatchSummary(listing.inputs, listing.skipped, sink.rows, sink.parts, sink.errors, time.perf_counter() - began, startup)
 
 
-def _predicted_rows(ray, todo: list[InputFile | ZipMember | Picture], settings: BatchSettings, workers: int | None):
-    """The Ray Dataset of result rows for `todo`: inputs in blocks, predicted by a pool of actors that each
-    load the model once (lazy: nothing runs until it is iterated)."""
+def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, class_names: list[str], workers: int | None):
+    """Runs the job: the listing read in blocks, predicted by a pool of actors that each load the model once,
+    written by a PartSink; the driver only moves the progress bar. Returns the sink, with its counts."""
+    from emolens.predict.ray_parts import PartSink
+
     # Never more actors than inputs: each one costs a process start and a model load.
-    actors = min(len(todo), workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
+    actors = min(listing.inputs, workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = context.print_on_execution_start = False  # ours counts pictures
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
-    records = ray.data.from_items([_as_record(index, item) for index, item in enumerate(todo)], override_num_blocks=min(len(todo), 8 * actors))
-    return records.map_batches(
-        _PredictActor, fn_constructor_args=(settings,), batch_size=INPUTS_PER_CALL, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
-        batch_format="numpy", udf_modifying_row_count=True,
+    counter = ray.remote(num_cpus=0)(_PicturesDone).remote()
+    # The listing goes to the object store as blocks handed out whole to actors: BLOCKS_PER_ACTOR each spread the
+    # work evenly; on a long job, MAX_BLOCK_INPUTS keeps the driver's references few (10 M inputs: 10,000 blocks).
+    # A block in the object store costs no task: a task would wait for a CPU the actors hold.
+    inputs_per_block = min(MAX_BLOCK_INPUTS, max(1, -(-listing.inputs // (BLOCKS_PER_ACTOR * actors))))
+    blocks = [ray.put(block) for block in listing.blocks(inputs_per_block)]
+    dataset = ray.data.from_arrow_refs(blocks).map_batches(
+        _PredictActor, fn_constructor_args=(settings, class_names, counter), batch_size=INPUTS_PER_CALL,
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="numpy", udf_modifying_row_count=True,
     )  # fmt: skip
+    sink = PartSink(out, class_names)
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        try:  # write tasks take no CPU of their own: the actors hold every one
+            dataset.write_datasink(sink, ray_remote_args={"num_cpus": 0})
+        except BaseException as error:  # raised again on the driver's thread
+            failure.append(error)
+
+    writing = threading.Thread(target=write, name="emolens-ray-job", daemon=True)
+    writing.start()
+    shown = 0
+    with progress_bar(total=listing.pictures, description="Pictures") as advance:
+        while writing.is_alive():
+            writing.join(PROGRESS_SECONDS)
+            finished = ray.get(counter.read.remote())
+            advance(finished - shown)
+            shown = finished
+    if failure:
+        raise failure[0]
+    return sink
 
 
 def _start_ray(ray, address: str | None, workers: int | None) -> None:
@@ -303,4 +305,8 @@ def _start_ray(ray, address: str | None, workers: int | None) -> None:
         raise EmolensError(f"could not reach the Ray cluster at {address}: {error}") from None
 
 
-__all__ = ["BatchSettings", "BatchSummary", "done_sources", "predict_to_parquet"]
+def _class_names(model: str | os.PathLike) -> list[str]:
+    return load_classifier(model, threads=1).class_names
+
+
+__all__ = ["BatchSettings", "BatchSummary", "predict_to_parquet"]
