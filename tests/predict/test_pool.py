@@ -27,6 +27,7 @@ ASTRONAUT = ROOT / "samples" / "astronaut.png"
 # threads the later picture of each pair always finishes first.
 finished: dict[int, threading.Event] = {}
 waits_met: list[bool] = []
+seen_on: list[tuple[str, int]] = []  # each detection's thread and OpenCV's thread setting then
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def paired_detector():
     class Paired(FaceDetector):
         def _detect(self, gray, min_face):
             number = int(gray[0, 0])
+            seen_on.append((threading.current_thread().name, cv2.getNumThreads()))
             if number == 99:
                 raise RuntimeError("the detector broke on picture 99")
             if number % 2 == 0:
@@ -45,6 +47,7 @@ def paired_detector():
     finished.clear()
     finished.update({number: threading.Event() for number in range(100)})
     waits_met.clear()
+    seen_on.clear()
     yield DetectorConfig("paired")
     detectors._DETECTORS.pop("paired")
 
@@ -96,6 +99,17 @@ def test_a_detector_error_reaches_the_caller_and_opencv_threads_come_back(paired
     next(early)
     early.close()  # a caller that stops early
     assert cv2.getNumThreads() == threads
+    pool.close()
+
+
+def test_one_picture_alone_stays_on_the_callers_thread_with_opencvs_own_threads(paired_detector):
+    threads = cv2.getNumThreads()
+    pool = DetectionPool(paired_detector, workers=2, crop_size=48)
+    assert [d.picture.name for d in pool.detected([numbered(1)])] == ["picture1"]
+    assert seen_on == [(threading.current_thread().name, threads)]
+    seen_on.clear()
+    list(pool.detected([numbered(1), numbered(3)]))
+    assert all(name.startswith("emolens-detect") and opencv == 1 for name, opencv in seen_on) and len(seen_on) == 2
     pool.close()
 
 

@@ -9,6 +9,7 @@ and splitting each picture across cores as well made the pool 15-20% slower (ben
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -85,17 +86,26 @@ class DetectionPool:
         self.config = config
         self.workers = workers
         self.crop_size = crop_size
-        self.detector = config.build()
-        self._local = threading.local()
-        self._local.detector = self.detector  # the creating thread's
+        self.detector = config.build()  # the caller's thread's
+        self._local = threading.local()  # each pool thread's
         self._executor: ThreadPoolExecutor | None = None
 
     def detected(self, items: Iterable[Picture | PendingPicture]) -> Iterator[Detected]:
-        """Each item decoded (if pending), detected and cropped, in the order given. A live picture (a camera
-        frame) waits for those before it and is then done at once, so no frame is read ahead of its result."""
-        if self.workers == 1:
-            yield from map(self._detect, items)
+        """Each item decoded (if pending), detected and cropped, in the order given. One picture alone, and a
+        camera's frames, are done on the caller's thread, where OpenCV splits each over the cores itself (no
+        frame is read ahead of its result); a live picture after others waits for those before it."""
+        items = iter(items)
+        first = next(items, None)
+        if first is None:
             return
+        if self.workers > 1 and not (isinstance(first, Picture) and first.live):
+            second = next(items, None)
+            if second is not None:
+                yield from self._pooled(itertools.chain((first, second), items))
+                return
+        yield from (self._detect(item, self.detector) for item in itertools.chain((first,), items))
+
+    def _pooled(self, items: Iterator[Picture | PendingPicture]) -> Iterator[Detected]:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="emolens-detect")
         pending: deque[Future[Detected]] = deque()
@@ -105,9 +115,9 @@ class DetectionPool:
                     if isinstance(item, Picture) and item.live:
                         while pending:
                             yield pending.popleft().result()
-                        yield self._detect(item)
+                        yield self._detect(item, self.detector)
                         continue
-                    pending.append(self._executor.submit(self._detect, item))
+                    pending.append(self._executor.submit(self._detect_on_pool, item))
                     if len(pending) >= AHEAD_PER_WORKER * self.workers:
                         yield pending.popleft().result()
                 while pending:
@@ -122,18 +132,15 @@ class DetectionPool:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None
 
-    def _thread_detector(self) -> FaceDetector:
-        if self.workers == 1:  # one thread at a time, whichever calls (a server's request threads)
-            return self.detector
+    def _detect_on_pool(self, item: Picture | PendingPicture) -> Detected:
         if not hasattr(self._local, "detector"):
             self._local.detector = self.config.build()
-        return self._local.detector
+        return self._detect(item, self._local.detector)
 
-    def _detect(self, item: Picture | PendingPicture) -> Detected:
+    def _detect(self, item: Picture | PendingPicture, detector: FaceDetector) -> Detected:
         picture = item if isinstance(item, Picture) else item()
         if picture.error is not None:
             return Detected(picture)
-        detector = self._thread_detector()
         began = time.perf_counter()
         found = detector.detect(picture.gray)
         detect_ms = (time.perf_counter() - began) * 1000

@@ -46,7 +46,10 @@ logger = logging.getLogger(__name__)
 # Inputs per actor call: small, so that the progress bar moves steadily.
 INPUTS_PER_CALL = 4
 BLOCKS_PER_ACTOR = 8
-MAX_BLOCK_INPUTS = 1024
+# Ray keeps objects under 100 KB in the memory of the process that made them, and the driver makes the blocks:
+# on a long job, blocks of this many inputs (about 250 KB) go to the object store instead, and keep the
+# driver's references few (10 million inputs: 2,500 blocks).
+MAX_BLOCK_INPUTS = 4096
 # Records the driver holds while it lists the inputs into its local listing file.
 LISTING_ROWS = 50_000
 PROGRESS_SECONDS = 0.5
@@ -251,9 +254,8 @@ def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, cl
     context.enable_progress_bars = context.print_on_execution_start = False  # ours counts pictures
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
     counter = ray.remote(num_cpus=0)(_PicturesDone).remote()
-    # The listing goes to the object store as blocks handed out whole to actors: BLOCKS_PER_ACTOR each spread the
-    # work evenly; on a long job, MAX_BLOCK_INPUTS keeps the driver's references few (10 M inputs: 10,000 blocks).
-    # A block in the object store costs no task: a task would wait for a CPU the actors hold.
+    # The listing goes to Ray as blocks handed out whole to actors, BLOCKS_PER_ACTOR each to spread the work
+    # evenly. Put by the driver, a block costs no task: a task would wait for a CPU the actors hold.
     inputs_per_block = min(MAX_BLOCK_INPUTS, max(1, -(-listing.inputs // (BLOCKS_PER_ACTOR * actors))))
     blocks = [ray.put(block) for block in listing.blocks(inputs_per_block)]
     dataset = ray.data.from_arrow_refs(blocks).map_batches(
