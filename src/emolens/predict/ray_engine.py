@@ -51,7 +51,7 @@ BLOCKS_PER_ACTOR = 8
 # driver's references few (10 million inputs: 2,500 blocks).
 MAX_BLOCK_INPUTS = 4096
 # Records the driver holds while it lists the inputs into its local listing file.
-LISTING_ROWS = 50_000
+LISTING_ROWS = 10_000
 PROGRESS_SECONDS = 0.5
 
 
