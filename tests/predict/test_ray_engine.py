@@ -175,7 +175,7 @@ def test_the_listing_holds_a_chunk_of_records_at_a_time_and_skips_what_is_done(t
     import tracemalloc
 
     from emolens.predict import ray_engine
-    from emolens.predict.ray_parts import DoneSources, PartSink
+    from emolens.predict.ray_parts import DoneSources, ListingSource, PartSink
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -201,8 +201,8 @@ def test_the_listing_holds_a_chunk_of_records_at_a_time_and_skips_what_is_done(t
         peaks[lines] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert (listing.inputs, listing.skipped, listing.pictures) == (lines // 2, lines // 2, lines // 2)
-        blocks = list(listing.blocks(300))
-        assert max(block.num_rows for block in blocks) == 300 and sum(block.num_rows for block in blocks) == lines // 2
+        blocks = [block for task in ListingSource(listing.path, 300).get_read_tasks(1) for block in task()]
+        assert [block.num_rows for block in blocks][:4] == [100, 100, 100, 100] and sum(block.num_rows for block in blocks) == lines // 2
         assert {row["path"] for row in blocks[0].to_pylist()} == {"photos/2.png", "photos/3.png"}
     # 1,500 more records held at once would take about 1 MB more; a chunk at a time, the peak hardly moves.
     assert peaks[4000] - peaks[1000] < 200_000, peaks

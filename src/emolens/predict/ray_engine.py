@@ -10,9 +10,9 @@ atomically and holding whole inputs only, so a re-run of the same command skips 
 holds: a job stopped by a crash or a preemption resumes where its parts ended. `out` must be a folder every
 node of the cluster can write (a shared file system) when the cluster has more than one machine.
 
-The driver streams: it lists the inputs as it reads them into a temporary Parquet file of records, hands them
-to the object store block by block, and never receives a row, only a count of finished pictures for the progress
-bar. Its memory does not grow with the number of inputs (bench/scale.py).
+The driver streams: it lists the inputs as it reads them into a Parquet file of records in a hidden folder of
+`out` (removed at the end), which Ray's workers read block by block, and it never receives a row, only a count
+of finished pictures for the progress bar. Its memory does not grow with the number of inputs (bench/scale.py).
 
 Rows are `emolens.predict.writers.result_rows`: one per face (per analysed frame in videos), one per picture
 without faces, one per unreadable input with its error.
@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,11 +45,8 @@ logger = logging.getLogger(__name__)
 # Inputs per actor call: small, so that the progress bar moves steadily.
 INPUTS_PER_CALL = 4
 BLOCKS_PER_ACTOR = 8
-# Ray keeps objects under 100 KB in the memory of the process that made them, and the driver makes the blocks:
-# on a long job, blocks of this many inputs (about 250 KB) go to the object store instead, and keep the
-# driver's references few (10 million inputs: 2,500 blocks).
-MAX_BLOCK_INPUTS = 4096
-# Records the driver holds while it lists the inputs into its local listing file.
+MAX_BLOCK_INPUTS = 1024
+# Records the driver holds while it lists the inputs into the listing file: a row group of it, read by one task.
 LISTING_ROWS = 10_000
 PROGRESS_SECONDS = 0.5
 
@@ -156,8 +152,8 @@ _RECORD_COLUMNS = ("kind", "path", "member", "name", "error")
 
 @dataclass
 class _Listing:
-    """The inputs still to predict on, streamed from the sources into a local Parquet file (LISTING_ROWS records
-    at a time), with what was skipped as done and how many pictures the inputs hold; read back as blocks."""
+    """The inputs still to predict on, streamed from the sources into a Parquet file (LISTING_ROWS records a row
+    group), with what was skipped as done and how many pictures the inputs hold."""
 
     path: Path
     inputs: int = 0
@@ -182,14 +178,6 @@ class _Listing:
                     writer.write_table(pa.Table.from_pylist(records, schema=schema))
                     records = []
             writer.write_table(pa.Table.from_pylist(records, schema=schema))
-
-    def blocks(self, inputs_per_block: int) -> Iterator:
-        """The records as Arrow tables of `inputs_per_block` rows (the last fewer)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=inputs_per_block):
-            yield pa.Table.from_batches([batch])
 
 
 def predict_to_parquet(
@@ -225,7 +213,8 @@ def predict_to_parquet(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = DoneSources(out)
-    with tempfile.TemporaryDirectory(prefix="emolens-listing-") as scratch:
+    # The listing lies in `out`, which every node of a cluster can reach, hidden from the parts and removed after.
+    with tempfile.TemporaryDirectory(prefix=".listing-", dir=out) as scratch:
         listing = _Listing(Path(scratch) / "inputs.parquet")
         listing.write(source, done, settings.every)
         if not listing.inputs:
@@ -246,7 +235,7 @@ def predict_to_parquet(
 def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, class_names: list[str], workers: int | None):
     """Runs the job: the listing read in blocks, predicted by a pool of actors that each load the model once,
     written by a PartSink; the driver only moves the progress bar. Returns the sink, with its counts."""
-    from emolens.predict.ray_parts import PartSink
+    from emolens.predict.ray_parts import ListingSource, PartSink
 
     # Never more actors than inputs: each one costs a process start and a model load.
     actors = min(listing.inputs, workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
@@ -254,11 +243,10 @@ def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, cl
     context.enable_progress_bars = context.print_on_execution_start = False  # ours counts pictures
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
     counter = ray.remote(num_cpus=0)(_PicturesDone).remote()
-    # The listing goes to Ray as blocks handed out whole to actors, BLOCKS_PER_ACTOR each to spread the work
-    # evenly. Put by the driver, a block costs no task: a task would wait for a CPU the actors hold.
+    # Blocks of the listing are handed out whole to actors, BLOCKS_PER_ACTOR each to spread the work evenly.
+    # Reading them takes no CPU of its own: the actors hold every one, and the read would wait for it.
     inputs_per_block = min(MAX_BLOCK_INPUTS, max(1, -(-listing.inputs // (BLOCKS_PER_ACTOR * actors))))
-    blocks = [ray.put(block) for block in listing.blocks(inputs_per_block)]
-    dataset = ray.data.from_arrow_refs(blocks).map_batches(
+    dataset = ray.data.read_datasource(ListingSource(listing.path, inputs_per_block), num_cpus=0).map_batches(
         _PredictActor, fn_constructor_args=(settings, class_names, counter), batch_size=INPUTS_PER_CALL,
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="numpy", udf_modifying_row_count=True,
     )  # fmt: skip
