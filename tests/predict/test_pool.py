@@ -20,7 +20,7 @@ from emolens.predict import DetectorConfig, Recognizer
 from emolens.predict import detectors
 from emolens.predict.detectors import FaceDetector, Framing, register_detector
 from emolens.predict.picture import Picture
-from emolens.predict.pool import AHEAD_PER_WORKER, DetectionPool
+from emolens.predict.pool import AHEAD_PER_WORKER, Detected, DetectionPool, _waiting_pixels
 
 ASTRONAUT = ROOT / "samples" / "astronaut.png"
 # Pictures of the "paired" detector: picture 2k's detection waits until picture 2k+1's is done, so with two
@@ -127,6 +127,18 @@ def test_reading_ahead_is_bounded_and_camera_frames_are_not_read_ahead(paired_de
         assert len(pulled) - done < (1 if live else AHEAD_PER_WORKER * 2)
     pool.close()
     assert len(pulled) == 30
+
+
+def test_reading_ahead_counts_the_pixels_of_decoded_pictures_waiting():
+    from concurrent.futures import Future
+
+    done, failed, running, cancelled = Future(), Future(), Future(), Future()
+    done.set_result(Detected(numbered(1)))  # 40 x 40
+    failed.set_exception(RuntimeError("broken"))
+    cancelled.cancel()
+    unreadable = Future()
+    unreadable.set_result(Detected(Picture("x", "x", None, None, error="not read")))
+    assert _waiting_pixels([done, failed, running, cancelled, unreadable, done]) == 2 * 1600
 
 
 def test_workers_must_be_a_positive_whole_number():

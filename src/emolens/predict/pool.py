@@ -27,9 +27,12 @@ from emolens.predict.detectors import DetectorConfig, Detections, FaceDetector, 
 from emolens.predict.inputs import PendingPicture
 from emolens.predict.picture import Picture
 
-# Pictures in flight per thread: enough to keep every thread busy while the caller classifies a batch, few
-# enough that memory stays at a handful of decoded pictures (each at most 64 megapixels) beyond the batch.
+# Pictures in flight per thread: enough to keep every thread busy while the caller classifies a batch. Reading
+# ahead also stops once the decoded pictures waiting hold AHEAD_PIXELS (as a batch ends at the Recognizer's
+# BATCH_PIXELS), so a folder of 64-megapixel photos keeps one waiting, not two per thread; decoding itself is
+# bounded by the decode budget (emolens.data.decode.DECODE_BUDGET).
 AHEAD_PER_WORKER = 2
+AHEAD_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,15 @@ class Detected:
     found: Detections | None = None
     crops: np.ndarray | None = None
     detect_ms: float = 0.0
+
+    @property
+    def pixels(self) -> int:
+        return 0 if self.picture.gray is None else self.picture.gray.size
+
+
+def _waiting_pixels(pending: Iterable[Future[Detected]]) -> int:
+    """Pixels of the pictures in `pending` that are done, waiting to be handed on."""
+    return sum(future.result().pixels for future in pending if future.done() and not future.cancelled() and future.exception() is None)
 
 
 _opencv_lock = threading.Lock()
@@ -118,7 +130,7 @@ class DetectionPool:
                         yield self._detect(item, self.detector)
                         continue
                     pending.append(self._executor.submit(self._detect_on_pool, item))
-                    if len(pending) >= AHEAD_PER_WORKER * self.workers:
+                    while pending and (len(pending) >= AHEAD_PER_WORKER * self.workers or _waiting_pixels(pending) >= AHEAD_PIXELS):
                         yield pending.popleft().result()
                 while pending:
                     yield pending.popleft().result()
