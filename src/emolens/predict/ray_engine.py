@@ -244,9 +244,11 @@ def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, cl
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # set once ray.data has configured its logging
     counter = ray.remote(num_cpus=0)(_PicturesDone).remote()
     # Blocks of the listing are handed out whole to actors, BLOCKS_PER_ACTOR each to spread the work evenly.
-    # Reading them takes no CPU of its own: the actors hold every one, and the read would wait for it.
+    # Reading them takes no CPU of its own (the actors hold every one, and the read would wait for it), so their
+    # number is capped instead: one task at a time reads a row group in milliseconds, while an actor takes
+    # seconds over a block, and without a cap Ray started a worker process for each of 17 reads at once.
     inputs_per_block = min(MAX_BLOCK_INPUTS, max(1, -(-listing.inputs // (BLOCKS_PER_ACTOR * actors))))
-    dataset = ray.data.read_datasource(ListingSource(listing.path, inputs_per_block), num_cpus=0).map_batches(
+    dataset = ray.data.read_datasource(ListingSource(listing.path, inputs_per_block), num_cpus=0, concurrency=1).map_batches(
         _PredictActor, fn_constructor_args=(settings, class_names, counter), batch_size=INPUTS_PER_CALL,
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="numpy", udf_modifying_row_count=True,
     )  # fmt: skip
