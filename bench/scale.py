@@ -6,7 +6,7 @@
        (a thread per core decoding and detecting, ONNX Runtime on every core); the same without the pool
        (workers=1, OpenCV and ONNX Runtime splitting each picture over the cores: the engine before issue 30);
        and on one thread (what one actor does, without Ray). The answers must be the same in all three;
-     - `predict_to_parquet(folder, out, workers=N)` for N = 1 and 2: a local Ray started and stopped by the
+     - `predict_to_parquet(folder, out, workers=N)` for N in --workers (1 and 2): a local Ray started and stopped by the
        call, actors on one thread each; its total time, and Ray's start (ray.init) within it;
      - Ray's fixed cost: the same call on 8 pictures, and from it the rate once the actors run.
    Targets (issue 30): one process at least 1.7x one thread on 2 cores, same answers; Ray 2 workers at least
@@ -20,7 +20,7 @@
    one CPU, each in its own process. Two virtual devices share the same cores: this checks the mechanism, not
    a speed-up.
 
-Usage: python bench/scale.py [--photos 2000] [--no-train] [--driver 100000,1000000,10000000]
+Usage: python bench/scale.py [--photos 2000] [--workers 1,2] [--no-train] [--driver 100000,1000000,10000000]
 (--photos 0 skips the batch prediction rows)
 """
 
@@ -162,7 +162,7 @@ def training_seconds(data: Path, scratch: Path, devices: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def batch_figures(scratch: Path, photos: int) -> None:
+def batch_figures(scratch: Path, photos: int, worker_counts: list[int]) -> None:
     """The batch prediction rows (see the module's docstring)."""
     folder = photo_like(scratch / "photos", photos)
     small = photo_like(scratch / "few", 8)
@@ -182,7 +182,7 @@ def batch_figures(scratch: Path, photos: int) -> None:
     ):
         print(f"| {label} | {seconds:.1f} | {pictures / seconds:.1f} | {single_s / seconds:.2f}x | {one_thread_s / seconds:.2f}x | - |")
     ray_s = {}
-    for workers in (1, 2):
+    for workers in worker_counts:
         summary = on_ray(folder, workers, scratch)
         ray_s[workers] = summary.seconds
         print(f"| Ray Data, {workers} worker(s) | {summary.seconds:.1f} | {pictures / summary.seconds:.1f} | "
@@ -191,8 +191,9 @@ def batch_figures(scratch: Path, photos: int) -> None:
     print(f"\nRay's fixed cost: {fixed.seconds:.1f} s for 8 pictures with 2 workers ({fixed.startup_seconds:.1f} s of it ray.init).")
     # Once started, actors go at the job's rate less its fixed cost (taken as the 8-picture call's, for both pool sizes).
     running = {workers: (pictures - 8) / (seconds - fixed.seconds) for workers, seconds in ray_s.items()}
-    print(f"Without it, once the actors run: 1 worker {running[1]:.1f}, 2 workers {running[2]:.1f} pictures/s "
-          f"({running[2] * single_s / pictures:.2f}x one process, {running[2] * one_thread_s / pictures:.2f}x one process on one thread).")  # fmt: skip
+    print("Without it, once the actors run: " + ", ".join(
+        f"{workers} worker(s) {rate:.1f} pictures/s ({rate * single_s / pictures:.2f}x one process, {rate * one_thread_s / pictures:.2f}x one thread)"
+        for workers, rate in running.items()) + ".")  # fmt: skip
 
 
 def training_figures(scratch: Path) -> None:
@@ -212,13 +213,14 @@ def training_figures(scratch: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=2000, help="pictures for the batch prediction rows (0: skip them)")
+    parser.add_argument("--workers", default="1,2", help="comma-separated Ray worker counts (on a machine of 16 cores: 1,2,4,8,16)")
     parser.add_argument("--no-train", action="store_true", help="skip the data-parallel training rows")
     parser.add_argument("--driver", default="", help="comma-separated input counts for the Ray driver's memory figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         scratch = Path(name)
         if args.photos:
-            batch_figures(scratch, args.photos)
+            batch_figures(scratch, args.photos, [int(count) for count in args.workers.split(",")])
         if args.driver:
             driver_figures(scratch, [int(count) for count in args.driver.split(",")])
         if not args.no_train:
