@@ -46,8 +46,8 @@ def _source_hashes(sources: list[str]) -> np.ndarray:
 
 class DoneSources:
     """The sources whose rows the Parquet parts in a folder already hold, kept as sorted 64-bit hashes: 8 bytes a
-    source, so ten million finished inputs take 80 MB, not gigabytes of strings (two sources share a hash
-    with odds of about 1 in 10^5 at that size; the later one would be skipped as done).
+    source, so ten million finished inputs take 80 MB, not gigabytes of strings. With ten million done, a new
+    input is taken for a done one (and skipped) with odds of about 1 in 2x10^12, 1 in 200,000 over ten million.
 
     Raises:
         EmolensError: a part that is not one emolens wrote (not Parquet, or without a text "source" column).
