@@ -112,11 +112,44 @@ def training_arrays(data: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return x, keras.utils.to_categorical(train.labels[: steps * BATCH], 7).astype("float32")
 
 
+def print_rates(data: Path, models: list[str], jits: list[str], steps: int) -> None:
+    configurations = [(precision, jit) for jit in jits for precision in ("float32", "bf16")]
+    print(f"Training images/s, batch {BATCH}, {steps} steps, best of 2 alternating rounds, a process each; {keras.backend.backend()}\n")
+    print("| model | XLA | float32 | mixed bfloat16 | bf16 / float32 |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for model in models:
+        rates: dict[tuple[str, str], list[float]] = {configuration: [] for configuration in configurations}
+        compiled: dict[tuple[str, str], bool] = {}
+        for _ in range(2):
+            for precision, jit in configurations:
+                measured, compiled[precision, jit] = rate_in_a_process(data, model, precision, jit, steps)
+                rates[precision, jit].append(measured)
+        for jit in jits:
+            fp32, bf16 = max(rates["float32", jit]), max(rates["bf16", jit])
+            xla = "/".join("on" if compiled[precision, jit] else "off" for precision in ("float32", "bf16"))
+            print(f"| {model} | {jit} ({xla}) | {fp32:.0f} | {bf16:.0f} | {bf16 / fp32:.2f}x |", flush=True)
+
+
+def print_accuracy(data: Path, models: list[str], epochs: int, limit: int) -> None:
+    from emolens.train import train as train_run
+
+    print(f"\nValidation accuracy after {epochs} epochs, {limit} images per class, seed 0:\n")
+    print("| model | float32 | mixed bfloat16 |")
+    print("| --- | ---: | ---: |")
+    for model in models:
+        accuracy = {}
+        for precision in ("float32", "bf16"):
+            with tempfile.TemporaryDirectory() as tmp:
+                config = TrainConfig(model=model, epochs=epochs, limit=limit, precision=precision)
+                accuracy[precision] = train_run(data, config, out=Path(tmp) / "run", verbose=0).best_val_accuracy
+        print(f"| {model} | {100 * accuracy['float32']:.1f}% | {100 * accuracy['bf16']:.1f}% |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.zip")
     parser.add_argument("--models", default="seed,mini_resnet")
-    parser.add_argument("--steps", type=int, default=60, help="timed batches of 64 per measurement")
+    parser.add_argument("--steps", type=int, default=60, help="timed batches of 64 per measurement (0: no speed rows)")
     parser.add_argument("--jit", default="auto", help="comma-separated: auto (Keras's choice) and/or off (XLA off)")
     parser.add_argument("--profile", action="store_true", help="profile each model's step in both precisions instead")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # model:precision:jit, measured in this process
@@ -135,35 +168,10 @@ def main() -> int:
     if args.profile:
         print_profiles(args.data, args.models.split(","), args.steps)
         return 0
-    configurations = [(precision, jit) for jit in args.jit.split(",") for precision in ("float32", "bf16")]
-    print(f"Training images/s, batch {BATCH}, {args.steps} steps, best of 2 alternating rounds, a process each; {keras.backend.backend()}\n")
-    print("| model | XLA | float32 | mixed bfloat16 | bf16 / float32 |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for model in args.models.split(","):
-        rates: dict[tuple[str, str], list[float]] = {configuration: [] for configuration in configurations}
-        compiled: dict[tuple[str, str], bool] = {}
-        for _ in range(2):
-            for precision, jit in configurations:
-                measured, compiled[precision, jit] = rate_in_a_process(args.data, model, precision, jit, args.steps)
-                rates[precision, jit].append(measured)
-        for jit in args.jit.split(","):
-            fp32, bf16 = max(rates["float32", jit]), max(rates["bf16", jit])
-            xla = "/".join("on" if compiled[precision, jit] else "off" for precision in ("float32", "bf16"))
-            print(f"| {model} | {jit} ({xla}) | {fp32:.0f} | {bf16:.0f} | {bf16 / fp32:.2f}x |", flush=True)
-
+    if args.steps:
+        print_rates(args.data, args.models.split(","), args.jit.split(","), args.steps)
     if args.epochs:
-        from emolens.train import train as train_run
-
-        print(f"\nValidation accuracy after {args.epochs} epochs, {args.limit} images per class, seed 0:\n")
-        print("| model | float32 | mixed bfloat16 |")
-        print("| --- | ---: | ---: |")
-        for model in args.models.split(","):
-            accuracy = {}
-            for precision in ("float32", "bf16"):
-                with tempfile.TemporaryDirectory() as tmp:
-                    config = TrainConfig(model=model, epochs=args.epochs, limit=args.limit, precision=precision)
-                    accuracy[precision] = train_run(args.data, config, out=Path(tmp) / "run", verbose=0).best_val_accuracy
-            print(f"| {model} | {100 * accuracy['float32']:.1f}% | {100 * accuracy['bf16']:.1f}% |", flush=True)
+        print_accuracy(args.data, args.models.split(","), args.epochs, args.limit)
     return 0
 
 
