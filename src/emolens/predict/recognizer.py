@@ -124,9 +124,8 @@ class Recognizer:
         pixels = 0
         for detected in self.pool.detected(pictures):
             batch.append(detected)
-            picture = detected.picture
-            pixels += 0 if picture.gray is None else picture.gray.size
-            if len(batch) >= PICTURES_PER_BATCH or picture.live or pixels >= BATCH_PIXELS:
+            pixels += detected.pixels
+            if len(batch) >= PICTURES_PER_BATCH or detected.picture.live or pixels >= BATCH_PIXELS:
                 yield from self._classified(batch, trackers, smooth, errors)
                 batch, pixels = [], 0
         yield from self._classified(batch, trackers, smooth, errors)
