@@ -1,6 +1,6 @@
 """Ray Data's ends of the Ray engine: the listing of inputs read as blocks by Ray's workers, and the Parquet
 parts they write (their columns, which sources a folder of parts already holds, the sink that writes them).
-Neither end passes through the driver, which keeps a few bytes per 10,000 inputs.
+Neither end passes through the driver, whose memory does not grow with the number of inputs.
 
 Imported by `ray_engine` once Ray is known to be installed.
 """
