@@ -177,7 +177,8 @@ class _Listing:
                 if len(records) == LISTING_ROWS:
                     writer.write_table(pa.Table.from_pylist(records, schema=schema))
                     records = []
-            writer.write_table(pa.Table.from_pylist(records, schema=schema))
+            if records:  # an empty row group would become an empty read task
+                writer.write_table(pa.Table.from_pylist(records, schema=schema))
 
 
 def predict_to_parquet(
