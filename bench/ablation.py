@@ -78,9 +78,13 @@ def main() -> int:
             train(args.data, config, out=run, verbose=0)
         accuracy, epoch, minutes = best_validation(run)
         settings = json.loads(files.config.read_text())["config"]
-        rows.append(f"| {name} | {settings['model']}, crop {settings['crop']} | {100 * accuracy:.1f}% (epoch {epoch}) | {minutes:.0f} min |")
+        rows.append(
+            f"| {name} | {settings['model']}, crop {settings['crop']} | {100 * accuracy:.1f}% (epoch {epoch}) | {minutes:.0f} min |"
+        )
     limit = f", at most {args.limit} images per class" if args.limit else ""
-    print(f"The cpu recipe with one change each, {args.epochs} epochs ({warmup} warm-up), seed 0{limit}; best validation accuracy:\n")
+    print(
+        f"The cpu recipe with one change each, {args.epochs} epochs ({warmup} warm-up), seed 0{limit}; best validation accuracy:\n"
+    )
     print("| variant | model | validation accuracy | training time |")
     print("| --- | --- | ---: | ---: |")
     print("\n".join(rows))

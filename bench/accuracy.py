@@ -100,13 +100,20 @@ def evaluations(models: Path | list[Path], folder: Path, data: Path, crops: bool
 
 def unleaked_accuracies(folder: Path, ttas: list[str], leaked: dict[str, set[str]]) -> dict[str, list[float]]:
     """Per kind of leak, accuracy without those test images, one per test-time augmentation evaluated in folder."""
-    return {kind: [accuracy_without(folder / f"evaluation-{tta}", files) for tta in ttas] for kind, files in leaked.items()}
+    return {
+        kind: [accuracy_without(folder / f"evaluation-{tta}", files) for tta in ttas] for kind, files in leaked.items()
+    }
 
 
-def row(label: str, recipe: str, parameters: str, minutes: str, scores: dict[str, dict], unleaked: dict[str, list[float]]) -> str:
+def row(
+    label: str, recipe: str, parameters: str, minutes: str, scores: dict[str, dict], unleaked: dict[str, list[float]]
+) -> str:
     best = scores.get("crops", scores["flip"])
     recall = ", ".join(f"{name} {100 * values['recall']:.0f}" for name, values in best["per_class"].items())
-    tested = " | ".join(f"{100 * scores[tta]['accuracy']:.1f}% / {scores[tta]['macro_f1']:.3f}" if tta in scores else "" for tta in ("none", "flip", "crops"))
+    tested = " | ".join(
+        f"{100 * scores[tta]['accuracy']:.1f}% / {scores[tta]['macro_f1']:.3f}" if tta in scores else ""
+        for tta in ("none", "flip", "crops")
+    )
     return (
         f"| {label} | {recipe} | {parameters} | {minutes} | {tested} | "
         + " | ".join(" / ".join(f"{100 * value:.1f}%" for value in unleaked[kind]) for kind in ("exact", "near"))
@@ -118,7 +125,10 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
     """One model's row of the FER+ table; its evaluations go to folder/evaluation-ferplus-<tta> and -fer2013-<tta>."""
     from emolens.evaluate import evaluate
 
-    votes = {tta: evaluate(model, data, labels=labels, tta=tta, out=folder / f"evaluation-ferplus-{tta}") for tta in ("none", "flip")}
+    votes = {
+        tta: evaluate(model, data, labels=labels, tta=tta, out=folder / f"evaluation-ferplus-{tta}")
+        for tta in ("none", "flip")
+    }
     plain = {tta: evaluate(model, data, tta=tta, out=folder / f"evaluation-fer2013-{tta}") for tta in ("none", "flip")}
     run = Path(model)
     minutes = f"{training_minutes(run):.0f} min" if RunDir(run).history.is_file() else ""
@@ -127,7 +137,9 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
         saved = json.loads(RunDir(run).config.read_text())
         config = saved["config"]
         if saved["data"].get("labels"):
-            learned = f"{config['target']}" + (f" + {config['source_label_weight']:g} FER2013 label" if config.get("source_label_weight") else "")
+            learned = f"{config['target']}" + (
+                f" + {config['source_label_weight']:g} FER2013 label" if config.get("source_label_weight") else ""
+            )
         learned += f", {config['model']}, {config['epochs']} epochs"
 
     def pair(values: dict[str, float | None]) -> str:
@@ -138,7 +150,9 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
         lacked = sum(n for reason, n in metrics["left_out"].items() if reason.endswith("a class the model lacks"))
         return metrics["accuracy"] * metrics["num_images"] / (metrics["num_images"] + lacked)
 
-    recall = ", ".join(f"{name} {100 * v['recall']:.0f}" for name, v in votes["flip"]["per_class"].items() if v["support"])
+    recall = ", ".join(
+        f"{name} {100 * v['recall']:.0f}" for name, v in votes["flip"]["per_class"].items() if v["support"]
+    )
     lacked = sum(n for reason, n in votes["none"]["left_out"].items() if reason.endswith("a class the model lacks"))
     return (
         f"| {model} | {learned} | {minutes} | {pair({t: of_all_faces(m) for t, m in votes.items()})} | "
@@ -148,7 +162,9 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
 
 
 def agreement_table(args: argparse.Namespace, recipes: list[str]) -> list[str]:
-    models = [str(args.runs / recipe) for recipe in recipes] + [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    models = [str(args.runs / recipe) for recipe in recipes] + [
+        m.strip() for m in (args.models or "").split(",") if m.strip()
+    ]
     for recipe in recipes:
         ensure_trained(recipe, args.runs / recipe, args.data, args.epochs, args.labels)
     lines = [
@@ -173,10 +189,17 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.zip")
     parser.add_argument("--recipes", default="seed,cpu", help="comma-separated recipe names (default seed,cpu)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "accuracy")
-    parser.add_argument("--epochs", type=int, help="override every recipe's epochs (quick checks only; the table says so)")
+    parser.add_argument(
+        "--epochs", type=int, help="override every recipe's epochs (quick checks only; the table says so)"
+    )
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
-    parser.add_argument("--labels", type=Path, help="FER+'s votes: train the recipes on them and write the agreement table")
-    parser.add_argument("--models", help="with --labels: trained models to add to the table (run folders, model files, default), comma-separated")
+    parser.add_argument(
+        "--labels", type=Path, help="FER+'s votes: train the recipes on them and write the agreement table"
+    )
+    parser.add_argument(
+        "--models",
+        help="with --labels: trained models to add to the table (run folders, model files, default), comma-separated",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import emolens.backend  # noqa: F401  (Keras, without TensorFlow's start-up chatter)
@@ -190,7 +213,11 @@ def main() -> int:
         f"Test: the test/ split of {args.data.name} (for the shared FER2013 zip: PublicTest, 3,589 images), read once per model "
         "and test-time augmentation (ten crops only for models trained on crops); checkpoints chosen on a 10% validation "
         "slice of train; accuracy / macro-F1."
-        + (f" Every recipe cut to {args.epochs} epochs (a quick check, not the recipes' figures)." if args.epochs else ""),
+        + (
+            f" Every recipe cut to {args.epochs} epochs (a quick check, not the recipes' figures)."
+            if args.epochs
+            else ""
+        ),
         "",
         f"The unleaked columns leave out the test images that have a copy in train (none / flip / ten crops): the "
         f"{len(leaked['exact'])} with a pixel-identical copy (`emolens data inspect`), and the {len(leaked['near'])} with a "
@@ -208,15 +235,36 @@ def main() -> int:
         model, card = load_model(RunDir(run).model, compile=False)
         epochs = run_config(run)["epochs"]
         label = f"{card['model']} ({epochs} epochs, best {card['epoch']})"
-        lines.append(row(label, recipe, f"{model.count_params() / 1e6:.2f} M", f"{training_minutes(run):.0f} min", scores, unleaked_accuracies(run, list(scores), leaked)))
+        lines.append(
+            row(
+                label,
+                recipe,
+                f"{model.count_params() / 1e6:.2f} M",
+                f"{training_minutes(run):.0f} min",
+                scores,
+                unleaked_accuracies(run, list(scores), leaked),
+            )
+        )
         runs.append(run)
     crop_sizes = {run_config(run)["crop"] for run in runs}
     if len(runs) > 1 and len(crop_sizes) == 1:  # members must share their input size (the views are cut once for all)
         ensemble = args.runs / "ensemble"
         scores = evaluations(runs, ensemble, args.data, crops=trained_on_crops(runs[0]))
-        lines.append(row("ensemble of the above", "+".join(recipes), "", "", scores, unleaked_accuracies(ensemble, list(scores), leaked)))
+        lines.append(
+            row(
+                "ensemble of the above",
+                "+".join(recipes),
+                "",
+                "",
+                scores,
+                unleaked_accuracies(ensemble, list(scores), leaked),
+            )
+        )
     elif len(runs) > 1:
-        lines += ["", f"No ensemble row: the recipes classify inputs of different sizes ({', '.join(map(str, sorted(crop_sizes)))} pixels)."]
+        lines += [
+            "",
+            f"No ensemble row: the recipes classify inputs of different sizes ({', '.join(map(str, sorted(crop_sizes)))} pixels).",
+        ]
     if scores["none"].get("warnings"):
         lines += ["", *(f"Warning: {warning}" for warning in scores["none"]["warnings"])]
     return _print_table(lines, args.out)

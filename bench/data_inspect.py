@@ -49,7 +49,9 @@ def main() -> int:
     command = [sys.executable, "-m", "emolens", "data", "inspect", str(args.data)]
     print(f"| {args.data.name}, {images:,} images | exact checks | with --near |")
     print("| --- | ---: | ---: |")
-    print(f"| `emolens data inspect` (whole command, best of 3) | {best_of(3, command):.1f} s | {best_of(3, command + ['--near']):.1f} s |")
+    print(
+        f"| `emolens data inspect` (whole command, best of 3) | {best_of(3, command):.1f} s | {best_of(3, command + ['--near']):.1f} s |"
+    )
     timings = {}
     for near in (False, True):
         inspect_dataset(dataset, near=near)  # warm imports
@@ -76,9 +78,13 @@ def main() -> int:
     print("| ---: | ---: | ---: | ---: |")
     for bits in range(0, 9, 2):
         upto = distance <= bits
-        print(f"| {bits} | {int((distance == bits).sum())} | {int(same_photo[distance == bits].sum())} | {same_photo[upto].mean():.0%} |")
+        print(
+            f"| {bits} | {int((distance == bits).sum())} | {int(same_photo[distance == bits].sum())} | {same_photo[upto].mean():.0%} |"
+        )
     print()
-    print(f"Test images with a confirmed train copy within 8 bits: {len(set(pairs[same_photo, 0].tolist()))} of {len(test)} (not flat)")
+    print(
+        f"Test images with a confirmed train copy within 8 bits: {len(set(pairs[same_photo, 0].tolist()))} of {len(test)} (not flat)"
+    )
     # How many leaks the hash misses: compare a random sample of test images with every train image, pixel by pixel.
     sample = np.random.default_rng(0).choice(len(test), 300, replace=False)
     leaked, within = 0, 0
@@ -88,8 +94,10 @@ def main() -> int:
         if len(copies):
             leaked += 1
             within += int(np.bitwise_count(test_hashes[index] ^ train_hashes[copies]).min() <= 4)
-    print(f"Random 300 test images, checked against all of train pixel by pixel: {leaked} have a train copy; "
-          f"pHash within 4 bits finds {within} of them.")
+    print(
+        f"Random 300 test images, checked against all of train pixel by pixel: {leaked} have a train copy; "
+        f"pHash within 4 bits finds {within} of them."
+    )
     return 0
 
 

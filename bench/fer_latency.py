@@ -44,13 +44,17 @@ def main() -> int:
     top = max(faces[0]["emotions"].items(), key=lambda item: item[1]) if faces else None
     import fer
 
-    print(json.dumps({
-        "version": getattr(fer, "__version__", "?"),
-        "faces": len(faces),
-        "top": f"{top[0]} {top[1]:.2f}" if top else "-",
-        "photo_ms": median_ms(lambda: detector.detect_emotions(cv2.imread(photo))),
-        "detect_ms": median_ms(lambda: detector.find_faces(image)),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "version": getattr(fer, "__version__", "?"),
+                "faces": len(faces),
+                "top": f"{top[0]} {top[1]:.2f}" if top else "-",
+                "photo_ms": median_ms(lambda: detector.detect_emotions(cv2.imread(photo))),
+                "detect_ms": median_ms(lambda: detector.find_faces(image)),
+            }
+        )
+    )
     return 0
 
 

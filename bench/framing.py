@@ -43,10 +43,14 @@ def measure(detector_name: str, images: np.ndarray) -> dict[str, float]:
     found = len(widths)
     median_side = float(np.median(sides))
     return {
-        "found": found, "of": len(images), "width": float(np.median(widths)), "height": float(np.median(heights)),
-        "centre_offset": float(np.median(offsets)), "scale": 1 / median_side,
+        "found": found,
+        "of": len(images),
+        "width": float(np.median(widths)),
+        "height": float(np.median(heights)),
+        "centre_offset": float(np.median(offsets)),
+        "scale": 1 / median_side,
         "dy": -float(np.median(offsets)),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -60,7 +64,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name in detector_names():
         m = measure(name, images)
-        print(f"| {name} | {m['found']}/{m['of']} | {m['width']:.3f} | {m['height']:.3f} | {m['centre_offset']:+.3f} | 1/{1 / m['scale']:.3f} | {m['dy']:.3f} |")
+        print(
+            f"| {name} | {m['found']}/{m['of']} | {m['width']:.3f} | {m['height']:.3f} | {m['centre_offset']:+.3f} | 1/{1 / m['scale']:.3f} | {m['dy']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def scores(probabilities: np.ndarray, majority: np.ndarray, source: np.ndarray, neutral: int, factor: float) -> tuple[float, float]:
+def scores(
+    probabilities: np.ndarray, majority: np.ndarray, source: np.ndarray, neutral: int, factor: float
+) -> tuple[float, float]:
     from emolens.models.calibration import apply_class_scale
 
     scale = np.ones(probabilities.shape[1])
@@ -36,7 +38,9 @@ def scores(probabilities: np.ndarray, majority: np.ndarray, source: np.ndarray, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="run folders trained with --labels (their used_images.csv gives the validation faces)")
+    parser.add_argument(
+        "runs", nargs="+", help="run folders trained with --labels (their used_images.csv gives the validation faces)"
+    )
     parser.add_argument("--data", type=Path, default=SHARED / "fer2013.zip")
     parser.add_argument("--labels", type=Path, default=SHARED / "fer2013-ferplus.csv")
     parser.add_argument("--tta", default="flip")
@@ -49,14 +53,23 @@ def main() -> int:
     models = {Path(run).name: [run] for run in args.runs}
     if len(args.runs) > 1:
         models["ensemble"] = list(args.runs)
-    print(f"Validation faces of each run (FER+ clear majority), {args.tta} TTA: FER+ majority / FER2013 label accuracy\n")
+    print(
+        f"Validation faces of each run (FER+ clear majority), {args.tta} TTA: FER+ majority / FER2013 label accuracy\n"
+    )
     print("| model | " + " | ".join(f"neutral x {f:g}" for f in factors) + " |")
     print("| --- |" + " ---: |" * len(factors))
     for name, runs in models.items():
         predictions = predict_split(runs, args.data, split="val", labels=args.labels, tta=args.tta)
         neutral = predictions.class_names.index("neutral")
-        cells = [scores(predictions.probabilities, predictions.y_true, predictions.source_labels, neutral, f) for f in factors]
-        print(f"| {name} ({len(predictions.y_true)} faces) | " + " | ".join(f"{100 * a:.1f}% / {100 * b:.1f}%" for a, b in cells) + " |")
+        cells = [
+            scores(predictions.probabilities, predictions.y_true, predictions.source_labels, neutral, f)
+            for f in factors
+        ]
+        print(
+            f"| {name} ({len(predictions.y_true)} faces) | "
+            + " | ".join(f"{100 * a:.1f}% / {100 * b:.1f}%" for a, b in cells)
+            + " |"
+        )
     return 0
 
 

@@ -34,7 +34,9 @@ def main() -> int:
     images = sum(len(split) for split in dataset.splits.values())
     print("| source | images | first load (decode) | cached load (best of 2) | decode rate |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| {args.data.name} | {images:,} | {timings[0]:.2f} s | {min(timings[1:]):.2f} s | {images / timings[0]:,.0f} img/s |")
+    print(
+        f"| {args.data.name} | {images:,} | {timings[0]:.2f} s | {min(timings[1:]):.2f} s | {images / timings[0]:,.0f} img/s |"
+    )
     return 0
 
 

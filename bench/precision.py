@@ -51,8 +51,11 @@ def rate(model: str, precision: str, jit: str, x: np.ndarray, y: np.ndarray, ste
 
 
 def rate_in_a_process(data: Path, model: str, precision: str, jit: str, steps: int) -> tuple[float, bool]:
-    done = subprocess.run([sys.executable, __file__, "--data", str(data), "--one", f"{model}:{precision}:{jit}", "--steps", str(steps)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, __file__, "--data", str(data), "--one", f"{model}:{precision}:{jit}", "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{model} {precision} jit={jit} failed: {done.stderr[-2000:]}")
     measured = json.loads(done.stdout.strip().splitlines()[-1])
@@ -90,13 +93,30 @@ def print_profiles(data: Path, models: list[str], steps: int) -> None:
     for model in models:
         times = {}
         for precision in ("float32", "bf16"):
-            done = subprocess.run([sys.executable, __file__, "--data", str(data), "--one", f"{model}:{precision}:profile", "--steps", str(steps)],
-                                  capture_output=True, text=True)  # fmt: skip
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--data",
+                    str(data),
+                    "--one",
+                    f"{model}:{precision}:profile",
+                    "--steps",
+                    str(steps),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 raise SystemExit(f"profiling {model} {precision} failed: {done.stderr[-2000:]}")
             times[precision] = json.loads(done.stdout.strip().splitlines()[-1])
-        kinds = sorted(set(times["float32"]) | set(times["bf16"]), key=lambda k: -max(times["float32"].get(k, 0), times["bf16"].get(k, 0)))
-        print(f"\n{model}: self time per step of {BATCH}, ms, by kind of operation (TensorFlow's profiler, {steps} steps):\n")
+        kinds = sorted(
+            set(times["float32"]) | set(times["bf16"]),
+            key=lambda k: -max(times["float32"].get(k, 0), times["bf16"].get(k, 0)),
+        )
+        print(
+            f"\n{model}: self time per step of {BATCH}, ms, by kind of operation (TensorFlow's profiler, {steps} steps):\n"
+        )
         print("| operation | float32 | mixed bfloat16 | bf16 / float32 |")
         print("| --- | ---: | ---: | ---: |")
         for kind in kinds[:14]:
@@ -114,7 +134,9 @@ def training_arrays(data: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 def print_rates(data: Path, models: list[str], jits: list[str], steps: int) -> None:
     configurations = [(precision, jit) for jit in jits for precision in ("float32", "bf16")]
-    print(f"Training images/s, batch {BATCH}, {steps} steps, best of 2 alternating rounds, a process each; {keras.backend.backend()}\n")
+    print(
+        f"Training images/s, batch {BATCH}, {steps} steps, best of 2 alternating rounds, a process each; {keras.backend.backend()}\n"
+    )
     print("| model | XLA | float32 | mixed bfloat16 | bf16 / float32 |")
     print("| --- | --- | ---: | ---: | ---: |")
     for model in models:
@@ -153,7 +175,9 @@ def main() -> int:
     parser.add_argument("--jit", default="auto", help="comma-separated: auto (Keras's choice) and/or off (XLA off)")
     parser.add_argument("--profile", action="store_true", help="profile each model's step in both precisions instead")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # model:precision:jit, measured in this process
-    parser.add_argument("--epochs", type=int, default=0, help="also train each precision this long and compare validation accuracy")
+    parser.add_argument(
+        "--epochs", type=int, default=0, help="also train each precision this long and compare validation accuracy"
+    )
     parser.add_argument("--limit", type=int, default=800, help="images per class for the accuracy runs")
     args = parser.parse_args()
     if args.one:

@@ -91,19 +91,26 @@ def cold_start_s(photo: Path, runs: int = 5) -> float:
     for _ in range(runs):
         start = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "emolens", "predict", str(photo), "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            [sys.executable, "-m", "emolens", "predict", str(photo), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         line = process.stdout.readline()
         times.append(time.perf_counter() - start)
         process.wait()
         if not line.startswith("{") or not json.loads(line)["faces"]:
-            raise SystemExit(f"`emolens predict` gave no result (exit status {process.returncode}): is the bundled model installed?")
+            raise SystemExit(
+                f"`emolens predict` gave no result (exit status {process.returncode}): is the bundled model installed?"
+            )
     return statistics.median(times)
 
 
 def fer_figures(python: Path, photo: Path) -> dict[str, object]:
     """bench/fer_latency.py's JSON, run by `python` (an environment with the `fer` package)."""
-    done = subprocess.run([str(python), str(ROOT / "bench" / "fer_latency.py"), str(photo)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), str(ROOT / "bench" / "fer_latency.py"), str(photo)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"bench/fer_latency.py failed under {python}: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -137,33 +144,47 @@ def main() -> int:
         figures = {name: measure(args.model, name, args.photo, group, folder) for name in detector_names()}
     classifier = load_classifier(args.model, threads=1)
     # Real crops would do no better or worse: the network's cost does not depend on the pixels.
-    crops = np.random.default_rng(0).integers(0, 256, (args.crops, classifier.input_size, classifier.input_size), dtype=np.uint8)
+    crops = np.random.default_rng(0).integers(
+        0, 256, (args.crops, classifier.input_size, classifier.input_size), dtype=np.uint8
+    )
     started = time.perf_counter()
     classifier.predict(crops)
     faces_per_s = args.crops / (time.perf_counter() - started)
 
     width, height = Image.open(args.photo).size
-    print(f"One core; {args.photo.name} ({width}x{height}, one face) median of {CALLS} calls after {WARMUP} warm-up calls; "
-          f"group photo {group_pixels.shape[1]}x{group_pixels.shape[0]} px, 10 faces (6 turned 25-35 degrees), median of 10; "
-          "folder: 20 such photos.\n")
-    print("| detector | portrait, end to end | decode | detect | classify | faces found (portrait / group) | group photo | folder, faces/s | top emotion |")
+    print(
+        f"One core; {args.photo.name} ({width}x{height}, one face) median of {CALLS} calls after {WARMUP} warm-up calls; "
+        f"group photo {group_pixels.shape[1]}x{group_pixels.shape[0]} px, 10 faces (6 turned 25-35 degrees), median of 10; "
+        "folder: 20 such photos.\n"
+    )
+    print(
+        "| detector | portrait, end to end | decode | detect | classify | faces found (portrait / group) | group photo | folder, faces/s | top emotion |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, f in figures.items():
         s = f["stages"]
         label = f"{name} (default)" if name == DEFAULT_DETECTOR else name
-        print(f"| {label} | {f['photo_ms']:.1f} ms | {s['decode']:.1f} ms | {s['detect']:.1f} ms | {s['classify']:.2f} ms | "
-              f"{f['faces']} / {f['group_faces']} | {f['group_ms']:.0f} ms | {f['folder_faces_per_s']:.0f} | {f['top']} |")
+        print(
+            f"| {label} | {f['photo_ms']:.1f} ms | {s['decode']:.1f} ms | {s['detect']:.1f} ms | {s['classify']:.2f} ms | "
+            f"{f['faces']} / {f['group_faces']} | {f['group_ms']:.0f} ms | {f['folder_faces_per_s']:.0f} | {f['top']} |"
+        )
     default = figures[DEFAULT_DETECTOR]["photo_ms"]
     for name, f in figures.items():
         if name != DEFAULT_DETECTOR:
-            print(f"\n{DEFAULT_DETECTOR} is {f['photo_ms'] / default:.1f}x faster than {name} on the portrait end to end.")
+            print(
+                f"\n{DEFAULT_DETECTOR} is {f['photo_ms'] / default:.1f}x faster than {name} on the portrait end to end."
+            )
     if args.fer_python:
         fer = fer_figures(args.fer_python, args.photo)
-        print(f"The `fer` package {fer['version']} (FER() defaults: Haar, TFLite), same core and portrait: {fer['photo_ms']:.1f} ms "
-              f"end to end, {fer['detect_ms']:.1f} ms of it its detector; {fer['faces']} face(s), {fer['top']}. "
-              f"emolens's default is {fer['photo_ms'] / default:.1f}x faster.")
+        print(
+            f"The `fer` package {fer['version']} (FER() defaults: Haar, TFLite), same core and portrait: {fer['photo_ms']:.1f} ms "
+            f"end to end, {fer['detect_ms']:.1f} ms of it its detector; {fer['faces']} face(s), {fer['top']}. "
+            f"emolens's default is {fer['photo_ms'] / default:.1f}x faster."
+        )
     print(f"Classifier alone: {faces_per_s:,.0f} faces/s (batch of {args.crops:,} crops).")
-    print(f"Cold start of `emolens predict {args.photo.name} --json` (process start to first result, median of 5): {cold:.2f} s")
+    print(
+        f"Cold start of `emolens predict {args.photo.name} --json` (process start to first result, median of 5): {cold:.2f} s"
+    )
     return 0
 
 

@@ -102,12 +102,19 @@ def driver_figures(scratch: Path, counts: list[int]) -> None:
         with listing.open("w") as file:
             for index in range(count):
                 file.write(f"{photos.name}/{index % 8:05d}.jpg\n")
-        done = subprocess.run([sys.executable, "-c", DRIVER_SCRIPT, str(listing), str(scratch / f"driver{count}")],
-                              capture_output=True, text=True, cwd=scratch)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER_SCRIPT, str(listing), str(scratch / f"driver{count}")],
+            capture_output=True,
+            text=True,
+            cwd=scratch,
+        )
         if done.returncode != 0:
             raise SystemExit(f"the driver on {count} inputs failed: {done.stderr[-2000:]}")
         marks = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"| {count:,} | {marks['listed']:.1f} | {marks['first']:.1f} | {marks['peak_anon_mb']:.0f} | {marks['maxrss_mb']:.0f} |", flush=True)
+        print(
+            f"| {count:,} | {marks['listed']:.1f} | {marks['first']:.1f} | {marks['peak_anon_mb']:.0f} | {marks['maxrss_mb']:.0f} |",
+            flush=True,
+        )
         listing.unlink()
 
 
@@ -123,7 +130,10 @@ def photo_like(folder: Path, count: int) -> Path:
         picture = ImageEnhance.Brightness(picture).enhance(float(rng.uniform(0.6, 1.3)))
         side = int(rng.integers(250, 600))
         canvas = Image.new("RGB", (side + int(rng.integers(100, 300)), side + int(rng.integers(50, 200))), background)
-        canvas.paste(picture.resize((side, side), Image.BILINEAR), (int(rng.integers(0, canvas.width - side)), int(rng.integers(0, canvas.height - side))))
+        canvas.paste(
+            picture.resize((side, side), Image.BILINEAR),
+            (int(rng.integers(0, canvas.width - side)), int(rng.integers(0, canvas.height - side))),
+        )
         canvas.save(folder / f"{index:05d}.jpg", quality=90)
     return folder
 
@@ -139,9 +149,13 @@ def one_process(folder: Path, *, workers: int | None = None, one_thread: bool = 
     if one_thread:  # as an actor runs: OpenCV (decoding, YuNet) and ONNX Runtime on one thread each
         cv2.setNumThreads(1)
     try:
-        recognizer = Recognizer(classifier=load_classifier(DEFAULT_MODEL, threads=1 if one_thread else None), workers=workers)
+        recognizer = Recognizer(
+            classifier=load_classifier(DEFAULT_MODEL, threads=1 if one_thread else None), workers=workers
+        )
         started = time.perf_counter()
-        answers = [[(face.box, face.emotion) for face in result.faces] for result in recognizer.predict(folder, stream=True)]
+        answers = [
+            [(face.box, face.emotion) for face in result.faces] for result in recognizer.predict(folder, stream=True)
+        ]
         return time.perf_counter() - started, answers
     finally:
         cv2.setNumThreads(threads)
@@ -154,9 +168,18 @@ def on_ray(folder: Path, workers: int, scratch: Path):
 
 
 def training_seconds(data: Path, scratch: Path, devices: int) -> float:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(data), str(scratch / f"train{devices}"), str(devices)],
-                          capture_output=True, text=True, env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN_SCRIPT, str(data), str(scratch / f"train{devices}"), str(devices)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if done.returncode != 0:
         raise SystemExit(f"training on {devices} device(s) failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
@@ -171,8 +194,10 @@ def batch_figures(scratch: Path, photos: int, worker_counts: list[int]) -> None:
     one_thread_s, one_thread_answers = one_process(folder, workers=1, one_thread=True)
     pictures = len(answers)
     same = answers == unpooled_answers == one_thread_answers
-    print(f"Batch prediction, {pictures} photo-like pictures (400-900 px, one face each), {os.cpu_count()} cores; "
-          f"the three one-process rows give {'the same' if same else 'DIFFERENT'} answers:\n")  # fmt: skip
+    print(
+        f"Batch prediction, {pictures} photo-like pictures (400-900 px, one face each), {os.cpu_count()} cores; "
+        f"the three one-process rows give {'the same' if same else 'DIFFERENT'} answers:\n"
+    )
     print("| engine | seconds | pictures/s | vs one process | vs one process, one thread | of it, Ray's start |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for label, seconds in (
@@ -180,20 +205,31 @@ def batch_figures(scratch: Path, photos: int, worker_counts: list[int]) -> None:
         ("one process without the pool (workers=1, OpenCV and ONNX Runtime on every core)", unpooled_s),
         ("one process, one thread", one_thread_s),
     ):
-        print(f"| {label} | {seconds:.1f} | {pictures / seconds:.1f} | {single_s / seconds:.2f}x | {one_thread_s / seconds:.2f}x | - |")
+        print(
+            f"| {label} | {seconds:.1f} | {pictures / seconds:.1f} | {single_s / seconds:.2f}x | {one_thread_s / seconds:.2f}x | - |"
+        )
     ray_s = {}
     for workers in worker_counts:
         summary = on_ray(folder, workers, scratch)
         ray_s[workers] = summary.seconds
-        print(f"| Ray Data, {workers} worker(s) | {summary.seconds:.1f} | {pictures / summary.seconds:.1f} | "
-              f"{single_s / summary.seconds:.2f}x | {one_thread_s / summary.seconds:.2f}x | {summary.startup_seconds:.1f} s |")  # fmt: skip
+        print(
+            f"| Ray Data, {workers} worker(s) | {summary.seconds:.1f} | {pictures / summary.seconds:.1f} | "
+            f"{single_s / summary.seconds:.2f}x | {one_thread_s / summary.seconds:.2f}x | {summary.startup_seconds:.1f} s |"
+        )
     fixed = on_ray(small, 2, scratch)
-    print(f"\nRay's fixed cost: {fixed.seconds:.1f} s for 8 pictures with 2 workers ({fixed.startup_seconds:.1f} s of it ray.init).")
+    print(
+        f"\nRay's fixed cost: {fixed.seconds:.1f} s for 8 pictures with 2 workers ({fixed.startup_seconds:.1f} s of it ray.init)."
+    )
     # Once started, actors go at the job's rate less its fixed cost (taken as the 8-picture call's, for both pool sizes).
     running = {workers: (pictures - 8) / (seconds - fixed.seconds) for workers, seconds in ray_s.items()}
-    print("Without it, once the actors run: " + ", ".join(
-        f"{workers} worker(s) {rate:.1f} pictures/s ({rate * single_s / pictures:.2f}x one process, {rate * one_thread_s / pictures:.2f}x one thread)"
-        for workers, rate in running.items()) + ".")  # fmt: skip
+    print(
+        "Without it, once the actors run: "
+        + ", ".join(
+            f"{workers} worker(s) {rate:.1f} pictures/s ({rate * single_s / pictures:.2f}x one process, {rate * one_thread_s / pictures:.2f}x one thread)"
+            for workers, rate in running.items()
+        )
+        + "."
+    )
 
 
 def training_figures(scratch: Path) -> None:
@@ -212,8 +248,12 @@ def training_figures(scratch: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=2000, help="pictures for the batch prediction rows (0: skip them)")
-    parser.add_argument("--workers", default="1,2", help="comma-separated Ray worker counts (on a machine of 16 cores: 1,2,4,8,16)")
+    parser.add_argument(
+        "--photos", type=int, default=2000, help="pictures for the batch prediction rows (0: skip them)"
+    )
+    parser.add_argument(
+        "--workers", default="1,2", help="comma-separated Ray worker counts (on a machine of 16 cores: 1,2,4,8,16)"
+    )
     parser.add_argument("--no-train", action="store_true", help="skip the data-parallel training rows")
     parser.add_argument("--driver", default="", help="comma-separated input counts for the Ray driver's memory figures")
     args = parser.parse_args()

@@ -40,7 +40,9 @@ def free_port() -> int:
 def start(args: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "emolens", "serve", "--port", str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "emolens", "serve", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -65,7 +67,9 @@ async def load(url: str, photo: bytes, clients: int, seconds: float) -> tuple[li
             while time.perf_counter() < stop:
                 start = time.perf_counter()
                 try:
-                    answer = await client.post(f"{url}/v1/predict", content=photo, headers={"Content-Type": "image/png"})
+                    answer = await client.post(
+                        f"{url}/v1/predict", content=photo, headers={"Content-Type": "image/png"}
+                    )
                     ok = answer.status_code == 200 and answer.json()["faces"]
                 except httpx.HTTPError:
                     ok = False
@@ -82,12 +86,18 @@ def worst_case_uploads(many: int) -> list[tuple[str, bytes, int]]:
     (Pillow ignores what follows the image), so every body is both as large and as costly to decode as allowed."""
     side = 7999
     uploads = {}
-    for label, pixels in (("RGBA", np.zeros((side, side, 4), np.uint8)), ("16-bit gray", np.zeros((side, side), np.uint16))):
+    for label, pixels in (
+        ("RGBA", np.zeros((side, side, 4), np.uint8)),
+        ("16-bit gray", np.zeros((side, side), np.uint16)),
+    ):
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="PNG", compress_level=9)
         uploads[label] = buffer.getvalue()
     padded = uploads["RGBA"] + bytes(9_900_000 - len(uploads["RGBA"]))
-    return [*((f"{label} 7999x7999 PNG", data, 0) for label, data in uploads.items()), ("RGBA 7999x7999 PNG padded to 9.9 MB", padded, many)]
+    return [
+        *((f"{label} 7999x7999 PNG", data, 0) for label, data in uploads.items()),
+        ("RGBA 7999x7999 PNG padded to 9.9 MB", padded, many),
+    ]
 
 
 def resident_mb(pid: int, field: str) -> float:
@@ -100,7 +110,9 @@ def resident_mb(pid: int, field: str) -> float:
 async def send_at_once(url: str, upload: bytes, count: int) -> list[int]:
     limits = httpx.Limits(max_connections=count)  # every request on its own connection, all at once
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-        answers = await asyncio.gather(*(client.post(f"{url}/v1/predict", content=upload) for _ in range(count)), return_exceptions=True)
+        answers = await asyncio.gather(
+            *(client.post(f"{url}/v1/predict", content=upload) for _ in range(count)), return_exceptions=True
+        )
     return [answer.status_code if isinstance(answer, httpx.Response) else type(answer).__name__ for answer in answers]
 
 
@@ -115,7 +127,10 @@ def measure_memory(concurrent: int, many: int) -> None:
             statuses = asyncio.run(send_at_once(url, upload, count or concurrent))
             peak, after = resident_mb(process.pid, "VmHWM"), resident_mb(process.pid, "VmRSS")
             shown = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses), key=str))
-            print(f"| {label} | {len(upload) / 1024:.0f} KB | {count or concurrent} | {shown} | {before:.0f} MB | {peak:.0f} MB | {after:.0f} MB |", flush=True)
+            print(
+                f"| {label} | {len(upload) / 1024:.0f} KB | {count or concurrent} | {shown} | {before:.0f} MB | {peak:.0f} MB | {after:.0f} MB |",
+                flush=True,
+            )
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -127,9 +142,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to try")
     parser.add_argument("--photo", type=Path, default=ROOT / "samples" / "astronaut.png")
-    parser.add_argument("--detectors", default="yunet,haar", help="comma-separated detector names to try (default yunet,haar)")
-    parser.add_argument("--concurrent", type=int, default=8, help="worst-case uploads sent at once in the memory test (default 8)")
-    parser.add_argument("--many", type=int, default=100, help="clients sending a 9.9 MB worst-case body at once in the memory test (default 100)")
+    parser.add_argument(
+        "--detectors", default="yunet,haar", help="comma-separated detector names to try (default yunet,haar)"
+    )
+    parser.add_argument(
+        "--concurrent", type=int, default=8, help="worst-case uploads sent at once in the memory test (default 8)"
+    )
+    parser.add_argument(
+        "--many",
+        type=int,
+        default=100,
+        help="clients sending a 9.9 MB worst-case body at once in the memory test (default 100)",
+    )
     parser.add_argument("--no-load", action="store_true", help="only the memory test")
     parser.add_argument("--no-memory", action="store_true", help="only the load test")
     args = parser.parse_args()
@@ -144,8 +168,9 @@ def run_load(args: argparse.Namespace) -> None:
     photo = args.photo.read_bytes()
     settings = [
         (f"{detector}, {w} worker(s)", ["--workers", w, "--detector", detector])
-        for detector in args.detectors.split(",") for w in args.workers.split(",")
-    ]  # fmt: skip
+        for detector in args.detectors.split(",")
+        for w in args.workers.split(",")
+    ]
     print(f"{args.seconds:.0f} s per row, {args.photo.name} ({len(photo):,} bytes), loopback")
     print()
     print("| server | clients | requests/s | p50 | p95 | p99 | errors |")

@@ -76,10 +76,18 @@ def four_layer_augmenter(config: AugmentConfig, *, seed: int = 0, crop_shift: fl
     from keras import layers
 
     stages = [layers.RandomFlip("horizontal", seed=seed)] if config.flip else []
-    stages += [layers.RandomRotation(config.rotation / 360.0, fill_mode="nearest", seed=seed + 1)] if config.rotation else []
-    stages += [layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 2)] if config.shift else []
+    stages += (
+        [layers.RandomRotation(config.rotation / 360.0, fill_mode="nearest", seed=seed + 1)] if config.rotation else []
+    )
+    stages += (
+        [layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 2)]
+        if config.shift
+        else []
+    )
     stages += [layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 3)] if config.zoom else []
-    stages += [layers.RandomTranslation(crop_shift, crop_shift, fill_mode="nearest", seed=seed + 5)] if crop_shift else []
+    stages += (
+        [layers.RandomTranslation(crop_shift, crop_shift, fill_mode="nearest", seed=seed + 5)] if crop_shift else []
+    )
     return keras.Sequential(stages, name="augment")
 
 
@@ -109,7 +117,10 @@ def augmenter_ms_per_image(x: np.ndarray, repeats: int = 200) -> dict[str, float
     for name, (config, crop_shift) in settings.items():
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if resolve_precision(config) == "bf16" else "float32")
         try:
-            built = {"four layers": four_layer_augmenter(config.augment, crop_shift=crop_shift), "one warp": build_augmenter(config.augment, crop_shift=crop_shift)}
+            built = {
+                "four layers": four_layer_augmenter(config.augment, crop_shift=crop_shift),
+                "one warp": build_augmenter(config.augment, crop_shift=crop_shift),
+            }
         finally:
             keras.mixed_precision.set_dtype_policy("float32")
         for kind, augmenter in built.items():
@@ -131,9 +142,13 @@ def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> dict[st
     y = keras.utils.to_categorical(labels, 7).astype("float32")
     default, cpu = TrainConfig(), recipe_config("cpu")
     rates = {"default": time_fit(build_trainer(default, num_classes=7), x, y, steps)}
-    rates["default, four-layer augmentation"] = time_fit(with_four_layer_augmenter(lambda: build_trainer(default, num_classes=7)), x, y, steps)
+    rates["default, four-layer augmentation"] = time_fit(
+        with_four_layer_augmenter(lambda: build_trainer(default, num_classes=7)), x, y, steps
+    )
     rates["cpu recipe"] = time_fit(build_trainer(cpu, num_classes=7), x, y, steps)
-    rates["cpu recipe, four-layer augmentation"] = time_fit(with_four_layer_augmenter(lambda: build_trainer(cpu, num_classes=7)), x, y, steps)
+    rates["cpu recipe, four-layer augmentation"] = time_fit(
+        with_four_layer_augmenter(lambda: build_trainer(cpu, num_classes=7)), x, y, steps
+    )
     rates["float32"] = time_fit(build_trainer(TrainConfig(precision="float32"), num_classes=7), x, y, steps)
     no_augment = TrainConfig(augment=AugmentConfig(rotation=0, shift=0, flip=False))
     rates["no augmentation"] = time_fit(build_trainer(no_augment, num_classes=7), x, y, steps)
@@ -150,8 +165,12 @@ def notebook_rate(train_dir: Path, steps: int) -> float:
     from tf_keras import layers
     from tf_keras.preprocessing.image import ImageDataGenerator
 
-    generator = ImageDataGenerator(rescale=1 / 255, rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)
-    flow = generator.flow_from_directory(train_dir, target_size=(48, 48), color_mode="grayscale", batch_size=BATCH, class_mode="categorical")
+    generator = ImageDataGenerator(
+        rescale=1 / 255, rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True
+    )
+    flow = generator.flow_from_directory(
+        train_dir, target_size=(48, 48), color_mode="grayscale", batch_size=BATCH, class_mode="categorical"
+    )
     model = tf_keras.Sequential(
         [
             layers.Conv2D(32, 3, activation="relu", input_shape=(48, 48, 1)),
@@ -169,7 +188,11 @@ def notebook_rate(train_dir: Path, steps: int) -> float:
             layers.Dense(7, activation="softmax"),
         ]
     )
-    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(learning_rate=1e-4, decay=1e-6), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=tf_keras.optimizers.legacy.Adam(learning_rate=1e-4, decay=1e-6),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(flow, steps_per_epoch=10, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(flow, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -178,9 +201,13 @@ def notebook_rate(train_dir: Path, steps: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER2013 zip (default ../shared/data/fer2013.zip)")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="FER2013 zip (default ../shared/data/fer2013.zip)"
+    )
     parser.add_argument("--steps", type=int, default=150, help="timed batches of 64 per pipeline (default 150)")
-    parser.add_argument("--emolens-only", action="store_true", help="skip the notebook pipeline, e.g. on the torch or JAX backend")
+    parser.add_argument(
+        "--emolens-only", action="store_true", help="skip the notebook pipeline, e.g. on the torch or JAX backend"
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"error: no FER2013 zip at {args.data}; pass --data", file=sys.stderr)
@@ -203,27 +230,46 @@ def main() -> int:
     pipelines[f"emolens, default precision (auto: {default_precision})"] = (rates["default"], default_precision)
     pipelines["emolens, float32"] = (rates["float32"], "float32")
 
-    print(f"\nseed model, batch {BATCH}, {args.steps} timed steps, Keras {keras.__version__} on {keras.backend.backend()}, {thread_count()} threads")
-    print(f"matrix-multiply peaks (4096^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bf16']:.0f} GFLOP/s; "
-          f"seed training step: {flops / 1e6:.0f} MFLOP per image\n")  # fmt: skip
+    print(
+        f"\nseed model, batch {BATCH}, {args.steps} timed steps, Keras {keras.__version__} on {keras.backend.backend()}, {thread_count()} threads"
+    )
+    print(
+        f"matrix-multiply peaks (4096^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bf16']:.0f} GFLOP/s; "
+        f"seed training step: {flops / 1e6:.0f} MFLOP per image\n"
+    )
     print("| pipeline | images/s | GFLOP/s | % of its precision's matmul peak |")
     print("| --- | ---: | ---: | ---: |")
     for name, (rate, precision) in pipelines.items():
-        print(f"| {name} | {rate:.0f} | {rate * flops / 1e9:.0f} | {100 * rate * flops / 1e9 / peaks[precision]:.0f}% |")
+        print(
+            f"| {name} | {rate:.0f} | {rate * flops / 1e9:.0f} | {100 * rate * flops / 1e9 / peaks[precision]:.0f}% |"
+        )
     if not args.emolens_only:
         notebook = pipelines[NOTEBOOK][0]
-        print(f"\nemolens default / notebook: {rates['default'] / notebook:.2f}x (target 2.5x); float32 / notebook: {rates['float32'] / notebook:.2f}x")
+        print(
+            f"\nemolens default / notebook: {rates['default'] / notebook:.2f}x (target 2.5x); float32 / notebook: {rates['float32'] / notebook:.2f}x"
+        )
     full, no_aug, forward = rates["default"], rates["no augmentation"], rates["forward only"]
     alone = augmenter_ms_per_image(to_model_input(train.images[order]))
     # Augmentation measured on its own: the difference of two whole-step rates is noise at these step counts.
-    per_image = {"augmentation": alone["default, one warp"] / 1e3, "forward": 1 / forward, "backward + update": 1 / no_aug - 1 / forward}
+    per_image = {
+        "augmentation": alone["default, one warp"] / 1e3,
+        "forward": 1 / forward,
+        "backward + update": 1 / no_aug - 1 / forward,
+    }
     total = 1 / full
-    print("where the default step's time goes: " + ", ".join(f"{k} {1e3 * v:.2f} ms/img ({100 * v / total:.0f}%)" for k, v in per_image.items()))
+    print(
+        "where the default step's time goes: "
+        + ", ".join(f"{k} {1e3 * v:.2f} ms/img ({100 * v / total:.0f}%)" for k, v in per_image.items())
+    )
     before = rates["default, four-layer augmentation"]
-    print(f"default step with the augmentation as four Keras layers (before): {before:.0f} images/s; one warp: {full / before:.2f}x the step")
+    print(
+        f"default step with the augmentation as four Keras layers (before): {before:.0f} images/s; one warp: {full / before:.2f}x the step"
+    )
     cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe, four-layer augmentation"]
-    print(f"cpu recipe (mini_resnet, 44-pixel crops): {cpu:.0f} images/s with one warp, {cpu_before:.0f} with four layers and the crop's shift: "
-          f"{cpu / cpu_before:.2f}x (target 1.6x)")  # fmt: skip
+    print(
+        f"cpu recipe (mini_resnet, 44-pixel crops): {cpu:.0f} images/s with one warp, {cpu_before:.0f} with four layers and the crop's shift: "
+        f"{cpu / cpu_before:.2f}x (target 1.6x)"
+    )
     steps = {"default": 1e3 / full, "cpu recipe": 1e3 / cpu}
     print("\n| augmentation alone, batch 64 | ms/img | share of its step (ms/img) |\n| --- | ---: | ---: |")
     for name, ms in alone.items():

@@ -98,7 +98,9 @@ def browser(tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine (Debian: apt-get install chromium)")
     playwright_api = pytest.importorskip("playwright.sync_api")
-    video = write_y4m(tmp_path_factory.mktemp("camera") / "astronaut.y4m", np.asarray(Image.open(ASTRONAUT).convert("RGB")))
+    video = write_y4m(
+        tmp_path_factory.mktemp("camera") / "astronaut.y4m", np.asarray(Image.open(ASTRONAUT).convert("RGB"))
+    )
     args = [
         "--no-sandbox",
         "--use-fake-ui-for-media-stream",

@@ -47,7 +47,9 @@ def test_synth_writes_the_fer2013_layout(synth_data):
 
 
 def test_train_writes_the_run_folder(trained_run):
-    assert {"model.keras", "last.keras", "history.csv", "config.json", "curves.png"} <= {p.name for p in trained_run.iterdir()}
+    assert {"model.keras", "last.keras", "history.csv", "config.json", "curves.png"} <= {
+        p.name for p in trained_run.iterdir()
+    }
     assert not [p for p in trained_run.iterdir() if ".partial" in p.name]
     rows = (trained_run / "history.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,accuracy,loss,val_accuracy,val_loss")
@@ -63,7 +65,13 @@ def test_evaluate_beats_chance_and_writes_every_report(evaluated_run):
     metrics = json.loads((evaluated_run / "metrics.json").read_text())
     assert metrics["num_images"] == 7 * 30 and metrics["split"] == "test"
     assert metrics["accuracy"] > 0.35, f"barely above chance (1/7): {metrics['accuracy']:.3f}"
-    for name in ("classification_report.txt", "confusion_matrix.png", "reliability.png", "misclassified.png", "report.html"):
+    for name in (
+        "classification_report.txt",
+        "confusion_matrix.png",
+        "reliability.png",
+        "misclassified.png",
+        "report.html",
+    ):
         assert (evaluated_run / name).stat().st_size > 0
     html = (evaluated_run / "report.html").read_text()
     assert f"{100 * metrics['accuracy']:.2f}" in html and html.count("data:image/png;base64,") == 4
@@ -123,7 +131,9 @@ def test_models_and_doctor(capsys):
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emolens.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "emolens.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -227,7 +237,9 @@ def test_output_to_a_file_or_ci_never_wraps_paths_or_pads_log_lines(tmp_path):
     folder.mkdir()
     shutil.copy(ROOT / "samples" / "astronaut.png", folder / "face.png")
     (folder / "broken.png").write_bytes(b"not a picture")
-    done = subprocess.run([sys.executable, "-m", "emolens", "predict", str(folder)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "emolens", "predict", str(folder)], capture_output=True, text=True, timeout=300
+    )
     assert f"{folder / 'face.png'}: 1 face: " in done.stdout.splitlines()[0]
     skipped = [line for line in done.stderr.splitlines() if "broken.png" in line]
     assert len(skipped) == 1 and skipped[0].startswith("skipped ") and str(folder / "broken.png") in skipped[0]
@@ -235,5 +247,7 @@ def test_output_to_a_file_or_ci_never_wraps_paths_or_pads_log_lines(tmp_path):
 
 
 def test_make_demo_ends_by_saying_how_to_put_emolens_on_the_path():
-    dry_run = subprocess.run(["make", "--no-print-directory", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert dry_run.returncode == 0 and "source .venv/bin/activate" in dry_run.stdout.splitlines()[-1]

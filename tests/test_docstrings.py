@@ -11,7 +11,16 @@ import pytest
 
 from conftest import ROOT
 
-PACKAGES = ("emolens", "emolens.data", "emolens.models", "emolens.train", "emolens.evaluate", "emolens.predict", "emolens.predict.detectors", "emolens.serve")
+PACKAGES = (
+    "emolens",
+    "emolens.data",
+    "emolens.models",
+    "emolens.train",
+    "emolens.evaluate",
+    "emolens.predict",
+    "emolens.predict.detectors",
+    "emolens.serve",
+)
 
 
 def _exported() -> dict[str, object]:

@@ -99,9 +99,15 @@ FOLDER_CASES: dict[str, tuple[Callable[[Path, Callable], None], str]] = {
     "symlink loop": (lambda happy, fifo: (happy / "x.png").symlink_to(happy / "x.png"), "symbolic links"),
     "file above the size cap": (lambda happy, fifo: _sparse(happy / "x.png", BIG), "larger than"),
     "empty file": (lambda happy, fifo: (happy / "x.png").write_bytes(b""), "not a readable image"),
-    "truncated PNG": (lambda happy, fifo: (happy / "x.png").write_bytes(png_bytes(class_image(0, 0))[:40]), "not a readable image"),
+    "truncated PNG": (
+        lambda happy, fifo: (happy / "x.png").write_bytes(png_bytes(class_image(0, 0))[:40]),
+        "not a readable image",
+    ),
     "text named .jpg": (lambda happy, fifo: (happy / "x.jpg").write_text("hello"), "not a readable image"),
-    "EPS named .jpg (Ghostscript)": (lambda happy, fifo: (happy / "x.jpg").write_bytes(EPS), "not an image format emolens reads"),
+    "EPS named .jpg (Ghostscript)": (
+        lambda happy, fifo: (happy / "x.jpg").write_bytes(EPS),
+        "not an image format emolens reads",
+    ),
 }
 
 
@@ -197,7 +203,10 @@ def _bad_local_header(tmp_path: Path) -> Path:
 ZIP_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "bad CRC": (_bad_crc, "damaged or unsupported ZIP member (Bad CRC-32"),
     "encrypted flag": (_encrypted_flag, "damaged or unsupported ZIP member (File "),
-    "unknown compression method": (_unknown_method, "damaged or unsupported ZIP member (That compression method is not supported"),
+    "unknown compression method": (
+        _unknown_method,
+        "damaged or unsupported ZIP member (That compression method is not supported",
+    ),
     "declared size above the cap": (_declared_huge, "larger than"),
     "bad local header": (_bad_local_header, "damaged or unsupported ZIP member (Bad magic number"),
     "not an image": (lambda tmp: _zip_with(tmp, data=b"\x89PNG nothing else")[0], "not a readable image"),
@@ -217,7 +226,12 @@ def test_data_inspect_reports_a_damaged_member_and_goes_on(tmp_path, capsys):
     assert main(["data", "inspect", str(_bad_crc(tmp_path)), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["summary"]["images"] == 3 * 3
-    assert report["skipped"] == [{"file": "train/happy/x.png", "reason": "not read: damaged or unsupported ZIP member (Bad CRC-32 for file 'train/happy/x.png')"}]
+    assert report["skipped"] == [
+        {
+            "file": "train/happy/x.png",
+            "reason": "not read: damaged or unsupported ZIP member (Bad CRC-32 for file 'train/happy/x.png')",
+        }
+    ]
 
 
 # --- sources that are not regular files -----------------------------------------------------------------------
@@ -272,15 +286,36 @@ def recognizer():
 
 PREDICT_CASES: dict[str, tuple[Callable[[Path, Callable], Path], str]] = {
     "fifo": (lambda folder, fifo: fifo(folder / "x.jpg"), "not a regular file (a FIFO, device or socket)"),
-    "symlink to /dev/zero": (lambda folder, fifo: _symlink(folder / "x.jpg", "/dev/zero"), "not a regular file (a FIFO, device or socket)"),
+    "symlink to /dev/zero": (
+        lambda folder, fifo: _symlink(folder / "x.jpg", "/dev/zero"),
+        "not a regular file (a FIFO, device or socket)",
+    ),
     "file above the size cap": (lambda folder, fifo: _sparse(folder / "x.jpg", BIG), "larger than 256 MB"),
-    "decompression bomb": (lambda folder, fifo: _write(folder / "x.png", bomb_png(9000, 9000)), "image is 9000x9000, above 64,000,000 pixels"),
+    "decompression bomb": (
+        lambda folder, fifo: _write(folder / "x.png", bomb_png(9000, 9000)),
+        "image is 9000x9000, above 64,000,000 pixels",
+    ),
     "text named .png": (lambda folder, fifo: _write(folder / "x.png", b"hello"), "not a readable image"),
-    "EPS named .png (Ghostscript)": (lambda folder, fifo: _write(folder / "x.png", EPS), "not an image format emolens reads"),
-    "corrupt AVIF (RuntimeError in Pillow)": (lambda folder, fifo: _write(folder / "x.avif", corrupt_avif()), "not a readable image"),
-    "81-megapixel PNG named .mp4 (FFmpeg)": (lambda folder, fifo: _write(folder / "x.mp4", bomb_png(9000, 9000)), "video frames are 9000x9000, above 64,000,000 pixels"),
-    "video that opens without a frame": (lambda folder, fifo: _write(folder / "x.mp4", Y4M_HEADER), "no frame of the video could be decoded"),
-    "video whose first frame is cut": (lambda folder, fifo: _write(folder / "x.avi", Y4M_HEADER + b"FRAME\n" + bytes(100)), "no frame of the video could be decoded"),
+    "EPS named .png (Ghostscript)": (
+        lambda folder, fifo: _write(folder / "x.png", EPS),
+        "not an image format emolens reads",
+    ),
+    "corrupt AVIF (RuntimeError in Pillow)": (
+        lambda folder, fifo: _write(folder / "x.avif", corrupt_avif()),
+        "not a readable image",
+    ),
+    "81-megapixel PNG named .mp4 (FFmpeg)": (
+        lambda folder, fifo: _write(folder / "x.mp4", bomb_png(9000, 9000)),
+        "video frames are 9000x9000, above 64,000,000 pixels",
+    ),
+    "video that opens without a frame": (
+        lambda folder, fifo: _write(folder / "x.mp4", Y4M_HEADER),
+        "no frame of the video could be decoded",
+    ),
+    "video whose first frame is cut": (
+        lambda folder, fifo: _write(folder / "x.avi", Y4M_HEADER + b"FRAME\n" + bytes(100)),
+        "no frame of the video could be decoded",
+    ),
 }
 Y4M_HEADER = b"YUV4MPEG2 W48 H48 F30:1 Ip A1:1 C420jpeg\n"  # what FFmpeg opens as a video, whatever the file's suffix
 
@@ -386,7 +421,9 @@ def test_every_fuzzed_image_decodes_or_is_not_an_image(fmt):
             except UndecodableImage:
                 pass
     if fmt in ("AVIF", "BMP", "GIF", "TIFF"):  # RuntimeError and SyntaxError (AVIF), DecompressionBombError (others)
-        assert raw_escapes > 0, f"no fuzzed {fmt} raises anything but OSError/ValueError in Pillow: the corpus lost its teeth"
+        assert raw_escapes > 0, (
+            f"no fuzzed {fmt} raises anything but OSError/ValueError in Pillow: the corpus lost its teeth"
+        )
 
 
 # --- names that matplotlib would read as math-text ------------------------------------------------------------
@@ -407,7 +444,9 @@ def test_a_dollar_class_name_is_drawn_as_it_is_in_inspect_and_evaluate(tmp_path)
     card = {"model": "seed", "class_names": list(MATH_CLASSES), "input_shape": [48, 48, 1], "train_sharpness": 45.0}
     model = save_model(build_model("seed", num_classes=3), tmp_path / "m.keras", card)
     assert main(["evaluate", str(model), str(data), "--out", str(tmp_path / "evaluation")]) == 0
-    assert {"metrics.json", "report.html", "confusion_matrix.png"} <= {p.name for p in (tmp_path / "evaluation").iterdir()}
+    assert {"metrics.json", "report.html", "confusion_matrix.png"} <= {
+        p.name for p in (tmp_path / "evaluation").iterdir()
+    }
 
 
 # --- outputs inside the dataset they come from ----------------------------------------------------------------
@@ -507,7 +546,10 @@ def _keras_with(path: Path, member: str, data: Callable[[bytes], bytes]) -> Path
     """The bundled .keras file with `member` replaced by `data(its bytes)`."""
     from emolens.models.classifier import BUNDLED_DIR
 
-    with zipfile.ZipFile(BUNDLED_DIR / "default.keras") as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as copy:
+    with (
+        zipfile.ZipFile(BUNDLED_DIR / "default.keras") as source,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as copy,
+    ):
         for name in source.namelist():
             copy.writestr(name, data(source.read(name)) if name == member else source.read(name))
     return path
@@ -534,14 +576,19 @@ def _constant_folding_bomb(path: Path) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
-        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])),
+        helper.make_node(
+            "ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+        ),
         helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
         helper.make_node("Mul", ["x", "total"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "bomb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        nodes,
+        "bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
         initializer=[numpy_helper.from_array(np.array([10000, 10000], np.int64), "shape")],
-    )  # fmt: skip
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
@@ -553,18 +600,31 @@ def _bundled_card() -> dict:
 
 
 CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
-    "onnx card not JSON": (lambda tmp: _onnx_with_card(tmp / "m.onnx", "{not json"), "its emolens card is not valid JSON"),
-    "onnx card a JSON list": (lambda tmp: _onnx_with_card(tmp / "m.onnx", "[1, 2]"), "its emolens card is not a JSON object"),
+    "onnx card not JSON": (
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", "{not json"),
+        "its emolens card is not valid JSON",
+    ),
+    "onnx card a JSON list": (
+        lambda tmp: _onnx_with_card(tmp / "m.onnx", "[1, 2]"),
+        "its emolens card is not a JSON object",
+    ),
     "onnx card without class names": (
-        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({k: v for k, v in _bundled_card().items() if k != "class_names"})),
+        lambda tmp: _onnx_with_card(
+            tmp / "m.onnx", json.dumps({k: v for k, v in _bundled_card().items() if k != "class_names"})
+        ),
         "its card names no class_names",
     ),
     "onnx card with 3 classes for the bundled model's outputs": (
-        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"], "class_scale": None})),
+        lambda tmp: _onnx_with_card(
+            tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["a", "b", "c"], "class_scale": None})
+        ),
         f"has {len(_bundled_card()['class_names'])} outputs but its card names 3 classes",
     ),
     "onnx card with repeated class names": (
-        lambda tmp: _onnx_with_card(tmp / "m.onnx", json.dumps({**_bundled_card(), "class_names": ["happy"] * len(_bundled_card()["class_names"])})),
+        lambda tmp: _onnx_with_card(
+            tmp / "m.onnx",
+            json.dumps({**_bundled_card(), "class_names": ["happy"] * len(_bundled_card()["class_names"])}),
+        ),
         "class_names must be a list of distinct names",
     ),
     "keras card with the wrong input shape": (
@@ -575,13 +635,18 @@ CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda tmp: _keras_with_card(tmp / "m.keras", {**_bundled_card(), "input_shape": [44, 44, 3]}),
         "is not [side, side, 1]",
     ),
-    "onnx constant folding to 400 MB": (lambda tmp: _constant_folding_bomb(tmp / "m.onnx"), "computes a tensor 'big' of 10000x10000 values"),
+    "onnx constant folding to 400 MB": (
+        lambda tmp: _constant_folding_bomb(tmp / "m.onnx"),
+        "computes a tensor 'big' of 10000x10000 values",
+    ),
     "keras card member of 5 MB (not read)": (
         lambda tmp: _keras_with(tmp / "m.keras", "emolens.json", lambda card: card + b" " * 5_000_000),
         "emolens.json, above 4,194,304",
     ),
     "keras Dense of 10^11 units (400 GB)": (
-        lambda tmp: _keras_with(tmp / "m.keras", "config.json", lambda architecture: _widest_dense(architecture, 10**11)),
+        lambda tmp: _keras_with(
+            tmp / "m.keras", "config.json", lambda architecture: _widest_dense(architecture, 10**11)
+        ),
         "asks for a layer with units=100000000000",
     ),
     "keras card with an image size below the input": (
@@ -595,7 +660,9 @@ CARD_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
 def test_a_model_whose_card_disagrees_with_it_is_a_one_line_error(tmp_path, capsys, case):
     make, message = CARD_CASES[case]
     model = make(tmp_path)
-    assert main(["predict", str(_write(tmp_path / "grey.png", png_bytes(class_image(0, 0)))), "--model", str(model)]) == 2
+    assert (
+        main(["predict", str(_write(tmp_path / "grey.png", png_bytes(class_image(0, 0)))), "--model", str(model)]) == 2
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in " ".join(err.split()), err
 
@@ -614,7 +681,9 @@ def hardened_server(tmp_path_factory) -> Iterator[str]:
     from conftest import start_server
 
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    process, url = start_server(log, "--request-timeout", "1", "--allow-host", "photos.example", "--allow-host", "Cams.Example:8000")
+    process, url = start_server(
+        log, "--request-timeout", "1", "--allow-host", "photos.example", "--allow-host", "Cams.Example:8000"
+    )
     yield url
     process.terminate()
     process.wait(timeout=20)
@@ -627,7 +696,16 @@ def _port(url: str) -> int:
 
 @pytest.mark.parametrize(
     ("host", "status"),
-    [("attacker.example", 400), ("127.0.0.1.attacker.example", 400), ("", 400), ("localhost", 200), ("[::1]", 200), ("photos.example", 200), ("PHOTOS.example.", 200), ("cams.example", 200)],
+    [
+        ("attacker.example", 400),
+        ("127.0.0.1.attacker.example", 400),
+        ("", 400),
+        ("localhost", 200),
+        ("[::1]", 200),
+        ("photos.example", 200),
+        ("PHOTOS.example.", 200),
+        ("cams.example", 200),
+    ],
 )
 def test_serve_answers_only_to_its_own_host_names(hardened_server, host, status):
     import httpx
@@ -639,7 +717,9 @@ def test_serve_answers_only_to_its_own_host_names(hardened_server, host, status)
         assert "--allow-host" in answer.json()["error"]
 
 
-@pytest.mark.parametrize(("origin", "status"), [("http://evil.example", 403), ("null", 403), ("{url}", 415), (None, 415)])
+@pytest.mark.parametrize(
+    ("origin", "status"), [("http://evil.example", 403), ("null", 403), ("{url}", 415), (None, 415)]
+)
 def test_serve_refuses_requests_from_pages_of_another_origin(hardened_server, origin, status):
     import httpx
 
@@ -719,9 +799,13 @@ def test_serve_memory_stays_bounded_under_concurrent_huge_uploads(tmp_path):
     process, url = start_server(tmp_path / "server.log")
     try:
         with ThreadPoolExecutor(8) as pool:  # threads, not asyncio: the browser tests may leave an event loop running
-            statuses = list(pool.map(lambda _: httpx.post(f"{url}/v1/predict", content=upload, timeout=120).status_code, range(8)))
+            statuses = list(
+                pool.map(lambda _: httpx.post(f"{url}/v1/predict", content=upload, timeout=120).status_code, range(8))
+            )
         assert statuses == [200] * 8
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines() if ":" in line)
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines() if ":" in line
+        )
         peak_mb = int(status["VmHWM"].split()[0]) / 1024
     finally:
         process.terminate()
@@ -737,7 +821,9 @@ def test_serve_answers_a_corrupt_avif_415_among_concurrent_good_uploads(hardened
     photo = png_bytes(class_image(0, 0))
     uploads = [photo] * 15 + [corrupt_avif()] + [photo] * 15
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda data: httpx.post(f"{hardened_server}/v1/predict", content=data, timeout=60), uploads))
+        answers = list(
+            pool.map(lambda data: httpx.post(f"{hardened_server}/v1/predict", content=data, timeout=60), uploads)
+        )
     assert [answer.status_code for answer in answers] == [200] * 15 + [415] + [200] * 15
     assert answers[15].json()["error"].startswith("not an image emolens can read")
 
@@ -760,7 +846,9 @@ def _partial_upload(url: str, size: int, sent: int):
     import socket
 
     client = socket.create_connection(("127.0.0.1", _port(url)), timeout=30)
-    client.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n".encode() + b"x" * sent)
+    client.sendall(
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n".encode() + b"x" * sent
+    )
     return client
 
 
@@ -810,7 +898,9 @@ def test_serve_answers_503_beyond_its_connection_limit(small_budget_server):
     assert _status_within(small_budget_server, 415) == 415
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/health"), ("POST", "/v1/predict"), ("GET", "/nowhere"), ("GET", "/")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/health"), ("POST", "/v1/predict"), ("GET", "/nowhere"), ("GET", "/")]
+)
 def test_serve_tells_browsers_not_to_sniff_any_answer(hardened_server, method, path):
     import httpx
 
@@ -845,13 +935,28 @@ def _edited(config: dict, edit: Callable[[dict], object]) -> str:
 
 TAMPERED_CONFIGS: dict[str, tuple[Callable[[dict, str], str], str]] = {
     "truncated": (lambda config, text: text[: len(text) // 2], "Expecting"),
-    "a string for epochs": (lambda config, text: _edited(config, lambda c: c["config"].update(epochs="2")), "Expected epochs to be int"),
-    "batch size 0": (lambda config, text: _edited(config, lambda c: c["config"].update(batch_size=0)), "Expected batch_size >= 1"),
-    "an unknown setting": (lambda config, text: _edited(config, lambda c: c["config"].update(colour=1)), "Unknown training settings: colour"),
-    "augment as a string": (lambda config, text: _edited(config, lambda c: c["config"].update(augment="flip")), "augmentation settings as an object"),
+    "a string for epochs": (
+        lambda config, text: _edited(config, lambda c: c["config"].update(epochs="2")),
+        "Expected epochs to be int",
+    ),
+    "batch size 0": (
+        lambda config, text: _edited(config, lambda c: c["config"].update(batch_size=0)),
+        "Expected batch_size >= 1",
+    ),
+    "an unknown setting": (
+        lambda config, text: _edited(config, lambda c: c["config"].update(colour=1)),
+        "Unknown training settings: colour",
+    ),
+    "augment as a string": (
+        lambda config, text: _edited(config, lambda c: c["config"].update(augment="flip")),
+        "augmentation settings as an object",
+    ),
     "no data section": (lambda config, text: _edited(config, lambda c: c.pop("data")), 'no "data" object'),
     "a list": (lambda config, text: "[1, 2]", "a JSON list, not an object"),
-    "class names as a string": (lambda config, text: _edited(config, lambda c: c.update(class_names="happy")), '"class_names" is not a list'),
+    "class names as a string": (
+        lambda config, text: _edited(config, lambda c: c.update(class_names="happy")),
+        '"class_names" is not a list',
+    ),
     "not UTF-8": (lambda config, text: text.replace("{", "{\udcff", 1), "codec can't decode"),
 }
 
@@ -925,7 +1030,9 @@ def test_an_input_that_predict_would_overwrite_is_refused_before_anything_is_wri
     photo = _write(tmp_path / "faces.csv", png_bytes(class_image(0, 0)))  # an image under the output's name
     assert main(["predict", str(photo), "--out", str(tmp_path)]) == 2
     assert "would write its faces.csv over it" in " ".join(capsys.readouterr().err.split())
-    assert photo.read_bytes() == png_bytes(class_image(0, 0)) and sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv"]
+    assert photo.read_bytes() == png_bytes(class_image(0, 0)) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "faces.csv"
+    ]
 
 
 def test_predict_into_a_folder_inside_its_input_never_reads_its_own_outputs(tmp_path, capsys):
@@ -950,7 +1057,9 @@ def test_inspect_fix_onto_a_full_disk_names_the_folder_asked_for_and_leaves_noth
 
     from emolens.data.synth import synthesize_dataset
 
-    data = synthesize_dataset(tmp_path / "fer", train_per_class=3, test_per_class=1, seed=0)  # faces: none is cleaned away
+    data = synthesize_dataset(
+        tmp_path / "fer", train_per_class=3, test_per_class=1, seed=0
+    )  # faces: none is cleaned away
 
     def full_disk(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")  # as a write to a full disk: no file named

@@ -88,13 +88,19 @@ def resolve_devices(devices: int | str | None) -> int:
         return 1
     if backend_name() != "jax":
         raise EmolensError(
-            f"--devices needs the JAX backend (this is {backend_name()}): pip install \"emolens[jax]\", then run with KERAS_BACKEND=jax."
+            f'--devices needs the JAX backend (this is {backend_name()}): pip install "emolens[jax]", then run with KERAS_BACKEND=jax.'
         )
     found = keras.distribution.list_devices()
     wanted = len(found) if devices == "all" else int(devices)
     if wanted < 1 or wanted > len(found):
-        hint = " On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N virtual devices." if found[0].startswith("cpu") else ""
-        raise EmolensError(f"devices={devices}: this machine has {len(found)} JAX device(s) ({', '.join(found)}).{hint}")
+        hint = (
+            " On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N virtual devices."
+            if found[0].startswith("cpu")
+            else ""
+        )
+        raise EmolensError(
+            f"devices={devices}: this machine has {len(found)} JAX device(s) ({', '.join(found)}).{hint}"
+        )
     return wanted
 
 

@@ -69,7 +69,11 @@ def run_checks() -> list[Check]:
     checks = [Check("emolens", True, __version__)]
     for module in ("numpy", "PIL", "sklearn", "matplotlib", "rich", "cv2", "onnxruntime", "keras"):
         checks.append(_check(module, lambda m=module: getattr(importlib.import_module(m), "__version__", "installed")))
-    checks.append(_check("backend", lambda: f"{backend.backend_name()} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND', 'unset')})"))
+    checks.append(
+        _check(
+            "backend", lambda: f"{backend.backend_name()} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND', 'unset')})"
+        )
+    )
     checks.append(_check("devices", lambda: ", ".join(backend.devices())))
     checks.append(_check("threads", backend.thread_count))
     checks.append(_check("versions", lambda: ", ".join(f"{k} {v}" for k, v in backend.versions().items())))

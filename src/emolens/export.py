@@ -45,7 +45,11 @@ def _best_epoch(run_dir: Path) -> dict[str, Any] | None:
     if not rows:
         return None
     best = max(rows, key=lambda row: float(row["val_accuracy"]))
-    return {"epochs": len(rows), "best_epoch": int(best["epoch"]), "val_accuracy": round(float(best["val_accuracy"]), 4)}
+    return {
+        "epochs": len(rows),
+        "best_epoch": int(best["epoch"]),
+        "val_accuracy": round(float(best["val_accuracy"]), 4),
+    }
 
 
 def model_card(path: Path, card: ModelCard) -> ModelCard:
@@ -58,27 +62,43 @@ def model_card(path: Path, card: ModelCard) -> ModelCard:
         data = {key: value for key, value in config.get("data", {}).items() if key != "skipped"}
         card = card.with_details(
             recipe=config.get("config"),
-            data={**data, "source": Path(str(data.get("source", ""))).name, **({"labels": Path(data["labels"]).name} if data.get("labels") else {})},
-            training={**(_best_epoch(path.parent) or {}), "environment": config.get("environment"), "versions": config.get("versions")},
+            data={
+                **data,
+                "source": Path(str(data.get("source", ""))).name,
+                **({"labels": Path(data["labels"]).name} if data.get("labels") else {}),
+            },
+            training={
+                **(_best_epoch(path.parent) or {}),
+                "environment": config.get("environment"),
+                "versions": config.get("versions"),
+            },
         )
     if files.metrics.is_file():
         metrics = json.loads(files.metrics.read_text())
-        card = card.with_details(evaluation={
-            "data": Path(str(metrics["data"])).name,
-            "split": metrics["split"],
-            "images": metrics["num_images"],
-            "test_time_augmentation": metrics["test_time_augmentation"],
-            "accuracy": round(metrics["accuracy"], 4),
-            "macro_f1": round(metrics["macro_f1"], 4),
-            "recall": {name: round(row["recall"], 4) for name, row in metrics["per_class"].items()},
-            "sharpness": metrics.get("sharpness"),
-            "warnings": metrics.get("warnings", []),
-            # With a labels file of votes, accuracy is against their majority (see emolens.evaluate.agreement).
-            **({"labels": Path(metrics["labels"]["file"]).name} if metrics.get("labels") else {}),
-            **({"vote_share": round(metrics["agreement"]["vote_share"], 4)} if metrics.get("agreement") else {}),
-            **({"source_label_accuracy": metrics["source_label"]["accuracy"]} if metrics.get("source_label") else {}),
-        })  # fmt: skip
-    return card.with_details(exported={"by": f"emolens {__version__}", "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        card = card.with_details(
+            evaluation={
+                "data": Path(str(metrics["data"])).name,
+                "split": metrics["split"],
+                "images": metrics["num_images"],
+                "test_time_augmentation": metrics["test_time_augmentation"],
+                "accuracy": round(metrics["accuracy"], 4),
+                "macro_f1": round(metrics["macro_f1"], 4),
+                "recall": {name: round(row["recall"], 4) for name, row in metrics["per_class"].items()},
+                "sharpness": metrics.get("sharpness"),
+                "warnings": metrics.get("warnings", []),
+                # With a labels file of votes, accuracy is against their majority (see emolens.evaluate.agreement).
+                **({"labels": Path(metrics["labels"]["file"]).name} if metrics.get("labels") else {}),
+                **({"vote_share": round(metrics["agreement"]["vote_share"], 4)} if metrics.get("agreement") else {}),
+                **(
+                    {"source_label_accuracy": metrics["source_label"]["accuracy"]}
+                    if metrics.get("source_label")
+                    else {}
+                ),
+            }
+        )
+    return card.with_details(
+        exported={"by": f"emolens {__version__}", "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    )
 
 
 def _check_images(size: int) -> np.ndarray:
@@ -90,7 +110,13 @@ def _check_images(size: int) -> np.ndarray:
     return np.stack(faces + flat + noise)
 
 
-def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None, *, format: str = "onnx", check_images: np.ndarray | None = None) -> Path:
+def export_model(
+    model: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    format: str = "onnx",
+    check_images: np.ndarray | None = None,
+) -> Path:
     """Exports a run folder's model or a .keras file.
 
     Args:
@@ -150,5 +176,7 @@ def _export_onnx(keras_model: Any, card: ModelCard, out: Path, check_images: np.
         exported = OnnxClassifier(tmp_out)
         difference = float(np.abs(exported.forward(to_model_input(images)) - expected).max())
         if difference > TOLERANCE:
-            raise EmolensError(f"the ONNX export differs from the Keras model by {difference:.2e} (limit {TOLERANCE:g}); nothing was written.")
+            raise EmolensError(
+                f"the ONNX export differs from the Keras model by {difference:.2e} (limit {TOLERANCE:g}); nothing was written."
+            )
     logger.debug("ONNX and Keras agree within %.2e on %d images", difference, len(images))

@@ -27,7 +27,9 @@ def write_report(dataset: Dataset, report: Inspection, out: str | os.PathLike, *
     refuse_output_inside(out, dataset.source)
     json_path = out / "report.json"
     write_text(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
-    counts = plot_class_counts(report.counts, out / "class_counts.png", title=f"Images per class ({Path(report.source).name})")
+    counts = plot_class_counts(
+        report.counts, out / "class_counts.png", title=f"Images per class ({Path(report.source).name})"
+    )
     every = report.duplicate_sets()
     shown = every[:rows]
     picture_rows = []

@@ -313,7 +313,9 @@ def plot_class_counts(counts: dict[str, dict[str, int]], path: str | os.PathLike
     Returns:
         The path written.
     """
-    splits = [s for s in ("train", "val", "test") if s in counts] + [s for s in counts if s not in ("train", "val", "test")]
+    splits = [s for s in ("train", "val", "test") if s in counts] + [
+        s for s in counts if s not in ("train", "val", "test")
+    ]
     if not splits:
         return _message_figure("no images", path, title=title)
     classes = list(counts[splits[0]])
@@ -324,7 +326,9 @@ def plot_class_counts(counts: dict[str, dict[str, int]], path: str | os.PathLike
     palette = {"train": _TRAIN_COLOR, "val": _VAL_COLOR, "test": _BEST_COLOR}
     for offset, split in enumerate(splits):
         values = [counts[split].get(c, 0) for c in classes]
-        bars = ax.bar(positions + (offset - (len(splits) - 1) / 2) * width, values, width, label=split, color=palette.get(split))
+        bars = ax.bar(
+            positions + (offset - (len(splits) - 1) / 2) * width, values, width, label=split, color=palette.get(split)
+        )
         ax.bar_label(bars, fontsize=7, padding=1)
     ax.set_xticks(positions, [_literal(name) for name in classes])
     ax.set_ylabel("images")
@@ -335,7 +339,9 @@ def plot_class_counts(counts: dict[str, dict[str, int]], path: str | os.PathLike
     return _save(fig, path)
 
 
-def plot_image_rows(rows: list[tuple[str, np.ndarray, list[str]]], path: str | os.PathLike, *, title: str | None = None) -> Path:
+def plot_image_rows(
+    rows: list[tuple[str, np.ndarray, list[str]]], path: str | os.PathLike, *, title: str | None = None
+) -> Path:
     """One row of grayscale images per entry, labelled on the left, each image captioned: for duplicate groups.
 
     Args:
@@ -352,11 +358,17 @@ def plot_image_rows(rows: list[tuple[str, np.ndarray, list[str]]], path: str | o
     cell, caption, heading = 1.2, 0.35, 0.5 if title else 0.1
     height = len(rows) * (cell + caption) + heading
     fig = _new_figure(1.6 + columns * cell, height)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.05 / height, top=1 - heading / height, wspace=0.05, hspace=caption / cell)
-    axes = fig.subplots(len(rows), columns + 1, squeeze=False, gridspec_kw={"width_ratios": [1.6 / cell] + [1] * columns})
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.05 / height, top=1 - heading / height, wspace=0.05, hspace=caption / cell
+    )
+    axes = fig.subplots(
+        len(rows), columns + 1, squeeze=False, gridspec_kw={"width_ratios": [1.6 / cell] + [1] * columns}
+    )
     for (label, images, captions), row_axes in zip(rows, axes):
         row_axes[0].set_axis_off()
-        row_axes[0].text(1.0, 0.5, _literal(label), ha="right", va="center", fontsize=7.5, transform=row_axes[0].transAxes)
+        row_axes[0].text(
+            1.0, 0.5, _literal(label), ha="right", va="center", fontsize=7.5, transform=row_axes[0].transAxes
+        )
         for index, ax in enumerate(row_axes[1:]):
             ax.set_axis_off()
             if index < len(images):

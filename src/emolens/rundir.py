@@ -113,7 +113,9 @@ class RunDir:
             saved = json.loads(self.config.read_text(encoding="utf-8"))
             _check_shape(saved)
         except FileNotFoundError as error:
-            raise EmolensError(f"{self.path} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote.") from error
+            raise EmolensError(
+                f"{self.path} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote."
+            ) from error
         except (OSError, UnicodeDecodeError, ValueError) as error:
             raise self.damaged(error) from error
         return saved

@@ -72,9 +72,14 @@ def warped(x: np.ndarray, **parameters: float) -> np.ndarray:
     """`x` warped once by the transform these parameters (the rest as FIXED, the identity) describe."""
     from emolens.data.affine import RandomAffine
 
-    drawn = {name: keras.ops.convert_to_tensor(np.full(len(x), value, np.float32)) for name, value in {**FIXED, **parameters}.items()}
+    drawn = {
+        name: keras.ops.convert_to_tensor(np.full(len(x), value, np.float32))
+        for name, value in {**FIXED, **parameters}.items()
+    }
     matrices = RandomAffine.transforms(drawn, x.shape[1], x.shape[2])
-    return keras.ops.convert_to_numpy(keras.ops.image.affine_transform(x, matrices, interpolation="bilinear", fill_mode="nearest"))
+    return keras.ops.convert_to_numpy(
+        keras.ops.image.affine_transform(x, matrices, interpolation="bilinear", fill_mode="nearest")
+    )
 
 
 def test_each_transform_alone_moves_pixels_exactly_as_it_says():
@@ -105,7 +110,13 @@ def test_the_draws_follow_the_configured_distributions():
     layer = RandomAffine(flip=True, rotation=10.0, shift=0.1, zoom=0.2, crop_shift=0.05, seed=7)
     drawn = {name: keras.ops.convert_to_numpy(value) for name, value in layer.draw(20_000).items()}
     assert set(np.unique(drawn["flip"])) == {0.0, 1.0} and abs(drawn["flip"].mean() - 0.5) < 0.02
-    for name, low, high in (("angle", -np.radians(10), np.radians(10)), ("dx", -0.1, 0.1), ("dy", -0.1, 0.1), ("zoom", 0.8, 1.2), ("crop_dx", -0.05, 0.05)):
+    for name, low, high in (
+        ("angle", -np.radians(10), np.radians(10)),
+        ("dx", -0.1, 0.1),
+        ("dy", -0.1, 0.1),
+        ("zoom", 0.8, 1.2),
+        ("crop_dx", -0.05, 0.05),
+    ):
         values = drawn[name]
         assert low <= values.min() and values.max() <= high, name
         # Uniform: its mean mid-range, its spread (high - low) / sqrt(12), each tenth of the range about as full.
@@ -114,7 +125,9 @@ def test_the_draws_follow_the_configured_distributions():
         counts, _ = np.histogram(values, bins=10, range=(low, high))
         assert counts.min() > 0.9 * len(values) / 10, name
     assert np.corrcoef(drawn["dx"], drawn["dy"])[0, 1] < 0.05, "the two shifts are drawn apart"
-    off = {name: keras.ops.convert_to_numpy(value) for name, value in RandomAffine(flip=False, seed=7).draw(100).items()}
+    off = {
+        name: keras.ops.convert_to_numpy(value) for name, value in RandomAffine(flip=False, seed=7).draw(100).items()
+    }
     assert all(np.all(off[name] == (1.0 if name == "zoom" else 0.0)) for name in off)
 
 
@@ -124,7 +137,9 @@ def test_a_fixed_seed_reproduces_a_batch_and_another_seed_does_not():
     x = batch()
 
     def augmented(seed: int) -> np.ndarray:
-        return keras.ops.convert_to_numpy(RandomAffine(flip=True, rotation=10.0, shift=0.1, zoom=0.1, seed=seed)(x, training=True))
+        return keras.ops.convert_to_numpy(
+            RandomAffine(flip=True, rotation=10.0, shift=0.1, zoom=0.1, seed=seed)(x, training=True)
+        )
 
     np.testing.assert_array_equal(augmented(3), augmented(3))
     assert not np.allclose(augmented(3), augmented(4))
@@ -153,6 +168,13 @@ def test_the_warp_is_the_same_on_every_backend(tmp_path):
         if importlib.util.find_spec(backend) is None:
             continue
         env = {**os.environ, "KERAS_BACKEND": backend}
-        done = subprocess.run([sys.executable, "-c", script, json.dumps(parameters)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(parameters)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-4, err_msg=backend)

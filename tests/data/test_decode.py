@@ -149,10 +149,28 @@ def test_a_side_longer_than_any_photo_is_refused_before_decoding():
 
 # Every mode each allowed format stores, as Pillow writes it.
 ALLOWED_SAMPLES = [
-    ("JPEG", "L"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("PNG", "1"), ("PNG", "P"), ("PNG", "LA"), ("PNG", "RGBA"),
-    ("PNG", "I;16"), ("WEBP", "RGB"), ("WEBP", "RGBA"), ("BMP", "P"), ("BMP", "RGB"), ("GIF", "P"), ("GIF", "L"),
-    ("TIFF", "I;16"), ("TIFF", "F"), ("TIFF", "CMYK"), ("TIFF", "RGBA"), ("PPM", "L"), ("PPM", "RGB"), ("AVIF", "RGB"),
-]  # fmt: skip
+    ("JPEG", "L"),
+    ("JPEG", "RGB"),
+    ("JPEG", "CMYK"),
+    ("PNG", "1"),
+    ("PNG", "P"),
+    ("PNG", "LA"),
+    ("PNG", "RGBA"),
+    ("PNG", "I;16"),
+    ("WEBP", "RGB"),
+    ("WEBP", "RGBA"),
+    ("BMP", "P"),
+    ("BMP", "RGB"),
+    ("GIF", "P"),
+    ("GIF", "L"),
+    ("TIFF", "I;16"),
+    ("TIFF", "F"),
+    ("TIFF", "CMYK"),
+    ("TIFF", "RGBA"),
+    ("PPM", "L"),
+    ("PPM", "RGB"),
+    ("AVIF", "RGB"),
+]
 
 
 @pytest.mark.parametrize(("fmt", "mode"), ALLOWED_SAMPLES)

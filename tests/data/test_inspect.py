@@ -86,7 +86,10 @@ def test_exactly_the_planted_problems_are_found(planted):
     report = inspect_dataset(load_dataset(planted), near=True)
     assert group_files(report.exact) == {frozenset(EXACT_SAME_LABEL), frozenset(EXACT_CONFLICT), frozenset(EXACT_LEAK)}
     by_files = {frozenset(m.name for m in g.members): g for g in report.exact}
-    assert by_files[frozenset(EXACT_CONFLICT)].conflicting_labels and not by_files[frozenset(EXACT_SAME_LABEL)].conflicting_labels
+    assert (
+        by_files[frozenset(EXACT_CONFLICT)].conflicting_labels
+        and not by_files[frozenset(EXACT_SAME_LABEL)].conflicting_labels
+    )
     assert by_files[frozenset(EXACT_LEAK)].across_splits and by_files[frozenset(EXACT_LEAK)].splits == ["test", "train"]
     assert group_files(report.near) == {frozenset(NEAR), frozenset(MIRROR_LEAK)}
     by_files = {frozenset(m.name for m in g.members): g for g in report.near}
@@ -150,9 +153,15 @@ def test_fix_writes_a_cleaned_copy_that_loads_and_leaves_the_input_alone(planted
         removed = {row["file"]: row["reason"] for row in csv.DictReader(file)}
     # The default inspection is exact only, so the near copy and the mirror image stay.
     assert set(removed) == {
-        "train/angry/blank.png", "test/sad/gray.png", "train/happy/faint.png", "test/angry/faint.png", "train/happy/copy.png",
-        "train/angry/001.png", "train/sad/conflict.png", "train/angry/leak.png",
-    }  # fmt: skip
+        "train/angry/blank.png",
+        "test/sad/gray.png",
+        "train/happy/faint.png",
+        "test/angry/faint.png",
+        "train/happy/copy.png",
+        "train/angry/001.png",
+        "train/sad/conflict.png",
+        "train/angry/leak.png",
+    }
     assert "train/sad/near.png" in copy.split("train").names and "train/sad/colour.png" in copy.split("train").names
     assert inspect_dataset(copy).duplicate_sets() == [] and not copy.skipped
     assert len(copy.split("train")) == len(load_dataset(planted).split("train")) - 6
@@ -178,7 +187,9 @@ def test_json_lists_every_group_with_its_files(planted, capsys):
     assert report["near_threshold"] == 4 and report["imbalance"]["train"] == round(8 / 7, 2)  # happy and sad 8, angry 7
     leak = next(g for g in report["exact_duplicates"] if g["across_splits"])
     assert [f["file"] for f in leak["files"]] == list(EXACT_LEAK) and leak["kind"] == "exact"
-    assert report["not_48x48_gray"] == [{"split": "train", "file": "train/sad/colour.png", "label": "sad", "format": "64x64 RGB"}]
+    assert report["not_48x48_gray"] == [
+        {"split": "train", "file": "train/sad/colour.png", "label": "sad", "format": "64x64 RGB"}
+    ]
 
 
 def test_out_writes_the_report_and_pictures(planted, tmp_path, capsys):
@@ -236,7 +247,11 @@ def test_a_dataset_of_flat_images(tmp_path, capsys):
 def in_memory(splits: dict[str, list[tuple[np.ndarray, int]]]) -> Dataset:
     """A Dataset from (image, label) lists, named split/index.png."""
     built = {
-        name: Split(np.stack([image for image, _ in items]), np.array([label for _, label in items]), tuple(f"{name}/{i}.png" for i in range(len(items))))
+        name: Split(
+            np.stack([image for image, _ in items]),
+            np.array([label for _, label in items]),
+            tuple(f"{name}/{i}.png" for i in range(len(items))),
+        )
         for name, items in splits.items()
     }
     return Dataset("memory", CLASSES, built)
@@ -257,7 +272,9 @@ def test_with_a_val_split_val_copies_of_test_and_train_copies_of_val_go():
     }
     assert len(cleaned.split("test")) == 4 and len(cleaned.split("val")) == 4 and len(cleaned.split("train")) == 9
     verdict = " ".join(report.verdict())
-    assert "copies of test images" in verdict and "span train and val" in verdict and "within test or val" not in verdict
+    assert (
+        "copies of test images" in verdict and "span train and val" in verdict and "within test or val" not in verdict
+    )
 
 
 def test_duplicates_inside_test_are_reported_but_left_alone():
@@ -296,7 +313,10 @@ def test_only_a_match_made_by_mirroring_marks_a_group_mirrored():
     splits["train"].append((images[9], 1))
     report = inspect_dataset(in_memory(splits), near=True)
     mirrored = {frozenset(m.name for m in g.members): g.mirrored for g in report.near}
-    assert mirrored == {frozenset({"train/0.png", "train/1.png"}): False, frozenset({"test/1.png", "train/8.png"}): True}
+    assert mirrored == {
+        frozenset({"train/0.png", "train/1.png"}): False,
+        frozenset({"test/1.png", "train/8.png"}): True,
+    }
 
 
 def test_hamming_pairs_match_a_brute_force_search():
@@ -328,7 +348,19 @@ def test_a_mirror_image_hash_is_the_hash_of_the_mirrored_image():
 @pytest.mark.slow
 def test_train_dedupe_trains_on_what_fix_would_keep(planted, tmp_path):
     run = tmp_path / "run"
-    args = ["train", str(planted), "--dedupe", "--epochs", "1", "--batch-size", "8", "--val-split", "0.3", "--out", str(run)]
+    args = [
+        "train",
+        str(planted),
+        "--dedupe",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--val-split",
+        "0.3",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["dedupe"] == "exact" and saved["data"]["dedupe_removed"] == 8

@@ -84,7 +84,10 @@ def test_load_dataset_relabels_by_path_counts_what_it_leaves_out_and_keeps_the_f
     assert (train.source_labels[[n.startswith("train/happy") for n in train.names]] == happy).all()  # the folder's
     assert clear_majority(train.votes).sum() == 8  # the 3 angry/fear ties stay for training, out of accuracy
     assert len(test) == 4 and (test.labels == angry).all()
-    assert dataset.labelling == {"train": {"not in the labels file": 1}, "test": {"top vote not an emotion (unknown or not a face)": 2}}
+    assert dataset.labelling == {
+        "train": {"not in the labels file": 1},
+        "test": {"top vote not an emotion (unknown or not a face)": 2},
+    }
     reasons = {s.name: s.reason for s in dataset.skipped}
     assert reasons["train/angry/003.png"].startswith("not in the labels file") and "test/sad/000.png" in reasons
 
@@ -106,13 +109,23 @@ def test_inspect_reports_how_often_the_folders_agree_with_the_votes(tmp_path, fa
 
     # happy/ faces voted sad, sad/ faces voted sad, angry/ faces voted angry (one tied): 8 of 12 folder labels agree.
     rows = [ferplus_row(f"train/happy/00{i}.png", sadness=7, happiness=3) for i in range(4)]
-    rows += [ferplus_row(f"train/{c}/00{i}.png", **{"sadness" if c == "sad" else "anger": 9, "neutral": 1}) for c in ("sad", "angry") for i in range(4)]
+    rows += [
+        ferplus_row(f"train/{c}/00{i}.png", **{"sadness" if c == "sad" else "anger": 9, "neutral": 1})
+        for c in ("sad", "angry")
+        for i in range(4)
+    ]
     rows[-1] = ferplus_row("train/angry/003.png", anger=5, neutral=5)
     rows += [ferplus_row(f"test/{c}/00{i}.png", neutral=10) for c in ("angry", "happy", "sad") for i in range(2)]
     votes = tmp_path / "votes.csv"
     votes.write_text(FERPLUS_HEADER + "".join(rows))
     report = inspect_dataset(load_dataset(faces.parent, labels=votes))
-    assert report.labels["train"] == {"labelled": 12, "left_out": {}, "tied": 1, "folder_agrees_with_majority": 7 / 11, "compared": 11}
+    assert report.labels["train"] == {
+        "labelled": 12,
+        "left_out": {},
+        "tied": 1,
+        "folder_agrees_with_majority": 7 / 11,
+        "compared": 11,
+    }
     assert report.labels["test"]["folder_agrees_with_majority"] == 0.0
     assert any("agree with the votes' majority on only 64%" in line for line in report.verdict())
     assert report.to_dict()["labels"] == report.labels

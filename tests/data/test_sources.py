@@ -137,7 +137,9 @@ def test_class_with_only_unreadable_files_is_an_error(tmp_path):
 def test_mismatched_classes_is_an_error(tmp_path):
     root = write_tree(tmp_path / "fer", {"train": 2})
     write_tree(root, {"test": 1}, classes=("angry", "happy", "surprise"))
-    with pytest.raises(EmolensError, match="different class folders.*only in train: \\['sad'\\].*only in test: \\['surprise'\\]"):
+    with pytest.raises(
+        EmolensError, match="different class folders.*only in train: \\['sad'\\].*only in test: \\['surprise'\\]"
+    ):
         load_dataset(root)
 
 
@@ -198,7 +200,13 @@ def test_a_registered_source_kind_is_read_like_the_built_in_ones(tmp_path, monke
     def decode_npz(listing, path, bare_split):
         with np.load(path) as arrays:
             items = [(f"{path.name}:{i}", image, "48x48 L") for i, image in enumerate(arrays["images"])]
-            return Dataset(str(path), ("a", "b"), {bare_split: split_arrays(items, list(arrays["labels"]))}, (), listing.fingerprint())
+            return Dataset(
+                str(path),
+                ("a", "b"),
+                {bare_split: split_arrays(items, list(arrays["labels"]))},
+                (),
+                listing.fingerprint(),
+            )
 
     monkeypatch.setattr(sources, "_LISTERS", dict(sources._listers()))  # the registration lasts this test only
     images = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)

@@ -22,8 +22,12 @@ CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 def _history(epochs: int, with_val: bool = True) -> list[dict[str, float]]:
     rows = []
     for epoch in range(1, epochs + 1):
-        row = {"epoch": float(epoch),  # as history.csv reads back
-                "accuracy": 0.3 + 0.03 * epoch, "loss": 1.7 - 0.05 * epoch, "learning_rate": 1e-3}
+        row = {
+            "epoch": float(epoch),  # as history.csv reads back
+            "accuracy": 0.3 + 0.03 * epoch,
+            "loss": 1.7 - 0.05 * epoch,
+            "learning_rate": 1e-3,
+        }
         if with_val:
             row["val_accuracy"] = 0.3 + 0.025 * epoch - 0.004 * max(0, epoch - 6) ** 2
             row["val_loss"] = 1.75 - 0.04 * epoch
@@ -106,8 +110,14 @@ def test_plot_reliability_draws_each_curve_and_skips_empty_ones(tmp_path):
     probabilities = rng.dirichlet(np.ones(7) * 0.3, 500)
     labels = rng.integers(0, 7, 500)
     empty = reliability(np.zeros((0, 7)), np.zeros(0, int))
-    curves = {"raw softmax": reliability(probabilities, labels), "calibrated": reliability(probabilities ** 0.5 / (probabilities ** 0.5).sum(1, keepdims=True), labels), "none": empty}
-    width, height = assert_png(plot_reliability(curves, tmp_path / "reliability.png", title="Reliability: test"), 300, 300)
+    curves = {
+        "raw softmax": reliability(probabilities, labels),
+        "calibrated": reliability(probabilities**0.5 / (probabilities**0.5).sum(1, keepdims=True), labels),
+        "none": empty,
+    }
+    width, height = assert_png(
+        plot_reliability(curves, tmp_path / "reliability.png", title="Reliability: test"), 300, 300
+    )
     assert 0.8 < width / height < 1.4
     assert_no_leftovers(tmp_path)
 
@@ -145,8 +155,14 @@ def _metrics(names: list[str]) -> dict:
         n: {"precision": 0.5 + i / 100, "recall": 0.6, "f1": 0.55, "support": 100 + i} for i, n in enumerate(names)
     }
     return {
-        "split": "test", "num_images": 3589, "accuracy": 0.6342, "macro_f1": 0.5871, "class_names": names,
-        "per_class": per_class, "confusion_matrix": [[0] * len(names)] * len(names), "model": "seed",
+        "split": "test",
+        "num_images": 3589,
+        "accuracy": 0.6342,
+        "macro_f1": 0.5871,
+        "class_names": names,
+        "per_class": per_class,
+        "confusion_matrix": [[0] * len(names)] * len(names),
+        "model": "seed",
     }
 
 
@@ -203,8 +219,14 @@ def test_html_report_minimal(tmp_path):
 
 
 def test_report_shows_warnings(tmp_path):
-    metrics = {"accuracy": 0.5, "macro_f1": 0.4, "num_images": 2, "split": "test", "class_names": ["a"],
-               "per_class": {"a": {"precision": 1, "recall": 1, "f1": 1, "support": 2}},
-               "warnings": ["the evaluated images are 19x sharper <than> the training images"]}
+    metrics = {
+        "accuracy": 0.5,
+        "macro_f1": 0.4,
+        "num_images": 2,
+        "split": "test",
+        "class_names": ["a"],
+        "per_class": {"a": {"precision": 1, "recall": 1, "f1": 1, "support": 2}},
+        "warnings": ["the evaluated images are 19x sharper <than> the training images"],
+    }
     path = write_html_report(tmp_path / "r.html", title="t", metrics=metrics, classification_report="", figures={})
     assert 'class="warning"' in path.read_text() and "19x sharper &lt;than&gt;" in path.read_text()

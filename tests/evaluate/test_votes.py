@@ -20,8 +20,27 @@ from emolens.train.data import model_arrays
 
 pytestmark = pytest.mark.slow
 
-FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
-FOLDER_TO_FERPLUS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness", "neutral": "neutral", "sad": "sadness", "surprise": "surprise"}
+FERPLUS_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+FOLDER_TO_FERPLUS = {
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happiness",
+    "neutral": "neutral",
+    "sad": "sadness",
+    "surprise": "surprise",
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +85,20 @@ def votes(faces, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def vote_run(faces, votes, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "votes"
-    args = ["train", str(faces), "--labels", str(votes), "--epochs", "3", "--lr", "1e-3", "--source-label-weight", "0.25", "--out", str(run)]
+    args = [
+        "train",
+        str(faces),
+        "--labels",
+        str(votes),
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+        "--source-label-weight",
+        "0.25",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     return run
 
@@ -101,7 +133,9 @@ def test_evaluate_against_votes_reports_majority_vote_share_and_folder_label(vot
     metrics = evaluate(vote_run, faces, labels=votes, out=tmp_path / "eval")
     test = load_dataset(faces, labels=votes).split("test")
     clear = clear_majority(test.votes)
-    assert metrics["num_images"] == int(clear.sum()) and metrics["left_out"]["votes tied between classes"] == int((~clear).sum())
+    assert metrics["num_images"] == int(clear.sum()) and metrics["left_out"]["votes tied between classes"] == int(
+        (~clear).sum()
+    )
     assert metrics["left_out"]["top vote not an emotion (unknown or not a face)"] > 0
     with open(tmp_path / "eval" / "predictions.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -110,7 +144,9 @@ def test_evaluate_against_votes_reports_majority_vote_share_and_folder_label(vot
     kept = test.subset(np.flatnonzero(clear))
     assert [r["file"] for r in rows] == list(kept.names)
     assert metrics["accuracy"] == pytest.approx((predicted == kept.labels).mean())
-    assert metrics["agreement"]["vote_share"] == pytest.approx(kept.votes[np.arange(len(kept)), predicted].mean(), abs=1e-6)
+    assert metrics["agreement"]["vote_share"] == pytest.approx(
+        kept.votes[np.arange(len(kept)), predicted].mean(), abs=1e-6
+    )
     assert metrics["source_label"]["accuracy"] == pytest.approx((predicted == kept.source_labels).mean())
     assert sum(b["faces"] for b in metrics["agreement"]["vote_calibration"]["table"]) == len(kept)
     page = (tmp_path / "eval" / "report.html").read_text()
@@ -135,8 +171,15 @@ def test_other_class_names_are_matched_by_synonym_or_map_and_the_rest_left_out(v
         evaluate(vote_run, renamed, out=tmp_path / "e0", class_map={"joy": "glee"})
     metrics = evaluate(vote_run, renamed, out=tmp_path / "e1", class_map={"joy": "happy"})
     assert metrics["classes"]["renamed"] == {"anger": "angry", "joy": "happy", "sadness": "sad"}
-    assert metrics["classes"]["data_only"] == ["shock"] and metrics["left_out"] == {"shock: a class the model lacks": 12}
-    assert metrics["num_images"] == 48 and set(metrics["classes"]["model_only"]) == {"contempt", "disgust", "fear", "neutral"}
+    assert metrics["classes"]["data_only"] == ["shock"] and metrics["left_out"] == {
+        "shock: a class the model lacks": 12
+    }
+    assert metrics["num_images"] == 48 and set(metrics["classes"]["model_only"]) == {
+        "contempt",
+        "disgust",
+        "fear",
+        "neutral",
+    }
 
 
 def test_evaluate_cli_prints_the_agreement(vote_run, faces, votes, tmp_path, capsys):

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from emolens.cli import main
-from emolens.models.calibration import apply_class_scale, apply_temperature, expected_calibration_error, fit_temperature, reliability
+from emolens.models.calibration import (
+    apply_class_scale,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    reliability,
+)
 from emolens.models.card import ModelCard, write_card
 from emolens.models.classifier import BUNDLED_DIR, load_classifier
 from emolens.errors import EmolensError
@@ -37,14 +43,22 @@ def test_temperature_keeps_the_winner_and_sums_to_one():
         assert (scaled.argmax(axis=1) == probabilities.argmax(axis=1)).all()
     assert np.allclose(apply_temperature(probabilities, 1.0), probabilities, atol=1e-6)
     # Above 1 softens, below 1 sharpens.
-    assert apply_temperature(probabilities, 2.5).max(axis=1).mean() < probabilities.max(axis=1).mean() < apply_temperature(probabilities, 0.5).max(axis=1).mean()
+    assert (
+        apply_temperature(probabilities, 2.5).max(axis=1).mean()
+        < probabilities.max(axis=1).mean()
+        < apply_temperature(probabilities, 0.5).max(axis=1).mean()
+    )
 
 
 def test_fit_recovers_a_known_over_confidence():
     probabilities, labels = _overconfident(sharpen=3.0)
     temperature = fit_temperature(probabilities, labels)
     assert temperature == pytest.approx(3.0, rel=0.05)
-    assert expected_calibration_error(apply_temperature(probabilities, temperature), labels) < 0.02 < expected_calibration_error(probabilities, labels)
+    assert (
+        expected_calibration_error(apply_temperature(probabilities, temperature), labels)
+        < 0.02
+        < expected_calibration_error(probabilities, labels)
+    )
     # A calibrated model is left alone.
     calibrated, labels = _overconfident(sharpen=1.0, seed=2)
     assert fit_temperature(calibrated, labels) == pytest.approx(1.0, rel=0.05)
@@ -96,9 +110,14 @@ def test_a_class_scale_in_the_card_moves_decisions_not_the_network(tmp_path):
     neutral = before.class_names.index("neutral")
     write_card(path, ModelCard.from_dict({**before.card.to_dict(), "class_scale": {"neutral": 0.2}}, path))
     after = load_classifier(path)
-    assert after.card.class_scale == {"neutral": 0.2} and np.allclose(after.predict(faces, calibrated=False), before.predict(faces, calibrated=False))
+    assert after.card.class_scale == {"neutral": 0.2} and np.allclose(
+        after.predict(faces, calibrated=False), before.predict(faces, calibrated=False)
+    )
     # The new scale replaces the card's own (the bundled model's neutral x 0.7): it acts on the temperature's output.
-    expected = apply_temperature(before.predict(faces, calibrated=False), before.temperature) * np.where(np.arange(len(before.class_names)) == neutral, 0.2, 1.0)[None]
+    expected = (
+        apply_temperature(before.predict(faces, calibrated=False), before.temperature)
+        * np.where(np.arange(len(before.class_names)) == neutral, 0.2, 1.0)[None]
+    )
     assert np.allclose(after.predict(faces), expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
     assert (after.predict(faces)[:, neutral] < before.predict(faces)[:, neutral]).all()
     assert apply_class_scale(before.predict(faces), None) is not None
@@ -132,7 +151,11 @@ def test_calibrate_writes_the_temperature_into_an_onnx_model(tmp_path, capsys):
     assert load_classifier(model).card.class_scale == {"neutral": 0.5}
     assert json.loads((tmp_path / "model.json").read_text())["class_scale"] == {"neutral": 0.5}
     capsys.readouterr()
-    for bad, words in (("neutral=lots", "with numbers"), ("joy=0.5", "which the model lacks"), ("neutral", "NAME=VALUE")):
+    for bad, words in (
+        ("neutral=lots", "with numbers"),
+        ("joy=0.5", "which the model lacks"),
+        ("neutral", "NAME=VALUE"),
+    ):
         assert main(["calibrate", str(model), str(data), "--class-scale", bad]) == 2
         assert words in capsys.readouterr().err
     assert (metrics_out / "reliability.png").is_file()
@@ -159,7 +182,13 @@ def test_the_docstring_examples_hold():
 
 @pytest.mark.slow
 def test_evaluate_is_four_steps_python_can_call_one_by_one(tmp_path):
-    from emolens.evaluate import evaluate, evaluation_metrics, predict_split, write_evaluation_files, write_evaluation_report
+    from emolens.evaluate import (
+        evaluate,
+        evaluation_metrics,
+        predict_split,
+        write_evaluation_files,
+        write_evaluation_report,
+    )
 
     data = tmp_path / "faces"
     assert main(["data", "synth", str(data), "--train-per-class", "2", "--test-per-class", "8"]) == 0

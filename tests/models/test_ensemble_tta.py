@@ -21,7 +21,11 @@ def member(path, seed: int, class_names=CLASSES):
     keras.utils.set_random_seed(seed)
     model = build_model("mini_resnet", num_classes=len(class_names))
     model(np.zeros((1, 48, 48, 1), "float32"))
-    return save_model(model, path, {"model": "mini_resnet", "class_names": list(class_names), "input_shape": [48, 48, 1], "train_sharpness": 40.0})
+    return save_model(
+        model,
+        path,
+        {"model": "mini_resnet", "class_names": list(class_names), "input_shape": [48, 48, 1], "train_sharpness": 40.0},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +82,26 @@ def test_ensemble_refuses_mismatched_members(members, tmp_path):
 def test_cli_evaluates_several_models_as_one_ensemble_with_tta(members, tmp_path, capsys):
     data = write_tree(tmp_path / "data", {"train": 2, "test": 4})
     assert main(["ensemble", *map(str, members), "--out", str(tmp_path / "e.keras")]) == 0
-    assert main(["evaluate", str(tmp_path / "e.keras"), str(data), "--json", "--tta", "flip", "--out", str(tmp_path / "saved")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "e.keras"),
+                str(data),
+                "--json",
+                "--tta",
+                "flip",
+                "--out",
+                str(tmp_path / "saved"),
+            ]
+        )
+        == 0
+    )
     saved = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", *map(str, members), str(data), "--json", "--tta", "flip", "--out", str(tmp_path / "live")]) == 0
+    assert (
+        main(["evaluate", *map(str, members), str(data), "--json", "--tta", "flip", "--out", str(tmp_path / "live")])
+        == 0
+    )
     live = json.loads(capsys.readouterr().out)
     assert saved["test_time_augmentation"] == live["test_time_augmentation"] == "flip"
     assert saved["confusion_matrix"] == live["confusion_matrix"] and live["model"].startswith("ensemble of")
@@ -104,7 +125,9 @@ def test_predict_with_flip_averages_the_bundled_models_two_views(capsys):
 def test_ten_crops_are_the_centre_and_corners_and_their_mirrors(tmp_path, faces):
     keras.utils.set_random_seed(0)
     model = build_model("mini_resnet", input_shape=(44, 44, 1), num_classes=3)
-    path = save_model(model, tmp_path / "cropped.keras", {"class_names": list(CLASSES), "input_shape": [44, 44, 1], "image_size": 48})
+    path = save_model(
+        model, tmp_path / "cropped.keras", {"class_names": list(CLASSES), "input_shape": [44, 44, 1], "image_size": 48}
+    )
     classifier = load_classifier(path)
     assert (classifier.input_size, classifier.crop_size) == (48, 44)
     x = faces[..., None].astype("float32") / 255
@@ -125,7 +148,25 @@ def test_a_model_trained_on_crops_evaluates_and_predicts_on_whole_faces(tmp_path
 
     data = write_tree(tmp_path / "data", {"train": 8, "test": 3})
     run = tmp_path / "run"
-    assert main(["train", str(data), "--model", "mini_resnet", "--crop", "40", "--epochs", "1", "--batch-size", "8", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--model",
+                "mini_resnet",
+                "--crop",
+                "40",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()  # Keras's epoch lines
     classifier = load_classifier(run)
     assert classifier.card["input_shape"] == [40, 40, 1] and classifier.card["image_size"] == 48

@@ -53,9 +53,20 @@ def test_unknown_model_suggests_close_names():
 def test_seed_is_the_notebook_architecture():
     model = build_model("seed")
     assert layer_kinds(model) == [
-        "Conv2D", "Conv2D", "MaxPooling2D", "Dropout", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
-        "Dropout", "Flatten", "Dense", "Dropout", "Dense",
-    ]  # fmt: skip
+        "Conv2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Flatten",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [32, 64, 128, 128] and all(c.kernel_size == (3, 3) for c in convs)
     assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.25, 0.25, 0.5]
@@ -92,7 +103,10 @@ def test_save_and_load_round_trip_with_card(tmp_path):
     path = save_model(model, tmp_path / "m.keras", card)
     loaded, loaded_card = load_model(path, compile=False)
     # Stored whole, with the fields a card always has filled in.
-    assert loaded_card == {**card, "format": 1, "input_shape": [48, 48, 1], "image_size": 48} and read_card(path) == loaded_card
+    assert (
+        loaded_card == {**card, "format": 1, "input_shape": [48, 48, 1], "image_size": 48}
+        and read_card(path) == loaded_card
+    )
     assert loaded_card.class_names == ("a", "b", "c") and loaded_card.details == {"epoch": 3}
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
     # Plain Keras still reads the file: the card is an extra member it ignores.

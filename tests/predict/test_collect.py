@@ -95,12 +95,32 @@ def test_the_fine_tuning_walkthrough_runs_as_the_readme_writes_it(tmp_path, caps
     first.rename(mine / "train" / lonely / first.name)
     runs = tmp_path / "runs_mine"
     capsys.readouterr()
-    assert main(["train", str(mine), "--recipe", "finetune", "--epochs", "4", "--freeze-epochs", "1", "--out", str(runs)]) == 0
+    assert (
+        main(["train", str(mine), "--recipe", "finetune", "--epochs", "4", "--freeze-epochs", "1", "--out", str(runs)])
+        == 0
+    )
     hint = ["evaluate", str(runs), str(mine.resolve()), "--split", "val"]  # no test/ folder: its held-out faces
     assert "Next:emolens" + "".join(hint) in "".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert main(hint) == 0  # the command train printed
     assert main(["evaluate", str(runs), str(mine), "--split", "val", "--out", str(tmp_path / "eval")]) == 0
     assert main(["predict", str(photos / "party0.png"), "--model", str(runs), "--json"]) == 0
     # A new output layer for only the classes the faces have: the single-face class still gets a split.
-    assert main(["train", str(mine), "--recipe", "finetune", "--new-head", "--epochs", "3", "--freeze-epochs", "1", "--out", str(tmp_path / "new_head")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(mine),
+                "--recipe",
+                "finetune",
+                "--new-head",
+                "--epochs",
+                "3",
+                "--freeze-epochs",
+                "1",
+                "--out",
+                str(tmp_path / "new_head"),
+            ]
+        )
+        == 0
+    )
     assert "not one stratified by class" in " ".join(capsys.readouterr().err.split())

@@ -17,7 +17,6 @@ from emolens.cli import main
 from emolens.models.classifier import BUNDLED_DIR
 
 
-
 def test_backend_gradient_is_the_derivative():
     import keras
 

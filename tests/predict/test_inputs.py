@@ -17,7 +17,17 @@ def touch(path: Path) -> Path:
 
 def test_a_folder_streams_in_the_order_sorting_every_path_gives(tmp_path):
     root = tmp_path / "photos"
-    for name in ("a/b.jpg", "a.x/c.png", "a/B/d.jpg", "A.jpg", "z.mp4", "a/b/e.webp", "notes.txt", "out/annotated.jpg", "m/n/o/p.png"):
+    for name in (
+        "a/b.jpg",
+        "a.x/c.png",
+        "a/B/d.jpg",
+        "A.jpg",
+        "z.mp4",
+        "a/b/e.webp",
+        "notes.txt",
+        "out/annotated.jpg",
+        "m/n/o/p.png",
+    ):
         touch(root / name)
     (tmp_path / "elsewhere").mkdir()
     touch(tmp_path / "elsewhere" / "linked.jpg")
@@ -46,9 +56,12 @@ def test_a_list_file_is_read_a_line_at_a_time(tmp_path):
     items = list(iter_sources(listing))
     described = [item.path.name if isinstance(item, InputFile) else item.error for item in items]
     assert described == [
-        f"no such file or folder (line 1 of {listing})", "a.png", f"no such file or folder (line 3 of {listing})", "b.png",
+        f"no such file or folder (line 1 of {listing})",
+        "a.png",
+        f"no such file or folder (line 3 of {listing})",
+        "b.png",
         f"not a list of paths: line 5 is longer than {MAX_LIST_LINE // 1024} KB",
-    ]  # fmt: skip
+    ]
     listing.write_text("missing.png\nalso-missing.png\n")  # names nothing that exists: one error for the file
     (only,) = iter_sources(listing)
     assert isinstance(only, Picture) and only.error.startswith("not a list of image paths")

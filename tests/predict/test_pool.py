@@ -32,7 +32,9 @@ seen_on: list[tuple[str, int]] = []  # each detection's thread and OpenCV's thre
 
 @pytest.fixture
 def paired_detector():
-    @register_detector("paired", framing=Framing(scale=1.0, dy=0.0), description="finishes each pair's second picture first")
+    @register_detector(
+        "paired", framing=Framing(scale=1.0, dy=0.0), description="finishes each pair's second picture first"
+    )
     class Paired(FaceDetector):
         def _detect(self, gray, min_face):
             number = int(gray[0, 0])

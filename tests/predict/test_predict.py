@@ -41,7 +41,21 @@ CANVAS_SHAPE = (480, 800)  # height, width
 SQUARES = ((40, 40, 140), (300, 60, 100), (560, 200, 180))  # x, y, side of each pasted face, left to right
 FACE = (slice(47, 187), slice(153, 293))  # the astronaut's face: a 140 x 140 square of the portrait
 BACKGROUND_RGB = (200, 90, 30)  # for colour canvases: far from gray, so RGB/BGR mix-ups change the gray levels
-CSV_HEADER = ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence", *CLASSES]
+CSV_HEADER = [
+    "source",
+    "frame",
+    "time",
+    "face",
+    "track_id",
+    "x",
+    "y",
+    "w",
+    "h",
+    "score",
+    "emotion",
+    "confidence",
+    *CLASSES,
+]
 
 
 # --- test pictures -------------------------------------------------------------------------------------------
@@ -78,7 +92,11 @@ def turned_face(angle: float, side: int) -> np.ndarray:
     """The astronaut's head and shoulders, gray, turned by `angle` degrees, as a side x side square."""
     portrait = astronaut_gray()[20:230, 120:330]
     turn = cv2.getRotationMatrix2D((105, 105), angle, 1.0)
-    return cv2.resize(cv2.warpAffine(portrait, turn, (210, 210), borderMode=cv2.BORDER_REPLICATE), (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        cv2.warpAffine(portrait, turn, (210, 210), borderMode=cv2.BORDER_REPLICATE),
+        (side, side),
+        interpolation=cv2.INTER_AREA,
+    )
 
 
 # A group photo: ten faces in two rows, some turned as people turn their heads.
@@ -118,9 +136,15 @@ def assert_boxes_in_squares(boxes, squares=SQUARES) -> None:
     assert len(boxes) == len(squares), f"expected {len(squares)} faces, found {boxes}"
     for (x, y, w, h), (sx, sy, side) in zip(boxes, squares):
         assert w > 0 and h > 0
-        assert sx <= x and sy <= y and x + w <= sx + side and y + h <= sy + side, f"box {(x, y, w, h)} leaves square {(sx, sy, side)}"
-        assert abs(x + w / 2 - (sx + side / 2)) <= 0.15 * side, f"box {(x, y, w, h)} off-centre in square {(sx, sy, side)}"
-        assert abs(y + h / 2 - (sy + side / 2)) <= 0.15 * side, f"box {(x, y, w, h)} off-centre in square {(sx, sy, side)}"
+        assert sx <= x and sy <= y and x + w <= sx + side and y + h <= sy + side, (
+            f"box {(x, y, w, h)} leaves square {(sx, sy, side)}"
+        )
+        assert abs(x + w / 2 - (sx + side / 2)) <= 0.15 * side, (
+            f"box {(x, y, w, h)} off-centre in square {(sx, sy, side)}"
+        )
+        assert abs(y + h / 2 - (sy + side / 2)) <= 0.15 * side, (
+            f"box {(x, y, w, h)} off-centre in square {(sx, sy, side)}"
+        )
 
 
 def assert_one_box_per_square(boxes, squares) -> None:
@@ -155,13 +179,17 @@ def check_result(obj: dict, *, video: bool = False) -> None:
     assert set(obj) == set(schema), f"keys {sorted(obj)} != {sorted(schema)}"
     for key, kind in schema.items():
         assert _is(obj[key], kind), f"{key}={obj[key]!r} is not {kind.__name__}"
-    assert set(obj["speed"]) == {"decode", "detect", "classify"} and all(_is(v, float) and v >= 0 for v in obj["speed"].values())
+    assert set(obj["speed"]) == {"decode", "detect", "classify"} and all(
+        _is(v, float) and v >= 0 for v in obj["speed"].values()
+    )
     for face in obj["faces"]:
         assert set(face) == set(FACE_SCHEMA) | set(NULLABLE_FACE_SCHEMA), f"face keys {sorted(face)}"
         for key, kind in FACE_SCHEMA.items():
             assert _is(face[key], kind), f"face {key}={face[key]!r} is not {kind.__name__}"
         for key, kind in NULLABLE_FACE_SCHEMA.items():
-            assert face[key] is None or _is(face[key], kind), f"face {key}={face[key]!r} is neither null nor {kind.__name__}"
+            assert face[key] is None or _is(face[key], kind), (
+                f"face {key}={face[key]!r} is neither null nor {kind.__name__}"
+            )
         assert (face["track_id"] is not None) == video
         if face["landmarks"] is not None:
             assert len(face["landmarks"]) == 5 and all(len(point) == 2 for point in face["landmarks"])
@@ -249,7 +277,11 @@ def test_yunet_is_the_default_and_ships_inside_the_package():
     from emolens.models.classifier import BUNDLED_DIR
     from emolens.predict.detectors.yunet import BUNDLED_MODEL
 
-    assert DetectorConfig().name == "yunet" and detector_names()[0] == "yunet" and set(detector_names()) >= {"yunet", "haar"}
+    assert (
+        DetectorConfig().name == "yunet"
+        and detector_names()[0] == "yunet"
+        and set(detector_names()) >= {"yunet", "haar"}
+    )
     assert BUNDLED_MODEL.parent == BUNDLED_DIR and BUNDLED_MODEL.stat().st_size == 232_589
     assert (BUNDLED_DIR / "LICENSE-yunet.txt").read_text().count("MIT License") == 1
     assert "sha256" in (BUNDLED_DIR / "README.md").read_text()
@@ -322,7 +354,9 @@ def test_a_new_detector_is_one_decorated_class(onnx_model):
 
     try:
         assert "whole_picture" in detector_names()
-        (result,) = Recognizer(onnx_model, detector=DetectorConfig("whole_picture")).predict(np.zeros((60, 80), np.uint8))
+        (result,) = Recognizer(onnx_model, detector=DetectorConfig("whole_picture")).predict(
+            np.zeros((60, 80), np.uint8)
+        )
         assert [(face.box, face.score, face.landmarks) for face in result.faces] == [((0, 0, 80, 60), 0.5, None)]
         with pytest.raises(ValueError, match="already registered"):
             register_detector("whole_picture", framing=Framing(1.0, 0.0), description="")(WholePicture)
@@ -409,7 +443,9 @@ def test_predict_with_the_bundled_model_imports_neither_tensorflow_nor_keras():
 
 def test_predict_counts_the_faces_right_out_of_the_box(onnx_model, tmp_path, capsys):
     photo, squares = group_photo()
-    paths = [save(photo, tmp_path / "group.png")] + [save(texture, tmp_path / f"texture{i}.png") for i, texture in enumerate(textures())]
+    paths = [save(photo, tmp_path / "group.png")] + [
+        save(texture, tmp_path / f"texture{i}.png") for i, texture in enumerate(textures())
+    ]
     assert main(["predict", *map(str, paths), "--json", "--model", str(onnx_model)]) == 0
     counts = [len(line["faces"]) for line in json_lines(capsys.readouterr().out)]
     assert counts == [len(squares), 0, 0, 0, 0]
@@ -427,7 +463,9 @@ def test_the_api_is_importable_from_the_package():
 
 def test_a_result_plots_serialises_saves_and_times_itself(recognizer, tmp_path):
     (result,) = recognizer.predict(ASTRONAUT)
-    assert isinstance(result, Result) and result.source == str(ASTRONAUT) and (result.width, result.height) == (512, 512)
+    assert (
+        isinstance(result, Result) and result.source == str(ASTRONAUT) and (result.width, result.height) == (512, 512)
+    )
     assert result.faces[0].emotion in CLASSES and result.faces[0].track_id is None
     assert set(result.speed) == {"decode", "detect", "classify"} and all(ms >= 0 for ms in result.speed.values())
     check_result(json.loads(json.dumps(result.to_dict())))
@@ -495,7 +533,9 @@ def test_a_blank_picture_has_no_faces(recognizer, photos):
 
 
 def test_min_face_in_the_recognizer(onnx_model):
-    (result,) = Recognizer(onnx_model, detector=DetectorConfig(min_face=MIN_FACE_FOR_THE_LARGEST["yunet"])).predict(gray_canvas())
+    (result,) = Recognizer(onnx_model, detector=DetectorConfig(min_face=MIN_FACE_FOR_THE_LARGEST["yunet"])).predict(
+        gray_canvas()
+    )
     assert_boxes_in_squares([face.box for face in result.faces], SQUARES[2:])
 
 
@@ -620,11 +660,16 @@ def test_a_video_summary_per_face_is_printed_and_written_beside_faces_csv(onnx_m
     header, rows = _read_csv(out / "cut.tracks.csv")
     assert header[:6] == ["face", "first_seen", "last_seen", "frames", "emotion", "share"]
     assert [(row["face"], row["first_seen"], row["last_seen"], row["frames"]) for row in rows] == [
-        ("1", "0.0", "0.7", "8"), ("2", "0.0", "0.7", "8"), ("3", "0.8", "1.5", "8"), ("4", "0.8", "1.5", "8"),
-    ]  # fmt: skip
+        ("1", "0.0", "0.7", "8"),
+        ("2", "0.0", "0.7", "8"),
+        ("3", "0.8", "1.5", "8"),
+        ("4", "0.8", "1.5", "8"),
+    ]
     for row in rows:
         shares = {name: float(row[name]) for name in header[6:]}
-        assert sum(shares.values()) == pytest.approx(1.0) and shares[row["emotion"]] == float(row["share"]) == max(shares.values())
+        assert sum(shares.values()) == pytest.approx(1.0) and shares[row["emotion"]] == float(row["share"]) == max(
+            shares.values()
+        )
     _, faces = _read_csv(out / "faces.csv")
     assert all(face["face"] == face["track_id"] for face in faces), "a video's face number is its track id"
 
@@ -737,7 +782,9 @@ def test_the_timeline_draws_a_lane_per_face_coloured_by_emotion_and_faint_when_u
 
     drawn = {}
     save_figure = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: drawn.setdefault("fig", fig) and save_figure(fig, path, **kw))
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path, **kw: drawn.setdefault("fig", fig) and save_figure(fig, path, **kw)
+    )
     tracks = {
         1: (np.array([0.0, 0.1, 0.2]), np.array([3, 3, 5]), np.array([0.9, 0.5, 1.0])),
         4: (np.array([0.1, 0.2, 2.0, 2.1]), np.array([4, 4, 4, 0]), np.array([1.0, 1.0, 1.0, 1.0])),
@@ -746,7 +793,10 @@ def test_the_timeline_draws_a_lane_per_face_coloured_by_emotion_and_faint_when_u
     (ax,) = drawn["fig"].axes
     assert [label.get_text() for label in ax.get_yticklabels()] == ["face 1", "face 4"]  # in the order given, top first
     first, second = ax.collections
-    assert np.allclose(first.get_facecolors(), [to_rgba(emotion_color(CLASSES[c], c), 0.2 + 0.8 * p) for c, p in ((3, 0.9), (3, 0.5), (5, 1.0))])
+    assert np.allclose(
+        first.get_facecolors(),
+        [to_rgba(emotion_color(CLASSES[c], c), 0.2 + 0.8 * p) for c, p in ((3, 0.9), (3, 0.5), (5, 1.0))],
+    )
     # Face 4 was unseen for 1.8 s: its frame at 0.2 s lasts one frame interval, not until 2.0 s.
     spans = [path.get_extents().x1 - path.get_extents().x0 for path in second.get_paths()]
     assert spans == pytest.approx([0.1, 0.1, 0.1, 0.1])
@@ -761,7 +811,10 @@ def test_annotated_videos_play_in_headless_chromium(onnx_model, tmp_path, browse
     try:
         page.goto((tmp_path / "out" / "play.html").as_uri())
         page.evaluate("document.getElementById('v').play().catch(() => {})")
-        page.wait_for_function("(() => { const v = document.getElementById('v'); return v.readyState === 4 || v.currentTime > 0; })()", timeout=20_000)
+        page.wait_for_function(
+            "(() => { const v = document.getElementById('v'); return v.readyState === 4 || v.currentTime > 0; })()",
+            timeout=20_000,
+        )
         assert page.evaluate("document.getElementById('v').videoWidth") > CANVAS_SHAPE[1]
     finally:
         page.close()
@@ -784,7 +837,20 @@ def test_predict_json_follows_the_documented_schema(onnx_model, photos, capsys):
 
 
 def test_predict_min_face_flag(onnx_model, photos, capsys):
-    assert main(["predict", str(photos["png"]), "--json", "--min-face", str(MIN_FACE_FOR_THE_LARGEST["yunet"]), "--model", str(onnx_model)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(photos["png"]),
+                "--json",
+                "--min-face",
+                str(MIN_FACE_FOR_THE_LARGEST["yunet"]),
+                "--model",
+                str(onnx_model),
+            ]
+        )
+        == 0
+    )
     (line,) = json_lines(capsys.readouterr().out)
     assert_boxes_in_squares([face["box"] for face in line["faces"]], SQUARES[2:])
 
@@ -805,10 +871,18 @@ def test_predict_detector_flags(onnx_model, photos, shared_dir, capsys):
 
 def test_predict_out_writes_annotated_pictures_and_faces_csv(onnx_model, photos, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["predict", str(photos["png"]), str(photos["jpg"]), "--json", "--out", str(out), "--model", str(onnx_model)]) == 0
+    assert (
+        main(
+            ["predict", str(photos["png"]), str(photos["jpg"]), "--json", "--out", str(out), "--model", str(onnx_model)]
+        )
+        == 0
+    )
     lines = json_lines(capsys.readouterr().out)
     assert len(lines) == 2
-    for source, written in ((photos["png"], out / "faces.annotated.png"), (photos["jpg"], out / "colour.annotated.jpg")):
+    for source, written in (
+        (photos["png"], out / "faces.annotated.png"),
+        (photos["jpg"], out / "colour.annotated.jpg"),
+    ):
         assert written.is_file(), sorted(p.name for p in out.iterdir())
         original = cv2.imread(str(source), cv2.IMREAD_COLOR)
         annotated = cv2.imread(str(written), cv2.IMREAD_COLOR)
@@ -818,9 +892,17 @@ def test_predict_out_writes_annotated_pictures_and_faces_csv(onnx_model, photos,
     header, rows = _read_csv(out / "faces.csv")
     assert header == CSV_HEADER
     assert len(rows) == 6
-    expected = [(str(line["source"]), number, face) for line in lines for number, face in enumerate(line["faces"], start=1)]
+    expected = [
+        (str(line["source"]), number, face) for line in lines for number, face in enumerate(line["faces"], start=1)
+    ]
     for row, (source, number, face) in zip(rows, expected):
-        assert row["source"] == source and row["frame"] == "" and row["time"] == "" and row["track_id"] == "" and int(row["face"]) == number
+        assert (
+            row["source"] == source
+            and row["frame"] == ""
+            and row["time"] == ""
+            and row["track_id"] == ""
+            and int(row["face"]) == number
+        )
         assert [int(row[k]) for k in "xywh"] == face["box"]
         assert row["emotion"] == face["emotion"] and float(row["score"]) == pytest.approx(face["score"], abs=1e-4)
         assert float(row["confidence"]) == pytest.approx(face["confidence"], abs=1e-4)
@@ -831,16 +913,27 @@ def test_predict_out_writes_annotated_pictures_and_faces_csv(onnx_model, photos,
 def test_predict_formats_write_predictions_jsonl_beside_the_csv(onnx_model, photos, tmp_path, capsys):
     out = tmp_path / "out"
     sources = [str(photos["png"]), str(photos["blank"])]
-    assert main(["predict", *sources, "--json", "--out", str(out), "--formats", "jsonl,csv", "--model", str(onnx_model)]) == 0
+    assert (
+        main(["predict", *sources, "--json", "--out", str(out), "--formats", "jsonl,csv", "--model", str(onnx_model)])
+        == 0
+    )
     printed = json_lines(capsys.readouterr().out)
     written = json_lines((out / "predictions.jsonl").read_text())
     assert written == printed and [line["source"] for line in written] == sources  # the faceless picture too
     assert len(_read_csv(out / "faces.csv")[1]) == sum(len(line["faces"]) for line in written)
 
-    assert main(["predict", sources[0], "--out", str(tmp_path / "only"), "--formats", "jsonl", "--model", str(onnx_model)]) == 0
+    assert (
+        main(["predict", sources[0], "--out", str(tmp_path / "only"), "--formats", "jsonl", "--model", str(onnx_model)])
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "only").iterdir() if not p.name.endswith(".png")) == ["predictions.jsonl"]
     capsys.readouterr()
-    assert main(["predict", sources[0], "--out", str(tmp_path / "bad"), "--formats", "csv,xml", "--model", str(onnx_model)]) == 2
+    assert (
+        main(
+            ["predict", sources[0], "--out", str(tmp_path / "bad"), "--formats", "csv,xml", "--model", str(onnx_model)]
+        )
+        == 2
+    )
     assert "unknown format(s) 'xml'; choose among csv, jsonl" in capsys.readouterr().err
     assert main(["predict", sources[0], "--formats", "jsonl", "--model", str(onnx_model)]) == 2
     assert "pass --out DIR too" in capsys.readouterr().err
@@ -863,7 +956,16 @@ def test_a_registered_output_format_is_written_into_the_folder(tmp_path, monkeyp
     assert writers.output_formats() == ["csv", "jsonl", "names"]
     folder = writers.OutputFolder(tmp_path, list(CLASSES), formats=["names"])
     for name in ("a.png", "b.png"):
-        folder.write(Result(source=name, width=8, height=8, class_names=list(CLASSES), name=name, image=np.zeros((8, 8, 3), np.uint8)))
+        folder.write(
+            Result(
+                source=name,
+                width=8,
+                height=8,
+                class_names=list(CLASSES),
+                name=name,
+                image=np.zeros((8, 8, 3), np.uint8),
+            )
+        )
     folder.close()
     assert (tmp_path / "names.txt").read_text() == "a.png\nb.png\n" and not (tmp_path / "faces.csv").exists()
 
@@ -880,7 +982,11 @@ def test_predict_searches_folders_recursively(onnx_model, photos, tmp_path, caps
     assert main(["predict", str(root), "--json", "--model", str(onnx_model)]) == 0
     lines = json_lines(capsys.readouterr().out)
     assert sorted(line["source"] for line in lines) == sorted(str(p) for p in expected)
-    assert {line["source"]: len(line["faces"]) for line in lines} == {str(expected[0]): 3, str(expected[1]): 3, str(expected[2]): 0}
+    assert {line["source"]: len(line["faces"]) for line in lines} == {
+        str(expected[0]): 3,
+        str(expected[1]): 3,
+        str(expected[2]): 0,
+    }
 
 
 def test_predict_reports_each_unreadable_input_and_keeps_going(onnx_model, photos, tmp_path, capsys):
@@ -934,13 +1040,17 @@ def test_predict_a_missing_camera_is_a_one_line_error(onnx_model, capfd):
 def test_a_closed_pipe_ends_predict_quietly_with_status_0(onnx_model, tmp_path):
     video = _moving_faces_video(tmp_path / "clip.mp4", frames=40)
     command = f"{sys.executable} -m emolens predict {video} --json --model {onnx_model} | head -1"
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["frame"] == 0
     assert done.stderr.strip() == "", done.stderr
 
 
-def test_predict_shows_control_characters_in_file_names_instead_of_sending_them_to_the_terminal(onnx_model, tmp_path, capsys):
+def test_predict_shows_control_characters_in_file_names_instead_of_sending_them_to_the_terminal(
+    onnx_model, tmp_path, capsys
+):
     # A name holding "set the window title" and "clear the screen" sequences, and one that cannot be decoded.
     name = "a\x1b]0;owned\x07b\x1b[2J.png"
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(tmp_path / name)
@@ -1027,13 +1137,19 @@ def test_export_names_the_file_after_the_run_folder_it_is_run_in(keras_model, tm
     run = tmp_path / "myrun"
     run.mkdir()
     shutil.copy(keras_model, run / "model.keras")
-    saved = {"config": {"model": "mini_resnet"}, "class_names": ["happy", "sad"], "data": {"source": "faces", "fingerprint": "0"}}
+    saved = {
+        "config": {"model": "mini_resnet"},
+        "class_names": ["happy", "sad"],
+        "data": {"source": "faces", "fingerprint": "0"},
+    }
     (run / "config.json").write_text(json.dumps(saved))
     monkeypatch.chdir(run)
     assert export_model(".", format="keras") == Path("myrun.keras") and (run / "myrun.json").is_file()
 
 
-def test_predict_lists_a_folder_once_for_the_progress_bar_and_the_predictions(onnx_model, tmp_path, monkeypatch, capsys):
+def test_predict_lists_a_folder_once_for_the_progress_bar_and_the_predictions(
+    onnx_model, tmp_path, monkeypatch, capsys
+):
     import emolens.predict.inputs as inputs
 
     folder = tmp_path / "album"
@@ -1045,7 +1161,10 @@ def test_predict_lists_a_folder_once_for_the_progress_bar_and_the_predictions(on
     monkeypatch.setattr(inputs, "_files", lambda path, *rest: listed.append(path) or real_files(path, *rest))
     assert main(["predict", str(folder), "--json", "--model", str(onnx_model)]) == 0
     assert listed == [folder]
-    assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [str(folder / "a.png"), str(folder / "b.png")]
+    assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == [
+        str(folder / "a.png"),
+        str(folder / "b.png"),
+    ]
 
 
 def test_predict_reads_zip_archives_and_list_files(tmp_path, capsys):
@@ -1061,9 +1180,15 @@ def test_predict_reads_zip_archives_and_list_files(tmp_path, capsys):
     lines = json_lines(captured.out)
     assert [line["source"] for line in lines] == [str(tmp_path / "a.png"), f"{tmp_path / 'album.zip'}/trip/a.png"]
     assert all(line["faces"][0]["emotion"] == "happy" for line in lines)
-    for source, why in [("album.zip/trip/clip.mp4", "unzip it first"), ("album.zip/trip/broken.jpg", "not a readable image"),
-                        ("missing.jpg", "no such file"), ("other.txt", "a list file inside a list file")]:  # fmt: skip
-        assert any(line.startswith(f"skipped {tmp_path / source}: ") and why in line for line in captured.err.splitlines()), source
+    for source, why in [
+        ("album.zip/trip/clip.mp4", "unzip it first"),
+        ("album.zip/trip/broken.jpg", "not a readable image"),
+        ("missing.jpg", "no such file"),
+        ("other.txt", "a list file inside a list file"),
+    ]:
+        assert any(
+            line.startswith(f"skipped {tmp_path / source}: ") and why in line for line in captured.err.splitlines()
+        ), source
     assert (tmp_path / "out" / "album" / "trip" / "a.annotated.png").is_file()
 
 
@@ -1107,8 +1232,12 @@ def virtual_display() -> Iterator[str]:
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt install xvfb): the --show window needs a display")
-    number = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists())
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
+    number = next(
+        n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()
+    )
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 30
     while not Path(f"/tmp/.X11-unix/X{number}").exists():
         assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
@@ -1143,7 +1272,9 @@ def test_the_show_window_draws_each_annotated_frame_shrunk_to_fit_and_stops_when
 def test_predict_show_plays_a_video_in_a_window(virtual_display, onnx_model, tmp_path):
     video = _moving_faces_video(tmp_path / "clip.mp4", frames=6)
     command = [sys.executable, "-m", "emolens", "predict", str(video), "--show", "--model", str(onnx_model)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": virtual_display})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": virtual_display}
+    )
     assert done.returncode == 0, done.stderr
     assert "6 frames analysed, 6 with faces, 2 faces tracked" in done.stdout
 

@@ -24,7 +24,9 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 
 def emolens(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emolens", *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "emolens", *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +39,24 @@ def inputs(tmp_path_factory) -> Path:
     portrait = Image.open(ASTRONAUT).convert("RGB")
     rng = np.random.default_rng(0)
     for index in range(PHOTOS):
-        picture = portrait.rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR, fillcolor=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        picture = portrait.rotate(
+            float(rng.uniform(-20, 20)),
+            resample=Image.BILINEAR,
+            fillcolor=tuple(int(v) for v in rng.integers(0, 256, 3)),
+        )
         if index % 2:
             picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
         picture = ImageEnhance.Brightness(picture).enhance(float(rng.uniform(0.5, 1.3)))
         side = int(rng.integers(160, 700))
         picture = picture.resize((side, side), Image.BILINEAR)
-        canvas = Image.new("RGB", (side + int(rng.integers(0, 300)), side + int(rng.integers(0, 200))), tuple(int(v) for v in rng.integers(0, 256, 3)))
-        canvas.paste(picture, (int(rng.integers(0, canvas.width - side + 1)), int(rng.integers(0, canvas.height - side + 1))))
+        canvas = Image.new(
+            "RGB",
+            (side + int(rng.integers(0, 300)), side + int(rng.integers(0, 200))),
+            tuple(int(v) for v in rng.integers(0, 256, 3)),
+        )
+        canvas.paste(
+            picture, (int(rng.integers(0, canvas.width - side + 1)), int(rng.integers(0, canvas.height - side + 1)))
+        )
         canvas.save(photos / f"{index:03d}.{'jpg' if index % 3 else 'png'}", quality=90)
     for index in range(10):
         Image.new("L", (320, 240), 20 * index).save(photos / f"blank{index}.png")
@@ -52,7 +64,10 @@ def inputs(tmp_path_factory) -> Path:
     (photos / "empty.png").write_bytes(b"")
     with zipfile.ZipFile(root / "archive.zip", "w") as archive:
         for index in range(5):
-            archive.write(photos / f"{index:03d}.{'jpg' if index % 3 else 'png'}", f"inner/{index}.img.png" if index % 3 == 0 else f"inner/{index}.jpg")
+            archive.write(
+                photos / f"{index:03d}.{'jpg' if index % 3 else 'png'}",
+                f"inner/{index}.img.png" if index % 3 == 0 else f"inner/{index}.jpg",
+            )
         archive.writestr("inner/clip.mp4", b"video bytes")
     frame = cv2.cvtColor(np.asarray(portrait.resize((320, 320))), cv2.COLOR_RGB2BGR)
     video = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
@@ -74,9 +89,14 @@ def rows_from_json(lines: list[dict]) -> dict[tuple, dict]:
             rows[(line["source"], line.get("frame"), None)] = {"width": line["width"], "height": line["height"]}
         for face in line["faces"]:  # keyed by box: in videos a face's number is its track id, unset at first
             rows[(line["source"], line.get("frame"), tuple(face["box"]))] = {
-                "width": line["width"], "height": line["height"], "box": face["box"], "score": face["score"],
-                "emotion": face["emotion"], "track_id": face["track_id"], **face["probabilities"],
-            }  # fmt: skip
+                "width": line["width"],
+                "height": line["height"],
+                "box": face["box"],
+                "score": face["score"],
+                "emotion": face["emotion"],
+                "track_id": face["track_id"],
+                **face["probabilities"],
+            }
     return rows
 
 
@@ -92,9 +112,14 @@ def rows_from_parquet(folder: Path) -> dict[tuple, dict]:
             rows[key] = {"width": row["width"], "height": row["height"]}
         else:
             rows[key] = {
-                "width": row["width"], "height": row["height"], "box": [row[c] for c in "xywh"], "score": row["score"],
-                "emotion": row["emotion"], "track_id": row["track_id"], **{name: row[name] for name in PROBABILITIES},
-            }  # fmt: skip
+                "width": row["width"],
+                "height": row["height"],
+                "box": [row[c] for c in "xywh"],
+                "score": row["score"],
+                "emotion": row["emotion"],
+                "track_id": row["track_id"],
+                **{name: row[name] for name in PROBABILITIES},
+            }
     return rows
 
 
@@ -121,14 +146,20 @@ def test_ray_parquet_rows_equal_the_single_process_json_and_a_rerun_resumes(inpu
     assert local.returncode == 1, local.stderr  # the unreadable inputs
     expected = rows_from_json([json.loads(line) for line in local.stdout.splitlines()])
     # The local engine reports unreadable inputs on stderr ("skipped SOURCE: why"); Ray keeps them as rows.
-    skipped = [line.removeprefix("skipped ").split(": ", 1) for line in local.stderr.splitlines() if line.startswith("skipped ")]
+    skipped = [
+        line.removeprefix("skipped ").split(": ", 1)
+        for line in local.stderr.splitlines()
+        if line.startswith("skipped ")
+    ]
     expected |= {(source, None, None): {"error": why} for source, why in skipped}
     faces = sum(1 for key in expected if key[2] is not None)
     assert faces >= PHOTOS * 0.8 and len(skipped) == 3
 
     out = tmp_path / "parquet"
     done = emolens("predict", *sources, "--engine", "ray", "--workers", "2", "--out", out, cwd=inputs)
-    assert done.returncode == 1 and "3 input(s) could not be read" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.returncode == 1 and "3 input(s) could not be read" in done.stdout + done.stderr, (
+        done.stdout + done.stderr
+    )
     assert "Traceback" not in done.stderr
     assert_same_rows(expected, rows_from_parquet(out))
     parts = sorted(out.glob("part-*.parquet"))
@@ -184,7 +215,9 @@ def test_the_listing_holds_a_chunk_of_records_at_a_time_and_skips_what_is_done(t
     out = tmp_path / "out"
     out.mkdir()
     sink = PartSink(out, list(PROBABILITIES))
-    sink.on_write_complete(type("WriteResult", (), {"write_returns": [sink.write([pq_table(["photos/0.png", "photos/1.png"])], None)]})())
+    sink.on_write_complete(
+        type("WriteResult", (), {"write_returns": [sink.write([pq_table(["photos/0.png", "photos/1.png"])], None)]})()
+    )
     assert (sink.rows, sink.parts, sink.errors) == (2, 1, 1)
     done = DoneSources(out)
     assert len(done) == 2 and "photos/1.png" in done and "photos/2.png" not in done
@@ -202,7 +235,9 @@ def test_the_listing_holds_a_chunk_of_records_at_a_time_and_skips_what_is_done(t
         tracemalloc.stop()
         assert (listing.inputs, listing.skipped, listing.pictures) == (lines // 2, lines // 2, lines // 2)
         blocks = [block for task in ListingSource(listing.path, 300).get_read_tasks(1) for block in task()]
-        assert [block.num_rows for block in blocks][:4] == [100, 100, 100, 100] and sum(block.num_rows for block in blocks) == lines // 2
+        assert [block.num_rows for block in blocks][:4] == [100, 100, 100, 100] and sum(
+            block.num_rows for block in blocks
+        ) == lines // 2
         assert {row["path"] for row in blocks[0].to_pylist()} == {"photos/2.png", "photos/3.png"}
     # 1,500 more records held at once would take about 1 MB more; a chunk at a time, the peak hardly moves.
     assert peaks[4000] - peaks[1000] < 200_000, peaks
@@ -214,5 +249,7 @@ def pq_table(sources: list[str]):
 
     from emolens.predict.ray_parts import part_schema
 
-    rows = [{"source": source, "name": source, "error": None if i == 0 else "not read"} for i, source in enumerate(sources)]
+    rows = [
+        {"source": source, "name": source, "error": None if i == 0 else "not read"} for i, source in enumerate(sources)
+    ]
     return pa.Table.from_pylist(rows, schema=part_schema(list(PROBABILITIES)))

@@ -52,7 +52,10 @@ def test_health_and_model_card(server):
 def test_predict_gives_what_predict_json_prints(server, astronaut_bytes):
     served = httpx.post(f"{server}/v1/predict", files={"file": ("astronaut.png", astronaut_bytes, "image/png")}).json()
     printed = subprocess.run(
-        [sys.executable, "-m", "emolens", "predict", str(ASTRONAUT), "--json"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "emolens", "predict", str(ASTRONAUT), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     expected = json.loads(printed.stdout)
     # Everything but the timings, which are the serving process's own.
@@ -77,7 +80,19 @@ def test_a_client_file_name_is_only_echoed(server, astronaut_bytes):
         ({"files": {"file": ("notes.txt", b"hello, not an image", "text/plain")}}, 415, "not an image"),
         ({"content": b"\x89PNG\r\n\x1a\n truncated"}, 415, "not an image"),
         # EPS is decoded by running Ghostscript: outside the allowlist, whatever the upload's name says.
-        ({"files": {"file": ("photo.jpg", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 48 48\nshowpage\n", "image/jpeg")}}, 415, "not an image format emolens reads"),
+        (
+            {
+                "files": {
+                    "file": (
+                        "photo.jpg",
+                        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 48 48\nshowpage\n",
+                        "image/jpeg",
+                    )
+                }
+            },
+            415,
+            "not an image format emolens reads",
+        ),
         ({"content": bomb_png()}, 413, "too large"),
         ({"content": b"\0" * int(MAX_UPLOAD_MB * 1_000_000 + 1)}, 413, "limit"),
         ({"content": b""}, 400, "no image"),
@@ -103,7 +118,9 @@ def test_a_client_that_disconnects_does_not_disturb_others(server, server_log, a
     port = int(server.rsplit(":", 1)[1])
     for _ in range(5):  # promise a big body, send a little, hang up
         with socket.create_connection(("127.0.0.1", port)) as raw:
-            raw.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 900000\r\n\r\n")
+            raw.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 900000\r\n\r\n"
+            )
             raw.sendall(astronaut_bytes[:1000])
     answers: list[int] = []
 
@@ -153,7 +170,11 @@ def test_other_ways_to_serve(args, tmp_path, astronaut_bytes):
 
 
 def test_it_listens_on_loopback_only_by_default(server):
-    addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split() if shutil.which("hostname") else []
+    addresses = (
+        subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+        if shutil.which("hostname")
+        else []
+    )
     outside = [a for a in addresses if ":" not in a and not a.startswith("127.")]
     if not outside:
         pytest.skip("this machine has no non-loopback IPv4 address to try")
@@ -162,9 +183,13 @@ def test_it_listens_on_loopback_only_by_default(server):
         socket.create_connection((outside[0], port), timeout=2).close()
 
 
-@pytest.mark.parametrize(("args", "words"), [(["--max-upload-mb", "nan"], "positive number"), (["--port", "70000"], "between 0 and 65535")])
+@pytest.mark.parametrize(
+    ("args", "words"), [(["--max-upload-mb", "nan"], "positive number"), (["--port", "70000"], "between 0 and 65535")]
+)
 def test_bad_settings_are_one_line_errors(args, words):
-    result = subprocess.run([sys.executable, "-m", "emolens", "serve", *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "emolens", "serve", *args], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
     assert "serves on" not in result.stderr + result.stdout
 
@@ -172,7 +197,9 @@ def test_bad_settings_are_one_line_errors(args, words):
 def test_a_port_in_use_is_a_one_line_error():
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "emolens", "serve", "--port", str(port)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "emolens", "serve", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 2 and "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -186,6 +213,7 @@ def test_the_app_loads_the_onnx_model_without_tensorflow():
 
 
 # --- the page, in a real browser --------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def page(browser, server):
@@ -211,8 +239,10 @@ def test_the_page_shows_the_emotion_of_an_uploaded_photo(page, server):
     assert len(page.query_selector_all(".face .bar")) == len(classes)
     # The top bar is drawn as long as its probability says (the server's own answer for this photo).
     confidence = httpx.post(server + "/v1/predict", content=ASTRONAUT.read_bytes()).json()["faces"][0]["confidence"]
-    share = page.evaluate("(() => { const bar = document.querySelector('.face .bar'); "
-                          "return bar.querySelector('.fill').offsetWidth / bar.querySelector('.track').offsetWidth; })()")
+    share = page.evaluate(
+        "(() => { const bar = document.querySelector('.face .bar'); "
+        "return bar.querySelector('.fill').offsetWidth / bar.querySelector('.track').offsetWidth; })()"
+    )
     assert share == pytest.approx(confidence, abs=0.03)
     assert all(url.startswith(server) for url in requested), "the page fetched something from elsewhere"
     assert page.inner_text("#model") == "model: default (mini_resnet), detector: yunet (faces from 40 px)"

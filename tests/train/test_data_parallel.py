@@ -47,18 +47,27 @@ print(json.dumps(found))
 # device's thread can be starved that long. Waiting longer is all the run needs, so the test says so, and the
 # README tells users the same flags.
 VIRTUAL_DEVICES = {
-    **os.environ, "KERAS_BACKEND": "jax",
+    **os.environ,
+    "KERAS_BACKEND": "jax",
     "XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_seconds=600 "
     "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300 --xla_cpu_collective_timeout_seconds=600",
-}  # fmt: skip
+}
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason='JAX is not installed (pip install -e ".[jax]")')
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason='JAX is not installed (pip install -e ".[jax]")'
+)
 
 
 @pytest.mark.slow
 def test_two_virtual_devices_train_resume_and_predict_like_one(tmp_path):
     data = synthesize_dataset(tmp_path / "data", train_per_class=20, test_per_class=4, seed=3)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path)], capture_output=True, text=True, env=VIRTUAL_DEVICES, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(data), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=VIRTUAL_DEVICES,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     two, one = found["2"], found["1"]

@@ -38,7 +38,12 @@ def test_transferred_weights_answer_as_the_model_did_in_the_data_class_order():
 def test_data_lacking_some_classes_keeps_the_model_s_head_and_new_classes_need_a_new_one(tmp_path, capsys):
     _, default = load_start_model("default")
     data = write_tree(tmp_path / "data", {"train": 20, "test": 4})  # angry, happy, sad: a few of the model's classes
-    assert main(["train", str(data), "--from", "default", "--epochs", "1", "--lr", "1e-5", "--out", str(tmp_path / "kept")]) == 0
+    assert (
+        main(
+            ["train", str(data), "--from", "default", "--epochs", "1", "--lr", "1e-5", "--out", str(tmp_path / "kept")]
+        )
+        == 0
+    )
     assert read_card(tmp_path / "kept" / "model.keras").class_names == default.class_names
     lacking = [name for name in default.class_names if name not in ("angry", "happy", "sad")]
     logged = " ".join(capsys.readouterr().err.split())  # the CLI's log, wrapped to the terminal
@@ -50,9 +55,32 @@ def test_data_lacking_some_classes_keeps_the_model_s_head_and_new_classes_need_a
     assert main(["train", str(joy), "--from", "default", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert "the model lacks joy" in error and "--new-head" in error
-    assert main(["train", str(data), "--from", "default", "--new-head", "--epochs", "2", "--freeze-epochs", "1", "--lr", "1e-4", "--out", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--from",
+                "default",
+                "--new-head",
+                "--epochs",
+                "2",
+                "--freeze-epochs",
+                "1",
+                "--lr",
+                "1e-4",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     card = read_card(tmp_path / "run" / "model.keras")
-    assert card.class_names == ("angry", "happy", "sad") and card.model == "mini_resnet" and card.input_shape == (44, 44, 1)
+    assert (
+        card.class_names == ("angry", "happy", "sad")
+        and card.model == "mini_resnet"
+        and card.input_shape == (44, 44, 1)
+    )
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert config["start_from"] == "default" and config["new_head"] and config["crop"] == 44
     with open(tmp_path / "run" / "history.csv", newline="") as file:
@@ -71,7 +99,9 @@ def test_finetune_recipe_improves_the_bundled_model_on_new_faces(tmp_path, capsy
     """The README's measurement in small: drawn faces the bundled model never saw, 60 a class, the recipe as it is."""
     data = tmp_path / "faces"
     assert main(["data", "synth", str(data), "--train-per-class", "60", "--test-per-class", "15", "--seed", "3"]) == 0
-    assert sorted(p.name for p in (data / "train").iterdir()) == sorted(FER2013_CLASSES)  # no contempt: the model keeps it
+    assert sorted(p.name for p in (data / "train").iterdir()) == sorted(
+        FER2013_CLASSES
+    )  # no contempt: the model keeps it
     assert main(["evaluate", "default", str(data), "--json", "--out", str(tmp_path / "before")]) == 0
     before = json.loads(capsys.readouterr().out)["accuracy"]
     assert main(["train", str(data), "--recipe", "finetune", "--out", str(tmp_path / "run")]) == 0

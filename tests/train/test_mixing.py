@@ -13,7 +13,9 @@ CLASSES = 3
 
 def data(count: int = 32):
     # Each image is flat at a level that names it, so a mixed pixel tells which images it came from.
-    images = np.repeat(np.linspace(0.0, 1.0, count, dtype=np.float32)[:, None, None, None], 48 * 48, axis=1).reshape(count, 48, 48, 1)
+    images = np.repeat(np.linspace(0.0, 1.0, count, dtype=np.float32)[:, None, None, None], 48 * 48, axis=1).reshape(
+        count, 48, 48, 1
+    )
     labels = keras.utils.to_categorical(np.arange(count) % CLASSES, CLASSES).astype("float32")
     return images, labels
 
@@ -84,7 +86,24 @@ def test_training_with_mixup_and_cutmix_runs_and_resumes(tmp_path):
 
     data_dir = write_tree(tmp_path / "data", {"train": 8, "test": 2})
     run = tmp_path / "run"
-    args = ["train", str(data_dir), "--model", "mini_resnet", "--mixup", "0.2", "--cutmix", "1.0", "--class-weight", "sqrt", "--epochs", "1", "--batch-size", "8", "--out", str(run)]
+    args = [
+        "train",
+        str(data_dir),
+        "--model",
+        "mini_resnet",
+        "--mixup",
+        "0.2",
+        "--cutmix",
+        "1.0",
+        "--class-weight",
+        "sqrt",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert read_card(run / "last.keras")["training_state"]["epochs_done"] == 2

@@ -58,17 +58,31 @@ def test_unknown_recipe_suggests_a_close_one():
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"optimizer": "rmsprop"}, "optimizer"), ({"schedule": "step"}, "schedule"), ({"label_smoothing": 1.0}, "label_smoothing"),
-     ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs"), ({"class_weight": "inverse"}, "class_weight"), ({"weight_decay": -1.0}, "weight_decay")],
-)  # fmt: skip
+    [
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"schedule": "step"}, "schedule"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs"),
+        ({"class_weight": "inverse"}, "class_weight"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+    ],
+)
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**settings)
 
 
 def test_old_configs_without_new_settings_still_load():
-    old = {"model": "seed", "epochs": 3, "batch_size": 8, "learning_rate": 1e-4, "val_split": 0.1, "seed": 0, "limit": None,
-           "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.0}}  # fmt: skip
+    old = {
+        "model": "seed",
+        "epochs": 3,
+        "batch_size": 8,
+        "learning_rate": 1e-4,
+        "val_split": 0.1,
+        "seed": 0,
+        "limit": None,
+        "augment": {"rotation": 10.0, "shift": 0.1, "flip": True, "zoom": 0.0},
+    }
     assert TrainConfig.from_dict(old).schedule == "inverse_time"
 
 
@@ -83,7 +97,9 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_sgd_is_nesterov_and_weight_decay_is_decoupled():
-    sgd = make_optimizer(TrainConfig(optimizer="sgd", learning_rate=0.01, momentum=0.8, weight_decay=1e-4, schedule="plateau"), 10)
+    sgd = make_optimizer(
+        TrainConfig(optimizer="sgd", learning_rate=0.01, momentum=0.8, weight_decay=1e-4, schedule="plateau"), 10
+    )
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.8 and sgd.weight_decay == 1e-4
     assert float(keras.ops.convert_to_numpy(sgd.learning_rate)) == pytest.approx(0.01)
     adamw = make_optimizer(TrainConfig(weight_decay=1e-4), 10)
@@ -93,7 +109,9 @@ def test_sgd_is_nesterov_and_weight_decay_is_decoupled():
 def test_label_smoothing_reaches_the_loss():
     from emolens.data.augment import AugmentConfig
 
-    trainer = build_trainer(TrainConfig(label_smoothing=0.1, augment=AugmentConfig(rotation=0, shift=0, flip=False)), num_classes=3)
+    trainer = build_trainer(
+        TrainConfig(label_smoothing=0.1, augment=AugmentConfig(rotation=0, shift=0, flip=False)), num_classes=3
+    )
     assert trainer.loss.label_smoothing == pytest.approx(0.1)
 
 
@@ -108,7 +126,9 @@ def test_class_weights_favour_rare_classes():
 def test_a_lowered_learning_rate_survives_saving(tmp_path):
     from emolens.data.augment import AugmentConfig
 
-    config = TrainConfig(optimizer="sgd", learning_rate=0.01, schedule="plateau", augment=AugmentConfig(rotation=0, shift=0, flip=False))
+    config = TrainConfig(
+        optimizer="sgd", learning_rate=0.01, schedule="plateau", augment=AugmentConfig(rotation=0, shift=0, flip=False)
+    )
     trainer = build_trainer(config, num_classes=7)
     trainer.fit(np.zeros((4, 48, 48, 1), "float32"), keras.utils.to_categorical([0, 1, 2, 3], 7), verbose=0)
     trainer.optimizer.learning_rate = 0.0025  # what the plateau schedule does after two reductions
@@ -130,10 +150,28 @@ def test_plateau_counters_are_restored_from_the_training_state():
 def test_plateau_run_records_its_state_and_resumes(tmp_path):
     data = write_tree(tmp_path / "data", {"train": 12, "test": 2})
     run = tmp_path / "run"
-    args = ["train", str(data), "--recipe", "best", "--model", "seed", "--epochs", "2", "--batch-size", "8", "--out", str(run)]
+    args = [
+        "train",
+        str(data),
+        "--recipe",
+        "best",
+        "--model",
+        "seed",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())["config"]
-    assert config["schedule"] == "plateau" and config["optimizer"] == "sgd" and config["model"] == "seed" and config["epochs"] == 2
+    assert (
+        config["schedule"] == "plateau"
+        and config["optimizer"] == "sgd"
+        and config["model"] == "seed"
+        and config["epochs"] == 2
+    )
     state = read_card(run / "last.keras")["training_state"]
     assert set(state["plateau"]) == {"wait", "best", "cooldown_counter"}
     assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0
@@ -148,9 +186,29 @@ def test_bf16_trains_in_mixed_precision_and_saves_float32(tmp_path):
 
     data = write_tree(tmp_path / "data", {"train": 8, "test": 2})
     run = tmp_path / "run"
-    assert main(["train", str(data), "--model", "mini_resnet", "--precision", "bf16", "--epochs", "2", "--batch-size", "8", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--model",
+                "mini_resnet",
+                "--precision",
+                "bf16",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     trainer, _ = load_model(run / "last.keras", compile=False)
-    convolutions = [layer for layer in trainer.get_layer("mini_resnet").layers if isinstance(layer, keras.layers.Conv2D)]
+    convolutions = [
+        layer for layer in trainer.get_layer("mini_resnet").layers if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert {layer.dtype_policy.name for layer in convolutions} == {"mixed_bfloat16"}
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as it was
     best, _ = load_model(run / "model.keras", compile=False)
@@ -159,7 +217,9 @@ def test_bf16_trains_in_mixed_precision_and_saves_float32(tmp_path):
     x = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
     mixed = trainer.get_layer("mini_resnet")
     if read_card(run / "model.keras")["epoch"] == 2:
-        np.testing.assert_allclose(np.asarray(best(x)), keras.ops.convert_to_numpy(mixed(x)).astype("float32"), atol=0.05)
+        np.testing.assert_allclose(
+            np.asarray(best(x)), keras.ops.convert_to_numpy(mixed(x)).astype("float32"), atol=0.05
+        )
     assert load_classifier(run).predict(np.zeros((1, 48, 48), np.uint8)).dtype == np.float32
     assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
 
@@ -168,7 +228,9 @@ def test_bf16_trains_in_mixed_precision_and_saves_float32(tmp_path):
 def test_a_cosine_run_cannot_be_extended_past_its_planned_end(tmp_path):
     data = write_tree(tmp_path / "data", {"train": 10, "test": 2})
     run = tmp_path / "run"
-    assert main(["train", str(data), "--schedule", "cosine", "--epochs", "1", "--batch-size", "8", "--out", str(run)]) == 0
+    assert (
+        main(["train", str(data), "--schedule", "cosine", "--epochs", "1", "--batch-size", "8", "--out", str(run)]) == 0
+    )
     with pytest.raises(EmolensError, match="cosine schedule planned for 1 epochs"):
         from emolens.train import resume
 

@@ -31,8 +31,22 @@ def history(run: Path) -> list[dict[str, str]]:
 def test_sigkill_then_resume(tmp_path):
     data = synthesize_dataset(tmp_path / "data", train_per_class=30, test_per_class=5, seed=1)
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "emolens.cli", "train", str(data), "--epochs", str(EPOCHS), "--out", str(run), "--lr", "1e-3"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "emolens.cli",
+        "train",
+        str(data),
+        "--epochs",
+        str(EPOCHS),
+        "--out",
+        str(run),
+        "--lr",
+        "1e-3",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         deadline = time.monotonic() + 240
         while len(history(run)) < 2:
@@ -50,7 +64,12 @@ def test_sigkill_then_resume(tmp_path):
     done = read_card(run / "last.keras")["training_state"]["epochs_done"]
     assert 2 <= done < EPOCHS and len(before) == done
 
-    result = subprocess.run([sys.executable, "-m", "emolens.cli", "train", "--resume", str(run)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "emolens.cli", "train", "--resume", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     after = history(run)
     assert [int(row["epoch"]) for row in after] == list(range(1, EPOCHS + 1))
@@ -58,7 +77,12 @@ def test_sigkill_then_resume(tmp_path):
     assert read_card(run / "last.keras")["training_state"]["epochs_done"] == EPOCHS
     assert not [p.name for p in run.iterdir() if ".partial" in p.name]
 
-    again = subprocess.run([sys.executable, "-m", "emolens.cli", "train", "--resume", str(run)], capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "emolens.cli", "train", "--resume", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "already finished" in again.stderr
 
 

@@ -31,7 +31,9 @@ def epochs_in(run):
 
 def test_skipped_files_are_listed_in_the_run(tiny, tmp_path):
     result = train(tiny, TrainConfig(epochs=1, batch_size=8), out=tmp_path / "run", verbose=0)
-    assert (result.run_dir / "skipped_files.txt").read_text().startswith("train/happy/corrupt.png\tnot a readable image")
+    assert (
+        (result.run_dir / "skipped_files.txt").read_text().startswith("train/happy/corrupt.png\tnot a readable image")
+    )
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["data"]["skipped"] == 1 and config["class_names"] == list(CLASSES)
     assert config["config"]["precision"] in ("float32", "bf16")  # "auto" is settled when the run starts

@@ -19,7 +19,9 @@ from emolens.errors import EmolensError
 
 def build_parser() -> argparse.ArgumentParser:
     """The `emolens` argument parser: one subcommand per API entry point (see the modules beside this one)."""
-    parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition: train, evaluate and inspect FER2013-style models.")
+    parser = argparse.ArgumentParser(
+        prog="emolens", description="Facial emotion recognition: train, evaluate and inspect FER2013-style models."
+    )
     parser.add_argument("--version", action="version", version=f"emolens {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     parser.set_defaults(needs_backend=True)
@@ -69,11 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A folder that cannot be created, a file that cannot be read or written: the user's path, not a bug.
         where = f" {error.filename}" if error.filename else ""
         full = error.errno in (errno.ENOSPC, errno.EDQUOT)
-        hint = "Free some space on that disk, or write somewhere else." if full else "Check the path and its permissions."
-        console.print(f"[bold red]error:[/] {_shown(f'cannot use{where}: {error.strerror or error}.')} {hint}", soft_wrap=True)
+        hint = (
+            "Free some space on that disk, or write somewhere else." if full else "Check the path and its permissions."
+        )
+        console.print(
+            f"[bold red]error:[/] {_shown(f'cannot use{where}: {error.strerror or error}.')} {hint}", soft_wrap=True
+        )
         return 2
     except KeyboardInterrupt:
         hint = " Resume with `emolens train --resume RUN`." if args.command == "train" else ""
         console.print(f"[yellow]Interrupted.[/]{hint}")
         return 130
-

@@ -117,13 +117,26 @@ def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
     from emolens.predict.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, detector_names
     from emolens.predict.detectors.yunet import DEFAULT_SCORE_THRESHOLD
 
-    parser.add_argument("--detector", choices=detector_names(), help=f"face detector (default {DEFAULT_DETECTOR}, bundled)")
-    parser.add_argument("--detector-model", metavar="FILE", help="the detector's model file instead of the bundled one (implies --detector yunet)")
-    parser.add_argument("--min-face", type=_positive_int, default=DEFAULT_MIN_FACE, help=f"smallest face side in pixels (default {DEFAULT_MIN_FACE})")
     parser.add_argument(
-        "--conf", type=float, metavar="SCORE",
+        "--detector", choices=detector_names(), help=f"face detector (default {DEFAULT_DETECTOR}, bundled)"
+    )
+    parser.add_argument(
+        "--detector-model",
+        metavar="FILE",
+        help="the detector's model file instead of the bundled one (implies --detector yunet)",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=_positive_int,
+        default=DEFAULT_MIN_FACE,
+        help=f"smallest face side in pixels (default {DEFAULT_MIN_FACE})",
+    )
+    parser.add_argument(
+        "--conf",
+        type=float,
+        metavar="SCORE",
         help=f"smallest detector score (0-1) a face needs to be reported: lower finds more faces, and more that are not (yunet; default {DEFAULT_SCORE_THRESHOLD})",
-    )  # fmt: skip
+    )
 
 
 def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +145,9 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rotation", type=float, help="largest rotation in degrees (default 10; 0 turns it off)")
     group.add_argument("--shift", type=float, help="largest width/height shift as a fraction (default 0.1)")
     group.add_argument("--zoom", type=float, help="largest zoom as a fraction (default 0: off)")
-    group.add_argument("--erasing", type=float, help="probability of random erasing, one noisy rectangle per image (default 0: off)")
+    group.add_argument(
+        "--erasing", type=float, help="probability of random erasing, one noisy rectangle per image (default 0: off)"
+    )
     group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
 
 
@@ -156,5 +171,7 @@ def _class_scale(text: str) -> dict[str, float]:
         try:
             scale[name] = float(value)
         except ValueError:
-            raise EmolensError(f"--class-scale takes CLASS=FACTOR pairs with numbers, as neutral=0.6 (received {value!r}).") from None
+            raise EmolensError(
+                f"--class-scale takes CLASS=FACTOR pairs with numbers, as neutral=0.6 (received {value!r})."
+            ) from None
     return scale

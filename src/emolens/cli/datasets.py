@@ -10,19 +10,30 @@ from rich.table import Table
 from emolens.constants import MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
 from emolens.errors import EmolensError
 from emolens.cli._common import (
-    _add_augment_flags, _add_detector_flags, _augment_config, _command, _detector_config,
-    _positive_int, _shown, console, stdout,
-)  # fmt: skip
+    _add_augment_flags,
+    _add_detector_flags,
+    _augment_config,
+    _command,
+    _detector_config,
+    _positive_int,
+    _shown,
+    console,
+    stdout,
+)
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from emolens.data.synth import synthesize_dataset
 
     try:
-        out = synthesize_dataset(args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
+        out = synthesize_dataset(
+            args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed
+        )
     except (FileExistsError, ValueError) as error:
         raise EmolensError(str(error)) from error
-    console.print(f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(out)}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)")
+    console.print(
+        f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(out)}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)"
+    )
     return 0
 
 
@@ -32,21 +43,44 @@ def cmd_data_faces(args: argparse.Namespace) -> int:
     from emolens.predict.inputs import count_pictures, expand_sources, iter_pictures
 
     sources = expand_sources(list(args.sources))
-    pictures = track(iter_pictures(sources, every=args.every), total=count_pictures(sources, every=args.every), description="Pictures")
-    summary = collect_faces(sources, args.out, detector=_detector_config(args), pre_label=args.pre_label, model=args.model, every=args.every, pictures=pictures)
+    pictures = track(
+        iter_pictures(sources, every=args.every),
+        total=count_pictures(sources, every=args.every),
+        description="Pictures",
+    )
+    summary = collect_faces(
+        sources,
+        args.out,
+        detector=_detector_config(args),
+        pre_label=args.pre_label,
+        model=args.model,
+        every=args.every,
+        pictures=pictures,
+    )
     for skipped in summary.skipped:
         console.print(f"[bold red]skipped[/] {_shown(skipped)}", soft_wrap=True)
     folders = ", ".join(f"{folder} {count}" for folder, count in sorted(summary.by_folder.items()))
-    stdout.print(f"{summary.faces} faces from {summary.pictures} pictures in [bold]{_shown(args.out)}[/]" + (f": {folders}" if folders else ""))
-    where = f"{args.out}/train/<emotion>/ folders (the guesses are there: move the wrong ones)" if args.pre_label else f"{args.out}/train/<emotion>/ folders, from {args.out}/{UNLABELLED}/"
-    stdout.print(f"Next: sort them into {_shown(where)}, then [cyan]emolens train {_shown(args.out)} --recipe finetune[/]")
+    stdout.print(
+        f"{summary.faces} faces from {summary.pictures} pictures in [bold]{_shown(args.out)}[/]"
+        + (f": {folders}" if folders else "")
+    )
+    where = (
+        f"{args.out}/train/<emotion>/ folders (the guesses are there: move the wrong ones)"
+        if args.pre_label
+        else f"{args.out}/train/<emotion>/ folders, from {args.out}/{UNLABELLED}/"
+    )
+    stdout.print(
+        f"Next: sort them into {_shown(where)}, then [cyan]emolens train {_shown(args.out)} --recipe finetune[/]"
+    )
     return 1 if summary.skipped else 0
 
 
 def cmd_data_preview(args: argparse.Namespace) -> int:
     from emolens.preview import preview_augmentation
 
-    path = preview_augmentation(args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache)
+    path = preview_augmentation(
+        args.data, args.out, count=args.count, augment=_augment_config(args), seed=args.seed, cache=not args.no_cache
+    )
     console.print(f"Wrote [bold]{_shown(path)}[/]")
     return 0
 
@@ -60,7 +94,11 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         raise EmolensError("--fix writes class folders, which cannot hold votes: run it without --labels.")
     dataset = load_dataset(args.data, cache=not args.no_cache, labels=args.labels)
     with console.status("Inspecting"):
-        report = inspect_dataset(dataset, near=args.near or args.near_threshold is not None, threshold=NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold)
+        report = inspect_dataset(
+            dataset,
+            near=args.near or args.near_threshold is not None,
+            threshold=NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold,
+        )
     written = write_report(dataset, report, args.out) if args.out else {}
     cleaned = write_cleaned_copy(dataset, report, args.fix) if args.fix else None
     if args.json:
@@ -68,12 +106,16 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         return 0
     _print_inspection(report)
     if written:
-        console.print(f"Report: [bold]{_shown(written['report'])}[/] (every group with its files), class_counts.png, duplicates.png")
+        console.print(
+            f"Report: [bold]{_shown(written['report'])}[/] (every group with its files), class_counts.png, duplicates.png"
+        )
     else:
         console.print("[dim]Every group with its files: --out DIR or --json.[/]")
     if cleaned:
         folder, removed = cleaned
-        console.print(f"Cleaned copy: [bold]{_shown(folder)}[/], {len(removed)} images left out (listed in removed.csv)")
+        console.print(
+            f"Cleaned copy: [bold]{_shown(folder)}[/], {len(removed)} images left out (listed in removed.csv)"
+        )
     return 0
 
 
@@ -85,7 +127,11 @@ def _print_labels(labels: dict) -> None:
         table.add_column(column, justify="left" if column == "split" else "right")
     for split, row in labels.items():
         left_out = ", ".join(f"{n} {reason}" for reason, n in row["left_out"].items()) or "0"
-        agree = "n/a" if row["folder_agrees_with_majority"] is None else f"{row['folder_agrees_with_majority']:.1%} of {row['compared']}"
+        agree = (
+            "n/a"
+            if row["folder_agrees_with_majority"] is None
+            else f"{row['folder_agrees_with_majority']:.1%} of {row['compared']}"
+        )
         table.add_row(split, str(row["labelled"]), left_out, str(row["tied"]), agree)
     stdout.print(table)
 
@@ -98,7 +144,10 @@ def _print_inspection(report) -> None:
     for name in report.class_names:
         counts.add_row(name, *(str(report.counts[split].get(name, 0)) for split in report.counts))
     ratios = report.imbalance().values()
-    counts.add_row("[dim]largest / smallest[/]", *(f"[dim]{ratio:.1f}x[/]" if ratio else "[red]class missing[/]" for ratio in ratios))
+    counts.add_row(
+        "[dim]largest / smallest[/]",
+        *(f"[dim]{ratio:.1f}x[/]" if ratio else "[red]class missing[/]" for ratio in ratios),
+    )
     stdout.print(counts)
     numbers = report.summary()
     findings = Table(title="Findings")
@@ -123,7 +172,9 @@ def _print_inspection(report) -> None:
     _print_labels(report.labels)
     shown = report.duplicate_sets()[:5]
     for group in shown:
-        files = ", ".join(f"{m.name} ({m.label})" for m in group.members[:4]) + (" ..." if len(group.members) > 4 else "")
+        files = ", ".join(f"{m.name} ({m.label})" for m in group.members[:4]) + (
+            " ..." if len(group.members) > 4 else ""
+        )
         stdout.print(f"  [dim]{'near' if group.near else 'same'}:[/] {_shown(files)}")
     stdout.print("[bold]Verdict[/]")
     for line in report.verdict():
@@ -132,23 +183,40 @@ def _print_inspection(report) -> None:
 
 def add_commands(commands) -> None:
     """Adds the `data` group: synth, faces, preview, inspect."""
-    data = _command(commands, "data", help="dataset tools").add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    data = _command(commands, "data", help="dataset tools").add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND"
+    )
     synth = _command(data, "synth", help="write a synthetic FER2013-style dataset of drawn faces")
     synth.add_argument("out", help="an empty or new folder")
-    synth.add_argument("--train-per-class", type=_positive_int, default=200, help="training images per class (default 200)")
+    synth.add_argument(
+        "--train-per-class", type=_positive_int, default=200, help="training images per class (default 200)"
+    )
     synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(handler=cmd_data_synth, needs_backend=False)
     faces = _command(
-        data, "faces", help="your own photos and videos as a dataset: every face as a 48x48 crop, to sort by emotion",
+        data,
+        "faces",
+        help="your own photos and videos as a dataset: every face as a 48x48 crop, to sort by emotion",
         description="Find faces as `predict` does and write each as the 48x48 crop the classifier sees: into OUT/unlabelled/, or "
-                    "with --pre-label into OUT/train/<the bundled model's guess>/; OUT/faces.csv says where each came from. "
-                    "Sorted into OUT/train/<emotion>/, OUT is a dataset for `emolens train OUT --recipe finetune`.",
-    )  # fmt: skip
-    faces.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders, videos, ZIPs of images or .txt lists of paths")
+        "with --pre-label into OUT/train/<the bundled model's guess>/; OUT/faces.csv says where each came from. "
+        "Sorted into OUT/train/<emotion>/, OUT is a dataset for `emolens train OUT --recipe finetune`.",
+    )
+    faces.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="image files, folders, videos, ZIPs of images or .txt lists of paths",
+    )
     faces.add_argument("--out", required=True, help="the dataset folder to make")
-    faces.add_argument("--pre-label", action="store_true", help="file each face under train/<guess> by --model's answer, for a person to correct")
-    faces.add_argument("--model", default="default", help="the model whose guesses --pre-label uses (default: the bundled one)")
+    faces.add_argument(
+        "--pre-label",
+        action="store_true",
+        help="file each face under train/<guess> by --model's answer, for a person to correct",
+    )
+    faces.add_argument(
+        "--model", default="default", help="the model whose guesses --pre-label uses (default: the bundled one)"
+    )
     faces.add_argument("--every", type=_positive_int, default=10, help="in videos, take every K-th frame (default 10)")
     _add_detector_flags(faces)
     faces.set_defaults(handler=cmd_data_faces, needs_backend=False)
@@ -167,9 +235,20 @@ def add_commands(commands) -> None:
         description="Check a dataset before training on it. The source is only read; --fix writes a cleaned copy.",
     )
     inspect.add_argument("data", help="a folder, .zip or FER2013 .csv")
-    inspect.add_argument("--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)")
-    inspect.add_argument("--near-threshold", type=int, metavar="BITS", help=f"largest pHash Hamming distance for near duplicates, 0-{MAX_NEAR_THRESHOLD} (implies --near; default {NEAR_THRESHOLD})")
-    inspect.add_argument("--labels", metavar="FILE", help="a labels file (as train's --labels): also how often the folders' labels agree with its votes")
+    inspect.add_argument(
+        "--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)"
+    )
+    inspect.add_argument(
+        "--near-threshold",
+        type=int,
+        metavar="BITS",
+        help=f"largest pHash Hamming distance for near duplicates, 0-{MAX_NEAR_THRESHOLD} (implies --near; default {NEAR_THRESHOLD})",
+    )
+    inspect.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="a labels file (as train's --labels): also how often the folders' labels agree with its votes",
+    )
     inspect.add_argument("--out", help="folder for report.json, class_counts.png and duplicates.png")
     inspect.add_argument("--fix", metavar="OUT", help="write a cleaned copy (PNG folders) to this new folder")
     inspect.add_argument("--json", action="store_true", help="print the full report as JSON")

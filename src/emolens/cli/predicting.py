@@ -8,9 +8,17 @@ import sys
 
 from emolens.errors import EmolensError
 from emolens.cli._common import (
-    _add_detector_flags, _command, _detector_config,
-    _non_negative_int, _port, _positive_int, _shown, _start_backend, console, stdout,
-)  # fmt: skip
+    _add_detector_flags,
+    _command,
+    _detector_config,
+    _non_negative_int,
+    _port,
+    _positive_int,
+    _shown,
+    _start_backend,
+    console,
+    stdout,
+)
 
 
 def _face_summary(faces: list) -> str:
@@ -52,16 +60,21 @@ class _VideoSummary:
     def show(self) -> None:
         if self.source is None:
             return
-        seen = ", ".join(f"{emotion} {count}" for emotion, count in sorted(self.counts.items(), key=lambda item: -item[1])[:3])
+        seen = ", ".join(
+            f"{emotion} {count}" for emotion, count in sorted(self.counts.items(), key=lambda item: -item[1])[:3]
+        )
         tracked = len(self.tracks.tracks)
         faces = f", {tracked} face{'s' if tracked != 1 else ''} tracked" if tracked else ""
         stdout.print(
-            f"{_shown(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}" + (f"; most seen: {seen}" if seen else ""),
+            f"{_shown(self.source)}: {self.analysed} frames analysed, {self.with_faces} with faces{faces}"
+            + (f"; most seen: {seen}" if seen else ""),
             soft_wrap=True,
         )
         rows = sorted(self.tracks.rows(), key=lambda row: -row["frames"])
         for row in rows[: self.SHOWN_FACES]:
-            stdout.print(f"  face {row['face']}: {row['emotion']} in {row['share']:.0%} of its {row['frames']} frames ({row['first_seen']:g}-{row['last_seen']:g} s)")
+            stdout.print(
+                f"  face {row['face']}: {row['emotion']} in {row['share']:.0%} of its {row['frames']} frames ({row['first_seen']:g}-{row['last_seen']:g} s)"
+            )
         if len(rows) > self.SHOWN_FACES:
             stdout.print(f"  and {len(rows) - self.SHOWN_FACES} more faces (each in <name>.tracks.csv with --out DIR)")
         self.source = None
@@ -134,7 +147,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _check_local_flags(args)
     if needs_keras(args.model) or args.explain:
         _start_backend(args.verbose)
-    recognizer = Recognizer(args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain, workers=args.workers)
+    recognizer = Recognizer(
+        args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain, workers=args.workers
+    )
     # Folders are listed once, for the progress bar's total and the predictions alike.
     given = ([args.camera] if args.camera is not None else []) + list(args.sources)
     out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
@@ -170,7 +185,9 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
     if args.out is None:
         raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
     if args.camera is not None or args.json or args.explain or args.formats != "csv":
-        raise EmolensError("--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json, --explain and --formats are for the local engine.")
+        raise EmolensError(
+            "--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json, --explain and --formats are for the local engine."
+        )
     settings = BatchSettings(args.model, _detector_config(args), args.tta, args.every, args.smooth)
     summary = predict_to_parquet(args.sources, args.out, settings=settings, address=args.address, workers=args.workers)
     done = f"; {summary.skipped} input(s) already in {_shown(args.out)} skipped" if summary.skipped else ""
@@ -189,10 +206,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from emolens.serve import serve
 
     serve(
-        args.model, host=args.host, port=args.port, workers=args.workers, detector=_detector_config(args), tta=args.tta,
-        max_upload_mb=args.max_upload_mb, allowed_hosts=args.allow_host, request_timeout_s=args.request_timeout,
+        args.model,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        detector=_detector_config(args),
+        tta=args.tta,
+        max_upload_mb=args.max_upload_mb,
+        allowed_hosts=args.allow_host,
+        request_timeout_s=args.request_timeout,
         max_connections=args.max_connections,
-    )  # fmt: skip
+    )
     return 0
 
 
@@ -207,21 +231,65 @@ def add_commands(commands) -> None:
         help="the emotion of every face in photos, folders, videos or a webcam",
         description="Find faces and recognise their emotions. Exit status 1 if any input could not be read.",
     )
-    predict.add_argument("sources", nargs="*", metavar="SOURCE", help="image files, folders (searched recursively), video files, ZIPs of images or .txt lists of paths")
-    predict.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
+    predict.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="image files, folders (searched recursively), video files, ZIPs of images or .txt lists of paths",
+    )
+    predict.add_argument(
+        "--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file"
+    )
     _add_detector_flags(predict)
     predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")
-    predict.add_argument("--show", action="store_true", help="show each annotated picture or frame in a window as it is analysed (q or Esc, or closing it, stops)")
+    predict.add_argument(
+        "--show",
+        action="store_true",
+        help="show each annotated picture or frame in a window as it is analysed (q or Esc, or closing it, stops)",
+    )
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
-    predict.add_argument("--formats", default="csv", help="comma-separated output formats written into --out: csv (faces.csv, the default), jsonl (predictions.jsonl)")
+    predict.add_argument(
+        "--formats",
+        default="csv",
+        help="comma-separated output formats written into --out: csv (faces.csv, the default), jsonl (predictions.jsonl)",
+    )
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
-    predict.add_argument("--smooth", type=_non_negative_int, default=0, metavar="N", help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)")
-    predict.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
-    predict.add_argument("--explain", action="store_true", help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)")
-    predict.add_argument("--engine", default="local", choices=("local", "ray"), help="local (this process) or ray: Ray Data actors writing Parquet to --out, resumable (default local)")
-    predict.add_argument("--address", metavar="ADDR", help="with --engine ray: join this Ray cluster (auto, or ray://host:port); default: a local Ray for this command")
-    predict.add_argument("--workers", type=_positive_int, metavar="N", help="threads decoding pictures and finding faces side by side; with --engine ray, Ray actors, one CPU each (default: every core; for ray, every CPU of the cluster)")
+    predict.add_argument(
+        "--smooth",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)",
+    )
+    predict.add_argument(
+        "--tta",
+        default="none",
+        choices=TTA_MODES,
+        help="test-time augmentation: flip, or crops for models trained on crops (default none)",
+    )
+    predict.add_argument(
+        "--explain",
+        action="store_true",
+        help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)",
+    )
+    predict.add_argument(
+        "--engine",
+        default="local",
+        choices=("local", "ray"),
+        help="local (this process) or ray: Ray Data actors writing Parquet to --out, resumable (default local)",
+    )
+    predict.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: join this Ray cluster (auto, or ray://host:port); default: a local Ray for this command",
+    )
+    predict.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="threads decoding pictures and finding faces side by side; with --engine ray, Ray actors, one CPU each (default: every core; for ray, every CPU of the cluster)",
+    )
     predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
     serve = _command(
@@ -230,20 +298,50 @@ def add_commands(commands) -> None:
         help="an HTTP API and a web page (photos and the webcam) on this machine",
         description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and the OpenAPI description at /openapi.json.",
     )
-    serve.add_argument("--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)")
+    serve.add_argument(
+        "--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file"
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)",
+    )
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)")
-    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in megabytes; larger ones get 413 (default 10)")
     serve.add_argument(
-        "--allow-host", action="append", default=[], metavar="NAME",
+        "--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)"
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=10.0,
+        help="largest upload in megabytes; larger ones get 413 (default 10)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="a host name or address clients may reach this server by (repeatable; * for any). Loopback names and the --host address always work",
-    )  # fmt: skip
-    serve.add_argument("--request-timeout", type=float, default=30.0, metavar="S", help="seconds a client has to send each whole request, upload included (default 30)")
+    )
     serve.add_argument(
-        "--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds a client has to send each whole request, upload included (default 30)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
         help=f"connections each worker keeps open at once; more are answered 503 (default {DEFAULT_MAX_CONNECTIONS})",
-    )  # fmt: skip
+    )
     _add_detector_flags(serve)
-    serve.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation: flip, or crops for models trained on crops (default none)")
+    serve.add_argument(
+        "--tta",
+        default="none",
+        choices=TTA_MODES,
+        help="test-time augmentation: flip, or crops for models trained on crops (default none)",
+    )
     serve.set_defaults(handler=cmd_serve, needs_backend=False)

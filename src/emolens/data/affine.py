@@ -57,10 +57,23 @@ class RandomAffine(keras.layers.Layer):
     """
 
     def __init__(
-        self, flip: bool = True, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0, crop_shift: float = 0.0, seed: int = 0, **kwargs: Any
+        self,
+        flip: bool = True,
+        rotation: float = 0.0,
+        shift: float = 0.0,
+        zoom: float = 0.0,
+        crop_shift: float = 0.0,
+        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.flip, self.rotation, self.shift, self.zoom, self.crop_shift = bool(flip), float(rotation), float(shift), float(zoom), float(crop_shift)
+        self.flip, self.rotation, self.shift, self.zoom, self.crop_shift = (
+            bool(flip),
+            float(rotation),
+            float(shift),
+            float(zoom),
+            float(crop_shift),
+        )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -69,11 +82,29 @@ class RandomAffine(keras.layers.Layer):
         the crop's crop_dx and crop_dy (fractions of the side)."""
 
         def uniform(bound: float) -> Any:
-            return keras.random.uniform((batch_size,), -bound, bound, seed=self.seed_generator) if bound else ops.zeros((batch_size,))
+            return (
+                keras.random.uniform((batch_size,), -bound, bound, seed=self.seed_generator)
+                if bound
+                else ops.zeros((batch_size,))
+            )
 
-        flip = ops.cast(keras.random.uniform((batch_size,), seed=self.seed_generator) < 0.5, "float32") if self.flip else ops.zeros((batch_size,))
-        drawn = {"flip": flip, "angle": uniform(math.radians(self.rotation)), "dx": uniform(self.shift), "dy": uniform(self.shift)}
-        return {**drawn, "zoom": 1.0 + uniform(self.zoom), "crop_dx": uniform(self.crop_shift), "crop_dy": uniform(self.crop_shift)}
+        flip = (
+            ops.cast(keras.random.uniform((batch_size,), seed=self.seed_generator) < 0.5, "float32")
+            if self.flip
+            else ops.zeros((batch_size,))
+        )
+        drawn = {
+            "flip": flip,
+            "angle": uniform(math.radians(self.rotation)),
+            "dx": uniform(self.shift),
+            "dy": uniform(self.shift),
+        }
+        return {
+            **drawn,
+            "zoom": 1.0 + uniform(self.zoom),
+            "crop_dx": uniform(self.crop_shift),
+            "crop_dy": uniform(self.crop_shift),
+        }
 
     @staticmethod
     def transforms(drawn: dict[str, Any], height: Any, width: Any) -> Any:
@@ -89,19 +120,29 @@ class RandomAffine(keras.layers.Layer):
         zoomed = _matrices(zoom, zeros, cx * (1.0 - zoom), zeros, zoom, cy * (1.0 - zoom))
         cropped = _matrices(ones, zeros, -drawn["crop_dx"] * w, zeros, ones, -drawn["crop_dy"] * h)
         combined = ops.matmul(ops.matmul(ops.matmul(ops.matmul(mirrored, rotated), shifted), zoomed), cropped)
-        return ops.concatenate([ops.reshape(combined[:, :2, :], (-1, 6)), ops.zeros((ops.shape(combined)[0], 2))], axis=1)
+        return ops.concatenate(
+            [ops.reshape(combined[:, :2, :], (-1, 6)), ops.zeros((ops.shape(combined)[0], 2))], axis=1
+        )
 
     def call(self, images: Any, training: bool = False) -> Any:
         if not training:
             return images
         shape = ops.shape(images)
         matrices = self.transforms(self.draw(shape[0]), shape[1], shape[2])
-        warped = ops.image.affine_transform(ops.cast(images, "float32"), matrices, interpolation="bilinear", fill_mode="nearest")
+        warped = ops.image.affine_transform(
+            ops.cast(images, "float32"), matrices, interpolation="bilinear", fill_mode="nearest"
+        )
         return ops.cast(warped, images.dtype)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
-        settings = {"flip": self.flip, "rotation": self.rotation, "shift": self.shift, "zoom": self.zoom, "crop_shift": self.crop_shift}
+        settings = {
+            "flip": self.flip,
+            "rotation": self.rotation,
+            "shift": self.shift,
+            "zoom": self.zoom,
+            "crop_shift": self.crop_shift,
+        }
         return {**super().get_config(), **settings, "seed": self.seed}

@@ -36,7 +36,9 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.erasing <= 1:
-            raise ValueError(f"Expected augmentation erasing (a probability) in [0, 1]. Received: erasing={self.erasing}")
+            raise ValueError(
+                f"Expected augmentation erasing (a probability) in [0, 1]. Received: erasing={self.erasing}"
+            )
         for name in ("rotation", "shift", "zoom"):
             value = getattr(self, name)
             limit = 180.0 if name == "rotation" else 1.0
@@ -59,9 +61,19 @@ def build_augmenter(config: AugmentConfig, *, seed: int = 0, crop_shift: float =
 
     transforms: list[layers.Layer] = []
     if config.flip or config.rotation or config.shift or config.zoom or crop_shift:
-        settings = {"flip": config.flip, "rotation": config.rotation, "shift": config.shift, "zoom": config.zoom, "crop_shift": crop_shift}
+        settings = {
+            "flip": config.flip,
+            "rotation": config.rotation,
+            "shift": config.shift,
+            "zoom": config.zoom,
+            "crop_shift": crop_shift,
+        }
         transforms.append(RandomAffine(**settings, seed=seed, dtype="float32"))
     if config.erasing:
         # A (p, p) factor is a fixed probability p (a single float would draw the probability itself from [0, p]).
-        transforms.append(layers.RandomErasing(factor=(config.erasing, config.erasing), value_range=(0, 1), seed=seed + 4, dtype="float32"))
+        transforms.append(
+            layers.RandomErasing(
+                factor=(config.erasing, config.erasing), value_range=(0, 1), seed=seed + 4, dtype="float32"
+            )
+        )
     return keras.Sequential(transforms, name="augment")

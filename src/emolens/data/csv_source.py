@@ -48,14 +48,21 @@ def decode_csv(listing: SourceListing, path: Path, bare_split: str) -> Dataset:
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
         reader = csv.DictReader(file)
         if not reader.fieldnames or not {"emotion", "pixels"} <= set(reader.fieldnames):
-            raise EmolensError(f"{path} is not a FER2013 CSV: it needs the columns emotion,pixels[,Usage]. {SOURCE_HINT}")
+            raise EmolensError(
+                f"{path} is not a FER2013 CSV: it needs the columns emotion,pixels[,Usage]. {SOURCE_HINT}"
+            )
         pixel_count = IMAGE_SIZE * IMAGE_SIZE
         for line, row in track(_csv_rows(reader, skipped, path.name), total=None, description="Reading CSV"):
             name = f"{path.name}:{line}"
             try:
                 label = int(row["emotion"])
                 pixels = np.array(row["pixels"].split(), dtype=np.int64)
-                if not 0 <= label < len(FER2013_CSV_CLASSES) or pixels.size != pixel_count or pixels.min() < 0 or pixels.max() > 255:
+                if (
+                    not 0 <= label < len(FER2013_CSV_CLASSES)
+                    or pixels.size != pixel_count
+                    or pixels.min() < 0
+                    or pixels.max() > 255
+                ):
                     raise ValueError(f"expected an emotion in 0-6 and {pixel_count} pixels in 0-255")
             except (ValueError, TypeError, AttributeError, OverflowError) as error:
                 skipped.append(SkippedFile(name, f"bad row: {error}"))

@@ -41,10 +41,13 @@ class Split:
     def subset(self, indices: np.ndarray) -> Split:
         formats = tuple(self.formats[i] for i in indices) if self.formats else ()
         return Split(
-            self.images[indices], self.labels[indices], tuple(self.names[i] for i in indices), formats,
+            self.images[indices],
+            self.labels[indices],
+            tuple(self.names[i] for i in indices),
+            formats,
             None if self.votes is None else self.votes[indices],
             None if self.source_labels is None else self.source_labels[indices],
-        )  # fmt: skip
+        )
 
     def targets(self, num_classes: int) -> np.ndarray:
         """What a model learns to output: the vote shares, or one-hot labels. (N, num_classes) float32."""
@@ -130,16 +133,24 @@ class Dataset:
             if split.votes is not None:
                 votes = np.zeros((len(split), len(class_names)), np.float32)
                 votes[:, index] = split.votes
-            source = None if split.source_labels is None else np.where(split.source_labels >= 0, index[np.maximum(split.source_labels, 0)], -1)
+            source = (
+                None
+                if split.source_labels is None
+                else np.where(split.source_labels >= 0, index[np.maximum(split.source_labels, 0)], -1)
+            )
             return Split(split.images, index[split.labels], split.names, split.formats, votes, source)
 
         splits = {name: widened(split) for name, split in self.splits.items()}
-        return Dataset(self.source, tuple(class_names), splits, self.skipped, self.fingerprint, self.labels_file, self.labelling)
+        return Dataset(
+            self.source, tuple(class_names), splits, self.skipped, self.fingerprint, self.labels_file, self.labelling
+        )
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class in each split, for logs and run files."""
         return {
-            split_name: {c: int(n) for c, n in zip(self.class_names, np.bincount(s.labels, minlength=len(self.class_names)))}
+            split_name: {
+                c: int(n) for c, n in zip(self.class_names, np.bincount(s.labels, minlength=len(self.class_names)))
+            }
             for split_name, s in self.splits.items()
         }
 
@@ -179,4 +190,6 @@ def pixel_digests(images: np.ndarray) -> list[str]:
 def split_arrays(items: list[tuple[str, np.ndarray, str]], labels: list[int]) -> Split:
     """(name, image, format) items and their labels as one Split."""
     images = np.stack([image for _, image, _ in items]) if items else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return Split(images, np.asarray(labels, dtype=np.int64), tuple(item[0] for item in items), tuple(item[2] for item in items))
+    return Split(
+        images, np.asarray(labels, dtype=np.int64), tuple(item[0] for item in items), tuple(item[2] for item in items)
+    )

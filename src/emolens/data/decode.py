@@ -33,8 +33,20 @@ IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF")
 NOT_AN_IMAGE = f"not an image format emolens reads ({', '.join(IMAGE_FORMATS)})"
 # What Pillow's decoders raise on damaged files, besides OSError and ValueError: a fuzzed or corrupt file must
 # become "not a readable image", never an exception that escapes.
-_DECODER_ERRORS = (OSError, ValueError, SyntaxError, RuntimeError, NotImplementedError, KeyError, AttributeError,
-                   IndexError, TypeError, EOFError, ZeroDivisionError, struct.error)  # fmt: skip
+_DECODER_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    RuntimeError,
+    NotImplementedError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    TypeError,
+    EOFError,
+    ZeroDivisionError,
+    struct.error,
+)
 
 
 class UndecodableImage(ValueError):
@@ -145,7 +157,9 @@ def _check_decoding_cost(image: Image.Image, data: bytes) -> None:
         raise ImageTooLarge(f"image is {image.width}x{image.height}, a side above {MAX_SIDE:,} pixels")
     if image.format in ("JPEG", "MPO") and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
         # Entropy-coded data stuffs every 0xFF with 0x00, so FF DA in a JPEG is only ever a start-of-scan marker.
-        raise UndecodableImage(f"a JPEG with {scans:,} scans, above {MAX_JPEG_SCANS} (each one decodes the whole picture again)")
+        raise UndecodableImage(
+            f"a JPEG with {scans:,} scans, above {MAX_JPEG_SCANS} (each one decodes the whole picture again)"
+        )
 
 
 @contextmanager

@@ -28,10 +28,21 @@ from emolens.errors import EmolensError
 
 # Other names datasets give emolens's classes (FER+, AffectNet, RAF-DB, CK+ spell them their own way).
 CLASS_SYNONYMS: dict[str, str] = {
-    "anger": "angry", "angered": "angry", "disgusted": "disgust", "disgusting": "disgust", "fearful": "fear",
-    "afraid": "fear", "scared": "fear", "happiness": "happy", "joy": "happy", "sadness": "sad", "surprised": "surprise",
-    "calm": "neutral", "neutrality": "neutral", "contemptuous": "contempt",
-}  # fmt: skip
+    "anger": "angry",
+    "angered": "angry",
+    "disgusted": "disgust",
+    "disgusting": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happiness": "happy",
+    "joy": "happy",
+    "sadness": "sad",
+    "surprised": "surprise",
+    "calm": "neutral",
+    "neutrality": "neutral",
+    "contemptuous": "contempt",
+}
 # Vote columns that are not emotions: a face whose top vote is one of these is left out.
 NOT_EMOTIONS = frozenset({"unknown", "nf", "not_a_face", "notaface", "not a face", "uncertain"})
 # Columns a labels file may carry that are neither classes nor the key (FER+'s count of merged rows).
@@ -97,7 +108,11 @@ def _columns(header: list[str], source: str) -> tuple[str, list[str], list[str]]
     rest = [h for h in header if h != key and h.strip().lower() not in IGNORED_COLUMNS]
     if not rest:
         raise EmolensError(f"{source} has no label or class columns. {LABELS_HINT}")
-    return key, [h for h in rest if h.strip().lower() not in NOT_EMOTIONS], [h for h in rest if h.strip().lower() in NOT_EMOTIONS]
+    return (
+        key,
+        [h for h in rest if h.strip().lower() not in NOT_EMOTIONS],
+        [h for h in rest if h.strip().lower() in NOT_EMOTIONS],
+    )
 
 
 def parse_labels(text: str, source: str) -> LabelsFile:
@@ -126,7 +141,9 @@ def parse_labels(text: str, source: str) -> LabelsFile:
             raise EmolensError(f"{source} has two columns for one class ({', '.join(class_columns)}). Merge them.")
         order = [next(c for c in class_columns if canonical_class(c) == name) for name in class_names] + other_columns
         try:
-            counts = np.array([[float(row[position[c]] or 0) for c in order] for row in rows], np.float64).reshape(len(rows), len(order))
+            counts = np.array([[float(row[position[c]] or 0) for c in order] for row in rows], np.float64).reshape(
+                len(rows), len(order)
+            )
         except ValueError as error:
             raise EmolensError(f"{source} holds a vote that is not a number ({error}). {LABELS_HINT}") from error
         if not np.isfinite(counts).all() or (counts < 0).any():
@@ -134,16 +151,22 @@ def parse_labels(text: str, source: str) -> LabelsFile:
     return _labels_file(source, class_names, paths, counts, soft=not single)
 
 
-def _labels_file(source: str, class_names: tuple[str, ...], paths: list[str], counts: np.ndarray, soft: bool) -> LabelsFile:
+def _labels_file(
+    source: str, class_names: tuple[str, ...], paths: list[str], counts: np.ndarray, soft: bool
+) -> LabelsFile:
     emotions = counts[:, : len(class_names)]
-    top_other = counts[:, len(class_names):].max(axis=1, initial=0.0)
+    top_other = counts[:, len(class_names) :].max(axis=1, initial=0.0)
     # A tie between an emotion and unknown/not-a-face leaves the face out too: nobody's majority was an emotion.
     kept = (emotions.sum(axis=1) > 0) & (emotions.max(axis=1, initial=0.0) > top_other)
     votes = emotions[kept] / emotions[kept].sum(axis=1, keepdims=True)
     return LabelsFile(
-        source, class_names, tuple(p for p, k in zip(paths, kept) if k), votes.astype(np.float32),
-        tuple(p for p, k in zip(paths, kept) if not k), soft,
-    )  # fmt: skip
+        source,
+        class_names,
+        tuple(p for p, k in zip(paths, kept) if k),
+        votes.astype(np.float32),
+        tuple(p for p, k in zip(paths, kept) if not k),
+        soft,
+    )
 
 
 def read_labels(path: str | os.PathLike) -> LabelsFile:
@@ -177,7 +200,9 @@ NOT_COVERED = "not in the labels file"
 NOT_AN_EMOTION = "top vote not an emotion (unknown or not a face)"
 
 
-def _relabel_split(split: Split, old_names: tuple[str, ...], labels: LabelsFile, rows: dict[str, int], skipped: list[SkippedFile]) -> Split:
+def _relabel_split(
+    split: Split, old_names: tuple[str, ...], labels: LabelsFile, rows: dict[str, int], skipped: list[SkippedFile]
+) -> Split:
     new_index = {name: i for i, name in enumerate(labels.class_names)}
     # What the folders said, as an index into the file's classes (-1 where the file has no such class).
     source_index = np.array([new_index.get(canonical_class(name), -1) for name in old_names], np.int64)
@@ -196,7 +221,9 @@ def _relabel_split(split: Split, old_names: tuple[str, ...], labels: LabelsFile,
     part = split.subset(kept_index)
     vote_array = np.asarray(votes, np.float32).reshape(len(kept), len(labels.class_names))
     majority = vote_array.argmax(axis=1).astype(np.int64)
-    return replace(part, labels=majority, votes=vote_array if labels.soft else None, source_labels=source_index[part.labels])
+    return replace(
+        part, labels=majority, votes=vote_array if labels.soft else None, source_labels=source_index[part.labels]
+    )
 
 
 def apply_labels(dataset: Dataset, labels: LabelsFile) -> Dataset:
@@ -225,7 +252,9 @@ def apply_labels(dataset: Dataset, labels: LabelsFile) -> Dataset:
             f"the labels file {labels.source} covers none of the {empty[0]} images of {dataset.source}. "
             "Its paths must be the images' paths in the source (as train/happy/a.jpg)."
         )
-    return Dataset(dataset.source, labels.class_names, splits, tuple(skipped), dataset.fingerprint, labels.source, labelling)
+    return Dataset(
+        dataset.source, labels.class_names, splits, tuple(skipped), dataset.fingerprint, labels.source, labelling
+    )
 
 
 def labels_summary(dataset: Dataset) -> dict[str, dict[str, object]]:
@@ -245,7 +274,10 @@ def labels_summary(dataset: Dataset) -> dict[str, dict[str, object]]:
         known = clear & (split.source_labels >= 0) if split.source_labels is not None else np.zeros(len(split), bool)
         agree = float((split.source_labels[known] == split.labels[known]).mean()) if known.any() else None
         summary[name] = {
-            "labelled": len(split), "left_out": dataset.labelling.get(name, {}), "tied": int((~clear).sum()),
-            "folder_agrees_with_majority": agree, "compared": int(known.sum()),
-        }  # fmt: skip
+            "labelled": len(split),
+            "left_out": dataset.labelling.get(name, {}),
+            "tied": int((~clear).sum()),
+            "folder_agrees_with_majority": agree,
+            "compared": int(known.sum()),
+        }
     return summary

@@ -78,7 +78,12 @@ def _list_folder(root: Path) -> SourceListing:
         if real in walked:
             subdirs.clear()
             listing.folders.discard(relative_dir.as_posix())  # not a class folder of its own
-            listing.skipped.append(SkippedFile(relative_dir.as_posix() + "/", "a folder already read through another path (a symbolic link); read once"))
+            listing.skipped.append(
+                SkippedFile(
+                    relative_dir.as_posix() + "/",
+                    "a folder already read through another path (a symbolic link); read once",
+                )
+            )
             continue
         walked.add(real)
         subdirs.sort()
@@ -107,11 +112,13 @@ def _strip_top_folder(listing: SourceListing) -> None:
         if len(tops) != 1 or top.lower() in SPLIT_NAMES or all(name.count("/") < 2 for name, _ in listing.files):
             return
         prefix = top + "/"
-        listing.files = [(name[len(prefix):], read) for name, read in listing.files]
-        listing.folders = {f[len(prefix):] for f in listing.folders if f.startswith(prefix)}
+        listing.files = [(name[len(prefix) :], read) for name, read in listing.files]
+        listing.folders = {f[len(prefix) :] for f in listing.folders if f.startswith(prefix)}
 
 
-def _arrange(listing: SourceListing, source: str, bare_split: str) -> dict[str, dict[str, list[tuple[str, Callable[[], bytes]]]]]:
+def _arrange(
+    listing: SourceListing, source: str, bare_split: str
+) -> dict[str, dict[str, list[tuple[str, Callable[[], bytes]]]]]:
     """Sorts files into split -> class -> files, checking the class folders as it goes."""
     has_splits = any(f.split("/")[0].lower() in SPLIT_NAMES for f in listing.folders if "/" not in f)
     layout: dict[str, dict[str, list]] = {}
@@ -215,7 +222,9 @@ def refuse_output_inside(out: str | os.PathLike, source: str | os.PathLike, flag
     written there as part of the dataset (in a class folder, as its training images)."""
     source = Path(source)
     if source.is_dir() and Path(out).resolve().is_relative_to(source.resolve()):
-        raise EmolensError(f"{out} is inside the dataset {source}, and what {flag} writes there would be read as part of it. Choose a folder outside it.")
+        raise EmolensError(
+            f"{out} is inside the dataset {source}, and what {flag} writes there would be read as part of it. Choose a folder outside it."
+        )
 
 
 def list_source(source: str | os.PathLike) -> SourceListing:

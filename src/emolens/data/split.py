@@ -40,7 +40,9 @@ def train_val_splits(dataset: Dataset, *, val_fraction: float, seed: int) -> tup
         counts = np.bincount(train.labels, minlength=len(dataset.class_names))
         single = [name for name, count in zip(dataset.class_names, counts) if count == 1]
         why = f"one training image of {', '.join(single)}" if single else "fewer images to hold out than classes"
-        logger.warning("%s has %s: validation is a random slice of train, not one stratified by class.", dataset.source, why)
+        logger.warning(
+            "%s has %s: validation is a random slice of train, not one stratified by class.", dataset.source, why
+        )
         try:
             kept, held_out = train_test_split(indices, test_size=val_fraction, random_state=seed)
         except ValueError as error:

@@ -41,12 +41,27 @@ class _Expression:
 
 # Plain data rather than branches: tweaking an expression means changing numbers here.
 _EXPRESSIONS: dict[str, _Expression] = {
-    "angry": _Expression(mouth_curve=-0.03, mouth_width=0.75, brow_raise=-0.08, brow_slant=0.14,
-                         brow_pull=0.06, eye_open=0.5),
-    "disgust": _Expression(mouth_curve=-0.03, mouth_width=0.9, mouth_sneer=0.22, brow_raise=-0.05,
-                           brow_slant=0.05, eye_open=0.65, nose_wrinkle=True),
-    "fear": _Expression(mouth_curve=-0.05, mouth_open=0.12, mouth_width=1.25, brow_raise=0.10,
-                        brow_slant=-0.10, brow_pull=0.07, eye_open=1.5),
+    "angry": _Expression(
+        mouth_curve=-0.03, mouth_width=0.75, brow_raise=-0.08, brow_slant=0.14, brow_pull=0.06, eye_open=0.5
+    ),
+    "disgust": _Expression(
+        mouth_curve=-0.03,
+        mouth_width=0.9,
+        mouth_sneer=0.22,
+        brow_raise=-0.05,
+        brow_slant=0.05,
+        eye_open=0.65,
+        nose_wrinkle=True,
+    ),
+    "fear": _Expression(
+        mouth_curve=-0.05,
+        mouth_open=0.12,
+        mouth_width=1.25,
+        brow_raise=0.10,
+        brow_slant=-0.10,
+        brow_pull=0.07,
+        eye_open=1.5,
+    ),
     "happy": _Expression(mouth_curve=0.20, mouth_open=0.04, mouth_width=1.2, brow_raise=0.03, eye_open=0.85),
     "neutral": _Expression(),
     "sad": _Expression(mouth_curve=-0.15, mouth_width=0.9, brow_raise=0.02, brow_slant=-0.11, eye_open=0.8),
@@ -54,8 +69,16 @@ _EXPRESSIONS: dict[str, _Expression] = {
 }
 
 # Standard deviation of the per-image jitter of each numeric field, so no two faces of a class match.
-_JITTER = _Expression(mouth_curve=0.03, mouth_open=0.025, mouth_width=0.08, mouth_sneer=0.02,
-                      brow_raise=0.03, brow_slant=0.03, brow_pull=0.02, eye_open=0.12)
+_JITTER = _Expression(
+    mouth_curve=0.03,
+    mouth_open=0.025,
+    mouth_width=0.08,
+    mouth_sneer=0.02,
+    brow_raise=0.03,
+    brow_slant=0.03,
+    brow_pull=0.02,
+    eye_open=0.12,
+)
 
 
 def _jittered(expression: _Expression, rng: np.random.Generator) -> _Expression:
@@ -94,14 +117,22 @@ def _draw_eyes(sketch: _Sketch, expr: _Expression, rng: np.random.Generator) -> 
     gaze = rng.normal(0, 0.03)
     for side in (-1, 1):
         ex = side * eye_x
-        sketch.draw.ellipse([sketch.px(ex - eye_rx, eye_y - eye_ry), sketch.px(ex + eye_rx, eye_y + eye_ry)],
-                            fill=int(rng.uniform(200, 255)), outline=sketch.ink, width=sketch.stroke(0.035))  # fmt: skip
+        sketch.draw.ellipse(
+            [sketch.px(ex - eye_rx, eye_y - eye_ry), sketch.px(ex + eye_rx, eye_y + eye_ry)],
+            fill=int(rng.uniform(200, 255)),
+            outline=sketch.ink,
+            width=sketch.stroke(0.035),
+        )
         pupil = min(0.065, eye_ry)
-        sketch.draw.ellipse([sketch.px(ex + gaze - pupil, eye_y - pupil), sketch.px(ex + gaze + pupil, eye_y + pupil)], fill=sketch.ink)
+        sketch.draw.ellipse(
+            [sketch.px(ex + gaze - pupil, eye_y - pupil), sketch.px(ex + gaze + pupil, eye_y + pupil)], fill=sketch.ink
+        )
     return eye_x, eye_y
 
 
-def _draw_brows_and_nose(sketch: _Sketch, expr: _Expression, eye_x: float, eye_y: float, rng: np.random.Generator) -> None:
+def _draw_brows_and_nose(
+    sketch: _Sketch, expr: _Expression, eye_x: float, eye_y: float, rng: np.random.Generator
+) -> None:
     """Brows: a thick segment whose inner end moves with slant and pull. Nose: a short hook; disgust adds
     wrinkle lines either side of the bridge."""
     brow_y = eye_y - 0.25 - expr.brow_raise
@@ -136,8 +167,12 @@ def _photograph(image: Image.Image, background: float, size: int, rng: np.random
     matching the still-uniform background), shrunk to `size`, then contrast and brightness, a linear lighting
     gradient in a random direction, and sensor noise."""
     shift = rng.uniform(-3, 3, size=2) * _SUPERSAMPLE
-    image = image.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR,
-                         translate=(float(shift[0]), float(shift[1])), fillcolor=int(background))  # fmt: skip
+    image = image.rotate(
+        rng.uniform(-12, 12),
+        resample=Image.Resampling.BILINEAR,
+        translate=(float(shift[0]), float(shift[1])),
+        fillcolor=int(background),
+    )
     pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
     pixels = (pixels - 128) * rng.uniform(0.7, 1.2) + 128 + rng.uniform(-30, 30)
     angle = rng.uniform(0, 2 * np.pi)

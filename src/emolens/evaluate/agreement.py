@@ -45,8 +45,19 @@ def vote_agreement(votes: np.ndarray, probabilities: np.ndarray, *, bins: int = 
             continue
         mean_confidence, mean_share = float(confidence[members].mean()), float(share[members].mean())
         gap += members.mean() * abs(mean_confidence - mean_share)
-        table.append({"from": float(edges[b]), "to": float(edges[b + 1]), "faces": int(members.sum()), "confidence": mean_confidence, "vote_share": mean_share})
-    return {"vote_share": float(share.mean()) if len(share) else 0.0, "vote_calibration": {"bins": bins, "gap": float(gap), "table": table}}
+        table.append(
+            {
+                "from": float(edges[b]),
+                "to": float(edges[b + 1]),
+                "faces": int(members.sum()),
+                "confidence": mean_confidence,
+                "vote_share": mean_share,
+            }
+        )
+    return {
+        "vote_share": float(share.mean()) if len(share) else 0.0,
+        "vote_calibration": {"bins": bins, "gap": float(gap), "table": table},
+    }
 
 
 def source_label_accuracy(source_labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
@@ -71,9 +82,13 @@ def scoring_notes(metrics: dict[str, Any]) -> list[str]:
     notes = [f"Left out {count} images: {reason}" for reason, count in (metrics.get("left_out") or {}).items()]
     classes = metrics.get("classes") or {}
     if classes.get("renamed"):
-        notes.append("Classes matched by name: " + ", ".join(f"{data} -> {model}" for data, model in classes["renamed"].items()))
+        notes.append(
+            "Classes matched by name: " + ", ".join(f"{data} -> {model}" for data, model in classes["renamed"].items())
+        )
     if classes.get("model_only"):
-        notes.append(f"The data has no {', '.join(classes['model_only'])}: predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong.")
+        notes.append(
+            f"The data has no {', '.join(classes['model_only'])}: predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong."
+        )
     if classes.get("never_predicted"):
         notes.append(f"Never predicted: {', '.join(classes['never_predicted'])}")
     return notes

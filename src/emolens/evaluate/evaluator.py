@@ -131,7 +131,9 @@ def predict_split(
         # A source without val/ gave the run a slice of train to validate on: that slice is its val split.
         images = run_validation_images(dataset.split("train"), runs)
         if images is not None:
-            logger.info("%s has no val/: scoring the %d training images the run held out for validation", data, len(images))
+            logger.info(
+                "%s has no val/: scoring the %d training images the run held out for validation", data, len(images)
+            )
     unseen, used = unseen_images(images if images is not None else dataset.split(split), split, runs, str(data))
     scored = scored_images(unseen, dataset.class_names, match)
     left_out = {**dataset.labelling.get(split, {}), **used, **scored.left_out}
@@ -139,9 +141,21 @@ def predict_split(
         logger.warning("Left out %d %s images: %s", count, split, reason)
     probabilities, raw = trained.predict_both(scored.images.images, batch_size=batch_size, tta=tta)
     return SplitPredictions(
-        trained, models, data, split, tta, scored.images, scored.y_true, probabilities, raw,
-        scored.votes, scored.source_labels, left_out, match, dataset.labels_file,
-    )  # fmt: skip
+        trained,
+        models,
+        data,
+        split,
+        tta,
+        scored.images,
+        scored.y_true,
+        probabilities,
+        raw,
+        scored.votes,
+        scored.source_labels,
+        left_out,
+        match,
+        dataset.labels_file,
+    )
 
 
 def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
@@ -170,7 +184,9 @@ def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
         "warnings": [],
     }
     if predictions.split == "train":
-        metrics["warnings"].append("these are training images: a model scores higher on what it learned from, so this is no test of it.")
+        metrics["warnings"].append(
+            "these are training images: a model scores higher on what it learned from, so this is no test of it."
+        )
     mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
     if mismatch:
         logger.warning("%s: %s", predictions.split, mismatch)
@@ -178,7 +194,9 @@ def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
     return metrics
 
 
-def write_evaluation_files(predictions: SplitPredictions, metrics: dict[str, Any], out: str | os.PathLike, *, explain: bool = False) -> dict[str, Path]:
+def write_evaluation_files(
+    predictions: SplitPredictions, metrics: dict[str, Any], out: str | os.PathLike, *, explain: bool = False
+) -> dict[str, Path]:
     """Step 3: metrics.json, predictions.csv, classification_report.txt and the figures, into `out`.
 
     Returns:
@@ -190,17 +208,30 @@ def write_evaluation_files(predictions: SplitPredictions, metrics: dict[str, Any
         >>> list(figures)                                                                    # doctest: +SKIP
         ['Confusion matrix', 'Reliability (confidence against accuracy)', 'Most confident mistakes']
     """
-    trained, y_true, y_pred, probabilities = predictions.classifier, predictions.y_true, predictions.y_pred, predictions.probabilities
+    trained, y_true, y_pred, probabilities = (
+        predictions.classifier,
+        predictions.y_true,
+        predictions.y_pred,
+        predictions.probabilities,
+    )
     names, split = trained.class_names, predictions.split
     files = RunDir(Path(out))
     files.path.mkdir(parents=True, exist_ok=True)
     write_json(files.metrics, {**metrics, "report": str(files.report)})
     write_text(files.predictions, _predictions_csv(predictions.images.names, y_true, probabilities, names))
     write_text(files.classification_report, compute_metrics(y_true, y_pred, names, output_dict=False))
-    plot_confusion_matrix(metrics["confusion_matrix"], names, files.confusion_matrix, title=f"Confusion matrix: {split}, {len(y_true)} images")
+    plot_confusion_matrix(
+        metrics["confusion_matrix"],
+        names,
+        files.confusion_matrix,
+        title=f"Confusion matrix: {split}, {len(y_true)} images",
+    )
     curves = {"raw softmax": reliability(predictions.raw, y_true), "calibrated": reliability(probabilities, y_true)}
     plot_reliability(curves, files.reliability, title=f"Reliability: {split}, {len(y_true)} images")
-    figures = {"Confusion matrix": files.confusion_matrix, "Reliability (confidence against accuracy)": files.reliability}
+    figures = {
+        "Confusion matrix": files.confusion_matrix,
+        "Reliability (confidence against accuracy)": files.reliability,
+    }
     if trained.run_dir is not None:
         figures["Training curves"] = RunDir(trained.run_dir).curves
 
@@ -208,14 +239,18 @@ def write_evaluation_files(predictions: SplitPredictions, metrics: dict[str, Any
     wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:MISCLASSIFIED_SHOWN]
     captions = [f"true: {names[y_true[i]]}\npred: {names[y_pred[i]]} {probabilities[i, y_pred[i]]:.2f}" for i in wrong]
     faces = predictions.images.images[wrong]
-    figures["Most confident mistakes"] = plot_image_grid(faces, captions, files.misclassified, title="Most confident mistakes")
+    figures["Most confident mistakes"] = plot_image_grid(
+        faces, captions, files.misclassified, title="Most confident mistakes"
+    )
     if explain:
         caption = "Most confident mistakes, under their Grad-CAM heat maps (what argued for the wrong answer)"
         figures[caption] = _plot_explained_mistakes(trained, faces, y_pred[wrong], captions, files.explained_mistakes)
     return figures
 
 
-def write_evaluation_report(predictions: SplitPredictions, metrics: dict[str, Any], figures: dict[str, Path], out: str | os.PathLike) -> Path:
+def write_evaluation_report(
+    predictions: SplitPredictions, metrics: dict[str, Any], figures: dict[str, Path], out: str | os.PathLike
+) -> Path:
     """Step 4: report.html, one self-contained page with the metrics, the figures, and the run's history and config.
 
     Example:
@@ -228,7 +263,9 @@ def write_evaluation_report(predictions: SplitPredictions, metrics: dict[str, An
         RunDir(Path(out)).report,
         title=f"emolens: {metrics['model']} on {Path(str(predictions.data)).name} ({predictions.split})",
         metrics=metrics,
-        classification_report=compute_metrics(predictions.y_true, predictions.y_pred, predictions.class_names, output_dict=False),
+        classification_report=compute_metrics(
+            predictions.y_true, predictions.y_pred, predictions.class_names, output_dict=False
+        ),
         figures=figures,
         config=RunDir(run_dir).saved_config() if run_dir is not None else None,
         history=_read_history(run_dir),
@@ -279,25 +316,43 @@ def evaluate(
     """
     if explain and not isinstance(model, (str, os.PathLike)) and len(model) > 1:
         raise EmolensError("explanations are for one model at a time: evaluate the ensemble's members one by one.")
-    predictions = predict_split(model, data, split=split, batch_size=batch_size, cache=cache, tta=tta, labels=labels, class_map=class_map)
+    predictions = predict_split(
+        model, data, split=split, batch_size=batch_size, cache=cache, tta=tta, labels=labels, class_map=class_map
+    )
     trained = predictions.classifier
     out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     refuse_output_inside(out_dir, data)
     metrics = evaluation_metrics(predictions)
     figures = write_evaluation_files(predictions, metrics, out_dir, explain=explain)
     metrics["report"] = str(write_evaluation_report(predictions, metrics, figures, out_dir))
-    logger.debug("Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s", metrics["accuracy"], metrics["macro_f1"], len(predictions.y_true), split, metrics["report"])
+    logger.debug(
+        "Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s",
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        len(predictions.y_true),
+        split,
+        metrics["report"],
+    )
     return metrics
 
 
-def _plot_explained_mistakes(trained: Classifier, faces: np.ndarray, predicted: np.ndarray, captions: list[str], path: Path) -> Path:
+def _plot_explained_mistakes(
+    trained: Classifier, faces: np.ndarray, predicted: np.ndarray, captions: list[str], path: Path
+) -> Path:
     from emolens.predict.explain import GradCam
     from emolens.predict.results import Explanation
 
     heatmaps = GradCam(trained.path).heatmaps(faces, predicted)
     size = faces.shape[1] if len(faces) else trained.input_size
-    overlays = np.array([Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces)])
-    return plot_image_grid(overlays.reshape(-1, 2 * size, 2 * size, 3), captions, path, title="Most confident mistakes: what argued for the wrong answer")
+    overlays = np.array(
+        [Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces)]
+    )
+    return plot_image_grid(
+        overlays.reshape(-1, 2 * size, 2 * size, 3),
+        captions,
+        path,
+        title="Most confident mistakes: what argued for the wrong answer",
+    )
 
 
 def _agreement_metrics(predictions: SplitPredictions) -> dict[str, Any]:
@@ -305,11 +360,16 @@ def _agreement_metrics(predictions: SplitPredictions) -> dict[str, Any]:
     `emolens.evaluate.agreement`): accuracy is then against the votes' majority, beside the source's own label."""
     y_pred = predictions.y_pred
     predicted = set(y_pred.tolist())
-    classes = {**(predictions.classes.to_dict() if predictions.classes else {}),
-               "never_predicted": [name for i, name in enumerate(predictions.class_names) if i not in predicted]}  # fmt: skip
+    classes = {
+        **(predictions.classes.to_dict() if predictions.classes else {}),
+        "never_predicted": [name for i, name in enumerate(predictions.class_names) if i not in predicted],
+    }
     metrics: dict[str, Any] = {"left_out": predictions.left_out, "classes": classes}
     if predictions.labels_file:
-        metrics["labels"] = {"file": predictions.labels_file, "kind": "votes" if predictions.votes is not None else "one class per image"}
+        metrics["labels"] = {
+            "file": predictions.labels_file,
+            "kind": "votes" if predictions.votes is not None else "one class per image",
+        }
     if predictions.votes is not None:
         metrics["agreement"] = vote_agreement(predictions.votes, predictions.probabilities)
     if predictions.source_labels is not None:
@@ -317,7 +377,9 @@ def _agreement_metrics(predictions: SplitPredictions) -> dict[str, Any]:
     return metrics
 
 
-def _calibration_metrics(trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray) -> dict[str, Any]:
+def _calibration_metrics(
+    trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray
+) -> dict[str, Any]:
     """Expected calibration error of the raw softmax and of the calibrated probabilities, and the temperature
     (None where the model, or an ensemble's member, was never calibrated)."""
     members = trained.members if isinstance(trained, EnsembleClassifier) else [trained]
@@ -330,7 +392,9 @@ def _calibration_metrics(trained: Classifier, probabilities: np.ndarray, raw: np
     }
 
 
-def _predictions_csv(names: Sequence[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> str:
+def _predictions_csv(
+    names: Sequence[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
+) -> str:
     """One row per image: file, true and predicted class, and every class's probability."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

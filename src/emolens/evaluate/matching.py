@@ -48,17 +48,26 @@ class ClassMatch:
         return {"renamed": self.renamed, "data_only": self.data_only, "model_only": self.model_only}
 
 
-def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], class_map: Mapping[str, str] | None = None) -> ClassMatch:
+def match_classes(
+    data_classes: Sequence[str], model_classes: Sequence[str], class_map: Mapping[str, str] | None = None
+) -> ClassMatch:
     """Each dataset class's model class: the explicit map first, then the same name, then a common synonym."""
     class_map = dict(class_map or {})
     unknown_targets = sorted(set(class_map.values()) - set(model_classes))
     if unknown_targets:
-        raise EmolensError(f"the class map names {', '.join(unknown_targets)}, which the model lacks. The model knows: {', '.join(model_classes)}.")
+        raise EmolensError(
+            f"the class map names {', '.join(unknown_targets)}, which the model lacks. The model knows: {', '.join(model_classes)}."
+        )
     unknown_sources = sorted(set(class_map) - set(data_classes))
     if unknown_sources:
-        raise EmolensError(f"the class map names {', '.join(unknown_sources)}, which the data lacks. The data has: {', '.join(data_classes)}.")
+        raise EmolensError(
+            f"the class map names {', '.join(unknown_sources)}, which the data lacks. The data has: {', '.join(data_classes)}."
+        )
     by_canonical = {canonical_class(name): name for name in model_classes}
-    targets = [class_map.get(name) or (name if name in model_classes else by_canonical.get(canonical_class(name))) for name in data_classes]
+    targets = [
+        class_map.get(name) or (name if name in model_classes else by_canonical.get(canonical_class(name)))
+        for name in data_classes
+    ]
     return ClassMatch(
         to_model=np.array([list(model_classes).index(t) if t else -1 for t in targets], np.int64),
         model_classes=tuple(model_classes),
@@ -136,7 +145,9 @@ class _UsedImages:
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         name, digest = key
-        return (name.strip("/"), digest) in self.shortened or any((suffix, digest) in self.exact for suffix in _suffixes(name))
+        return (name.strip("/"), digest) in self.shortened or any(
+            (suffix, digest) in self.exact for suffix in _suffixes(name)
+        )
 
 
 def _used_by(run_dir: Path) -> dict[str, _UsedImages] | None:
@@ -157,7 +168,9 @@ def run_validation_images(train: Split, run_dirs: Sequence[Path]) -> Split | Non
     lists = [used["val"] for used in (_used_by(run_dir) for run_dir in run_dirs) if used is not None]
     if not lists:
         return None
-    held_out = np.array([all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images))], bool)
+    held_out = np.array(
+        [all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images))], bool
+    )
     return train.subset(np.flatnonzero(held_out)) if held_out.any() else None
 
 
@@ -172,7 +185,11 @@ def unseen_images(split: Split, split_name: str, run_dirs: Sequence[Path], data:
     for run_dir in run_dirs:
         used = _used_by(run_dir)
         if used is None:
-            logger.warning("%s does not list the images it trained on (it predates used_images.csv): check that %s is not among them.", run_dir, split_name)
+            logger.warning(
+                "%s does not list the images it trained on (it predates used_images.csv): check that %s is not among them.",
+                run_dir,
+                split_name,
+            )
             continue
         for used_split, reason in (("train", "trained on"), ("val", "validated on (to choose the checkpoint)")):
             if used_split == "val" and split_name == "val":

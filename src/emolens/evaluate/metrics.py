@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 
-def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], *, output_dict: bool = True) -> dict[str, Any] | str:
+def compute_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], *, output_dict: bool = True
+) -> dict[str, Any] | str:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
     One function, two faces (as scikit-learn's report): a dict for code, or the text table for people.
@@ -32,7 +40,9 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
     """
     labels = list(range(len(class_names)))
     if not output_dict:
-        return classification_report(y_true, y_pred, labels=labels, target_names=list(class_names), digits=4, zero_division=0)
+        return classification_report(
+            y_true, y_pred, labels=labels, target_names=list(class_names), digits=4, zero_division=0
+        )
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
         "num_images": int(len(y_true)),
@@ -41,7 +51,12 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "class_names": list(class_names),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(class_names)
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),

@@ -77,8 +77,9 @@ def _summary(metrics: dict) -> str:
     for key, label in (("num_images", "Images"), ("split", "Split"), ("model", "Model")):
         if metrics.get(key) is not None:
             cards.append((label, _number(metrics[key])))
-    body = "".join(f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>'
-                   for k, v in cards)
+    body = "".join(
+        f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>' for k, v in cards
+    )
     warnings = "".join(f'<p class="warning">Warning: {_e(w)}</p>' for w in metrics.get("warnings") or [])
     return f'<section><h2>Summary</h2>{warnings}<div class="cards">{body}</div></section>'
 
@@ -91,16 +92,25 @@ def _agreement(metrics: dict) -> str:
         cards.append(("Vote share of the prediction", f"{100 * metrics['agreement']['vote_share']:.2f}%"))
     source = metrics.get("source_label") or {}
     if source.get("accuracy") is not None:
-        cards.append(("Accuracy against the folders' labels", f"{100 * source['accuracy']:.2f}% of {source['num_images']}"))
-    body = "".join(f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>' for k, v in cards)
+        cards.append(
+            ("Accuracy against the folders' labels", f"{100 * source['accuracy']:.2f}% of {source['num_images']}")
+        )
+    body = "".join(
+        f'<div class="card"><div class="label">{_e(k)}</div><div class="value">{v}</div></div>' for k, v in cards
+    )
     notes = scoring_notes(metrics)
     table = ""
     bins = ((metrics.get("agreement") or {}).get("vote_calibration") or {}).get("table") or []
     if bins:
-        rows = "".join(f"<tr><td>{b['from']:.2f}-{b['to']:.2f}</td><td>{b['faces']}</td><td>{b['confidence']:.3f}</td><td>{b['vote_share']:.3f}</td></tr>" for b in bins)
+        rows = "".join(
+            f"<tr><td>{b['from']:.2f}-{b['to']:.2f}</td><td>{b['faces']}</td><td>{b['confidence']:.3f}</td><td>{b['vote_share']:.3f}</td></tr>"
+            for b in bins
+        )
         gap = metrics["agreement"]["vote_calibration"]["gap"]
-        table = (f"<h3>Confidence against the share of annotators who chose that emotion (mean gap {gap:.3f})</h3>"
-                 f"<table><tr><th>Confidence</th><th>Faces</th><th>Mean confidence</th><th>Mean vote share</th></tr>{rows}</table>")  # fmt: skip
+        table = (
+            f"<h3>Confidence against the share of annotators who chose that emotion (mean gap {gap:.3f})</h3>"
+            f"<table><tr><th>Confidence</th><th>Faces</th><th>Mean confidence</th><th>Mean vote share</th></tr>{rows}</table>"
+        )
     if not (cards or notes):
         return ""
     listed = "".join(f"<li>{_e(n)}</li>" for n in notes)
@@ -134,8 +144,10 @@ def _figures(figures: dict[str, os.PathLike]) -> str:
             continue
         mime = _MIME.get(file.suffix.lower(), "application/octet-stream")
         data = base64.b64encode(file.read_bytes()).decode("ascii")
-        parts.append(f'<figure><img src="data:{mime};base64,{data}" alt="{_e(caption)}">'
-                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="data:{mime};base64,{data}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>"
+        )
     return f"<section><h2>Figures</h2>{''.join(parts)}</section>" if parts else ""
 
 
@@ -146,8 +158,10 @@ def _history(history: list[dict]) -> str:
     best = scores.index(max(valid)) if valid else -1
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     rows = "".join(
-        f'<tr{" class=best" if i == best else ""}>'
-        + "".join(f"<td>{_number(_cell(c, row.get(c)), '.3g' if 'learning_rate' in c else '.4f')}</td>" for c in columns)
+        f"<tr{' class=best' if i == best else ''}>"
+        + "".join(
+            f"<td>{_number(_cell(c, row.get(c)), '.3g' if 'learning_rate' in c else '.4f')}</td>" for c in columns
+        )
         + "</tr>"
         for i, row in enumerate(history)
     )

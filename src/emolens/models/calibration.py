@@ -90,8 +90,12 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError("Expected at least one image to fit a temperature on. Received: 0 images")
     log_low, log_high = np.log(TEMPERATURE_RANGE)
     # Searching log T keeps the problem well scaled on both sides of 1.
-    found = minimize_scalar(lambda log_t: negative_log_likelihood(apply_temperature(probabilities, float(np.exp(log_t))), labels),
-                            bounds=(log_low, log_high), method="bounded", options={"xatol": 1e-4})  # fmt: skip
+    found = minimize_scalar(
+        lambda log_t: negative_log_likelihood(apply_temperature(probabilities, float(np.exp(log_t))), labels),
+        bounds=(log_low, log_high),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     return float(np.exp(found.x))
 
 

@@ -76,22 +76,42 @@ class ModelCard(Mapping[str, Any]):
 
     def __post_init__(self) -> None:
         names = self.class_names
-        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        if (
+            not isinstance(names, (list, tuple))
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)
+        ):
             raise ValueError("its card's class_names must be a list of distinct names, one per output")
         shape = self.input_shape
-        if not isinstance(shape, (list, tuple)) or len(shape) != 3 or [_side(s) for s in shape] != list(shape) or shape[0] != shape[1] or shape[2] != 1:
-            raise ValueError(f"its card's input_shape {list(shape) if isinstance(shape, (list, tuple)) else shape!r} is not [side, side, 1]")
+        if (
+            not isinstance(shape, (list, tuple))
+            or len(shape) != 3
+            or [_side(s) for s in shape] != list(shape)
+            or shape[0] != shape[1]
+            or shape[2] != 1
+        ):
+            raise ValueError(
+                f"its card's input_shape {list(shape) if isinstance(shape, (list, tuple)) else shape!r} is not [side, side, 1]"
+            )
         if self.image_size is None:
             object.__setattr__(self, "image_size", shape[0])
         if _side(self.image_size) is None or self.image_size < shape[0]:
             raise ValueError(f"its card's image_size {self.image_size!r} is not a side of at least {shape[0]} pixels")
-        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and not isinstance(self.temperature, bool) and self.temperature > 0):
+        if self.temperature is not None and not (
+            isinstance(self.temperature, (int, float))
+            and not isinstance(self.temperature, bool)
+            and self.temperature > 0
+        ):
             raise ValueError(f"its card's temperature {self.temperature!r} is not a positive number")
         scale = self.class_scale
         if scale is not None and not (
-            isinstance(scale, Mapping) and set(scale) <= set(names)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in scale.values())
-        ):  # fmt: skip
+            isinstance(scale, Mapping)
+            and set(scale) <= set(names)
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in scale.values()
+            )
+        ):
             raise ValueError(f"its card's class_scale {scale!r} is not a mapping of its classes to positive numbers")
         object.__setattr__(self, "class_names", tuple(names))
         object.__setattr__(self, "input_shape", tuple(shape))
@@ -114,9 +134,17 @@ class ModelCard(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in model files (fields left unknown are left out)."""
-        typed = {"format": 1, "model": self.model, "class_names": list(self.class_names), "input_shape": list(self.input_shape),
-                 "image_size": self.image_size, "preprocessing": self.preprocessing, "train_sharpness": self.train_sharpness, "temperature": self.temperature,
-                 "class_scale": dict(self.class_scale) if self.class_scale else None}  # fmt: skip
+        typed = {
+            "format": 1,
+            "model": self.model,
+            "class_names": list(self.class_names),
+            "input_shape": list(self.input_shape),
+            "image_size": self.image_size,
+            "preprocessing": self.preprocessing,
+            "train_sharpness": self.train_sharpness,
+            "temperature": self.temperature,
+            "class_scale": dict(self.class_scale) if self.class_scale else None,
+        }
         return {key: value for key, value in typed.items() if value is not None} | dict(self.details)
 
     def with_details(self, **changes: Any) -> ModelCard:
@@ -137,11 +165,15 @@ class ModelCard(Mapping[str, Any]):
         """
         where = os.fspath(path)
         if _side(outputs) is not None and len(self.class_names) != outputs:
-            raise EmolensError(f"{where} has {outputs} outputs but its card names {len(self.class_names)} classes: every answer would be mislabelled. {_REMEDY}")
+            raise EmolensError(
+                f"{where} has {outputs} outputs but its card names {len(self.class_names)} classes: every answer would be mislabelled. {_REMEDY}"
+            )
         network = list(input_shape)[-3:]
         if any(_side(side) is not None and side != expected for side, expected in zip(network, self.input_shape)):
             shown = [s if _side(s) else None for s in network]
-            raise EmolensError(f"{where}: its card says input_shape {list(self.input_shape)} but the network takes {shown}. {_REMEDY}")
+            raise EmolensError(
+                f"{where}: its card says input_shape {list(self.input_shape)} but the network takes {shown}. {_REMEDY}"
+            )
         return self
 
     def __getitem__(self, key: str) -> Any:

@@ -52,10 +52,14 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     path = Path(model)
     if path.is_dir():
         if not RunDir(path).model.is_file():
-            raise EmolensError(f"{path} has no model.keras: it is not a finished emolens run. Pass a run folder, a .keras or .onnx file, or `default`.")
+            raise EmolensError(
+                f"{path} has no model.keras: it is not a finished emolens run. Pass a run folder, a .keras or .onnx file, or `default`."
+            )
         return RunDir(path).model
     if path.suffix not in MODEL_SUFFIXES:
-        raise EmolensError(f"cannot use {path} as a model: expected a run folder, a .keras or .onnx file, or `default`.")
+        raise EmolensError(
+            f"cannot use {path} as a model: expected a run folder, a .keras or .onnx file, or `default`."
+        )
     if not path.is_file():
         raise EmolensError(f"no model file at {path}. Pass a run folder, a .keras or .onnx file, or `default`.")
     return path
@@ -76,7 +80,9 @@ def keras_model_path(model: str | os.PathLike) -> Path:
     twin = path.with_suffix(".keras")
     if twin.is_file():
         return twin
-    raise EmolensError(f"this needs the Keras model, and {path} is ONNX with no {twin.name} beside it: pass the run folder or the .keras file.")
+    raise EmolensError(
+        f"this needs the Keras model, and {path} is ONNX with no {twin.name} beside it: pass the run folder or the .keras file."
+    )
 
 
 def needs_keras(*models: str | os.PathLike) -> bool:
@@ -119,7 +125,9 @@ class Classifier(ABC):
         size, crop = inputs.shape[1], self.crop_size
         if tta == "crops":
             if crop >= size:
-                raise EmolensError("test-time augmentation `crops` needs a model trained on crops (train with --crop 44 or 40); use `flip`.")
+                raise EmolensError(
+                    "test-time augmentation `crops` needs a model trained on crops (train with --crop 44 or 40); use `flip`."
+                )
             margin = size - crop
             corners = [(margin // 2, margin // 2), (0, 0), (0, margin), (margin, 0), (margin, margin)]
             crops = [inputs[:, top : top + crop, left : left + crop] for top, left in corners]
@@ -132,7 +140,9 @@ class Classifier(ABC):
         """The calibration temperature from the card (1 for a model never calibrated)."""
         return self.card.temperature or 1.0
 
-    def predict(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none", calibrated: bool = True) -> np.ndarray:
+    def predict(
+        self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none", calibrated: bool = True
+    ) -> np.ndarray:
         """Class probabilities (N, classes) for uint8 face crops (N, size, size), in batches of `batch_size`.
 
         `tta="flip"` averages each face with its horizontal mirror (twice the work, usually a little more
@@ -142,7 +152,9 @@ class Classifier(ABC):
         calibrated_probabilities, raw = self.predict_both(faces, batch_size=batch_size, tta=tta)
         return calibrated_probabilities if calibrated else raw
 
-    def predict_both(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    def predict_both(
+        self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(calibrated, raw) class probabilities from one pass of the network: evaluate reports both."""
         raw = self._average_views(self._check_faces(faces, tta), batch_size, tta)
         return apply_class_scale(apply_temperature(raw, self.temperature), self.class_scale), raw
@@ -159,14 +171,22 @@ class Classifier(ABC):
         if faces.ndim == 2:
             faces = faces[None]
         if faces.shape[1:] != (self.input_size, self.input_size):
-            raise ValueError(f"Expected face crops of shape (N, {self.input_size}, {self.input_size}). Received: shape={faces.shape}")
+            raise ValueError(
+                f"Expected face crops of shape (N, {self.input_size}, {self.input_size}). Received: shape={faces.shape}"
+            )
         return faces
 
     def _average_views(self, faces: np.ndarray, batch_size: int, tta: str) -> np.ndarray:
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         views = self.views(to_model_input(faces), tta)
-        return np.mean([np.concatenate([self.forward(view[i : i + batch_size]) for i in range(0, len(view), batch_size)]) for view in views], axis=0)
+        return np.mean(
+            [
+                np.concatenate([self.forward(view[i : i + batch_size]) for i in range(0, len(view), batch_size)])
+                for view in views
+            ],
+            axis=0,
+        )
 
     @abstractmethod
     def forward(self, inputs: np.ndarray) -> np.ndarray:
@@ -207,7 +227,9 @@ def _refuse_tensors_beyond_reason(path: Path) -> None:
         dims = [dim.dim_value for dim in value.type.tensor_type.shape.dim if dim.dim_value > 0]
         if int(np.prod(dims, dtype=np.float64)) > MAX_ONNX_TENSOR_VALUES:
             shape = "x".join(map(str, dims))
-            raise EmolensError(f"{path} computes a tensor {value.name!r} of {shape} values, above {MAX_ONNX_TENSOR_VALUES:,}: it is not a model emolens can load.")
+            raise EmolensError(
+                f"{path} computes a tensor {value.name!r} of {shape} values, above {MAX_ONNX_TENSOR_VALUES:,}: it is not a model emolens can load."
+            )
 
 
 class OnnxClassifier(Classifier):
@@ -234,7 +256,9 @@ class OnnxClassifier(Classifier):
             raise EmolensError(f"{path} has no emolens card: export it with `emolens export MODEL --format onnx`.")
         network_input, network_output = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name = network_input.name
-        card = read_card_text(metadata[ONNX_CARD_KEY], path).check_network(path, outputs=network_output.shape[-1], input_shape=network_input.shape)
+        card = read_card_text(metadata[ONNX_CARD_KEY], path).check_network(
+            path, outputs=network_output.shape[-1], input_shape=network_input.shape
+        )
         super().__init__(path, card)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
@@ -255,8 +279,13 @@ class EnsembleClassifier(Classifier):
     def __init__(self, members: list[Classifier]) -> None:
         first = members[0]
         for member in members[1:]:
-            if sorted(member.class_names) != sorted(first.class_names) or (member.input_size, member.crop_size) != (first.input_size, first.crop_size):
-                raise EmolensError(f"{member.path} and {first.path} cannot be ensembled: their classes or input sizes differ.")
+            if sorted(member.class_names) != sorted(first.class_names) or (member.input_size, member.crop_size) != (
+                first.input_size,
+                first.crop_size,
+            ):
+                raise EmolensError(
+                    f"{member.path} and {first.path} cannot be ensembled: their classes or input sizes differ."
+                )
         self.members = members
         self.orders = [np.array([member.class_names.index(name) for name in first.class_names]) for member in members]
         card = ModelCard(
@@ -273,10 +302,14 @@ class EnsembleClassifier(Classifier):
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return np.mean([member.forward(inputs)[:, order] for member, order in zip(self.members, self.orders)], axis=0)
 
-    def predict_both(self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    def predict_both(
+        self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The members' (calibrated, raw) probabilities, each averaged: every member applies its own temperature."""
         pairs = [member.predict_both(faces, batch_size=batch_size, tta=tta) for member in self.members]
-        return tuple(np.mean([pair[kind][:, order] for pair, order in zip(pairs, self.orders)], axis=0) for kind in (0, 1))  # type: ignore[return-value]
+        return tuple(
+            np.mean([pair[kind][:, order] for pair, order in zip(pairs, self.orders)], axis=0) for kind in (0, 1)
+        )  # type: ignore[return-value]
 
 
 def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None = None) -> Classifier:

@@ -36,15 +36,21 @@ def build_ensemble(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
     for model in models:
         path = resolve_model_path(model)
         if path.suffix != ".keras":
-            raise EmolensError(f"{model}: ensemble members must be run folders or .keras files (an .onnx file cannot be combined).")
+            raise EmolensError(
+                f"{model}: ensemble members must be run folders or .keras files (an .onnx file cannot be combined)."
+            )
         members.append((path, *load_model(path, compile=False)))
     first_path, first_model, first_card = members[0]
     for path, model, card in members[1:]:
         if card.class_names != first_card.class_names or model.input_shape != first_model.input_shape:
-            raise EmolensError(f"{path} and {first_path} cannot be ensembled: their classes (or their order) or input sizes differ.")
+            raise EmolensError(
+                f"{path} and {first_path} cannot be ensembled: their classes (or their order) or input sizes differ."
+            )
     inputs = keras.Input(first_model.input_shape[1:])
     # Each member goes in its own wrapper: members are often the same architecture, with the same layer name.
-    outputs = keras.layers.Average()([keras.Sequential([model], name=f"member_{i}")(inputs) for i, (_, model, _) in enumerate(members)])
+    outputs = keras.layers.Average()(
+        [keras.Sequential([model], name=f"member_{i}")(inputs) for i, (_, model, _) in enumerate(members)]
+    )
     ensemble = keras.Model(inputs, outputs, name="ensemble")
     card = ModelCard(
         model="ensemble",
@@ -53,6 +59,11 @@ def build_ensemble(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
         image_size=first_card.image_size,
         preprocessing=PREPROCESSING,
         train_sharpness=ensemble_sharpness([card for _, _, card in members]),
-        details={"members": [{"path": str(path), "model": card.model, "val_accuracy": card.get("val_accuracy")} for path, _, card in members]},
+        details={
+            "members": [
+                {"path": str(path), "model": card.model, "val_accuracy": card.get("val_accuracy")}
+                for path, _, card in members
+            ]
+        },
     )
     return save_model(ensemble, out, card)

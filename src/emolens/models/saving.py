@@ -52,7 +52,9 @@ def read_card(path: str | os.PathLike) -> ModelCard | None:
                 return None
             size = archive.getinfo(CARD_MEMBER).file_size  # reading stops there, whatever the data holds
             if size > MAX_CARD_BYTES:
-                raise EmolensError(f"{path} holds a {size:,}-byte {CARD_MEMBER}, above {MAX_CARD_BYTES:,}: it is not a model emolens wrote.")
+                raise EmolensError(
+                    f"{path} holds a {size:,}-byte {CARD_MEMBER}, above {MAX_CARD_BYTES:,}: it is not a model emolens wrote."
+                )
             text = archive.read(CARD_MEMBER)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise EmolensError(f"{path} is not a readable .keras model ({error}).") from error
@@ -65,7 +67,9 @@ def _check_layer_widths(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             if archive.getinfo("config.json").file_size > MAX_CARD_BYTES:
-                raise EmolensError(f"{path} holds an architecture description above {MAX_CARD_BYTES:,} bytes: it is not an emolens model.")
+                raise EmolensError(
+                    f"{path} holds an architecture description above {MAX_CARD_BYTES:,} bytes: it is not an emolens model."
+                )
             architecture = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
         raise EmolensError(f"{path} is not a readable .keras model ({error}).") from error
@@ -76,11 +80,15 @@ def _check_layer_widths(path: Path) -> None:
         for key, value in items:
             sizes = value if isinstance(value, list) else [value]
             if key in _WIDTH_KEYS and any(isinstance(n, int) and n > MAX_LAYER_WIDTH for n in sizes):
-                raise EmolensError(f"{path} asks for a layer with {key}={value}, above {MAX_LAYER_WIDTH:,}: it is not a model emolens can load.")
+                raise EmolensError(
+                    f"{path} asks for a layer with {key}={value}, above {MAX_LAYER_WIDTH:,}: it is not a model emolens can load."
+                )
             pending.append(value)
 
 
-def _load(path: Path, compile: bool, custom_objects: dict[str, Any] | None = None) -> tuple[keras.Model, ModelCard | None]:
+def _load(
+    path: Path, compile: bool, custom_objects: dict[str, Any] | None = None
+) -> tuple[keras.Model, ModelCard | None]:
     if not path.is_file():
         raise EmolensError(f"no model file at {path}. Pass a run folder or a .keras file.")
     card = read_card(path)  # first: it says plainly when the file is not a .keras zip at all
@@ -119,5 +127,7 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> tuple[keras.
         if outputs != len(FER2013_CLASSES):
             raise EmolensError(f"{path} has {outputs} outputs and no emolens card naming its classes.")
         logger.warning("%s has no emolens card; assuming FER2013's class order %s.", path, ", ".join(FER2013_CLASSES))
-        card = ModelCard.from_dict({"class_names": list(FER2013_CLASSES), "input_shape": list(model.input_shape[1:])}, path)
+        card = ModelCard.from_dict(
+            {"class_names": list(FER2013_CLASSES), "input_shape": list(model.input_shape[1:])}, path
+        )
     return model, card.check_network(path, outputs=model.output_shape[-1], input_shape=model.input_shape)

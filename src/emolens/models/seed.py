@@ -46,11 +46,17 @@ def _seed_cnn(name: str, input_shape: tuple[int, int, int], num_classes: int, ba
     )
 
 
-@register_model("seed", description="The FER2013 notebook's CNN: 4 conv, 3 pool, dense 1024 (about 63% published)", learning_rate=1e-4)
+@register_model(
+    "seed",
+    description="The FER2013 notebook's CNN: 4 conv, 3 pool, dense 1024 (about 63% published)",
+    learning_rate=1e-4,
+)
 def seed(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
     return _seed_cnn("seed", input_shape, num_classes, batch_norm=False)
 
 
-@register_model("seed_bn", description="The seed CNN with BatchNormalization after each convolution", learning_rate=1e-4)
+@register_model(
+    "seed_bn", description="The seed CNN with BatchNormalization after each convolution", learning_rate=1e-4
+)
 def seed_bn(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
     return _seed_cnn("seed_bn", input_shape, num_classes, batch_norm=True)

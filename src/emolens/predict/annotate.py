@@ -41,7 +41,9 @@ def panel_width(height: int, width: int) -> int:
     return round(190 * _scale(height, width))
 
 
-def _place_labels(faces: Sequence[Face], texts: list[str], scale: float, thickness: int, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+def _place_labels(
+    faces: Sequence[Face], texts: list[str], scale: float, thickness: int, size: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
     """A rectangle (x0, y0, x1, y1) per label, each chosen to cover the fewest pixels of other faces and labels."""
     height, width = size
     boxes = [(x, y, x + w, y + h) for x, y, w, h in (face.box for face in faces)]
@@ -71,18 +73,24 @@ _MIN_ROW = 10
 
 
 def _labels(faces: Sequence[Face], numbers: Sequence[int | None] | None, gap: str) -> list[str]:
-    """"happy 0.84" per face, after its number where it has one ("2 happy 0.84")."""
+    """ "happy 0.84" per face, after its number where it has one ("2 happy 0.84")."""
     numbers = numbers if numbers is not None else [None] * len(faces)
-    return [f"{'' if n is None else f'{n}{gap}'}{face.emotion} {face.confidence:.2f}" for n, face in zip(numbers, faces)]
+    return [
+        f"{'' if n is None else f'{n}{gap}'}{face.emotion} {face.confidence:.2f}" for n, face in zip(numbers, faces)
+    ]
 
 
-def _panel(faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[int | None] | None, height: int, width: int) -> np.ndarray:
+def _panel(
+    faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[int | None] | None, height: int, width: int
+) -> np.ndarray:
     """The side panel: per face, its number and label, then one bar per emotion; with too many faces for that, a
     colour key and one stacked bar per face (as many faces as fit, then "+N more")."""
     panel = np.empty((height, width, 3), dtype=np.uint8)
     panel[:] = _PANEL_BACKGROUND
     if not faces:
-        cv2.putText(panel, "no faces", (8, max(20, height // 12)), _FONT, 0.45 * width / 190, _PANEL_TEXT, 1, cv2.LINE_AA)
+        cv2.putText(
+            panel, "no faces", (8, max(20, height // 12)), _FONT, 0.45 * width / 190, _PANEL_TEXT, 1, cv2.LINE_AA
+        )
         return panel
     colors = [_rgb(emotion_color(name, index)) for index, name in enumerate(class_names)]
     label_w, bar_w = round(width * 0.40), round(width * 0.52)
@@ -90,7 +98,16 @@ def _panel(faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[
     headings = _labels(faces, numbers, "  ")
 
     def text(words: str, x: float, y: float, row: float, bigger: float = 1.0) -> None:
-        cv2.putText(panel, words, (round(x), round(y + row * 0.8)), _FONT, max(0.25, row / 18 * 0.42) * bigger, _PANEL_TEXT, 1, cv2.LINE_AA)
+        cv2.putText(
+            panel,
+            words,
+            (round(x), round(y + row * 0.8)),
+            _FONT,
+            max(0.25, row / 18 * 0.42) * bigger,
+            _PANEL_TEXT,
+            1,
+            cv2.LINE_AA,
+        )
 
     row = min(full_row, (height - 8) / (len(faces) * (len(class_names) + 1.5)))
     top = 4.0
@@ -101,13 +118,21 @@ def _panel(faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[
             for name, color in zip(class_names, colors):
                 text(name[:8], 6, top, row)
                 length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
-                cv2.rectangle(panel, (label_w, round(top + row * 0.2)), (label_w + length, round(top + row * 0.85)), color, cv2.FILLED)
+                cv2.rectangle(
+                    panel,
+                    (label_w, round(top + row * 0.2)),
+                    (label_w + length, round(top + row * 0.85)),
+                    color,
+                    cv2.FILLED,
+                )
                 top += row
             top += row * 0.3
         return panel
     row = max(_MIN_ROW, min(full_row, (height - 8) / (len(class_names) + 1 + 2 * len(faces))))
     for name, color in zip(class_names, colors):  # the colour key
-        cv2.rectangle(panel, (6, round(top + row * 0.2)), (6 + round(row * 0.6), round(top + row * 0.8)), color, cv2.FILLED)
+        cv2.rectangle(
+            panel, (6, round(top + row * 0.2)), (6 + round(row * 0.6), round(top + row * 0.8)), color, cv2.FILLED
+        )
         text(name, 10 + row * 0.6, top, row)
         top += row
     top += row
@@ -119,7 +144,13 @@ def _panel(faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[
         left = 6.0
         for name, color in zip(class_names, colors):
             share = (width - 12) * face.probabilities.get(name, 0.0)
-            cv2.rectangle(panel, (round(left), round(top + row * 1.1)), (round(left + share), round(top + row * 1.8)), color, cv2.FILLED)
+            cv2.rectangle(
+                panel,
+                (round(left), round(top + row * 1.1)),
+                (round(left + share), round(top + row * 1.8)),
+                color,
+                cv2.FILLED,
+            )
             left += share
         top += 2 * row
     if shown < len(faces):
@@ -157,11 +188,18 @@ def _paint_explanation(canvas: np.ndarray, explanation: Explanation) -> None:
     left, top, right, bottom = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
     if right <= left or bottom <= top:
         return
-    heat = cv2.resize(explanation.heatmap, (side, side), interpolation=cv2.INTER_LINEAR)[top - y0 : bottom - y0, left - x0 : right - x0]
+    heat = cv2.resize(explanation.heatmap, (side, side), interpolation=cv2.INTER_LINEAR)[
+        top - y0 : bottom - y0, left - x0 : right - x0
+    ]
     canvas[top:bottom, left:right] = heat_overlay(canvas[top:bottom, left:right], heat)
 
 
-def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[int | None] | None = None) -> np.ndarray:
+def annotate(
+    image_rgb: np.ndarray,
+    faces: Sequence[Face],
+    class_names: Sequence[str],
+    numbers: Sequence[int | None] | None = None,
+) -> np.ndarray:
     """An annotated copy of an RGB picture: each explained face's heat map, boxes and labels on it, the bars in
     a panel to its right. `numbers` (one per face, or None for none) go before the labels, on the picture and in
     the panel alike.
@@ -174,7 +212,10 @@ def annotate(image_rgb: np.ndarray, faces: Sequence[Face], class_names: Sequence
     for face in faces:
         if face.explanation is not None:
             _paint_explanation(canvas, face.explanation)
-    colors = [_rgb(emotion_color(face.emotion, list(class_names).index(face.emotion) if face.emotion in class_names else 0)) for face in faces]
+    colors = [
+        _rgb(emotion_color(face.emotion, list(class_names).index(face.emotion) if face.emotion in class_names else 0))
+        for face in faces
+    ]
     for face, color in zip(faces, colors):
         x, y, w, h = face.box
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(1, round(2 * _scale(height, width))), cv2.LINE_AA)

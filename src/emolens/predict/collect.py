@@ -104,7 +104,9 @@ def collect_faces(
             continue
         detections = found.detect(picture.gray)
         faces = crop_faces(picture.gray, detections.boxes, found.framing, IMAGE_SIZE)
-        crops.add(picture, detections, faces, classifier.predict(faces) if classifier is not None and len(faces) else None)
+        crops.add(
+            picture, detections, faces, classifier.predict(faces) if classifier is not None and len(faces) else None
+        )
     write_text(out / "faces.csv", _csv(crops.rows))
     logger.debug("Collected %d faces from %d pictures into %s", crops.summary.faces, crops.summary.pictures, out)
     return crops.summary
@@ -133,11 +135,21 @@ class _CropWriter:
             self.summary.faces += 1
             self.summary.by_folder[folder] += 1
             x, y, w, h = (int(v) for v in detections.boxes[k])
-            self.rows.append({
-                "file": name, "source": picture.source, "frame": picture.frame, "face": k + 1, "x": x, "y": y, "w": w, "h": h,
-                "score": None if detections.scores is None else round(float(detections.scores[k]), 4),
-                "guess": guess, "confidence": None if guesses is None else round(float(guesses[k].max()), 4),
-            })  # fmt: skip
+            self.rows.append(
+                {
+                    "file": name,
+                    "source": picture.source,
+                    "frame": picture.frame,
+                    "face": k + 1,
+                    "x": x,
+                    "y": y,
+                    "w": w,
+                    "h": h,
+                    "score": None if detections.scores is None else round(float(detections.scores[k]), 4),
+                    "guess": guess,
+                    "confidence": None if guesses is None else round(float(guesses[k].max()), 4),
+                }
+            )
 
 
 def _unique(stem: str, used: set[str]) -> str:
@@ -153,5 +165,7 @@ def _csv(rows: list[dict[str, object]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({key: "" if value is None else spreadsheet_safe(value) for key, value in row.items()} for row in rows)
+    writer.writerows(
+        {key: "" if value is None else spreadsheet_safe(value) for key, value in row.items()} for row in rows
+    )
     return buffer.getvalue()

@@ -51,7 +51,9 @@ class GradCam:
         network, self.card = load_model(self.path, compile=False)
         split = next((i for i, layer in enumerate(network.layers) if _pools_feature_maps(layer)), None)
         if split is None:
-            raise EmolensError(f"{self.path}: no pooling or flattening layer after the last feature maps, so Grad-CAM has nothing to weigh.")
+            raise EmolensError(
+                f"{self.path}: no pooling or flattening layer after the last feature maps, so Grad-CAM has nothing to weigh."
+            )
         # The network up to its last feature maps, and the chain of layers after them (pooling, dropout, dense).
         self.features = keras.Model(network.inputs, network.layers[split].input)
         self.head = network.layers[split:]
@@ -90,7 +92,9 @@ class GradCam:
         cams = np.divide(cams, peaks, out=np.zeros_like(cams), where=peaks > 0)
         maps = np.zeros(faces.shape, dtype=np.float32)
         for i, cam in enumerate(cams):
-            maps[i, start : start + crop, start : start + crop] = cv2.resize(cam, (crop, crop), interpolation=cv2.INTER_LINEAR)
+            maps[i, start : start + crop, start : start + crop] = cv2.resize(
+                cam, (crop, crop), interpolation=cv2.INTER_LINEAR
+            )
         return maps
 
     def _check_split(self, network, inputs: np.ndarray) -> None:
@@ -104,4 +108,6 @@ class GradCam:
         features = keras.ops.convert_to_tensor(self.features.predict_on_batch(inputs))
         found = keras.ops.convert_to_numpy(self._scores(features, classes))
         if not np.allclose(found, expected, atol=_AGREEMENT):
-            raise EmolensError(f"{self.path}: Grad-CAM cannot split this architecture after its last feature maps (the layers after them are not a plain chain).")
+            raise EmolensError(
+                f"{self.path}: Grad-CAM cannot split this architecture after its last feature maps (the layers after them are not a plain chain)."
+            )

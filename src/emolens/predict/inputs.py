@@ -75,7 +75,9 @@ def _zip_members(path: Path) -> Iterator[ZipMember | Picture]:
         if suffix in IMAGE_SUFFIXES:
             yield ZipMember(path, member, f"{path.stem}/{member}")
         elif suffix in VIDEO_SUFFIXES:
-            yield Picture(f"{path}/{member}", member, None, None, error="videos inside a ZIP archive are not read: unzip it first")
+            yield Picture(
+                f"{path}/{member}", member, None, None, error="videos inside a ZIP archive are not read: unzip it first"
+            )
 
 
 def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
@@ -95,10 +97,18 @@ def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
             try:
                 text = line.decode("utf-8").strip()
             except UnicodeDecodeError as error:
-                yield Picture(str(path), path.name, None, None, error=f"not a readable list of paths ({error}, line {number})")
+                yield Picture(
+                    str(path), path.name, None, None, error=f"not a readable list of paths ({error}, line {number})"
+                )
                 return
             if len(line) > MAX_LIST_LINE:
-                yield Picture(str(path), path.name, None, None, error=f"not a list of paths: line {number} is longer than {MAX_LIST_LINE // 1024} KB")
+                yield Picture(
+                    str(path),
+                    path.name,
+                    None,
+                    None,
+                    error=f"not a list of paths: line {number} is longer than {MAX_LIST_LINE // 1024} KB",
+                )
                 return
             if not text or text.startswith("#"):
                 continue
@@ -112,13 +122,21 @@ def _listed(path: Path) -> Iterator[InputFile | ZipMember | Picture]:
                 else:
                     held.append(item)
     if named and not usable:
-        yield Picture(str(path), path.name, None, None, error="not a list of image paths: none of its lines names a file or folder that exists")
+        yield Picture(
+            str(path),
+            path.name,
+            None,
+            None,
+            error="not a list of image paths: none of its lines names a file or folder that exists",
+        )
 
 
 def _listed_line(listed: Path, where: str) -> Iterator[InputFile | ZipMember | Picture]:
     """What one line of a list names, its errors saying where the path came from."""
     if listed.suffix.lower() == LIST_SUFFIX:
-        yield Picture(str(listed), listed.name, None, None, error=f"a list file inside a list file is not read ({where})")
+        yield Picture(
+            str(listed), listed.name, None, None, error=f"a list file inside a list file is not read ({where})"
+        )
         return
     for item in _files(listed):
         yield replace(item, error=f"{item.error} ({where})") if isinstance(item, Picture) and item.error else item
@@ -147,7 +165,9 @@ def _files(path: Path, leave_out: Path | None = None) -> Iterator[InputFile | Zi
     if path.is_dir():
         root = path.resolve()
         if leave_out is not None and (root == leave_out or leave_out in root.parents):
-            raise EmolensError(f"{path} is the output folder or inside it: choose an --out outside the folders predicted on (e.g. {path}/annotated).")
+            raise EmolensError(
+                f"{path} is the output folder or inside it: choose an --out outside the folders predicted on (e.g. {path}/annotated)."
+            )
         # The output folder inside this one, as the listing names its files (resolved once, not per file).
         skipped = path / leave_out.relative_to(root) if leave_out is not None and root in leave_out.parents else None
         found = False
@@ -229,7 +249,9 @@ def iter_pending(source: Source, *, color: Color | None = None, every: int = 1) 
         gray, image = to_gray(source, color)  # a wrong array is the caller's bug: raised, not kept
         yield Picture("array", "array", gray, image)
     else:
-        raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {type(source).__name__}")
+        raise TypeError(
+            f"Expected an image, a path, a camera number or a list of them. Received: {type(source).__name__}"
+        )
 
 
 def count_pictures(source: Source, *, every: int = 1) -> int | None:

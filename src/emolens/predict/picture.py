@@ -60,7 +60,9 @@ def to_gray(image: ImageInput, color: Color | None = None) -> tuple[np.ndarray, 
     if array.ndim == 2:
         return array, array
     if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). Received: shape={array.shape}")
+        raise ValueError(
+            f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). Received: shape={array.shape}"
+        )
     if color not in ("rgb", "bgr"):
         raise ValueError("A colour image array needs color='rgb' or color='bgr' (OpenCV arrays are BGR).")
     rgb = np.ascontiguousarray(array[..., :3] if color == "rgb" else array[..., 2::-1])

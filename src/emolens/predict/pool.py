@@ -52,7 +52,11 @@ class Detected:
 
 def _waiting_pixels(pending: Iterable[Future[Detected]]) -> int:
     """Pixels of the pictures in `pending` that are done, waiting to be handed on."""
-    return sum(future.result().pixels for future in pending if future.done() and not future.cancelled() and future.exception() is None)
+    return sum(
+        future.result().pixels
+        for future in pending
+        if future.done() and not future.cancelled() and future.exception() is None
+    )
 
 
 _opencv_lock = threading.Lock()
@@ -130,7 +134,9 @@ class DetectionPool:
                         yield self._detect(item, self.detector)
                         continue
                     pending.append(self._executor.submit(self._detect_on_pool, item))
-                    while pending and (len(pending) >= AHEAD_PER_WORKER * self.workers or _waiting_pixels(pending) >= AHEAD_PIXELS):
+                    while pending and (
+                        len(pending) >= AHEAD_PER_WORKER * self.workers or _waiting_pixels(pending) >= AHEAD_PIXELS
+                    ):
                         yield pending.popleft().result()
                 while pending:
                     yield pending.popleft().result()
@@ -156,7 +162,9 @@ class DetectionPool:
         began = time.perf_counter()
         found = detector.detect(picture.gray)
         detect_ms = (time.perf_counter() - began) * 1000
-        return Detected(picture, found, crop_faces(picture.gray, found.boxes, detector.framing, self.crop_size), detect_ms)
+        return Detected(
+            picture, found, crop_faces(picture.gray, found.boxes, detector.framing, self.crop_size), detect_ms
+        )
 
 
 __all__ = ["Detected", "DetectionPool", "default_workers"]

@@ -56,7 +56,9 @@ def _require_ray():
         import pyarrow  # noqa: F401
         import ray
     except ImportError as error:
-        raise EmolensError(f'--engine ray needs Ray Data, which is not installed ({error.name}): pip install "emolens[ray]"') from None
+        raise EmolensError(
+            f'--engine ray needs Ray Data, which is not installed ({error.name}): pip install "emolens[ray]"'
+        ) from None
     return ray
 
 
@@ -138,9 +140,13 @@ class _PredictActor:
 
         rows: list[dict[str, object]] = []
         pictures = 0
-        for kind, path, member, name, error in zip(batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"]):
+        for kind, path, member, name, error in zip(
+            batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"]
+        ):
             item = _from_record(str(kind), str(path), str(member), str(name), str(error))
-            results = self.recognizer.predict(item, every=self.settings.every, smooth=self.settings.smooth, errors="keep")
+            results = self.recognizer.predict(
+                item, every=self.settings.every, smooth=self.settings.smooth, errors="keep"
+            )
             rows.extend(row for result in results for row in result_rows(result))
             pictures += len(results)
         self.counter.add.remote(pictures)
@@ -230,10 +236,14 @@ def predict_to_parquet(
         finally:
             if started_here:
                 ray.shutdown()
-    return BatchSummary(listing.inputs, listing.skipped, sink.rows, sink.parts, sink.errors, time.perf_counter() - began, startup)
+    return BatchSummary(
+        listing.inputs, listing.skipped, sink.rows, sink.parts, sink.errors, time.perf_counter() - began, startup
+    )
 
 
-def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, class_names: list[str], workers: int | None):
+def _predict_into(
+    ray, out: Path, listing: _Listing, settings: BatchSettings, class_names: list[str], workers: int | None
+):
     """Runs the job: the listing read in blocks, predicted by a pool of actors that each load the model once,
     written by a PartSink; the driver only moves the progress bar. Returns the sink, with its counts."""
     from emolens.predict.ray_parts import ListingSource, PartSink
@@ -249,10 +259,17 @@ def _predict_into(ray, out: Path, listing: _Listing, settings: BatchSettings, cl
     # number is capped instead: one task at a time reads a row group in milliseconds, while an actor takes
     # seconds over a block, and without a cap Ray started a worker process for each of 17 reads at once.
     inputs_per_block = min(MAX_BLOCK_INPUTS, max(1, -(-listing.inputs // (BLOCKS_PER_ACTOR * actors))))
-    dataset = ray.data.read_datasource(ListingSource(listing.path, inputs_per_block), num_cpus=0, concurrency=1).map_batches(
-        _PredictActor, fn_constructor_args=(settings, class_names, counter), batch_size=INPUTS_PER_CALL,
-        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="numpy", udf_modifying_row_count=True,
-    )  # fmt: skip
+    dataset = ray.data.read_datasource(
+        ListingSource(listing.path, inputs_per_block), num_cpus=0, concurrency=1
+    ).map_batches(
+        _PredictActor,
+        fn_constructor_args=(settings, class_names, counter),
+        batch_size=INPUTS_PER_CALL,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+        batch_format="numpy",
+        udf_modifying_row_count=True,
+    )
     sink = PartSink(out, class_names)
     failure: list[BaseException] = []
 
@@ -280,10 +297,12 @@ def _start_ray(ray, address: str | None, workers: int | None) -> None:
     """Joins `address`, or starts a local Ray quietly (no dashboard, workers' logs kept out of the terminal)
     with a CPU for each of `workers`, more than the cores if asked (an actor without a CPU would never start)."""
     options = {
-        "include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
         # Each actor's libraries on one thread: they are the parallelism, and more threads only contend.
         "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}},
-    }  # fmt: skip
+    }
     if address is None:
         options["num_cpus"] = max(os.cpu_count() or 1, workers or 1)
     else:

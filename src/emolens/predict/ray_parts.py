@@ -31,17 +31,32 @@ PART_ROWS = 2000
 def part_schema(class_names: list[str]) -> pa.Schema:
     """The Parquet columns (see `emolens.predict.writers.result_rows`), nullable where a value may not apply."""
     columns = [
-        ("source", pa.string()), ("name", pa.string()), ("frame", pa.int64()), ("time", pa.float64()),
-        ("width", pa.int32()), ("height", pa.int32()), ("face", pa.int32()), ("track_id", pa.int64()),
-        ("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32()), ("score", pa.float64()),
-        ("emotion", pa.string()), ("confidence", pa.float64()), *((name, pa.float64()) for name in class_names),
+        ("source", pa.string()),
+        ("name", pa.string()),
+        ("frame", pa.int64()),
+        ("time", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("face", pa.int32()),
+        ("track_id", pa.int64()),
+        ("x", pa.int32()),
+        ("y", pa.int32()),
+        ("w", pa.int32()),
+        ("h", pa.int32()),
+        ("score", pa.float64()),
+        ("emotion", pa.string()),
+        ("confidence", pa.float64()),
+        *((name, pa.float64()) for name in class_names),
         ("error", pa.string()),
-    ]  # fmt: skip
+    ]
     return pa.schema(columns)
 
 
 def _source_hashes(sources: list[str]) -> np.ndarray:
-    return np.array([int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in sources], dtype=np.uint64)
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in sources],
+        dtype=np.uint64,
+    )
 
 
 class DoneSources:
@@ -61,7 +76,9 @@ class DoneSources:
                 if not pa.types.is_string(sources.type):
                     raise TypeError(f"its source column holds {sources.type}, not text")
             except (pa.ArrowException, OSError, KeyError, TypeError) as error:
-                raise EmolensError(f"{part} is not a part emolens wrote ({error}): move it out of {out}, or choose another --out.") from error
+                raise EmolensError(
+                    f"{part} is not a part emolens wrote ({error}): move it out of {out}, or choose another --out."
+                ) from error
             found.append(_source_hashes(sources.unique().to_pylist()))
         self.hashes = np.unique(np.concatenate(found))
 
@@ -96,11 +113,17 @@ class ListingSource(Datasource):
     def estimate_inmemory_data_size(self) -> None:
         return None
 
-    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None) -> list[ReadTask]:
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context=None
+    ) -> list[ReadTask]:
         return [
-            ReadTask(partial(_listing_blocks, self.path, index, self.inputs_per_block), BlockMetadata(rows, None, None), per_task_row_limit=per_task_row_limit)
+            ReadTask(
+                partial(_listing_blocks, self.path, index, self.inputs_per_block),
+                BlockMetadata(rows, None, None),
+                per_task_row_limit=per_task_row_limit,
+            )
             for index, rows in enumerate(self.row_groups)
-        ]  # fmt: skip
+        ]
 
 
 class PartSink(Datasink):

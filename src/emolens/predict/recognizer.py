@@ -1,11 +1,11 @@
 """The emotion of every face in any picture, video or camera stream: decode, detect, crop, classify, track.
 
-    from emolens import Recognizer
-    result = Recognizer().predict("photo.jpg")[0]
-    result.faces[0].emotion, result.faces[0].confidence, result.plot(), result.to_dict()
+from emolens import Recognizer
+result = Recognizer().predict("photo.jpg")[0]
+result.faces[0].emotion, result.faces[0].confidence, result.plot(), result.to_dict()
 
-    for result in Recognizer().predict("clip.mp4", stream=True):
-        print(result.frame, [(face.track_id, face.emotion) for face in result.faces])
+for result in Recognizer().predict("clip.mp4", stream=True):
+    print(result.frame, [(face.track_id, face.emotion) for face in result.faces])
 """
 
 from __future__ import annotations
@@ -72,7 +72,11 @@ class Recognizer:
         self.tta = check_tta(tta)  # before any model loads
         self.detector_config = DetectorConfig(detector) if isinstance(detector, str) else detector
         self.classifier = classifier or load_classifier(model)
-        self.pool = DetectionPool(self.detector_config, workers=default_workers() if workers is None else workers, crop_size=self.classifier.input_size)
+        self.pool = DetectionPool(
+            self.detector_config,
+            workers=default_workers() if workers is None else workers,
+            crop_size=self.classifier.input_size,
+        )
         self.detector = self.pool.detector
         self.batch_size = batch_size
         self.explainer = None
@@ -118,7 +122,9 @@ class Recognizer:
         results = self._results(iter_pending(source, color=color, every=every), smooth=smooth, errors=errors)
         return results if stream else list(results)
 
-    def _results(self, pictures: Iterable[Picture | PendingPicture], *, smooth: int, errors: Errors) -> Iterator[Result]:
+    def _results(
+        self, pictures: Iterable[Picture | PendingPicture], *, smooth: int, errors: Errors
+    ) -> Iterator[Result]:
         trackers: dict[str, FaceTracker] = {}
         batch: list[Detected] = []
         pixels = 0
@@ -130,7 +136,9 @@ class Recognizer:
                 batch, pixels = [], 0
         yield from self._classified(batch, trackers, smooth, errors)
 
-    def _classified(self, batch: list[Detected], trackers: dict[str, FaceTracker], smooth: int, errors: Errors) -> Iterator[Result]:
+    def _classified(
+        self, batch: list[Detected], trackers: dict[str, FaceTracker], smooth: int, errors: Errors
+    ) -> Iterator[Result]:
         size = self.classifier.input_size
         began = time.perf_counter()
         crops = [detected.crops for detected in batch if detected.crops is not None]
@@ -150,16 +158,25 @@ class Recognizer:
                 continue
             faces = [
                 Face.from_probabilities(
-                    box, p, names,
+                    box,
+                    p,
+                    names,
                     score=None if found.scores is None else round(float(found.scores[i]), 4),
-                    landmarks=None if found.landmarks is None else tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.landmarks[i]),
-                )  # fmt: skip
+                    landmarks=None
+                    if found.landmarks is None
+                    else tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.landmarks[i]),
+                )
                 for i, (box, p) in enumerate(zip(found.boxes, probabilities[start : start + len(found)]))
             ]
             if heatmaps is not None:
                 squares = crop_squares(found.boxes, self.detector.framing)
                 faces = [
-                    replace(face, explanation=Explanation(heatmaps[start + i], stacked[start + i], tuple(int(v) for v in squares[i])))
+                    replace(
+                        face,
+                        explanation=Explanation(
+                            heatmaps[start + i], stacked[start + i], tuple(int(v) for v in squares[i])
+                        ),
+                    )
                     for i, face in enumerate(faces)
                 ]
             start += len(found)
@@ -171,10 +188,18 @@ class Recognizer:
             if heatmaps is not None:
                 speed["explain"] = explain_ms_per_face * len(faces)
             yield Result(
-                picture.source, picture.gray.shape[1], picture.gray.shape[0], faces, class_names=names,
-                frame=picture.frame, time=picture.time, fps=picture.fps, speed={stage: round(ms, 2) for stage, ms in speed.items()},
-                name=picture.name, image=picture.image,
-            )  # fmt: skip
+                picture.source,
+                picture.gray.shape[1],
+                picture.gray.shape[0],
+                faces,
+                class_names=names,
+                frame=picture.frame,
+                time=picture.time,
+                fps=picture.fps,
+                speed={stage: round(ms, 2) for stage, ms in speed.items()},
+                name=picture.name,
+                image=picture.image,
+            )
 
 
 __all__ = ["Recognizer"]

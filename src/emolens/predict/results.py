@@ -95,9 +95,14 @@ class Face:
     def to_dict(self) -> dict[str, Any]:
         landmarks = None if self.landmarks is None else [list(point) for point in self.landmarks]
         return {
-            "box": list(self.box), "score": self.score, "landmarks": landmarks, "emotion": self.emotion,
-            "confidence": self.confidence, "probabilities": dict(self.probabilities), "track_id": self.track_id,
-        }  # fmt: skip
+            "box": list(self.box),
+            "score": self.score,
+            "landmarks": landmarks,
+            "emotion": self.emotion,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "track_id": self.track_id,
+        }
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,12 @@ class FaceTracker:
         boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
         xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
         scores = np.array([1.0 if face.score is None else face.score for face in faces], dtype=np.float64)
-        detections = self._sv.Detections(xyxy=xyxy, confidence=scores, class_id=np.zeros(len(faces), dtype=int), data={"index": np.arange(len(faces))})
+        detections = self._sv.Detections(
+            xyxy=xyxy,
+            confidence=scores,
+            class_id=np.zeros(len(faces), dtype=int),
+            data={"index": np.arange(len(faces))},
+        )
         # Called on empty frames too, so lost faces age; supervision then returns detections with no `index`
         # data at all (0.30.x), and a frame whose faces ByteTrack all dropped holds no tracks.
         tracked = self.tracker.update_with_detections(detections)
@@ -90,4 +95,12 @@ class FaceTracker:
         window = self.history[face.track_id]
         window.append([face.probabilities[name] for name in self.class_names])
         mean = np.mean(window, axis=0)
-        return Face.from_probabilities(face.box, mean, self.class_names, score=face.score, landmarks=face.landmarks, track_id=face.track_id, explanation=face.explanation)
+        return Face.from_probabilities(
+            face.box,
+            mean,
+            self.class_names,
+            score=face.score,
+            landmarks=face.landmarks,
+            track_id=face.track_id,
+            explanation=face.explanation,
+        )

@@ -68,17 +68,27 @@ class VideoTracks:
         for track in self.ordered():
             emotion, share = track.main_emotion()
             shares = track.shares()
-            rows.append({
-                "face": track.number, "first_seen": round(track.times[0], 3), "last_seen": round(track.times[-1], 3),
-                "frames": len(track.times), "emotion": emotion, "share": round(share, 4),
-                **{name: round(shares.get(name, 0.0), 4) for name in self.class_names},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "face": track.number,
+                    "first_seen": round(track.times[0], 3),
+                    "last_seen": round(track.times[-1], 3),
+                    "frames": len(track.times),
+                    "emotion": emotion,
+                    "share": round(share, 4),
+                    **{name: round(shares.get(name, 0.0), 4) for name in self.class_names},
+                }
+            )
         return rows
 
     def to_csv(self) -> str:
         """`rows` as CSV text, a header first."""
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["face", "first_seen", "last_seen", "frames", "emotion", "share", *self.class_names], lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer,
+            fieldnames=["face", "first_seen", "last_seen", "frames", "emotion", "share", *self.class_names],
+            lineterminator="\n",
+        )
         writer.writerow({name: spreadsheet_safe(name) for name in writer.fieldnames})
         writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in self.rows())
         return buffer.getvalue()
@@ -86,6 +96,10 @@ class VideoTracks:
     def for_timeline(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """track number -> (times, class indices, confidences), as `emolens.plots.plot_emotion_timeline` takes."""
         return {
-            track.number: (np.array(track.times), np.array([self.class_names.index(e) for e in track.emotions]), np.array(track.confidences))
+            track.number: (
+                np.array(track.times),
+                np.array([self.class_names.index(e) for e in track.emotions]),
+                np.array(track.confidences),
+            )
             for track in self.ordered()
         }

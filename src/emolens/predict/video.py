@@ -35,7 +35,9 @@ def open_video(source: str | os.PathLike | int) -> cv2.VideoCapture:
     if not capture.isOpened():
         capture.release()
         if isinstance(source, int):
-            raise EmolensError(f"no camera {source} could be opened: check that one is connected and not in use, or choose another camera number.")
+            raise EmolensError(
+                f"no camera {source} could be opened: check that one is connected and not in use, or choose another camera number."
+            )
         raise UndecodableImage("not a readable video")
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if width * height > MAX_PIXELS:
@@ -93,7 +95,17 @@ def video_frames(source: str | os.PathLike | int, name: str, every: int) -> Iter
                 gray = gray_from_rgb(rgb)
                 seconds = time.monotonic() - started if live else _frame_time(capture, index, fps)
                 decode_ms = (time.perf_counter() - began) * 1000
-                yield Picture(str(source), name, gray, rgb, decode_ms, frame=index, time=round(seconds, 3), fps=fps if live else fps / every, live=live)
+                yield Picture(
+                    str(source),
+                    name,
+                    gray,
+                    rgb,
+                    decode_ms,
+                    frame=index,
+                    time=round(seconds, 3),
+                    fps=fps if live else fps / every,
+                    live=live,
+                )
             index += 1
             began = time.perf_counter()
         if index == 0 and not live:  # a file that opened but holds no decodable frame: say so in its row

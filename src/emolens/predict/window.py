@@ -35,7 +35,9 @@ class LiveWindow:
         try:
             self.root = tkinter.Tk()
         except tkinter.TclError as error:
-            raise EmolensError(f"--show needs a display to open a window on ({error}); leave it out, or use --out DIR.") from error
+            raise EmolensError(
+                f"--show needs a display to open a window on ({error}); leave it out, or use --out DIR."
+            ) from error
         self.root.title(title)
         self.label = tkinter.Label(self.root)
         self.label.pack()
@@ -44,7 +46,10 @@ class LiveWindow:
         self.root.protocol("WM_DELETE_WINDOW", self._close_asked)
         for key in ("q", "<Escape>"):
             self.root.bind(key, lambda event: self._close_asked())
-        self.largest = (int(self.root.winfo_screenwidth() * _SCREEN_MARGIN), int(self.root.winfo_screenheight() * _SCREEN_MARGIN))
+        self.largest = (
+            int(self.root.winfo_screenwidth() * _SCREEN_MARGIN),
+            int(self.root.winfo_screenheight() * _SCREEN_MARGIN),
+        )
         self._photo = None
 
     def _close_asked(self) -> None:

@@ -60,9 +60,15 @@ def result_rows(result: Result) -> list[dict[str, object]]:
         return [picture]
     return [
         {
-            **picture, "face": number, "track_id": face.track_id, **dict(zip("xywh", face.box)), "score": face.score,
-            "emotion": face.emotion, "confidence": face.confidence, **face.probabilities,
-        }  # fmt: skip
+            **picture,
+            "face": number,
+            "track_id": face.track_id,
+            **dict(zip("xywh", face.box)),
+            "score": face.score,
+            "emotion": face.emotion,
+            "confidence": face.confidence,
+            **face.probabilities,
+        }
         for number, face in zip(result.face_numbers, result.faces)
     ]
 
@@ -139,7 +145,21 @@ class CsvFile(OutputFile):
     filename = "faces.csv"
 
     def columns(self) -> list[str]:
-        return ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence", *self.class_names]
+        return [
+            "source",
+            "frame",
+            "time",
+            "face",
+            "track_id",
+            "x",
+            "y",
+            "w",
+            "h",
+            "score",
+            "emotion",
+            "confidence",
+            *self.class_names,
+        ]
 
     def header(self) -> list[str]:
         return [_csv_line(self.columns())]
@@ -196,7 +216,9 @@ class VideoWriter:
         except (ValueError, av.error.FFmpegError) as error:
             self.container.close()
             self._atomic.__exit__(type(error), error, None)
-            raise EmolensError(f"this PyAV has no H.264 encoder ({error}): install PyAV's own wheel (pip install av).") from error
+            raise EmolensError(
+                f"this PyAV has no H.264 encoder ({error}): install PyAV's own wheel (pip install av)."
+            ) from error
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"crf": "23", "preset": "veryfast"}
         self.size: tuple[int, int] | None = None
@@ -242,10 +264,14 @@ class OutputFolder:
         formats = list(dict.fromkeys(formats))
         unknown = [name for name in formats if name not in _OUTPUT_FORMATS]
         if unknown:
-            raise EmolensError(f"formats has unknown format(s) {', '.join(map(repr, unknown))}; choose among {', '.join(output_formats())}.")
+            raise EmolensError(
+                f"formats has unknown format(s) {', '.join(map(repr, unknown))}; choose among {', '.join(output_formats())}."
+            )
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
-            raise EmolensError(f"--out {self.directory} is a file: --out takes a folder (made if missing) to write the annotated pictures and faces.csv into.")
+            raise EmolensError(
+                f"--out {self.directory} is a file: --out takes a folder (made if missing) to write the annotated pictures and faces.csv into."
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.class_names = class_names
         self.files = [_OUTPUT_FORMATS[name](self.directory, class_names) for name in formats]
@@ -266,7 +292,9 @@ class OutputFolder:
         written = {file.path.resolve() for file in self.files}
         for item in items:
             if isinstance(item, InputFile) and item.path.resolve() in written:
-                raise EmolensError(f"{item.path} is an input, and --out {self.directory} would write its {item.path.name} over it: choose another --out.")
+                raise EmolensError(
+                    f"{item.path} is an input, and --out {self.directory} would write its {item.path.name} over it: choose another --out."
+                )
         return items
 
     def _unique(self, name: str, suffix: str) -> Path:
@@ -319,7 +347,12 @@ class OutputFolder:
         video.close(error)
         if error is None:
             stem = video.path.name[: -len(".annotated.mp4")]
-            plot_emotion_timeline(self.tracks.for_timeline(), self.class_names, video.path.with_name(f"{stem}.timeline.png"), title=self.video_source)
+            plot_emotion_timeline(
+                self.tracks.for_timeline(),
+                self.class_names,
+                video.path.with_name(f"{stem}.timeline.png"),
+                title=self.video_source,
+            )
             write_text(video.path.with_name(f"{stem}.tracks.csv"), self.tracks.to_csv())
         self.tracks = VideoTracks(self.class_names)
         self._close_files()
@@ -333,4 +366,3 @@ class OutputFolder:
     def _close_files(self) -> None:
         for file in self.files:
             file.close()
-

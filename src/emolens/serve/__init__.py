@@ -58,20 +58,40 @@ def serve(
         raise EmolensError(f"request_timeout_s must be a positive number of seconds (received {request_timeout_s}).")
     # The address listened on is a name clients may use; a wildcard address is not one.
     names = [*allowed_hosts, *([] if _is_wildcard(host) else [host])]
-    settings: dict[str, Any] = {"model": model, "detector": detector or DetectorConfig(), "tta": tta, "max_upload_mb": max_upload_mb, "allowed_hosts": names}
+    settings: dict[str, Any] = {
+        "model": model,
+        "detector": detector or DetectorConfig(),
+        "tta": tta,
+        "max_upload_mb": max_upload_mb,
+        "allowed_hosts": names,
+    }
     _check_port_free(host, port)
     # Load once here first, so a bad model or detector is a one-line error before any worker starts.
     app = create_app(**settings)
     if _is_public(host):
         hint = "" if allowed_hosts else " They must name it by an address or name given with --allow-host."
-        logger.warning("Listening on %s: other machines can reach this server. Use --host 127.0.0.1 to keep it local.%s", host, hint)
+        logger.warning(
+            "Listening on %s: other machines can reach this server. Use --host 127.0.0.1 to keep it local.%s",
+            host,
+            hint,
+        )
     shown = f"[{host}]" if ":" in host else host
-    logger.info("emolens serves on http://%s:%d (the page at /, the API at /v1, its description at /openapi.json); Ctrl-C stops.", shown, port)
+    logger.info(
+        "emolens serves on http://%s:%d (the page at /, the API at /v1, its description at /openapi.json); Ctrl-C stops.",
+        shown,
+        port,
+    )
     import uvicorn
 
     protocol.request_timeout_s = request_timeout_s
     # uvicorn refuses a request once the open connections, its own included, reach limit_concurrency.
-    server_options = {"host": host, "port": port, "log_level": "info", "http": protocol.DeadlineH11Protocol, "limit_concurrency": max_connections + 1}
+    server_options = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "http": protocol.DeadlineH11Protocol,
+        "limit_concurrency": max_connections + 1,
+    }
     if workers == 1:
         uvicorn.run(app, **server_options)
         return
@@ -86,7 +106,9 @@ def _check_port_free(host: str, port: int) -> None:
         with socket.create_server((host, port), family=family):
             pass
     except OSError as error:
-        raise EmolensError(f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another port, or stop what uses it.") from error
+        raise EmolensError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}). Choose another port, or stop what uses it."
+        ) from error
 
 
 def _is_wildcard(host: str) -> bool:

@@ -52,7 +52,11 @@ DEFAULT_MAX_UPLOAD_MB = 10.0
 # What /docs offers to send to /v1/predict: a multipart file, or the image as the body.
 IMAGE_REQUEST_BODY = {
     "multipart/form-data": {
-        "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}},
+            "required": ["file"],
+        }
     },
     "image/*": {"schema": {"type": "string", "format": "binary"}},
 }
@@ -121,15 +125,25 @@ class LocalRequestGuard:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"] if key in (b"host", b"origin")}
+            headers = {
+                key.decode("latin-1"): value.decode("latin-1")
+                for key, value in scope["headers"]
+                if key in (b"host", b"origin")
+            }
             host = headers.get("host", "")
             name = _host_name(host).rstrip(".")
             origin = headers.get("origin")
             refusal = None
             if "*" not in self.allowed_hosts and name not in self.allowed_hosts:
-                refusal = _error(400, f"this server does not answer to the host name {name!r}; start it with --allow-host {name or 'NAME'} to allow it.")
+                refusal = _error(
+                    400,
+                    f"this server does not answer to the host name {name!r}; start it with --allow-host {name or 'NAME'} to allow it.",
+                )
             elif origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
-                refusal = _error(403, f"requests from pages of another origin ({origin}) are refused; send them from this server's own page or without an Origin header.")
+                refusal = _error(
+                    403,
+                    f"requests from pages of another origin ({origin}) are refused; send them from this server's own page or without an Origin header.",
+                )
             send = _with_nosniff(send)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -259,7 +273,9 @@ PREDICT_ROUTE: dict[str, Any] = {
     "description": "Send the image as a multipart file field or as the raw request body (any image format Pillow reads). "
     "Returns the same object as `emolens predict --json`.",
     "responses": {
-        400: {"description": "no image in the request"}, 413: {"description": "upload or image too large"}, 415: {"description": "not an image"},
+        400: {"description": "no image in the request"},
+        413: {"description": "upload or image too large"},
+        415: {"description": "not an image"},
         503: {"description": "busy with other uploads: send it again after Retry-After seconds"},
     },
     "openapi_extra": {"requestBody": {"required": True, "content": IMAGE_REQUEST_BODY}},
@@ -268,7 +284,9 @@ PREDICT_ROUTE: dict[str, Any] = {
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     # Every error this server gives, 404 and 405 included, reads {"error": "..."}.
-    return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None))
+    return JSONResponse(
+        {"error": str(error.detail)}, status_code=error.status_code, headers=getattr(error, "headers", None)
+    )
 
 
 def create_app(
@@ -300,9 +318,12 @@ def create_app(
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
     card = {key: value for key, value in recognizer.classifier.card.items() if key != "training_state"}
     app = FastAPI(
-        title="emolens", version=__version__, description="Facial emotion recognition: the faces in an image and what each shows.",
-        docs_url=None, redoc_url=None,
-    )  # fmt: skip
+        title="emolens",
+        version=__version__,
+        description="Facial emotion recognition: the faces in an image and what each shows.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(LocalRequestGuard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts))
     app.add_exception_handler(HTTPException, _http_error)
 
@@ -312,7 +333,12 @@ def create_app(
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "model": str(model), "uptime_s": round(time.time() - started, 1)}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "model": str(model),
+            "uptime_s": round(time.time() - started, 1),
+        }
 
     @app.get("/v1/model")
     def model_card() -> dict[str, Any]:

@@ -19,7 +19,12 @@ import numpy as np
 from emolens._io import write_json
 from emolens.data.cache import load_dataset
 from emolens.errors import EmolensError
-from emolens.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, negative_log_likelihood
+from emolens.models.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+)
 from emolens.models.card import write_card
 from emolens.models.classifier import Classifier, load_classifier, resolve_model_path
 from emolens.rundir import RunDir
@@ -57,7 +62,9 @@ class Calibration:
         return {"split": "val", "images": self.images, **measured}
 
 
-def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarray, votes: np.ndarray | None = None) -> Calibration:
+def fit_calibration(
+    classifier: Classifier, faces: np.ndarray, labels: np.ndarray, votes: np.ndarray | None = None
+) -> Calibration:
     """The temperature for `classifier` fitted on uint8 `faces` with class indices `labels` (in its class order),
     or on their vote shares (N, classes) where there are votes: confidence then estimates the share of people
     who would name that emotion. The ECE is against `labels` either way.
@@ -79,7 +86,9 @@ def fit_calibration(classifier: Classifier, faces: np.ndarray, labels: np.ndarra
     )
 
 
-def store_calibration(classifier: Classifier, calibration: Calibration, class_scale: Mapping[str, float] | None = None) -> None:
+def store_calibration(
+    classifier: Classifier, calibration: Calibration, class_scale: Mapping[str, float] | None = None
+) -> None:
     """Writes `calibration` into the card of the model file `classifier` was loaded from, and into the copy of
     the card that `emolens export` writes beside it (`<name>.json`), when there is one; with `class_scale`,
     that too ({} removes the card's)."""
@@ -139,15 +148,28 @@ def calibrate(
     dataset = load_dataset(data, cache=cache, labels=labels)
     unknown = sorted(set(dataset.class_names) - set(classifier.class_names))
     if unknown:
-        raise EmolensError(f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}.")
+        raise EmolensError(
+            f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}."
+        )
     # In the model's classes, which the data may not all have (a fine-tuned model keeps its own).
-    _, val, _ = prepare_splits(dataset.with_classes(tuple(classifier.class_names)), _training_config(path, classifier.card))
+    _, val, _ = prepare_splits(
+        dataset.with_classes(tuple(classifier.class_names)), _training_config(path, classifier.card)
+    )
     unknown_scaled = sorted(set(class_scale or {}) - set(classifier.class_names))
     if unknown_scaled:
-        raise EmolensError(f"class_scale names {', '.join(unknown_scaled)}, which the model lacks. The model knows: {', '.join(classifier.class_names)}.")
+        raise EmolensError(
+            f"class_scale names {', '.join(unknown_scaled)}, which the model lacks. The model knows: {', '.join(classifier.class_names)}."
+        )
     if any(not 0 < factor < float("inf") for factor in (class_scale or {}).values()):
-        raise EmolensError(f"class_scale factors must be positive numbers (received {class_scale}); 1 leaves a class as it is.")
+        raise EmolensError(
+            f"class_scale factors must be positive numbers (received {class_scale}); 1 leaves a class as it is."
+        )
     calibration = fit_calibration(classifier, val.images, val.labels, val.votes)
     store_calibration(classifier, calibration, class_scale)
-    logger.debug("Temperature %.3f fitted on %d validation images; written to %s", calibration.temperature, calibration.images, path)
+    logger.debug(
+        "Temperature %.3f fitted on %d validation images; written to %s",
+        calibration.temperature,
+        calibration.images,
+        path,
+    )
     return calibration

@@ -104,18 +104,27 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"Expected {name} >= 0 (0 turns it off). Received: {name}={getattr(self, name)}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"Expected precision to be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
+            raise ValueError(
+                f"Expected precision to be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}"
+            )
         if not IMAGE_SIZE // 2 <= self.crop <= IMAGE_SIZE:
-            raise ValueError(f"Expected crop between {IMAGE_SIZE // 2} and {IMAGE_SIZE} pixels. Received: crop={self.crop}")
+            raise ValueError(
+                f"Expected crop between {IMAGE_SIZE // 2} and {IMAGE_SIZE} pixels. Received: crop={self.crop}"
+            )
         choices_by_setting = (
-            ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-            ("class_weight", self.class_weight, CLASS_WEIGHTS), ("dedupe", self.dedupe, DEDUPE), ("target", self.target, TARGETS),
-        )  # fmt: skip
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("class_weight", self.class_weight, CLASS_WEIGHTS),
+            ("dedupe", self.dedupe, DEDUPE),
+            ("target", self.target, TARGETS),
+        )
         for name, value, choices in choices_by_setting:
             if value not in choices:
                 raise ValueError(f"Expected {name} to be one of {', '.join(choices)}. Received: {name}={value!r}")
         if not 0 <= self.source_label_weight <= 1:
-            raise ValueError(f"Expected source_label_weight in [0, 1]. Received: source_label_weight={self.source_label_weight}")
+            raise ValueError(
+                f"Expected source_label_weight in [0, 1]. Received: source_label_weight={self.source_label_weight}"
+            )
         if not 0 <= self.momentum < 1:
             raise ValueError(f"Expected momentum in [0, 1). Received: momentum={self.momentum}")
         if self.weight_decay < 0:
@@ -123,11 +132,17 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"Expected label_smoothing in [0, 1). Received: label_smoothing={self.label_smoothing}")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"Expected 0 <= warmup_epochs < epochs. Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}")
+            raise ValueError(
+                f"Expected 0 <= warmup_epochs < epochs. Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}"
+            )
         if self.start_from is None and (self.new_head or self.freeze_epochs):
-            raise ValueError("Expected start_from with new_head or freeze_epochs (they fine-tune a trained model). Received: start_from=None")
+            raise ValueError(
+                "Expected start_from with new_head or freeze_epochs (they fine-tune a trained model). Received: start_from=None"
+            )
         if not 0 <= self.freeze_epochs < self.epochs:
-            raise ValueError(f"Expected 0 <= freeze_epochs < epochs. Received: freeze_epochs={self.freeze_epochs}, epochs={self.epochs}")
+            raise ValueError(
+                f"Expected 0 <= freeze_epochs < epochs. Received: freeze_epochs={self.freeze_epochs}, epochs={self.epochs}"
+            )
         if self.epochs < 1:
             raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}")
         if self.batch_size < 1:

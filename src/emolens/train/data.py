@@ -32,10 +32,17 @@ def check_trainable_classes(dataset: Dataset) -> None:
         )
     empty = [name for name, count in zip(dataset.class_names, counts) if not count]
     if empty:
-        logger.warning("%s has no training images of %s: the model will never predict %s.", dataset.source, ", ".join(empty), "them" if len(empty) > 1 else "it")
+        logger.warning(
+            "%s has no training images of %s: the model will never predict %s.",
+            dataset.source,
+            ", ".join(empty),
+            "them" if len(empty) > 1 else "it",
+        )
 
 
-def prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
+def prepare_splits(
+    dataset: Dataset, config: TrainConfig, devices: int = 1
+) -> tuple[Split, Split, list[tuple[ImageRef, str]]]:
     """Train and validation splits as the config asks (each divisible by `devices`), and the images --dedupe
     left out (with reasons)."""
     removed: list[tuple[ImageRef, str]] = []
@@ -51,7 +58,9 @@ def prepare_splits(dataset: Dataset, config: TrainConfig, devices: int = 1) -> t
 def model_arrays(split: Split, num_classes: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Model input and the targets the config asks for: one-hot labels, or with a labels file the vote shares
     (or their majority), mixed with the source's own label by `source_label_weight`."""
-    targets = split.targets(num_classes) if config.target == "votes" else np.eye(num_classes, dtype=np.float32)[split.labels]
+    targets = (
+        split.targets(num_classes) if config.target == "votes" else np.eye(num_classes, dtype=np.float32)[split.labels]
+    )
     if config.source_label_weight and split.source_labels is not None:
         # Where the source's class is not one of the labels file's, its share stays with the votes.
         known = split.source_labels >= 0
@@ -67,5 +76,11 @@ def _divisible(split: Split, devices: int, name: str) -> Split:
     extra = len(split) % devices
     if not extra:
         return split
-    logger.info("Leaving out %d of %d %s images so that every batch splits evenly over %d devices", extra, len(split), name, devices)
+    logger.info(
+        "Leaving out %d of %d %s images so that every batch splits evenly over %d devices",
+        extra,
+        len(split),
+        name,
+        devices,
+    )
     return split.subset(np.arange(len(split) - extra))

@@ -30,7 +30,9 @@ def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
     path = keras_model_path(start_from)
     network, card = load_model(path, compile=False)
     if card.model is None or card.model == "ensemble":
-        raise EmolensError(f"{start_from}: cannot fine-tune {'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members.")
+        raise EmolensError(
+            f"{start_from}: cannot fine-tune {'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members."
+        )
     get_model_spec(card.model)  # an architecture this version of emolens can build
     return network, card
 
@@ -51,17 +53,30 @@ def start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> Dataset:
     if missing_in_data:
         logger.warning(
             "%s has no %s: the model keeps %s as it learned %s, and fine-tuning teaches it only the other classes.",
-            dataset.source, ", ".join(missing_in_data), "them" if len(missing_in_data) > 1 else "it", "them" if len(missing_in_data) > 1 else "it",
+            dataset.source,
+            ", ".join(missing_in_data),
+            "them" if len(missing_in_data) > 1 else "it",
+            "them" if len(missing_in_data) > 1 else "it",
         )
     return dataset.with_classes(tuple(card.class_names))
 
 
-def transfer_weights(classifier: keras.Model, source: keras.Model, source_classes: tuple[str, ...], class_names: tuple[str, ...], new_head: bool) -> None:
+def transfer_weights(
+    classifier: keras.Model,
+    source: keras.Model,
+    source_classes: tuple[str, ...],
+    class_names: tuple[str, ...],
+    new_head: bool,
+) -> None:
     """Copies `source`'s weights into `classifier` (the same architecture, built for `class_names`): every layer,
     and the output layer too unless `new_head`, its columns reordered to the data's class order."""
     pairs = [(mine, theirs) for mine, theirs in zip(classifier.layers, source.layers) if theirs.weights]
-    if len(classifier.layers) != len(source.layers) or any(type(a) is not type(b) for a, b in zip(classifier.layers, source.layers)):
-        raise EmolensError("the model to start from does not match its architecture as this version of emolens builds it.")
+    if len(classifier.layers) != len(source.layers) or any(
+        type(a) is not type(b) for a, b in zip(classifier.layers, source.layers)
+    ):
+        raise EmolensError(
+            "the model to start from does not match its architecture as this version of emolens builds it."
+        )
     *body, (head, source_head) = pairs
     for mine, theirs in body:
         mine.set_weights(theirs.get_weights())

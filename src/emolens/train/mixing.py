@@ -46,7 +46,11 @@ class MixedBatches(keras.utils.PyDataset):
             raise ValueError("MixedBatches needs mixup > 0 or cutmix > 0.")
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.mixup, self.cutmix, self.seed = mixup, cutmix, seed
-        weights = np.ones(labels.shape[1], np.float32) if class_weights is None else np.array([class_weights[i] for i in range(labels.shape[1])], np.float32)
+        weights = (
+            np.ones(labels.shape[1], np.float32)
+            if class_weights is None
+            else np.array([class_weights[i] for i in range(labels.shape[1])], np.float32)
+        )
         self.weights = labels @ weights  # per-image weight from its (one-hot) label
         self._start_epoch(epoch)
 

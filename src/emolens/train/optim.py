@@ -29,7 +29,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     elif config.schedule == "cosine":
         warmup = config.warmup_epochs * steps_per_epoch
         decay = (config.epochs - config.warmup_epochs) * steps_per_epoch
-        rate = keras.optimizers.schedules.CosineDecay(0.0 if warmup else rate, decay, warmup_target=rate if warmup else None, warmup_steps=warmup)
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else rate, decay, warmup_target=rate if warmup else None, warmup_steps=warmup
+        )
     weight_decay = config.weight_decay or None
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True, weight_decay=weight_decay)

@@ -139,6 +139,13 @@ def recipe_config(name: str, **overrides: Any) -> TrainConfig:
     # only if they fit; the ones the user set themselves are checked as given.
     for phase in ("warmup_epochs", "freeze_epochs"):
         if overrides.get(phase) is None and settings.get(phase, 0) >= settings["epochs"]:
-            logger.warning("The %s recipe's %s (%d) do not fit in %d epochs: using %d.", name, phase.replace("_", " "), settings[phase], settings["epochs"], settings["epochs"] - 1)
+            logger.warning(
+                "The %s recipe's %s (%d) do not fit in %d epochs: using %d.",
+                name,
+                phase.replace("_", " "),
+                settings[phase],
+                settings["epochs"],
+                settings["epochs"] - 1,
+            )
             settings[phase] = settings["epochs"] - 1
     return TrainConfig.from_dict(settings)

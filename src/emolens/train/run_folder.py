@@ -79,7 +79,10 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        row = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("accuracy", "loss", "val_accuracy", "val_loss") if k in logs}}
+        row = {
+            "epoch": epoch + 1,
+            **{k: float(logs[k]) for k in ("accuracy", "loss", "val_accuracy", "val_loss") if k in logs},
+        }
         row["learning_rate"] = self._learning_rate
         row["seconds"] = round(time.perf_counter() - self._epoch_start, 2)
         self.state["history"].append(row)
@@ -90,7 +93,9 @@ class RunRecorder(keras.callbacks.Callback):
             if self.float32_twin is not None:
                 self.float32_twin.set_weights(self.classifier.get_weights())
                 best = self.float32_twin
-            save_model(best, self.files.model, self.card.with_details(epoch=epoch + 1, val_accuracy=row["val_accuracy"]))
+            save_model(
+                best, self.files.model, self.card.with_details(epoch=epoch + 1, val_accuracy=row["val_accuracy"])
+            )
         # last.keras is written after model.keras: the state inside it is what resume trusts.
         save_model(self.model, self.files.checkpoint, self.card.with_details(training_state=self.state))
         write_text(self.files.history, history_csv(self.state["history"]))
@@ -111,7 +116,9 @@ def new_run_dir(model: str, out: str | os.PathLike | None) -> Path:
     if out is not None:
         run_dir = Path(out)
         if RunDir(run_dir).checkpoint.exists():
-            raise EmolensError(f"{run_dir} already holds a training run. Resume it with --resume {run_dir}, or choose another --out.")
+            raise EmolensError(
+                f"{run_dir} already holds a training run. Resume it with --resume {run_dir}, or choose another --out."
+            )
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / f"{model}-{stamp}"

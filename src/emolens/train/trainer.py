@@ -33,12 +33,20 @@ from emolens.models.saving import load_checkpoint, read_card
 from emolens.train.calibration import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, model_arrays, prepare_splits
-from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, load_start_model, set_body_trainable, start_classes, transfer_weights
+from emolens.train.finetune import (
+    HEAD_RATE_FACTOR,
+    body_is_trainable,
+    load_start_model,
+    set_body_trainable,
+    start_classes,
+    transfer_weights,
+)
 from emolens.train.optim import PlateauSchedule, class_weights, make_optimizer, resolve_precision
 from emolens.train.mixing import MixedBatches
 from emolens.train.run_folder import RunRecorder, new_run_dir, write_run_files
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -65,7 +73,9 @@ def data_parallel_devices(devices: int | str | None, config: TrainConfig) -> int
     """
     count = backend.resolve_devices(devices)
     if config.batch_size % count:
-        raise EmolensError(f"batch_size {config.batch_size} does not split evenly over {count} devices: use a multiple of {count}.")
+        raise EmolensError(
+            f"batch_size {config.batch_size} does not split evenly over {count} devices: use a multiple of {count}."
+        )
     return count
 
 
@@ -102,11 +112,28 @@ def _compile(trainer: keras.Model, config: TrainConfig, optimizer: keras.optimiz
 
 def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> None:
     env = backend.summary()
-    logger.info("Keras %s on %s; devices: %s; %d CPU threads", keras.__version__, env["backend"], ", ".join(env["devices"]), env["threads"])
+    logger.info(
+        "Keras %s on %s; devices: %s; %d CPU threads",
+        keras.__version__,
+        env["backend"],
+        ", ".join(env["devices"]),
+        env["threads"],
+    )
     test_size = len(dataset.splits["test"]) if "test" in dataset.splits else 0
-    logger.info("Data %s: %d train, %d validation, %d test images, %d classes", dataset.source, len(train), len(val), test_size, len(dataset.class_names))
+    logger.info(
+        "Data %s: %d train, %d validation, %d test images, %d classes",
+        dataset.source,
+        len(train),
+        len(val),
+        test_size,
+        len(dataset.class_names),
+    )
     if dataset.skipped:
-        logger.warning("Left out %d files, unreadable or not labelled (listed with why in %s)", len(dataset.skipped), RunDir(run_dir).skipped)
+        logger.warning(
+            "Left out %d files, unreadable or not labelled (listed with why in %s)",
+            len(dataset.skipped),
+            RunDir(run_dir).skipped,
+        )
     logger.info("Writing the run to %s", run_dir)
 
 
@@ -115,8 +142,13 @@ def _calibrate_best(run_dir: Path, val: Split) -> None:
     best = load_classifier(RunDir(run_dir).model)
     calibration = fit_calibration(best, val.images, val.labels, val.votes)
     store_calibration(best, calibration)
-    logger.info("Calibrated the best model on %d validation images: temperature %.2f, calibration error (ECE) %.3f -> %.3f",
-                calibration.images, calibration.temperature, calibration.ece_before, calibration.ece_after)  # fmt: skip
+    logger.info(
+        "Calibrated the best model on %d validation images: temperature %.2f, calibration error (ECE) %.3f -> %.3f",
+        calibration.images,
+        calibration.temperature,
+        calibration.ece_before,
+        calibration.ece_after,
+    )
 
 
 def _fit(
@@ -143,20 +175,37 @@ def _fit(
     weights = class_weights(train.labels, num_classes, config.class_weight)
     if config.mixup or config.cutmix:
         # Mixed labels need mixed class weights, so those travel inside the batches as sample weights.
-        batches = MixedBatches(x_train, y_train, batch_size=config.batch_size, mixup=config.mixup, cutmix=config.cutmix,
-                               class_weights=weights, seed=config.seed, epoch=state["epochs_done"])  # fmt: skip
+        batches = MixedBatches(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            mixup=config.mixup,
+            cutmix=config.cutmix,
+            class_weights=weights,
+            seed=config.seed,
+            epoch=state["epochs_done"],
+        )
         data = {"x": batches}
     else:
         data = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True, "class_weight": weights}
     steps = math.ceil(len(x_train) / config.batch_size)
-    phases = [(config.freeze_epochs, False), (config.epochs, True)] if state["epochs_done"] < config.freeze_epochs else [(config.epochs, True)]
+    phases = (
+        [(config.freeze_epochs, False), (config.epochs, True)]
+        if state["epochs_done"] < config.freeze_epochs
+        else [(config.epochs, True)]
+    )
     classifier = trainer.get_layer(config.model)
     for until, body_trains in phases:
         if config.freeze_epochs and body_is_trainable(classifier) != body_trains:
             # Changing what trains needs a new compile, and so a new optimizer: the head's own (a constant, larger
             # rate) while frozen, then the schedule planned for the epochs left. A resumed run reloads its phase.
             set_body_trainable(classifier, body_trains)
-            rest = replace(config, epochs=config.epochs - config.freeze_epochs, freeze_epochs=0, warmup_epochs=min(config.warmup_epochs, config.epochs - config.freeze_epochs - 1))
+            rest = replace(
+                config,
+                epochs=config.epochs - config.freeze_epochs,
+                freeze_epochs=0,
+                warmup_epochs=min(config.warmup_epochs, config.epochs - config.freeze_epochs - 1),
+            )
             head = keras.optimizers.Adam(HEAD_RATE_FACTOR * config.learning_rate) if not body_trains else None
             _compile(trainer, config, head or make_optimizer(rest, steps))
         trainer.fit(
@@ -208,7 +257,9 @@ def train(
         config = replace(config, model=start[1].model, crop=start[1].input_shape[0])
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     config = replace(
-        config, learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate, precision=resolve_precision(config)
+        config,
+        learning_rate=config.learning_rate or get_model_spec(config.model).learning_rate,
+        precision=resolve_precision(config),
     )
     count = data_parallel_devices(devices, config)
     if out is not None:
@@ -221,12 +272,30 @@ def train(
     run_dir = new_run_dir(config.model, out)
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(count):
-        trainer = build_trainer(config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(len(train_split) / config.batch_size))
+        trainer = build_trainer(
+            config,
+            num_classes=len(dataset.class_names),
+            steps_per_epoch=math.ceil(len(train_split) / config.batch_size),
+        )
     classifier = trainer.get_layer(config.model)
     if start is not None:
         transfer_weights(classifier, start[0], start[1].class_names, dataset.class_names, config.new_head)
-        logger.info("Fine-tuning %s from %s%s", config.model, config.start_from, " with a new output layer" if config.new_head else "")
-    card = write_run_files(RunDir(run_dir), config, dataset, data, (train_split, val_split), removed, count, tuple(classifier.input_shape[1:]))
+        logger.info(
+            "Fine-tuning %s from %s%s",
+            config.model,
+            config.start_from,
+            " with a new output layer" if config.new_head else "",
+        )
+    card = write_run_files(
+        RunDir(run_dir),
+        config,
+        dataset,
+        data,
+        (train_split, val_split),
+        removed,
+        count,
+        tuple(classifier.input_shape[1:]),
+    )
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     with backend.data_parallel(count):
         return _fit(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
@@ -240,7 +309,9 @@ def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], T
     config = TrainConfig.of_run(files, saved)
     checkpoint = files.checkpoint
     if not checkpoint.is_file():
-        raise EmolensError(f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume.")
+        raise EmolensError(
+            f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume."
+        )
     if epochs is not None and epochs != config.epochs and config.schedule == "cosine":
         # The compiled schedule decays to zero at the planned last epoch; more epochs would all train at rate 0.
         raise EmolensError(
@@ -251,10 +322,14 @@ def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], T
         config = replace(config, epochs=epochs)
     card = read_card(checkpoint)
     if card is None or "training_state" not in card.details:
-        raise EmolensError(f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume.")
+        raise EmolensError(
+            f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume."
+        )
     state, card = card.details["training_state"], card.with_details(training_state=None)
     if state["epochs_done"] >= config.epochs:
-        raise EmolensError(f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further.")
+        raise EmolensError(
+            f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further."
+        )
     return saved, config, card, state
 
 
@@ -295,7 +370,9 @@ def resume(
     # Runs begun before emolens recorded content digests can only compare the source's fingerprint.
     digest = saved["data"].get("content_digest")
     if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
-        raise EmolensError(f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data.")
+        raise EmolensError(
+            f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data."
+        )
     with backend.data_parallel(count):
         trainer, _ = load_checkpoint(RunDir(run_dir).checkpoint)
     # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).

@@ -16,6 +16,15 @@ from emolens.data.inspection.near import hamming_pairs, perceptual_hashes
 from emolens.data.inspection.writing import write_cleaned_copy, write_removed_list
 
 __all__ = [
-    "SPLIT_PRIORITY", "DuplicateGroup", "ImageRef", "Inspection", "clean_dataset", "cleaning_plan", "hamming_pairs",
-    "inspect_dataset", "perceptual_hashes", "write_cleaned_copy", "write_removed_list",
-]  # fmt: skip
+    "SPLIT_PRIORITY",
+    "DuplicateGroup",
+    "ImageRef",
+    "Inspection",
+    "clean_dataset",
+    "cleaning_plan",
+    "hamming_pairs",
+    "inspect_dataset",
+    "perceptual_hashes",
+    "write_cleaned_copy",
+    "write_removed_list",
+]

@@ -1,5 +1,4 @@
-"""The cleaning plan: which images a cleaned copy (`data inspect --fix`, `train --dedupe`) leaves out, and why.
-"""
+"""The cleaning plan: which images a cleaned copy (`data inspect --fix`, `train --dedupe`) leaves out, and why."""
 
 from __future__ import annotations
 

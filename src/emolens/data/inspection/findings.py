@@ -1,5 +1,4 @@
-"""What `emolens data inspect` finds: the findings, their verdict in words, and `inspect_dataset` that makes them.
-"""
+"""What `emolens data inspect` finds: the findings, their verdict in words, and `inspect_dataset` that makes them."""
 
 from __future__ import annotations
 
@@ -86,7 +85,11 @@ class Inspection:
 
     def imbalance(self) -> dict[str, float | None]:
         """Largest class over smallest class, per split; None for a split that lacks a class altogether."""
-        return {split: max(c.values()) / min(c.values()) if min(c.values()) else None for split, c in self.counts.items() if c}
+        return {
+            split: max(c.values()) / min(c.values()) if min(c.values()) else None
+            for split, c in self.counts.items()
+            if c
+        }
 
     def missing_classes(self) -> dict[str, list[str]]:
         """Classes with no image, per split that lacks any."""
@@ -147,21 +150,37 @@ class Inspection:
                 "Train on a cleaned copy (--fix OUT, or `emolens train --dedupe`), which leaves those copies out."
             )
         if train_val:
-            lines.append(f"{train_val} duplicate group(s) span train and val: validation accuracy is inflated; --fix leaves out the train copies.")
+            lines.append(
+                f"{train_val} duplicate group(s) span train and val: validation accuracy is inflated; --fix leaves out the train copies."
+            )
         if train_conflicts:
-            lines.append(f"{train_conflicts} duplicate group(s) in train carry different labels, which cannot all be right; --fix drops them.")
+            lines.append(
+                f"{train_conflicts} duplicate group(s) in train carry different labels, which cannot all be right; --fix drops them."
+            )
         if train_copies:
-            lines.append(f"{train_copies} duplicate group(s) in train weigh those images more than others; --fix keeps one of each.")
+            lines.append(
+                f"{train_copies} duplicate group(s) in train weigh those images more than others; --fix keeps one of each."
+            )
         if within_evaluation:
-            lines.append(f"{within_evaluation} duplicate group(s) lie within test or val; --fix leaves evaluation images as they are, so check them.")
+            lines.append(
+                f"{within_evaluation} duplicate group(s) lie within test or val; --fix leaves evaluation images as they are, so check them."
+            )
         if self.blank or self.near_constant:
-            lines.append(f"{len(self.blank) + len(self.near_constant)} blank or near-constant image(s) hold no face; --fix drops them.")
+            lines.append(
+                f"{len(self.blank) + len(self.near_constant)} blank or near-constant image(s) hold no face; --fix drops them."
+            )
         if self.skipped:
-            lines.append(f"{len(self.skipped)} file(s) or row(s) could not be used and are left out of training (reasons in the report).")
+            lines.append(
+                f"{len(self.skipped)} file(s) or row(s) could not be used and are left out of training (reasons in the report)."
+            )
         if self.converted:
-            lines.append(f"{len(self.converted)} image(s) were not 48x48 grayscale; emolens resizes them, so check they are face crops.")
+            lines.append(
+                f"{len(self.converted)} image(s) were not 48x48 grayscale; emolens resizes them, so check they are face crops."
+            )
         for split, names in self.missing_classes().items():
-            lines.append(f"{split} has no images of {', '.join(names)}: add some, or those classes cannot be learned or measured.")
+            lines.append(
+                f"{split} has no images of {', '.join(names)}: add some, or those classes cannot be learned or measured."
+            )
         train, ratio = self.counts.get("train"), self.imbalance().get("train")
         if train and ratio and ratio > 10:
             rare = min(train, key=train.get)
@@ -170,7 +189,10 @@ class Inspection:
                 "report macro-F1 and per-class recall, and consider --class-weight sqrt."
             )
         train_labels = self.labels.get("train") or {}
-        if train_labels.get("folder_agrees_with_majority") is not None and train_labels["folder_agrees_with_majority"] < 0.9:
+        if (
+            train_labels.get("folder_agrees_with_majority") is not None
+            and train_labels["folder_agrees_with_majority"] < 0.9
+        ):
             lines.append(
                 f"The folders' labels agree with the votes' majority on only {train_labels['folder_agrees_with_majority']:.0%} of "
                 "training faces: train on the votes (emolens train DATA --labels FILE) and evaluate against them."
@@ -187,7 +209,9 @@ class Inspection:
             "source": self.source,
             "class_names": list(self.class_names),
             "counts": self.counts,
-            "imbalance": {split: None if ratio is None else round(ratio, 2) for split, ratio in self.imbalance().items()},
+            "imbalance": {
+                split: None if ratio is None else round(ratio, 2) for split, ratio in self.imbalance().items()
+            },
             "missing_classes": self.missing_classes(),
             "summary": self.summary(),
             "verdict": self.verdict(),
@@ -227,9 +251,19 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
         for split in (dataset.splits[name],)
         for i, label in enumerate(split.labels)
     ]
-    images = np.concatenate([dataset.splits[name].images for name in splits]) if splits else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    images = (
+        np.concatenate([dataset.splits[name].images for name in splits])
+        if splits
+        else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    )
     formats = [fmt for name in splits for fmt in (dataset.splits[name].formats or ("",) * len(dataset.splits[name]))]
-    report = Inspection(dataset.source, dataset.class_names, dataset.counts(), skipped=list(dataset.skipped), labels=labels_summary(dataset))
+    report = Inspection(
+        dataset.source,
+        dataset.class_names,
+        dataset.counts(),
+        skipped=list(dataset.skipped),
+        labels=labels_summary(dataset),
+    )
     report.converted = [(ref, fmt) for ref, fmt in zip(refs, formats) if fmt and fmt != _FORMAT]
 
     flat = images.reshape(len(images), -1)

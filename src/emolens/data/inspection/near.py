@@ -41,10 +41,14 @@ def perceptual_hashes(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_threshold(threshold: int) -> None:
     if not 0 <= threshold <= MAX_NEAR_THRESHOLD:
-        raise EmolensError(f"the near-duplicate threshold must be between 0 and {MAX_NEAR_THRESHOLD} bits (received {threshold}).")
+        raise EmolensError(
+            f"the near-duplicate threshold must be between 0 and {MAX_NEAR_THRESHOLD} bits (received {threshold})."
+        )
 
 
-def hamming_pairs(hashes: np.ndarray, queries: np.ndarray, threshold: int, *, same: bool, chunk: int = 4096) -> np.ndarray:
+def hamming_pairs(
+    hashes: np.ndarray, queries: np.ndarray, threshold: int, *, same: bool, chunk: int = 4096
+) -> np.ndarray:
     """All (query, hash) index pairs whose 64-bit hashes differ in at most `threshold` bits, as an (M, 2) array.
 
     With same=True the queries are the hashes themselves and each pair is given once (i < j). Queries go in

@@ -1,5 +1,4 @@
-"""Writing the cleaned copy (PNG class folders, or the FER2013 CSV) and the list of what it left out.
-"""
+"""Writing the cleaned copy (PNG class folders, or the FER2013 CSV) and the list of what it left out."""
 
 from __future__ import annotations
 
@@ -80,11 +79,15 @@ def write_removed_list(path: str | os.PathLike, removed: list[tuple[ImageRef, st
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["split", "file", "label", "reason"])
-    writer.writerows([ref.split, spreadsheet_safe(ref.name), spreadsheet_safe(ref.label), reason] for ref, reason in removed)
+    writer.writerows(
+        [ref.split, spreadsheet_safe(ref.name), spreadsheet_safe(ref.label), reason] for ref, reason in removed
+    )
     write_text(path, buffer.getvalue())
 
 
-def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathLike) -> tuple[Path, list[tuple[ImageRef, str]]]:
+def write_cleaned_copy(
+    dataset: Dataset, report: Inspection, out: str | os.PathLike
+) -> tuple[Path, list[tuple[ImageRef, str]]]:
     """Writes the cleaned dataset into a new folder, with removed.csv listing what was left out and why.
 
     A folder or ZIP source becomes 48x48 PNGs in split/class/ folders; a FER2013 CSV becomes a CSV of the same
@@ -105,5 +108,10 @@ def write_cleaned_copy(dataset: Dataset, report: Inspection, out: str | os.PathL
         else:
             _write_png_tree(cleaned, building)
         write_removed_list(building / "removed.csv", removed)
-    logger.info("Wrote %s: %d images kept, %d left out (see removed.csv)", out, sum(len(s) for s in cleaned.splits.values()), len(removed))
+    logger.info(
+        "Wrote %s: %d images kept, %d left out (see removed.csv)",
+        out,
+        sum(len(s) for s in cleaned.splits.values()),
+        len(removed),
+    )
     return out, removed

@@ -103,9 +103,13 @@ class FaceDetector(ABC):
         centre_x, centre_y = finite[:, 0] + finite[:, 2] / 2, finite[:, 1] + finite[:, 3] / 2
         sane = (
             np.isfinite(boxes).all(axis=1)
-            & (0 <= centre_x) & (centre_x <= width) & (0 <= centre_y) & (centre_y <= height)
-            & (finite[:, 2] <= 2 * width) & (finite[:, 3] <= 2 * height)
-        )  # fmt: skip
+            & (0 <= centre_x)
+            & (centre_x <= width)
+            & (0 <= centre_y)
+            & (centre_y <= height)
+            & (finite[:, 2] <= 2 * width)
+            & (finite[:, 3] <= 2 * height)
+        )
         boxes = np.round(np.where(sane[:, None], boxes, 0) / scale).astype(np.int64)
         keep = sane & (boxes[:, 2] >= self.config.min_face) & (boxes[:, 3] >= self.config.min_face)
         order = np.lexsort((boxes[keep, 1], boxes[keep, 0]))
@@ -257,12 +261,24 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int 
     for i, (x0, y0, side) in enumerate(crop_squares(boxes, framing)):
         x1, y1 = x0 + side, y0 + side
         inside = gray[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
-        square = cv2.copyMakeBorder(inside, max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0), cv2.BORDER_REPLICATE)
+        square = cv2.copyMakeBorder(
+            inside, max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0), cv2.BORDER_REPLICATE
+        )
         crops[i] = resize_face(square, size)
     return crops
 
 
 __all__ = [
-    "DEFAULT_DETECTOR", "DEFAULT_MIN_FACE", "DetectorConfig", "DetectorSpec", "Detections", "FaceDetector", "Framing",
-    "crop_faces", "crop_squares", "detector_names", "list_detectors", "register_detector",
-]  # fmt: skip
+    "DEFAULT_DETECTOR",
+    "DEFAULT_MIN_FACE",
+    "DetectorConfig",
+    "DetectorSpec",
+    "Detections",
+    "FaceDetector",
+    "Framing",
+    "crop_faces",
+    "crop_squares",
+    "detector_names",
+    "list_detectors",
+    "register_detector",
+]

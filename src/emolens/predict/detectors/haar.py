@@ -13,7 +13,11 @@ from emolens.predict.detectors import DetectorConfig, FaceDetector, Framing, reg
 
 
 # Haar's box is FER2013's frame: median side 0.974 of it, centred within 0.3% (bench/framing.py).
-@register_detector("haar", framing=Framing(scale=1 / 0.974, dy=0.003), description="OpenCV's Haar frontal-face cascade (no scores or landmarks)")
+@register_detector(
+    "haar",
+    framing=Framing(scale=1 / 0.974, dy=0.003),
+    description="OpenCV's Haar frontal-face cascade (no scores or landmarks)",
+)
 class HaarDetector(FaceDetector):
     CASCADE = "haarcascade_frontalface_default.xml"
 

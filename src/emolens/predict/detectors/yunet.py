@@ -17,13 +17,17 @@ DEFAULT_SCORE_THRESHOLD = 0.7
 
 
 # YuNet's box is narrower than FER2013's frame and sits slightly high (bench/framing.py).
-@register_detector("yunet", framing=Framing(scale=1 / 1.005, dy=0.023), description="YuNet CNN (bundled): scores and five landmarks")
+@register_detector(
+    "yunet", framing=Framing(scale=1 / 1.005, dy=0.023), description="YuNet CNN (bundled): scores and five landmarks"
+)
 class YuNetDetector(FaceDetector):
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__(config)
         model_file = Path(config.model_file) if config.model_file is not None else BUNDLED_MODEL
         if not model_file.is_file():
-            raise EmolensError(f"no YuNet model at {model_file}: pass a face_detection_yunet .onnx file with --detector-model, or leave it out for the bundled one.")
+            raise EmolensError(
+                f"no YuNet model at {model_file}: pass a face_detection_yunet .onnx file with --detector-model, or leave it out for the bundled one."
+            )
         threshold = float(config.options.get("score_threshold", DEFAULT_SCORE_THRESHOLD))
         if not 0.0 < threshold < 1.0:
             raise EmolensError(f"YuNet's score threshold must be between 0 and 1, not {threshold}.")
