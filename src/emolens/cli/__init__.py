@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from rich.logging import RichHandler
 
 from emolens import __version__
-from emolens.cli import datasets, predicting, training
+from emolens.cli import datasets, evaluating, predicting, training
 from emolens.cli._common import _PrintableLogFilter, _shown, _start_backend, console
 from emolens.errors import EmolensError
 
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     parser.set_defaults(needs_backend=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    training.add_commands(commands)
+    training.add_train(commands)
+    evaluating.add_commands(commands)
+    training.add_catalogue_commands(commands)
     predicting.add_commands(commands)
     datasets.add_commands(commands)
     return parser

@@ -139,6 +139,17 @@ def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
+    from emolens.models.classifier import TTA_MODES
+
+    parser.add_argument(
+        "--tta",
+        default="none",
+        choices=TTA_MODES,
+        help="test-time augmentation: flip, or crops for models trained on crops (default none)",
+    )
+
+
 def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     # No argparse defaults: an unset flag leaves the recipe's (or AugmentConfig's) value in place.
     group = parser.add_argument_group("augmentation (training only)")

@@ -7,8 +7,6 @@ import json
 
 from rich.table import Table
 
-from emolens.constants import MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
-from emolens.errors import EmolensError
 from emolens.cli._common import (
     _add_augment_flags,
     _add_detector_flags,
@@ -20,6 +18,8 @@ from emolens.cli._common import (
     console,
     stdout,
 )
+from emolens.constants import MAX_NEAR_THRESHOLD, NEAR_CONSTANT_STD, NEAR_THRESHOLD
+from emolens.errors import EmolensError
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
@@ -186,6 +186,12 @@ def add_commands(commands) -> None:
     data = _command(commands, "data", help="dataset tools").add_subparsers(
         dest="data_command", required=True, metavar="COMMAND"
     )
+    for add in (_add_synth, _add_faces, _add_preview, _add_inspect):
+        add(data)
+
+
+def _add_synth(data) -> None:
+    """`emolens data synth`: a drawn dataset, for trying everything without downloads."""
     synth = _command(data, "synth", help="write a synthetic FER2013-style dataset of drawn faces")
     synth.add_argument("out", help="an empty or new folder")
     synth.add_argument(
@@ -194,6 +200,10 @@ def add_commands(commands) -> None:
     synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(handler=cmd_data_synth, needs_backend=False)
+
+
+def _add_faces(data) -> None:
+    """`emolens data faces`: the faces in a user's photos and videos, as a dataset to label."""
     faces = _command(
         data,
         "faces",
@@ -220,6 +230,10 @@ def add_commands(commands) -> None:
     faces.add_argument("--every", type=_positive_int, default=10, help="in videos, take every K-th frame (default 10)")
     _add_detector_flags(faces)
     faces.set_defaults(handler=cmd_data_faces, needs_backend=False)
+
+
+def _add_preview(data) -> None:
+    """`emolens data preview`: what augmentation does to training images."""
     preview = _command(data, "preview", help="a grid of training images after augmentation")
     preview.add_argument("data", help="a dataset source with a train split")
     preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")
@@ -228,6 +242,10 @@ def add_commands(commands) -> None:
     preview.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(preview)
     preview.set_defaults(handler=cmd_data_preview)
+
+
+def _add_inspect(data) -> None:
+    """`emolens data inspect`: a dataset's problems, before training on it."""
     inspect = _command(
         data,
         "inspect",

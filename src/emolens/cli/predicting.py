@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-from emolens.errors import EmolensError
 from emolens.cli._common import (
     _add_detector_flags,
+    _add_tta_flag,
     _command,
     _detector_config,
     _non_negative_int,
@@ -19,6 +18,7 @@ from emolens.cli._common import (
     console,
     stdout,
 )
+from emolens.errors import EmolensError
 
 
 def _face_summary(faces: list) -> str:
@@ -222,9 +222,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Adds predict and serve."""
-    from emolens.models.classifier import TTA_MODES
-    from emolens.serve import DEFAULT_MAX_CONNECTIONS
+    _add_predict(commands)
+    _add_serve(commands)
 
+
+def _add_predict(commands) -> None:
+    """`emolens predict`: what to read, how to find faces, then what to write and where to run."""
     predict = _command(
         commands,
         "predict",
@@ -248,6 +251,14 @@ def add_commands(commands) -> None:
         action="store_true",
         help="show each annotated picture or frame in a window as it is analysed (q or Esc, or closing it, stops)",
     )
+    _add_predict_output_flags(predict)
+    _add_tta_flag(predict)
+    _add_predict_engine_flags(predict)
+    predict.set_defaults(handler=cmd_predict, needs_backend=False)
+
+
+def _add_predict_output_flags(predict: argparse.ArgumentParser) -> None:
+    """What predict writes and where: files in --out, JSON lines, smoothed videos, explanations."""
     predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
     predict.add_argument(
         "--formats",
@@ -263,16 +274,14 @@ def add_commands(commands) -> None:
         help="in videos, average each tracked face's probabilities over its last N frames (default 0: off)",
     )
     predict.add_argument(
-        "--tta",
-        default="none",
-        choices=TTA_MODES,
-        help="test-time augmentation: flip, or crops for models trained on crops (default none)",
-    )
-    predict.add_argument(
         "--explain",
         action="store_true",
         help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)",
     )
+
+
+def _add_predict_engine_flags(predict: argparse.ArgumentParser) -> None:
+    """Where predict runs: this process's threads or Ray actors."""
     predict.add_argument(
         "--engine",
         default="local",
@@ -290,7 +299,11 @@ def add_commands(commands) -> None:
         metavar="N",
         help="threads decoding pictures and finding faces side by side; with --engine ray, Ray actors, one CPU each (default: every core; for ray, every CPU of the cluster)",
     )
-    predict.set_defaults(handler=cmd_predict, needs_backend=False)
+
+
+def _add_serve(commands) -> None:
+    """`emolens serve`: the model, the address, and the limits each worker keeps."""
+    from emolens.serve import DEFAULT_MAX_CONNECTIONS
 
     serve = _command(
         commands,
@@ -338,10 +351,5 @@ def add_commands(commands) -> None:
         help=f"connections each worker keeps open at once; more are answered 503 (default {DEFAULT_MAX_CONNECTIONS})",
     )
     _add_detector_flags(serve)
-    serve.add_argument(
-        "--tta",
-        default="none",
-        choices=TTA_MODES,
-        help="test-time augmentation: flip, or crops for models trained on crops (default none)",
-    )
+    _add_tta_flag(serve)
     serve.set_defaults(handler=cmd_serve, needs_backend=False)
