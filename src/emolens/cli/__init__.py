@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from rich.logging import RichHandler
 
 from emolens import __version__
-from emolens.cli import datasets, evaluating, predicting, training
+from emolens.cli import datasets, evaluating, predicting, serving, training
 from emolens.cli._common import _PrintableLogFilter, _shown, _start_backend, console
 from emolens.errors import EmolensError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluating.add_commands(commands)
     training.add_catalogue_commands(commands)
     predicting.add_commands(commands)
+    serving.add_commands(commands)
     datasets.add_commands(commands)
     return parser
 

@@ -1,9 +1,10 @@
-"""The prediction subcommands: predict (local or Ray) and serve."""
+"""The `emolens predict` subcommand, on the local engine or on Ray."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import cast
 
 from emolens.cli._common import (
     _add_detector_flags,
@@ -11,7 +12,6 @@ from emolens.cli._common import (
     _command,
     _detector_config,
     _non_negative_int,
-    _port,
     _positive_int,
     _shown,
     _start_backend,
@@ -70,10 +70,12 @@ class _VideoSummary:
             + (f"; most seen: {seen}" if seen else ""),
             soft_wrap=True,
         )
-        rows = sorted(self.tracks.rows(), key=lambda row: -row["frames"])
+        # rows() types its values as object; "frames" is the face's count of analysed frames.
+        rows = sorted(self.tracks.rows(), key=lambda row: -cast(int, row["frames"]))
         for row in rows[: self.SHOWN_FACES]:
             stdout.print(
-                f"  face {row['face']}: {row['emotion']} in {row['share']:.0%} of its {row['frames']} frames ({row['first_seen']:g}-{row['last_seen']:g} s)"
+                f"  face {row['face']}: {row['emotion']} in {row['share']:.0%} of its {row['frames']} frames "
+                f"({row['first_seen']:g}-{row['last_seen']:g} s)"
             )
         if len(rows) > self.SHOWN_FACES:
             stdout.print(f"  and {len(rows) - self.SHOWN_FACES} more faces (each in <name>.tracks.csv with --out DIR)")
@@ -186,7 +188,8 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
         raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
     if args.camera is not None or args.json or args.explain or args.formats != "csv":
         raise EmolensError(
-            "--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; --camera, --json, --explain and --formats are for the local engine."
+            "--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; "
+            "--camera, --json, --explain and --formats are for the local engine."
         )
     settings = BatchSettings(args.model, _detector_config(args), args.tta, args.every, args.smooth)
     summary = predict_to_parquet(args.sources, args.out, settings=settings, address=args.address, workers=args.workers)
@@ -202,28 +205,9 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from emolens.serve import serve
-
-    serve(
-        args.model,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        detector=_detector_config(args),
-        tta=args.tta,
-        max_upload_mb=args.max_upload_mb,
-        allowed_hosts=args.allow_host,
-        request_timeout_s=args.request_timeout,
-        max_connections=args.max_connections,
-    )
-    return 0
-
-
 def add_commands(commands) -> None:
-    """Adds predict and serve."""
+    """Adds predict."""
     _add_predict(commands)
-    _add_serve(commands)
 
 
 def _add_predict(commands) -> None:
@@ -276,7 +260,8 @@ def _add_predict_output_flags(predict: argparse.ArgumentParser) -> None:
     predict.add_argument(
         "--explain",
         action="store_true",
-        help="with --out: a Grad-CAM heat map per face in the annotated pictures, and <name>.faceK.explain.png per face (loads the Keras model)",
+        help="with --out: a Grad-CAM heat map per face in the annotated pictures, "
+        "and <name>.faceK.explain.png per face (loads the Keras model)",
     )
 
 
@@ -297,59 +282,6 @@ def _add_predict_engine_flags(predict: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive_int,
         metavar="N",
-        help="threads decoding pictures and finding faces side by side; with --engine ray, Ray actors, one CPU each (default: every core; for ray, every CPU of the cluster)",
+        help="threads decoding pictures and finding faces side by side; with --engine ray, Ray actors, one CPU each "
+        "(default: every core; for ray, every CPU of the cluster)",
     )
-
-
-def _add_serve(commands) -> None:
-    """`emolens serve`: the model, the address, and the limits each worker keeps."""
-    from emolens.serve import DEFAULT_MAX_CONNECTIONS
-
-    serve = _command(
-        commands,
-        "serve",
-        help="an HTTP API and a web page (photos and the webcam) on this machine",
-        description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and the OpenAPI description at /openapi.json.",
-    )
-    serve.add_argument(
-        "--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file"
-    )
-    serve.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every network)",
-    )
-    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    serve.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes, each with its own model (default 1)"
-    )
-    serve.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=10.0,
-        help="largest upload in megabytes; larger ones get 413 (default 10)",
-    )
-    serve.add_argument(
-        "--allow-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a host name or address clients may reach this server by (repeatable; * for any). Loopback names and the --host address always work",
-    )
-    serve.add_argument(
-        "--request-timeout",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="seconds a client has to send each whole request, upload included (default 30)",
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=DEFAULT_MAX_CONNECTIONS,
-        metavar="N",
-        help=f"connections each worker keeps open at once; more are answered 503 (default {DEFAULT_MAX_CONNECTIONS})",
-    )
-    _add_detector_flags(serve)
-    _add_tta_flag(serve)
-    serve.set_defaults(handler=cmd_serve, needs_backend=False)

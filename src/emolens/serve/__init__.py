@@ -8,10 +8,15 @@ import math
 import os
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from emolens.errors import EmolensError
 from emolens.predict.detectors import DetectorConfig
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
 
@@ -36,26 +41,22 @@ def serve(
     """Serves the API and page with uvicorn until interrupted; each worker process loads the model once.
 
     Binds to 127.0.0.1 (this machine only) unless `host` says otherwise. Requests must name a loopback name,
-    the address listened on, or one of `allowed_hosts` in their Host header (see emolens.serve.app), and
+    the address listened on, or one of `allowed_hosts` in their Host header (see emolens.serve.guards), and
     arrive whole within `request_timeout_s` (see emolens.serve.protocol). Each worker keeps at most
     `max_connections` connections open.
 
-    Example:
+    Examples:
         >>> serve("default", port=8000)   # doctest: +SKIP
     """
-    from emolens.serve import protocol
-    from emolens.serve.app import create_app, settings_to_environment
+    from emolens.serve.app import create_app
 
-    if workers < 1:
-        raise EmolensError(f"workers must be at least 1 (received {workers}).")
-    if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
-        raise EmolensError(f"max_upload_mb must be a positive number of megabytes (received {max_upload_mb}).")
-    if max_connections < 1:
-        raise EmolensError(f"max_connections must be at least 1 (received {max_connections}).")
-    if not 0 <= port <= 65535:
-        raise EmolensError(f"port must be between 0 and 65535 (received {port}).")
-    if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
-        raise EmolensError(f"request_timeout_s must be a positive number of seconds (received {request_timeout_s}).")
+    _check_numbers(
+        workers=workers,
+        max_upload_mb=max_upload_mb,
+        max_connections=max_connections,
+        port=port,
+        request_timeout_s=request_timeout_s,
+    )
     # The address listened on is a name clients may use; a wildcard address is not one.
     names = [*allowed_hosts, *([] if _is_wildcard(host) else [host])]
     settings: dict[str, Any] = {
@@ -68,6 +69,36 @@ def serve(
     _check_port_free(host, port)
     # Load once here first, so a bad model or detector is a one-line error before any worker starts.
     app = create_app(**settings)
+    _announce(host, port, allowed_hosts)
+    _run(
+        app,
+        settings,
+        host=host,
+        port=port,
+        workers=workers,
+        request_timeout_s=request_timeout_s,
+        max_connections=max_connections,
+    )
+
+
+def _check_numbers(
+    *, workers: int, max_upload_mb: float, max_connections: int, port: int, request_timeout_s: float
+) -> None:
+    """serve's counts, sizes and times, each refused in a one-line error that names it when out of range."""
+    if workers < 1:
+        raise EmolensError(f"workers must be at least 1 (received {workers}).")
+    if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise EmolensError(f"max_upload_mb must be a positive number of megabytes (received {max_upload_mb}).")
+    if max_connections < 1:
+        raise EmolensError(f"max_connections must be at least 1 (received {max_connections}).")
+    if not 0 <= port <= 65535:
+        raise EmolensError(f"port must be between 0 and 65535 (received {port}).")
+    if not (math.isfinite(request_timeout_s) and request_timeout_s > 0):
+        raise EmolensError(f"request_timeout_s must be a positive number of seconds (received {request_timeout_s}).")
+
+
+def _announce(host: str, port: int, allowed_hosts: Sequence[str]) -> None:
+    """Logs where the server listens, with a warning when other machines can reach it."""
     if _is_public(host):
         hint = "" if allowed_hosts else " They must name it by an address or name given with --allow-host."
         logger.warning(
@@ -81,11 +112,37 @@ def serve(
         shown,
         port,
     )
+
+
+class _ServerOptions(TypedDict):
+    """The uvicorn.run keywords one process and worker processes alike are started with."""
+
+    host: str
+    port: int
+    log_level: str
+    http: type[asyncio.Protocol]
+    limit_concurrency: int
+
+
+def _run(
+    app: FastAPI,
+    settings: dict[str, Any],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    request_timeout_s: float,
+    max_connections: int,
+) -> None:
+    """Serves `app` with uvicorn in this process or, with several workers, a copy made from `settings` in each."""
     import uvicorn
+
+    from emolens.serve import protocol
+    from emolens.serve.app import settings_to_environment
 
     protocol.request_timeout_s = request_timeout_s
     # uvicorn refuses a request once the open connections, its own included, reach limit_concurrency.
-    server_options = {
+    server_options: _ServerOptions = {
         "host": host,
         "port": port,
         "log_level": "info",
