@@ -9,17 +9,17 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from pathlib import Path
 import platform
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
 from emolens._native import native_stderr_silenced
-
 
 # TensorFlow 2.21 writes its C++ start-up notices (oneDNN, CPU features) to fd 2 while it is imported, and
 # TF_CPP_MIN_LOG_LEVEL no longer stops them; when that variable asks for quiet, the import is silenced.
@@ -46,12 +46,12 @@ def devices() -> list[str]:
         import tensorflow as tf
 
         found = [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices("GPU")]
-        return found + ["CPU"]
+        return [*found, "CPU"]
     if name == "torch":
         import torch
 
         found = [f"GPU:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
-        return found + ["CPU"]
+        return [*found, "CPU"]
     if name == "jax":
         import jax
 
@@ -120,7 +120,7 @@ def data_parallel(count: int) -> Iterator[None]:
         keras.distribution.set_distribution(previous)
 
 
-def gradient(function: Callable[[object], object], inputs: np.ndarray) -> np.ndarray:
+def gradient(function: Callable[[Any], Any], inputs: np.ndarray) -> np.ndarray:
     """d sum(function(inputs)) / d inputs, as NumPy: `function` maps a backend tensor to a tensor built with
     keras layers and keras.ops (Grad-CAM's class score). Each backend has its own autodiff."""
     name = backend_name()
@@ -172,8 +172,16 @@ def thread_count() -> int:
     return os.cpu_count() or 1
 
 
+class Environment(TypedDict):
+    """What `summary` reports: the Keras backend's name, its devices ("GPU:0 (...)", "CPU") and CPU threads."""
+
+    backend: str
+    devices: list[str]
+    threads: int
+
+
 @functools.cache
-def summary() -> dict[str, object]:
+def summary() -> Environment:
     """Backend, devices and threads: what the notebook's first cell printed. Fixed for a process, so asked once."""
     return {"backend": backend_name(), "devices": devices(), "threads": thread_count()}
 

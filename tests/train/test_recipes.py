@@ -13,8 +13,9 @@ from emolens.cli import main
 from emolens.errors import EmolensError
 from emolens.models.saving import load_model, read_card, save_model
 from emolens.train.config import TrainConfig
+from emolens.train.optim import PlateauSchedule, class_weights, make_optimizer
 from emolens.train.recipes import RECIPES, recipe_config, recipe_settings
-from emolens.train.trainer import PlateauSchedule, build_trainer, class_weights, make_optimizer
+from emolens.train.trainer import build_trainer
 
 
 def test_every_recipe_is_a_valid_config_of_a_registered_model():

@@ -61,14 +61,16 @@ def build_augmenter(config: AugmentConfig, *, seed: int = 0, crop_shift: float =
 
     transforms: list[layers.Layer] = []
     if config.flip or config.rotation or config.shift or config.zoom or crop_shift:
-        settings = {
-            "flip": config.flip,
-            "rotation": config.rotation,
-            "shift": config.shift,
-            "zoom": config.zoom,
-            "crop_shift": crop_shift,
-        }
-        transforms.append(RandomAffine(**settings, seed=seed, dtype="float32"))
+        affine = RandomAffine(
+            flip=config.flip,
+            rotation=config.rotation,
+            shift=config.shift,
+            zoom=config.zoom,
+            crop_shift=crop_shift,
+            seed=seed,
+            dtype="float32",
+        )
+        transforms.append(affine)
     if config.erasing:
         # A (p, p) factor is a fixed probability p (a single float would draw the probability itself from [0, p]).
         transforms.append(

@@ -47,9 +47,8 @@ def _save(path: Path, dataset: Dataset) -> None:
         "fingerprint": dataset.fingerprint,
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as file:
-            np.savez(file, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez(file, allow_pickle=False, **arrays)  # as `_load` reads it: plain arrays, no pickled objects
 
 
 def _load(path: Path) -> Dataset:
@@ -89,7 +88,7 @@ def load_dataset(
     Returns:
         A Dataset with splits among "train", "val" and "test".
 
-    Example:
+    Examples:
         >>> dataset = load_dataset("fer2013.zip")  # doctest: +SKIP
         >>> dataset.split("train").images.shape  # doctest: +SKIP
         (28709, 48, 48)

@@ -10,7 +10,7 @@ import numpy as np
 
 from emolens._progress import track
 from emolens.constants import FER2013_CSV_CLASSES, IMAGE_SIZE
-from emolens.data.dataset import Dataset, SkippedFile, SourceListing, split_arrays
+from emolens.data.dataset import Dataset, SkippedFile, SourceListing, Split, split_arrays
 from emolens.data.sources import SOURCE_HINT, register_source
 from emolens.errors import EmolensError
 
@@ -73,5 +73,7 @@ def decode_csv(listing: SourceListing, path: Path, bare_split: str) -> Dataset:
             labels.append(label)
     if not by_split:
         raise EmolensError(f"{path} has no usable rows. {SOURCE_HINT}")
-    splits = {s: split_arrays(by_split[s][1], by_split[s][0]) for s in ("train", "val", "test") if s in by_split}
+    splits: dict[str, Split] = {
+        s: split_arrays(by_split[s][1], by_split[s][0]) for s in ("train", "val", "test") if s in by_split
+    }
     return Dataset(str(path), FER2013_CSV_CLASSES, splits, tuple(skipped), listing.fingerprint())

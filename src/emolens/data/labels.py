@@ -56,7 +56,7 @@ LABELS_HINT = "A labels file is a CSV: path, then a label column, or one column 
 def canonical_class(name: str) -> str:
     """A class name as emolens spells it: lower case, common synonyms mapped.
 
-    Example:
+    Examples:
         >>> canonical_class("Happiness"), canonical_class("anger"), canonical_class("contempt")
         ('happy', 'angry', 'contempt')
     """
@@ -70,7 +70,7 @@ class LabelsFile:
 
     A file of one class per image is read as one vote for that class, so both kinds flow through one path.
 
-    Example:
+    Examples:
         >>> text = "path,neutral,happiness,unknown\\ntrain/a.jpg,2,8,0\\ntrain/b.jpg,1,0,9\\n"
         >>> labels = parse_labels(text, "votes.csv")
         >>> labels.class_names, labels.votes.astype(float).round(2).tolist(), labels.left_out
@@ -104,7 +104,7 @@ class LabelsFile:
 def _columns(header: list[str], source: str) -> tuple[str, list[str], list[str]]:
     """The key column, the class columns and the not-emotion columns of a header."""
     lowered = [h.strip().lower() for h in header]
-    key = next((h for h, low in zip(header, lowered) if low in KEY_COLUMNS), header[0] if header else "")
+    key = next((h for h, low in zip(header, lowered, strict=True) if low in KEY_COLUMNS), header[0] if header else "")
     rest = [h for h in header if h != key and h.strip().lower() not in IGNORED_COLUMNS]
     if not rest:
         raise EmolensError(f"{source} has no label or class columns. {LABELS_HINT}")
@@ -162,9 +162,9 @@ def _labels_file(
     return LabelsFile(
         source,
         class_names,
-        tuple(p for p, k in zip(paths, kept) if k),
+        tuple(p for p, k in zip(paths, kept, strict=True) if k),
         votes.astype(np.float32),
-        tuple(p for p, k in zip(paths, kept) if not k),
+        tuple(p for p, k in zip(paths, kept, strict=True) if not k),
         soft,
     )
 
@@ -172,7 +172,7 @@ def _labels_file(
 def read_labels(path: str | os.PathLike) -> LabelsFile:
     """Reads a labels file (at most 512 MB), or raises EmolensError saying what is wrong with it.
 
-    Example:
+    Examples:
         >>> votes = read_labels("fer2013-ferplus.csv")                   # doctest: +SKIP
         >>> votes.class_names, len(votes.paths), len(votes.left_out)     # doctest: +SKIP
         (('angry', 'contempt', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'), 31686, 453)
@@ -188,7 +188,7 @@ def read_labels(path: str | os.PathLike) -> LabelsFile:
 def clear_majority(votes: np.ndarray) -> np.ndarray:
     """Which rows of a vote distribution have one top class (FER+'s protocol leaves ties out of accuracy).
 
-    Example:
+    Examples:
         >>> clear_majority(np.array([[0.5, 0.5, 0.0], [0.6, 0.3, 0.1]])).tolist()
         [False, True]
     """
@@ -230,7 +230,7 @@ def apply_labels(dataset: Dataset, labels: LabelsFile) -> Dataset:
     """`dataset` labelled by `labels`: its class names become the file's, each image's label the votes' majority
     (ties go to the first class in order), and images the file does not cover or leaves out move to `skipped`.
 
-    Example:
+    Examples:
         >>> split = Split(np.zeros((2, 48, 48), np.uint8), np.array([0, 1]), ("train/happy/a.jpg", "train/sad/b.jpg"))
         >>> dataset = Dataset("faces", ("happy", "sad"), {"train": split})
         >>> labelled = apply_labels(dataset, parse_labels("path,happiness,sadness,neutral\\ntrain/happy/a.jpg,1,1,8\\n", "v.csv"))
@@ -261,8 +261,9 @@ def labels_summary(dataset: Dataset) -> dict[str, dict[str, object]]:
     """Per split, for a dataset labelled by a file: images labelled, left out by reason, ties, and how often the
     folders' own label is the votes' clear majority (FER2013's agree with FER+'s on about 63%). Empty without one.
 
-    Example:
-        >>> split = Split(np.zeros((2, 48, 48), np.uint8), np.array([0, 1]), ("a", "b"), (), np.array([[0.9, 0.1], [0.5, 0.5]]), np.array([1, 1]))
+    Examples:
+        >>> votes = np.array([[0.9, 0.1], [0.5, 0.5]])
+        >>> split = Split(np.zeros((2, 48, 48), np.uint8), np.array([0, 1]), ("a", "b"), (), votes, np.array([1, 1]))
         >>> labels_summary(Dataset("d", ("happy", "sad"), {"train": split}, labels_file="v.csv"))["train"]["folder_agrees_with_majority"]
         0.0
     """
@@ -271,8 +272,9 @@ def labels_summary(dataset: Dataset) -> dict[str, dict[str, object]]:
     summary: dict[str, dict[str, object]] = {}
     for name, split in dataset.splits.items():
         clear = clear_majority(split.votes) if split.votes is not None else np.ones(len(split), bool)
-        known = clear & (split.source_labels >= 0) if split.source_labels is not None else np.zeros(len(split), bool)
-        agree = float((split.source_labels[known] == split.labels[known]).mean()) if known.any() else None
+        source = split.source_labels
+        known = clear & (source >= 0) if source is not None else np.zeros(len(split), bool)
+        agree = float((source[known] == split.labels[known]).mean()) if source is not None and known.any() else None
         summary[name] = {
             "labelled": len(split),
             "left_out": dataset.labelling.get(name, {}),

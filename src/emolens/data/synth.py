@@ -105,8 +105,8 @@ class _Sketch:
     def stroke(self, width: float) -> int:
         return max(1, round(width * self.radius))
 
-    def line(self, points: list[tuple[float, float]], width: float, **options: object) -> None:
-        self.draw.line([self.px(x, y) for x, y in points], fill=self.ink, width=self.stroke(width), **options)
+    def line(self, points: list[tuple[float, float]], width: float, joint: str | None = None) -> None:
+        self.draw.line([self.px(x, y) for x, y in points], fill=self.ink, width=self.stroke(width), joint=joint)
 
 
 def _draw_eyes(sketch: _Sketch, expr: _Expression, rng: np.random.Generator) -> tuple[float, float]:
@@ -156,10 +156,10 @@ def _draw_mouth(sketch: _Sketch, expr: _Expression, rng: np.random.Generator) ->
     mid = mouth_y - expr.mouth_curve * u**2 - expr.mouth_sneer * np.maximum(sneer_side * u, 0) ** 2
     if expr.mouth_open > 0.02:
         gap = expr.mouth_open / 2 * np.sqrt(1 - u**2)
-        outline = [sketch.px(x * mouth_half, y) for x, y in zip(u, mid - gap)]
-        outline += [sketch.px(x * mouth_half, y) for x, y in zip(u[::-1], (mid + gap)[::-1])]
+        outline = [sketch.px(x * mouth_half, y) for x, y in zip(u, mid - gap, strict=True)]
+        outline += [sketch.px(x * mouth_half, y) for x, y in zip(u[::-1], (mid + gap)[::-1], strict=True)]
         sketch.draw.polygon(outline, fill=sketch.ink, outline=sketch.ink)
-    sketch.line([(x * mouth_half, y) for x, y in zip(u, mid)], 0.07, joint="curve")
+    sketch.line([(x * mouth_half, y) for x, y in zip(u, mid, strict=True)], 0.07, joint="curve")
 
 
 def _photograph(image: Image.Image, background: float, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -170,7 +170,7 @@ def _photograph(image: Image.Image, background: float, size: int, rng: np.random
     image = image.rotate(
         rng.uniform(-12, 12),
         resample=Image.Resampling.BILINEAR,
-        translate=(float(shift[0]), float(shift[1])),
+        translate=(float(shift[0]), float(shift[1])),  # type: ignore[arg-type]  # Pillow types it int, uses floats as is
         fillcolor=int(background),
     )
     pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)

@@ -19,8 +19,16 @@ def __getattr__(name: str) -> Any:
         from emolens.train import calibration
 
         return getattr(calibration, name)
-    if name in ("TrainResult", "resume", "train"):
-        from emolens.train import trainer
+    if name == "TrainResult":
+        from emolens.train.fitting import TrainResult
 
-        return getattr(trainer, name)
+        return TrainResult
+    if name == "train":
+        from emolens.train.trainer import train
+
+        return train
+    if name == "resume":
+        from emolens.train.resuming import resume
+
+        return resume
     raise AttributeError(f"module 'emolens.train' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 
 from emolens._io import write_json
 from emolens.data.cache import load_dataset
+from emolens.data.dataset import Split
 from emolens.errors import EmolensError
 from emolens.models.calibration import (
     apply_temperature,
@@ -43,7 +44,7 @@ class Calibration:
         nll_before, nll_after: their mean negative log-likelihood, raw and calibrated.
         ece_before, ece_after: their expected calibration error (15 bins), raw and calibrated.
 
-    Example:
+    Examples:
         >>> calibration = Calibration(temperature=1.3, images=2871, nll_before=1.10, nll_after=1.05, ece_before=0.08, ece_after=0.02)
         >>> calibration.to_card()["ece_after"]
         0.02
@@ -111,6 +112,37 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 
 
+def _validation_split(
+    classifier: Classifier, data: str | os.PathLike, *, cache: bool, labels: str | os.PathLike | None
+) -> Split:
+    """The validation images of `data` that `classifier` was trained beside, in its classes (which the data may
+    not all have: a fine-tuned model keeps its own); an error if the data has classes the model does not know."""
+    from emolens.train.data import prepare_splits  # imports Keras: only once a model is really calibrated
+
+    dataset = load_dataset(data, cache=cache, labels=labels)
+    unknown = sorted(set(dataset.class_names) - set(classifier.class_names))
+    if unknown:
+        raise EmolensError(
+            f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}."
+        )
+    training_config = _training_config(classifier.path, classifier.card)
+    _, val, _ = prepare_splits(dataset.with_classes(tuple(classifier.class_names)), training_config)
+    return val
+
+
+def _check_class_scale(class_scale: Mapping[str, float] | None, class_names: Sequence[str]) -> None:
+    """An error unless every class `class_scale` names is one of `class_names`, with a positive, finite factor."""
+    unknown_scaled = sorted(set(class_scale or {}) - set(class_names))
+    if unknown_scaled:
+        raise EmolensError(
+            f"class_scale names {', '.join(unknown_scaled)}, which the model lacks. The model knows: {', '.join(class_names)}."
+        )
+    if any(not 0 < factor < float("inf") for factor in (class_scale or {}).values()):
+        raise EmolensError(
+            f"class_scale factors must be positive numbers (received {class_scale}); 1 leaves a class as it is."
+        )
+
+
 def calibrate(
     model: str | os.PathLike,
     data: str | os.PathLike,
@@ -137,33 +169,14 @@ def calibrate(
     Returns:
         The Calibration written.
 
-    Example:
+    Examples:
         >>> calibrate("runs/mini_resnet-20261204", "fer2013.zip").temperature  # doctest: +SKIP
         1.32
     """
-    from emolens.train.data import prepare_splits  # imports Keras: only once a model is really calibrated
-
     path = resolve_model_path(model)
     classifier = load_classifier(path)
-    dataset = load_dataset(data, cache=cache, labels=labels)
-    unknown = sorted(set(dataset.class_names) - set(classifier.class_names))
-    if unknown:
-        raise EmolensError(
-            f"{data} has classes the model does not know: {', '.join(unknown)}. The model knows: {', '.join(classifier.class_names)}."
-        )
-    # In the model's classes, which the data may not all have (a fine-tuned model keeps its own).
-    _, val, _ = prepare_splits(
-        dataset.with_classes(tuple(classifier.class_names)), _training_config(path, classifier.card)
-    )
-    unknown_scaled = sorted(set(class_scale or {}) - set(classifier.class_names))
-    if unknown_scaled:
-        raise EmolensError(
-            f"class_scale names {', '.join(unknown_scaled)}, which the model lacks. The model knows: {', '.join(classifier.class_names)}."
-        )
-    if any(not 0 < factor < float("inf") for factor in (class_scale or {}).values()):
-        raise EmolensError(
-            f"class_scale factors must be positive numbers (received {class_scale}); 1 leaves a class as it is."
-        )
+    val = _validation_split(classifier, data, cache=cache, labels=labels)
+    _check_class_scale(class_scale, classifier.class_names)
     calibration = fit_calibration(classifier, val.images, val.labels, val.votes)
     store_calibration(classifier, calibration, class_scale)
     logger.debug(

@@ -67,7 +67,7 @@ class TrainConfig:
             (its folder's class, as FER2013's), the rest being `target`: 0.5 is half votes, half folder label. It
             keeps a model trained on votes from calling every subtle face neutral. Defaults to 0.
 
-    Example:
+    Examples:
         >>> config = TrainConfig(model="mini_resnet", epochs=20, crop=44)
         >>> config.to_dict()["crop"], TrainConfig.from_dict(config.to_dict()) == config
         (44, True)
@@ -196,7 +196,13 @@ def _check_settings(kind: type, values: object, what: str) -> None:
             raise ValueError(f"Expected {name} to be {known[name]}. Received: {name}={value!r}")
 
 
-_JSON_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "None": type(None)}
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "str": str,
+    "bool": bool,
+    "None": type(None),
+}
 
 
 def _has_type(value: object, annotation: str) -> bool:

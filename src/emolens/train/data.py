@@ -24,13 +24,13 @@ def check_trainable_classes(dataset: Dataset) -> None:
     and reports a perfect validation accuracy.
     """
     counts = np.bincount(dataset.split("train").labels, minlength=len(dataset.class_names))
-    present = [name for name, count in zip(dataset.class_names, counts) if count]
+    present = [name for name, count in zip(dataset.class_names, counts, strict=True) if count]
     if len(present) < 2:
         raise EmolensError(
             f"{dataset.source} has training images of {len(present)} class{'' if len(present) == 1 else 'es'} "
             f"({', '.join(present) or 'none'}): a classifier needs at least two. Add images of the other classes."
         )
-    empty = [name for name, count in zip(dataset.class_names, counts) if not count]
+    empty = [name for name, count in zip(dataset.class_names, counts, strict=True) if not count]
     if empty:
         logger.warning(
             "%s has no training images of %s: the model will never predict %s.",

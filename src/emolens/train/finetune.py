@@ -2,7 +2,7 @@
 
 The start model gives the run its architecture, input crop and weights; its classes must be the data's
 (matched by name, in any order; the data may lack some) unless a new output layer is asked for. With freeze_epochs, the body is frozen
-and the output layer trains alone first (see `emolens.train.trainer._fit`, which runs the two phases).
+and the output layer trains alone first (see `emolens.train.fitting.fit_run`, which runs the two phases).
 """
 
 from __future__ import annotations
@@ -29,12 +29,20 @@ def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
 
     path = keras_model_path(start_from)
     network, card = load_model(path, compile=False)
+    start_architecture(card, start_from)
+    return network, card
+
+
+def start_architecture(card: ModelCard, start_from: str) -> str:
+    """The architecture a run that starts from the model `card` describes trains: the model's own, if it names
+    one that this version of emolens can build; an error otherwise."""
     if card.model is None or card.model == "ensemble":
         raise EmolensError(
-            f"{start_from}: cannot fine-tune {'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members."
+            f"{start_from}: cannot fine-tune "
+            f"{'an ensemble' if card.model else 'a model whose card names no architecture'}; start from one of its members."
         )
     get_model_spec(card.model)  # an architecture this version of emolens can build
-    return network, card
+    return card.model
 
 
 def start_classes(dataset: Dataset, card: ModelCard, new_head: bool) -> Dataset:
@@ -70,13 +78,13 @@ def transfer_weights(
 ) -> None:
     """Copies `source`'s weights into `classifier` (the same architecture, built for `class_names`): every layer,
     and the output layer too unless `new_head`, its columns reordered to the data's class order."""
-    pairs = [(mine, theirs) for mine, theirs in zip(classifier.layers, source.layers) if theirs.weights]
     if len(classifier.layers) != len(source.layers) or any(
-        type(a) is not type(b) for a, b in zip(classifier.layers, source.layers)
+        type(a) is not type(b) for a, b in zip(classifier.layers, source.layers, strict=True)
     ):
         raise EmolensError(
             "the model to start from does not match its architecture as this version of emolens builds it."
         )
+    pairs = [(mine, theirs) for mine, theirs in zip(classifier.layers, source.layers, strict=True) if theirs.weights]
     *body, (head, source_head) = pairs
     for mine, theirs in body:
         mine.set_weights(theirs.get_weights())

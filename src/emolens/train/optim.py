@@ -16,6 +16,11 @@ from emolens.train.config import TrainConfig
 PLATEAU = {"monitor": "val_loss", "factor": 0.5, "patience": 5, "min_lr": 1e-6}
 
 
+def base_learning_rate(config: TrainConfig) -> float:
+    """The rate a run starts from: config.learning_rate, or the model's own where it is None."""
+    return config.learning_rate or get_model_spec(config.model).learning_rate
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer and learning-rate schedule `config` names.
 
@@ -23,7 +28,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     "cosine" warms up linearly over `warmup_epochs`, then decays to zero by the last epoch. "plateau" starts at
     the plain rate, which the PlateauSchedule callback lowers. Weight decay is decoupled (AdamW, or SGD's own).
     """
-    rate = config.learning_rate or get_model_spec(config.model).learning_rate
+    rate = base_learning_rate(config)
     if config.schedule == "inverse_time":
         rate = keras.optimizers.schedules.InverseTimeDecay(rate, decay_steps=1, decay_rate=1e-6)
     elif config.schedule == "cosine":

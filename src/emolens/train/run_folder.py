@@ -54,6 +54,8 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 def float32_twin(card: ModelCard) -> keras.Model:
     """The same architecture built under the float32 policy, to hold a mixed-precision model's weights."""
+    if card.model is None:
+        raise EmolensError("the model's card names no architecture, so it cannot be rebuilt in float32.")
     return build_model(card.model, input_shape=card.input_shape, num_classes=len(card.class_names))
 
 
@@ -108,7 +110,9 @@ def used_images_csv(splits: dict[str, Split]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["split", "name", "digest"])
     for split_name, split in splits.items():
-        writer.writerows((split_name, name, digest) for name, digest in zip(split.names, pixel_digests(split.images)))
+        writer.writerows(
+            (split_name, name, digest) for name, digest in zip(split.names, pixel_digests(split.images), strict=True)
+        )
     return buffer.getvalue()
 
 
