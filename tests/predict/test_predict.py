@@ -21,6 +21,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -134,7 +135,7 @@ def assert_boxes_in_squares(boxes, squares=SQUARES) -> None:
     """Exactly one box per square, left to right, each inside its square and centred on it within 15% of its side."""
     boxes = [tuple(int(v) for v in box) for box in boxes]
     assert len(boxes) == len(squares), f"expected {len(squares)} faces, found {boxes}"
-    for (x, y, w, h), (sx, sy, side) in zip(boxes, squares):
+    for (x, y, w, h), (sx, sy, side) in zip(boxes, squares, strict=True):
         assert w > 0 and h > 0
         assert sx <= x and sy <= y and x + w <= sx + side and y + h <= sy + side, (
             f"box {(x, y, w, h)} leaves square {(sx, sy, side)}"
@@ -196,7 +197,7 @@ def check_result(obj: dict, *, video: bool = False) -> None:
         box = face["box"]
         assert len(box) == 4 and all(_is(v, int) for v in box), box
         x, y, w, h = box
-        assert w > 0 and h > 0 and 0 <= x and x + w <= obj["width"] and 0 <= y and y + h <= obj["height"], box
+        assert w > 0 and h > 0 and x >= 0 and x + w <= obj["width"] and y >= 0 and y + h <= obj["height"], box
         assert face["emotion"] in CLASSES
         probabilities = face["probabilities"]
         assert sorted(probabilities) == sorted(CLASSES)
@@ -263,7 +264,7 @@ def _save_cmyk(rgb: np.ndarray, path: Path) -> Path:
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     with open(path, newline="") as file:
         rows = list(csv.reader(file))
-    return rows[0], [dict(zip(rows[0], row)) for row in rows[1:]]
+    return rows[0], [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
 # --- face detection ------------------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def test_yunet_gives_scores_and_five_landmarks_inside_each_face():
     found = detect("yunet", gray_canvas())
     assert found.scores.shape == (3,) and ((found.scores >= 0.7) & (found.scores <= 1)).all()
     assert found.landmarks.shape == (3, 5, 2)
-    for (x, y, w, h), points in zip(found.boxes, found.landmarks):
+    for (x, y, w, h), points in zip(found.boxes, found.landmarks, strict=True):
         assert ((points[:, 0] >= x) & (points[:, 0] <= x + w) & (points[:, 1] >= y) & (points[:, 1] <= y + h)).all()
         assert points[0, 1] < points[2, 1] < points[3, 1], "eyes above the nose above the mouth"
 
@@ -520,7 +521,7 @@ def test_unreadable_inputs_raise_or_are_kept(recognizer, tmp_path):
 
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"not a picture")
-    with pytest.raises(UndecodableImage, match="notes.png"):
+    with pytest.raises(UndecodableImage, match=r"notes\.png"):
         recognizer.predict(bad)
     kept = recognizer.predict([bad, ASTRONAUT, tmp_path / "missing.jpg"], errors="keep")
     assert [(r.error is None, len(r.faces)) for r in kept] == [(False, 0), (True, 1), (False, 0)]
@@ -646,7 +647,7 @@ def test_a_cut_to_another_shot_starts_new_tracks(recognizer, tmp_path):
     before, after = {i for frame in ids[:8] for i in frame}, {i for frame in ids[8:] for i in frame}
     assert len(before) == 2 and len(after) == 2 and not before & after, ids
     thumbnails = [shot_thumbnail(result.image[..., 0]) for result in results]
-    changes = [is_shot_change(a, b) for a, b in zip(thumbnails, thumbnails[1:])]
+    changes = [is_shot_change(a, b) for a, b in pairwise(thumbnails)]
     assert changes == [False] * 7 + [True] + [False] * 7
 
 
@@ -895,7 +896,7 @@ def test_predict_out_writes_annotated_pictures_and_faces_csv(onnx_model, photos,
     expected = [
         (str(line["source"]), number, face) for line in lines for number, face in enumerate(line["faces"], start=1)
     ]
-    for row, (source, number, face) in zip(rows, expected):
+    for row, (source, number, face) in zip(rows, expected, strict=True):
         assert (
             row["source"] == source
             and row["frame"] == ""
@@ -941,19 +942,19 @@ def test_predict_formats_write_predictions_jsonl_beside_the_csv(onnx_model, phot
 
 def test_a_registered_output_format_is_written_into_the_folder(tmp_path, monkeypatch):
     """ARCHITECTURE.md's promise: a new output format is one OutputFile subclass plus one registration."""
-    from emolens.predict import writers
+    from emolens.predict import formats, writers
     from emolens.predict.results import Result
 
-    monkeypatch.setattr(writers, "_OUTPUT_FORMATS", dict(writers._OUTPUT_FORMATS))
+    monkeypatch.setattr(formats, "_OUTPUT_FORMATS", dict(formats._OUTPUT_FORMATS))
 
-    @writers.register_output_format("names")
-    class NamesFile(writers.OutputFile):
+    @formats.register_output_format("names")
+    class NamesFile(formats.OutputFile):
         filename = "names.txt"
 
         def add(self, result):
             self.lines.append(result.name)
 
-    assert writers.output_formats() == ["csv", "jsonl", "names"]
+    assert formats.output_formats() == ["csv", "jsonl", "names"]
     folder = writers.OutputFolder(tmp_path, list(CLASSES), formats=["names"])
     for name in ("a.png", "b.png"):
         folder.write(

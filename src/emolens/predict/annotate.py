@@ -23,7 +23,7 @@ _PANEL_TEXT = (235, 235, 235)
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
     value = hex_color.lstrip("#")
-    return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
@@ -48,23 +48,17 @@ def _place_labels(
     height, width = size
     boxes = [(x, y, x + w, y + h) for x, y, w, h in (face.box for face in faces)]
     placed: list[tuple[int, int, int, int]] = []
-    for index, (face, text) in enumerate(zip(faces, texts)):
+    for index, (box, text) in enumerate(zip(boxes, texts, strict=True)):
         (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
         label_w, label_h = text_w + 6, text_h + baseline + 6
-        x0, y0, x1, y1 = boxes[index]
+        x0, y0, _, y1 = box
         left = min(max(x0, 0), max(width - label_w, 0))
-        candidates = [(left, y0 - label_h), (left, y1), (left, y0)]  # above, below, inside the top edge
-        best, best_cost = None, None
-        for cx, cy in candidates:
-            cy = min(max(cy, 0), max(height - label_h, 0))
-            rect = (cx, cy, cx + label_w, cy + label_h)
-            others = [box for j, box in enumerate(boxes) if j != index] + placed
-            cost = sum(_overlap(rect, other) for other in others)
-            if best_cost is None or cost < best_cost:
-                best, best_cost = rect, cost
-            if cost == 0:
-                break
-        placed.append(best)
+        # above the box, below it, inside its top edge
+        tops = [min(max(top, 0), max(height - label_h, 0)) for top in (y0 - label_h, y1, y0)]
+        rects = [(left, top, left + label_w, top + label_h) for top in tops]
+        others = [box for j, box in enumerate(boxes) if j != index] + placed
+        costs = [sum(_overlap(rect, other) for other in others) for rect in rects]
+        placed.append(rects[costs.index(min(costs))])  # the first of the cheapest
     return placed
 
 
@@ -76,7 +70,8 @@ def _labels(faces: Sequence[Face], numbers: Sequence[int | None] | None, gap: st
     """ "happy 0.84" per face, after its number where it has one ("2 happy 0.84")."""
     numbers = numbers if numbers is not None else [None] * len(faces)
     return [
-        f"{'' if n is None else f'{n}{gap}'}{face.emotion} {face.confidence:.2f}" for n, face in zip(numbers, faces)
+        f"{'' if n is None else f'{n}{gap}'}{face.emotion} {face.confidence:.2f}"
+        for n, face in zip(numbers, faces, strict=True)
     ]
 
 
@@ -93,56 +88,79 @@ def _panel(
         )
         return panel
     colors = [_rgb(emotion_color(name, index)) for index, name in enumerate(class_names)]
-    label_w, bar_w = round(width * 0.40), round(width * 0.52)
-    full_row = 18 * width / 190
     headings = _labels(faces, numbers, "  ")
-
-    def text(words: str, x: float, y: float, row: float, bigger: float = 1.0) -> None:
-        cv2.putText(
-            panel,
-            words,
-            (round(x), round(y + row * 0.8)),
-            _FONT,
-            max(0.25, row / 18 * 0.42) * bigger,
-            _PANEL_TEXT,
-            1,
-            cv2.LINE_AA,
-        )
-
+    full_row = 18 * width / 190
     row = min(full_row, (height - 8) / (len(faces) * (len(class_names) + 1.5)))
-    top = 4.0
     if row >= _MIN_ROW:
-        for heading, face in zip(headings, faces):
-            text(heading, 6, top, row, 1.1)
-            top += row * 1.2
-            for name, color in zip(class_names, colors):
-                text(name[:8], 6, top, row)
-                length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
-                cv2.rectangle(
-                    panel,
-                    (label_w, round(top + row * 0.2)),
-                    (label_w + length, round(top + row * 0.85)),
-                    color,
-                    cv2.FILLED,
-                )
-                top += row
-            top += row * 0.3
-        return panel
+        _draw_bars_per_face(panel, headings, faces, class_names, colors, row)
+    else:
+        _draw_stacked_bars(panel, headings, faces, class_names, colors, full_row)
+    return panel
+
+
+def _panel_text(panel: np.ndarray, words: str, x: float, y: float, row: float, bigger: float = 1.0) -> None:
+    """`words` in the panel in a row of height `row` whose top is at `y`, the font sized to the row."""
+    cv2.putText(
+        panel,
+        words,
+        (round(x), round(y + row * 0.8)),
+        _FONT,
+        max(0.25, row / 18 * 0.42) * bigger,
+        _PANEL_TEXT,
+        1,
+        cv2.LINE_AA,
+    )
+
+
+def _draw_bars_per_face(
+    panel: np.ndarray,
+    headings: Sequence[str],
+    faces: Sequence[Face],
+    class_names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]],
+    row: float,
+) -> None:
+    """Per face, its heading, then one row per emotion: its name and a bar as long as its probability."""
+    width = panel.shape[1]
+    label_w, bar_w = round(width * 0.40), round(width * 0.52)
+    top = 4.0
+    for heading, face in zip(headings, faces, strict=True):
+        _panel_text(panel, heading, 6, top, row, 1.1)
+        top += row * 1.2
+        for name, color in zip(class_names, colors, strict=True):
+            _panel_text(panel, name[:8], 6, top, row)
+            length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
+            cv2.rectangle(
+                panel,
+                (label_w, round(top + row * 0.2)),
+                (label_w + length, round(top + row * 0.85)),
+                color,
+                cv2.FILLED,
+            )
+            top += row
+        top += row * 0.3
+
+
+def _draw_stacked_bars(
+    panel: np.ndarray,
+    headings: Sequence[str],
+    faces: Sequence[Face],
+    class_names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]],
+    full_row: float,
+) -> None:
+    """A colour key, then per face its heading over one bar split by emotion: as many faces as fit, then
+    "+N more"."""
+    height, width = panel.shape[:2]
     row = max(_MIN_ROW, min(full_row, (height - 8) / (len(class_names) + 1 + 2 * len(faces))))
-    for name, color in zip(class_names, colors):  # the colour key
-        cv2.rectangle(
-            panel, (6, round(top + row * 0.2)), (6 + round(row * 0.6), round(top + row * 0.8)), color, cv2.FILLED
-        )
-        text(name, 10 + row * 0.6, top, row)
-        top += row
-    top += row
+    top = _draw_colour_key(panel, class_names, colors, 4.0, row) + row
     shown = min(len(faces), int((height - top) // (2 * row)))
     if shown < len(faces):  # keep a row for "+N more"
         shown = max(0, int((height - top - row) // (2 * row)))
-    for heading, face in zip(headings[:shown], faces[:shown]):
-        text(heading, 6, top, row)
+    for heading, face in zip(headings[:shown], faces[:shown], strict=True):
+        _panel_text(panel, heading, 6, top, row)
         left = 6.0
-        for name, color in zip(class_names, colors):
+        for name, color in zip(class_names, colors, strict=True):
             share = (width - 12) * face.probabilities.get(name, 0.0)
             cv2.rectangle(
                 panel,
@@ -154,8 +172,20 @@ def _panel(
             left += share
         top += 2 * row
     if shown < len(faces):
-        text(f"+{len(faces) - shown} more", 6, top, row)
-    return panel
+        _panel_text(panel, f"+{len(faces) - shown} more", 6, top, row)
+
+
+def _draw_colour_key(
+    panel: np.ndarray, class_names: Sequence[str], colors: Sequence[tuple[int, int, int]], top: float, row: float
+) -> float:
+    """One row per emotion from `top` down: a square of its colour and its name. Returns the top of the next row."""
+    for name, color in zip(class_names, colors, strict=True):
+        cv2.rectangle(
+            panel, (6, round(top + row * 0.2)), (6 + round(row * 0.6), round(top + row * 0.8)), color, cv2.FILLED
+        )
+        _panel_text(panel, name, 10 + row * 0.6, top, row)
+        top += row
+    return top
 
 
 def label_layout(
@@ -216,11 +246,11 @@ def annotate(
         _rgb(emotion_color(face.emotion, list(class_names).index(face.emotion) if face.emotion in class_names else 0))
         for face in faces
     ]
-    for face, color in zip(faces, colors):
+    for face, color in zip(faces, colors, strict=True):
         x, y, w, h = face.box
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(1, round(2 * _scale(height, width))), cv2.LINE_AA)
     texts, rectangles, text_scale, thickness = label_layout(canvas.shape, faces, numbers)
-    for text, (x0, y0, x1, y1), color in zip(texts, rectangles, colors):
+    for text, (x0, y0, x1, y1), color in zip(texts, rectangles, colors, strict=True):
         cv2.rectangle(canvas, (x0, y0), (x1, y1), color, cv2.FILLED)
         (_, text_h), _ = cv2.getTextSize(text, _FONT, text_scale, thickness)
         cv2.putText(canvas, text, (x0 + 3, y0 + 3 + text_h), _FONT, text_scale, (255, 255, 255), thickness, cv2.LINE_AA)

@@ -25,7 +25,7 @@ from emolens._io import spreadsheet_safe, write_bytes, write_text
 from emolens.constants import IMAGE_SIZE
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
-from emolens.predict.detectors import DetectorConfig, Detections, crop_faces
+from emolens.predict.detectors import DEFAULT_DETECTOR_CONFIG, Detections, DetectorConfig, crop_faces
 from emolens.predict.inputs import Source, iter_pictures
 from emolens.predict.picture import Picture
 
@@ -39,7 +39,7 @@ CSV_COLUMNS = ("file", "source", "frame", "face", "x", "y", "w", "h", "score", "
 class CollectedFaces:
     """What `collect_faces` wrote: how many faces from how many pictures, by folder, and what it skipped.
 
-    Example:
+    Examples:
         >>> summary = collect_faces(["samples/"], "my_faces")       # doctest: +SKIP
         >>> summary.pictures, summary.faces, dict(summary.by_folder)  # doctest: +SKIP
         (1, 1, {'unlabelled': 1})
@@ -62,7 +62,7 @@ def collect_faces(
     sources: Source,
     out: str | os.PathLike,
     *,
-    detector: DetectorConfig | str = DetectorConfig(),
+    detector: DetectorConfig | str = DEFAULT_DETECTOR_CONFIG,
     pre_label: bool = False,
     model: str | os.PathLike = DEFAULT_MODEL,
     every: int = 10,
@@ -83,7 +83,7 @@ def collect_faces(
     Returns:
         A CollectedFaces summary.
 
-    Example:
+    Examples:
         >>> summary = collect_faces(["holiday/", "party.mp4"], "my_faces", pre_label=True)   # doctest: +SKIP
         >>> summary.faces, dict(summary.by_folder)                                          # doctest: +SKIP
         (37, {'train/happy': 21, 'train/neutral': 9, 'train/surprise': 7})
@@ -97,9 +97,9 @@ def collect_faces(
     if classifier is not None and classifier.input_size != IMAGE_SIZE:
         raise EmolensError(f"{model} takes {classifier.input_size}-pixel faces; faces are collected at {IMAGE_SIZE}.")
     out.mkdir(parents=True, exist_ok=True)
-    crops = _CropWriter(out, classifier.class_names if classifier is not None else None)
+    crops = _CropWriter(out, classifier.class_names if classifier is not None else [])
     for picture in pictures if pictures is not None else iter_pictures(sources, every=every):
-        if picture.error is not None:
+        if picture.gray is None:  # unreadable: its error says why
             crops.summary.skipped.append(f"{picture.source}: {picture.error}")
             continue
         detections = found.detect(picture.gray)
@@ -114,9 +114,9 @@ def collect_faces(
 
 class _CropWriter:
     """Writes each picture's face crops under their folder (unlabelled/, or train/<guess>), with unique names,
-    and keeps the faces.csv row of each."""
+    and keeps the faces.csv row of each. `class_names` are the pre-labelling classifier's (none without one)."""
 
-    def __init__(self, out: Path, class_names: list[str] | None) -> None:
+    def __init__(self, out: Path, class_names: list[str]) -> None:
         self.out, self.class_names = out, class_names
         self.summary = CollectedFaces(out)
         self.rows: list[dict[str, object]] = []

@@ -37,7 +37,7 @@ class GradCam:
     Args:
         model: "default", a run folder, a .keras file, or an .onnx file with its .keras twin beside it.
 
-    Example:
+    Examples:
         >>> explainer = GradCam("default")                                        # doctest: +SKIP
         >>> maps = explainer.heatmaps(faces, classes)   # (K, 48, 48) in [0, 1]   # doctest: +SKIP
     """
@@ -109,5 +109,6 @@ class GradCam:
         found = keras.ops.convert_to_numpy(self._scores(features, classes))
         if not np.allclose(found, expected, atol=_AGREEMENT):
             raise EmolensError(
-                f"{self.path}: Grad-CAM cannot split this architecture after its last feature maps (the layers after them are not a plain chain)."
+                f"{self.path}: Grad-CAM cannot split this architecture after its last feature maps "
+                "(the layers after them are not a plain chain)."
             )

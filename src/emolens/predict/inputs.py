@@ -259,13 +259,20 @@ def count_pictures(source: Source, *, every: int = 1) -> int | None:
     when unknown (a camera)."""
     if isinstance(source, (list, tuple)):
         counts = [count_pictures(item, every=every) for item in source]
-        return None if None in counts else sum(counts)
+        known = [count for count in counts if count is not None]
+        return sum(known) if len(known) == len(counts) else None
     if isinstance(source, int) and not isinstance(source, bool):
         return None
     if isinstance(source, (str, os.PathLike)):
-        return sum(count_pictures(item, every=every) for item in _files(Path(source)))
-    if isinstance(source, InputFile) and is_video(source.path):
-        return max(1, -(-stated_frame_count(source.path) // every))
+        return sum(count_input_pictures(item, every=every) for item in _files(Path(source)))
+    return count_input_pictures(source, every=every)
+
+
+def count_input_pictures(item: Source, *, every: int = 1) -> int:
+    """How many pictures `iter_pictures` will give for one input that is not a list, a path or a camera (as
+    `iter_sources` lists them): a video file's stated frames, one in `every`; else one."""
+    if isinstance(item, InputFile) and is_video(item.path):
+        return max(1, -(-stated_frame_count(item.path) // every))
     return 1
 
 

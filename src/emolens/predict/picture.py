@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -14,13 +14,14 @@ from emolens._io import read_file
 from emolens.data.decode import decode_photo, pil_to_rgb
 from emolens.data.preprocess import gray_from_rgb
 
-ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
+ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 Color = Literal["rgb", "bgr"]
 
 
 @dataclass(frozen=True)
 class Picture:
-    """One decoded picture to find faces in: gray for the detector, the picture itself (RGB or gray) to draw on.
+    """One decoded picture to find faces in: gray for the detector, the picture itself (RGB or gray) to draw on;
+    both None for a picture that could not be read, whose `error` says why.
 
     Video frames carry their index and time, the rate of analysed frames (for writing them as a video) and
     `live` for cameras, which deliver frames only as fast as they are analysed.

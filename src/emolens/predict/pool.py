@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from emolens.errors import EmolensError
-from emolens.predict.detectors import DetectorConfig, Detections, FaceDetector, crop_faces
+from emolens.predict.detectors import Detections, DetectorConfig, FaceDetector, crop_faces
 from emolens.predict.inputs import PendingPicture
 from emolens.predict.picture import Picture
 
@@ -89,7 +89,7 @@ def default_workers() -> int:
 class DetectionPool:
     """Decodes, detects and crops pictures on `workers` threads (1: on the caller's thread, no pool).
 
-    Example:
+    Examples:
         >>> pool = DetectionPool(DetectorConfig(), workers=2, crop_size=48)
         >>> [len(d.found) for d in pool.detected([Picture("blank", "blank", np.zeros((64, 64), np.uint8), None)])]
         [0]
@@ -157,7 +157,7 @@ class DetectionPool:
 
     def _detect(self, item: Picture | PendingPicture, detector: FaceDetector) -> Detected:
         picture = item if isinstance(item, Picture) else item()
-        if picture.error is not None:
+        if picture.gray is None:  # unreadable: its error says why
             return Detected(picture)
         began = time.perf_counter()
         found = detector.detect(picture.gray)

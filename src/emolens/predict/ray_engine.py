@@ -14,7 +14,7 @@ The driver streams: it lists the inputs as it reads them into a Parquet file of 
 `out` (removed at the end), which Ray's workers read block by block, and it never receives a row, only a count
 of finished pictures for the progress bar. Its memory does not grow with the number of inputs (bench/scale.py).
 
-Rows are `emolens.predict.writers.result_rows`: one per face (per analysed frame in videos), one per picture
+Rows are `emolens.predict.formats.result_rows`: one per face (per analysed frame in videos), one per picture
 without faces, one per unreadable input with its error.
 """
 
@@ -25,7 +25,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,7 @@ from emolens._progress import progress_bar
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
 from emolens.predict.detectors import DetectorConfig
-from emolens.predict.inputs import InputFile, Source, ZipMember, count_pictures, iter_sources
+from emolens.predict.inputs import InputFile, Source, ZipMember, count_input_pictures, iter_sources
 from emolens.predict.picture import Picture
 
 if TYPE_CHECKING:  # Ray is an optional extra: its modules are imported once it is known to be there
@@ -67,7 +67,7 @@ class BatchSettings:
     """What each actor needs to predict as `emolens predict` would (sent to every actor once)."""
 
     model: str = DEFAULT_MODEL
-    detector: DetectorConfig = DetectorConfig()
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     tta: str = "none"
     every: int = 1
     smooth: int = 0
@@ -136,12 +136,12 @@ class _PredictActor:
     def __call__(self, batch: dict) -> object:
         import pyarrow as pa
 
-        from emolens.predict.writers import result_rows
+        from emolens.predict.formats import result_rows
 
         rows: list[dict[str, object]] = []
         pictures = 0
         for kind, path, member, name, error in zip(
-            batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"]
+            batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"], strict=True
         ):
             item = _from_record(str(kind), str(path), str(member), str(name), str(error))
             results = self.recognizer.predict(
@@ -179,7 +179,7 @@ class _Listing:
                     continue
                 records.append(_as_record(item))
                 self.inputs += 1
-                self.pictures += count_pictures(item, every=every)
+                self.pictures += count_input_pictures(item, every=every)
                 if len(records) == LISTING_ROWS:
                     writer.write_table(pa.Table.from_pylist(records, schema=schema))
                     records = []
@@ -276,7 +276,7 @@ def _predict_into(
     def write() -> None:
         try:  # write tasks take no CPU of their own: the actors hold every one
             dataset.write_datasink(sink, ray_remote_args={"num_cpus": 0})
-        except BaseException as error:  # raised again on the driver's thread
+        except BaseException as error:  # noqa: BLE001  (raised again on the driver's thread)
             failure.append(error)
 
     writing = threading.Thread(target=write, name="emolens-ray-job", daemon=True)

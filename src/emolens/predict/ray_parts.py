@@ -29,7 +29,7 @@ PART_ROWS = 2000
 
 
 def part_schema(class_names: list[str]) -> pa.Schema:
-    """The Parquet columns (see `emolens.predict.writers.result_rows`), nullable where a value may not apply."""
+    """The Parquet columns (see `emolens.predict.formats.result_rows`), nullable where a value may not apply."""
     columns = [
         ("source", pa.string()),
         ("name", pa.string()),

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, Classifier, check_tta, load_classifier
-from emolens.predict.detectors import DetectorConfig, crop_squares
+from emolens.predict.detectors import DEFAULT_DETECTOR_CONFIG, Detections, DetectorConfig, crop_squares
 from emolens.predict.inputs import PendingPicture, Source, iter_pending
 from emolens.predict.picture import Color, Picture
 from emolens.predict.pool import Detected, DetectionPool, default_workers
@@ -34,6 +34,8 @@ from emolens.predict.tracking import FaceTracker
 PICTURES_PER_BATCH = 16
 BATCH_PIXELS = 16_000_000
 Errors = Literal["raise", "keep"]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Recognizer:
@@ -52,7 +54,7 @@ class Recognizer:
         workers: threads that decode pictures and find their faces side by side (results keep the input's
             order); 1 does everything on the calling thread. Defaults to the cores this process may use.
 
-    Example:
+    Examples:
         >>> recognizer = Recognizer()                                   # the bundled model and YuNet
         >>> [(face.emotion, face.confidence) for face in recognizer.predict("samples/astronaut.png")[0].faces]
         [('happy', 0.9894)]
@@ -62,7 +64,7 @@ class Recognizer:
         self,
         model: str | os.PathLike = DEFAULT_MODEL,
         *,
-        detector: DetectorConfig | str = DetectorConfig(),
+        detector: DetectorConfig | str = DEFAULT_DETECTOR_CONFIG,
         batch_size: int = 256,
         classifier: Classifier | None = None,
         tta: str = "none",
@@ -88,6 +90,42 @@ class Recognizer:
     @property
     def class_names(self) -> list[str]:
         return self.classifier.class_names
+
+    @overload
+    def predict(
+        self,
+        source: Source,
+        *,
+        stream: Literal[False] = False,
+        color: Color | None = None,
+        every: int = 1,
+        smooth: int = 0,
+        errors: Errors = "raise",
+    ) -> list[Result]: ...
+
+    @overload
+    def predict(
+        self,
+        source: Source,
+        *,
+        stream: Literal[True],
+        color: Color | None = None,
+        every: int = 1,
+        smooth: int = 0,
+        errors: Errors = "raise",
+    ) -> Iterator[Result]: ...
+
+    @overload
+    def predict(
+        self,
+        source: Source,
+        *,
+        stream: bool,
+        color: Color | None = None,
+        every: int = 1,
+        smooth: int = 0,
+        errors: Errors = "raise",
+    ) -> list[Result] | Iterator[Result]: ...
 
     def predict(
         self,
@@ -139,67 +177,100 @@ class Recognizer:
     def _classified(
         self, batch: list[Detected], trackers: dict[str, FaceTracker], smooth: int, errors: Errors
     ) -> Iterator[Result]:
-        size = self.classifier.input_size
-        began = time.perf_counter()
-        crops = [detected.crops for detected in batch if detected.crops is not None]
-        stacked = np.concatenate(crops) if crops else np.zeros((0, size, size), dtype=np.uint8)
-        probabilities = self.classifier.predict(stacked, batch_size=self.batch_size, tta=self.tta)
-        classify_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
-        began = time.perf_counter()
-        heatmaps = None if self.explainer is None else self.explainer.heatmaps(stacked, probabilities.argmax(axis=1))
-        explain_ms_per_face = (time.perf_counter() - began) * 1000 / max(1, len(stacked))
-        names = self.class_names
+        """The batch's Results, in order: every face crop classified (and explained) in one call, then each
+        picture's faces built from its share of them, tracked in videos, and timed."""
+        crops = _stacked_crops(batch, self.classifier.input_size)
+        probabilities, heatmaps, ms_per_face = self._classify(crops)
         start = 0
-        for picture, found, detect_time in ((d.picture, d.found, d.detect_ms) for d in batch):
-            if found is None:
-                if errors == "raise":
-                    raise UndecodableImage(f"{picture.source}: {picture.error}")
-                yield Result(picture.source, 0, 0, class_names=names, error=picture.error, name=picture.name)
+        for detected in batch:
+            picture, found = detected.picture, detected.found
+            if found is None or picture.gray is None:
+                yield self._unreadable(picture, errors)
                 continue
-            faces = [
-                Face.from_probabilities(
-                    box,
-                    p,
-                    names,
-                    score=None if found.scores is None else round(float(found.scores[i]), 4),
-                    landmarks=None
-                    if found.landmarks is None
-                    else tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.landmarks[i]),
-                )
-                for i, (box, p) in enumerate(zip(found.boxes, probabilities[start : start + len(found)]))
-            ]
+            share, start = slice(start, start + len(found)), start + len(found)
+            faces = self._faces(found, probabilities[share])
             if heatmaps is not None:
-                squares = crop_squares(found.boxes, self.detector.framing)
-                faces = [
-                    replace(
-                        face,
-                        explanation=Explanation(
-                            heatmaps[start + i], stacked[start + i], tuple(int(v) for v in squares[i])
-                        ),
-                    )
-                    for i, face in enumerate(faces)
-                ]
-            start += len(found)
+                faces = self._explained(faces, found, heatmaps[share], crops[share])
             if picture.frame is not None:
-                if picture.source not in trackers:
-                    trackers[picture.source] = FaceTracker(picture.fps or 30.0, names, smooth)
-                faces = trackers[picture.source].update(faces, picture.gray)
-            speed = {"decode": picture.decode_ms, "detect": detect_time, "classify": classify_ms_per_face * len(faces)}
-            if heatmaps is not None:
-                speed["explain"] = explain_ms_per_face * len(faces)
-            yield Result(
-                picture.source,
-                picture.gray.shape[1],
-                picture.gray.shape[0],
-                faces,
-                class_names=names,
-                frame=picture.frame,
-                time=picture.time,
-                fps=picture.fps,
-                speed={stage: round(ms, 2) for stage, ms in speed.items()},
-                name=picture.name,
-                image=picture.image,
+                faces = self._tracker(trackers, picture, smooth).update(faces, picture.gray)
+            speed = {"decode": picture.decode_ms, "detect": detected.detect_ms}
+            speed |= {stage: ms * len(faces) for stage, ms in ms_per_face.items()}
+            yield self._result(picture, picture.gray, faces, speed)
+
+    def _classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+        """The crops' probabilities, their heat maps (None unless explaining), and the milliseconds each stage
+        took per crop."""
+        probabilities, classify_ms = _timed(self.classifier.predict, crops, batch_size=self.batch_size, tta=self.tta)
+        ms_per_face = {"classify": classify_ms / max(1, len(crops))}
+        if self.explainer is None:
+            return probabilities, None, ms_per_face
+        heatmaps, explain_ms = _timed(self.explainer.heatmaps, crops, probabilities.argmax(axis=1))
+        return probabilities, heatmaps, ms_per_face | {"explain": explain_ms / max(1, len(crops))}
+
+    def _unreadable(self, picture: Picture, errors: Errors) -> Result:
+        """An unreadable picture's Result, with its error; with errors="raise", UndecodableImage instead."""
+        if errors == "raise":
+            raise UndecodableImage(f"{picture.source}: {picture.error}")
+        return Result(picture.source, 0, 0, class_names=self.class_names, error=picture.error, name=picture.name)
+
+    def _tracker(self, trackers: dict[str, FaceTracker], picture: Picture, smooth: int) -> FaceTracker:
+        """The tracker of the video or camera stream the frame `picture` comes from, started at its first frame."""
+        if picture.source not in trackers:
+            trackers[picture.source] = FaceTracker(picture.fps or 30.0, self.class_names, smooth)
+        return trackers[picture.source]
+
+    def _faces(self, found: Detections, probabilities: np.ndarray) -> list[Face]:
+        """A Face per detection, from its box, detector score and landmarks, and its row of `probabilities`."""
+        return [
+            Face.from_probabilities(
+                box,
+                p,
+                self.class_names,
+                score=None if found.scores is None else round(float(found.scores[i]), 4),
+                landmarks=None
+                if found.landmarks is None
+                else tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.landmarks[i]),
             )
+            for i, (box, p) in enumerate(zip(found.boxes, probabilities, strict=True))
+        ]
+
+    def _explained(self, faces: list[Face], found: Detections, heatmaps: np.ndarray, crops: np.ndarray) -> list[Face]:
+        """The faces, each with its heat map over its crop and the square of the picture that crop came from."""
+        squares = crop_squares(found.boxes, self.detector.framing)
+        explained = []
+        for face, heatmap, crop, square in zip(faces, heatmaps, crops, squares, strict=True):
+            x, y, side = (int(v) for v in square)
+            explained.append(replace(face, explanation=Explanation(heatmap, crop, (x, y, side))))
+        return explained
+
+    def _result(self, picture: Picture, gray: np.ndarray, faces: list[Face], speed: dict[str, float]) -> Result:
+        """A readable picture's Result, its stages' times (`speed`) in milliseconds to two places."""
+        return Result(
+            picture.source,
+            gray.shape[1],
+            gray.shape[0],
+            faces,
+            class_names=self.class_names,
+            frame=picture.frame,
+            time=picture.time,
+            fps=picture.fps,
+            speed={stage: round(ms, 2) for stage, ms in speed.items()},
+            name=picture.name,
+            image=picture.image,
+        )
+
+
+def _stacked_crops(batch: list[Detected], size: int) -> np.ndarray:
+    """Every face crop of the batch's pictures, in order, as one (K, size, size) uint8 array."""
+    crops = [detected.crops for detected in batch if detected.crops is not None]
+    return np.concatenate(crops) if crops else np.zeros((0, size, size), dtype=np.uint8)
+
+
+def _timed(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[T, float]:
+    """`call(*args, **kwargs)` and the milliseconds it took."""
+    began = time.perf_counter()
+    value = call(*args, **kwargs)
+    return value, (time.perf_counter() - began) * 1000
 
 
 __all__ = ["Recognizer"]

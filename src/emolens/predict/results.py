@@ -32,7 +32,7 @@ class Explanation:
         crop: (size, size) uint8, the face as the classifier saw it.
         square: the crop's left x, top y and side in the picture's pixels.
 
-    Example:
+    Examples:
         >>> from emolens import Recognizer
         >>> face = Recognizer(explain=True).predict("samples/astronaut.png")[0].faces[0]
         >>> face.explanation.heatmap.shape, face.explanation.plot().shape
@@ -65,7 +65,7 @@ class Face:
         track_id: in videos and camera streams, the same number for the same face from frame to frame.
         explanation: its Grad-CAM heat map, when the Recognizer was asked to explain; not serialised.
 
-    Example:
+    Examples:
         >>> face = Face.from_probabilities((10, 20, 50, 50), np.array([0.1, 0.7, 0.2]), ["angry", "happy", "sad"])
         >>> face.emotion, face.confidence, face.to_dict()["box"]
         ('happy', 0.7, [10, 20, 50, 50])
@@ -84,11 +84,12 @@ class Face:
     def from_probabilities(cls, box, probabilities: np.ndarray, class_names: list[str], **details: Any) -> Face:
         """A face whose emotion and confidence are the top class of `probabilities` (rounded to 4 places)."""
         top = int(np.argmax(probabilities))
+        x, y, w, h = (int(v) for v in box)
         return cls(
-            box=tuple(int(v) for v in box),
+            box=(x, y, w, h),
             emotion=class_names[top],
             confidence=round(float(probabilities[top]), 4),
-            probabilities={name: round(float(p), 4) for name, p in zip(class_names, probabilities)},
+            probabilities={name: round(float(p), 4) for name, p in zip(class_names, probabilities, strict=True)},
             **details,
         )
 
@@ -122,7 +123,7 @@ class Result:
         name: the name its outputs take under an output folder (a file's path relative to the folder given).
         image: the picture itself (RGB, or gray for gray input), for `plot`; not serialised.
 
-    Example:
+    Examples:
         >>> from emolens import Recognizer
         >>> result = Recognizer().predict("samples/astronaut.png")[0]
         >>> result.width, result.height, [face.emotion for face in result.faces]

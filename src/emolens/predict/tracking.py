@@ -7,11 +7,15 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict, deque
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from emolens.predict.results import Face
+
+if TYPE_CHECKING:  # supervision is imported once a video or camera is tracked
+    import supervision as sv
 
 # A shot change, from two consecutive analysed frames shrunk to 32x32: their mean absolute difference (0-255).
 # Faces moving, talking or turning change such a thumbnail by little (under 1 level between frames of the
@@ -54,7 +58,7 @@ class FaceTracker:
         self.smooth = smooth
         self.history: dict[int, deque] = defaultdict(lambda: deque(maxlen=max(1, smooth)))
 
-    def _new_tracker(self) -> object:
+    def _new_tracker(self) -> sv.ByteTrack:
         with warnings.catch_warnings():
             # supervision 0.28+ deprecates its ByteTrack for the `trackers` package, which requires
             # opencv-python 5 (no Haar cascades) next to our opencv-python-headless 4: pinned <0.31 (pyproject).
@@ -84,8 +88,11 @@ class FaceTracker:
         # Called on empty frames too, so lost faces age; supervision then returns detections with no `index`
         # data at all (0.30.x), and a frame whose faces ByteTrack all dropped holds no tracks.
         tracked = self.tracker.update_with_detections(detections)
-        indices = tracked.data.get("index", np.zeros(0, dtype=int)) if len(tracked) else np.zeros(0, dtype=int)
-        ids = {int(index): self.first_id_of_shot + int(track) for index, track in zip(indices, tracked.tracker_id)}
+        indices: np.ndarray | list = np.zeros(0, dtype=int)  # supervision's data holds arrays or lists
+        track_ids: np.ndarray = np.zeros(0, dtype=int)
+        if len(tracked) and tracked.tracker_id is not None:  # ByteTrack's always has ids (typed as optional)
+            indices, track_ids = tracked.data.get("index", indices), tracked.tracker_id
+        ids = {int(index): self.first_id_of_shot + int(track) for index, track in zip(indices, track_ids, strict=True)}
         self.largest_id = max([self.largest_id, *ids.values()])
         return [self._smoothed(replace(face, track_id=ids.get(i))) for i, face in enumerate(faces)]
 

@@ -36,7 +36,7 @@ class Track:
 class VideoTracks:
     """The tracked faces of one video, gathered from its frames' Results in order.
 
-    Example:
+    Examples:
         >>> from emolens.predict import Recognizer
         >>> tracks = VideoTracks(Recognizer().class_names)                    # doctest: +SKIP
         >>> for result in Recognizer().predict("clip.mp4", stream=True):      # doctest: +SKIP
@@ -50,7 +50,7 @@ class VideoTracks:
 
     def add(self, result: Result) -> None:
         """Adds one frame's faces; faces the tracker has not numbered yet are left out."""
-        for number, face in zip(result.face_numbers, result.faces):
+        for number, face in zip(result.face_numbers, result.faces, strict=True):
             if number is not None:
                 track = self.tracks.setdefault(number, Track(number))
                 track.times.append(result.time or 0.0)

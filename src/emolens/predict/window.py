@@ -5,9 +5,14 @@ Tk (Python's own GUI toolkit) draws it, since the OpenCV emolens installs is the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from emolens.errors import EmolensError
+
+if TYPE_CHECKING:  # Pillow's Tk support is imported once a picture is shown
+    from PIL import ImageTk
 
 # Room left around a picture shrunk to fit the screen (title bar, panels, task bar).
 _SCREEN_MARGIN = 0.9
@@ -16,7 +21,7 @@ _SCREEN_MARGIN = 0.9
 class LiveWindow:
     """One window showing pictures as they come; closing it, or pressing q or Escape, sets `closed`.
 
-    Example:
+    Examples:
         >>> from emolens.predict import Recognizer
         >>> window = LiveWindow("emolens")                                   # doctest: +SKIP
         >>> for result in Recognizer().predict(0, stream=True):             # doctest: +SKIP
@@ -50,7 +55,7 @@ class LiveWindow:
             int(self.root.winfo_screenwidth() * _SCREEN_MARGIN),
             int(self.root.winfo_screenheight() * _SCREEN_MARGIN),
         )
-        self._photo = None
+        self._photo: ImageTk.PhotoImage | None = None  # kept: Tk shows a picture only while it is referenced
 
     def _close_asked(self) -> None:
         self.closed = True
@@ -63,8 +68,8 @@ class LiveWindow:
             return
         image = Image.fromarray(rgb)
         image.thumbnail(self.largest)  # only ever shrinks
-        self._photo = ImageTk.PhotoImage(image, master=self.root)  # kept: Tk shows it only while it is referenced
-        self.label.configure(image=self._photo)
+        photo = self._photo = ImageTk.PhotoImage(image, master=self.root)
+        self.label.configure(image=photo)
         self.shown += 1
         self.root.update()
 

@@ -1,19 +1,16 @@
-"""Writing Results: small writers for annotated pictures, annotated videos (H.264 MP4), JSON lines, and the
-registered output formats (faces.csv, predictions.jsonl), and `OutputFolder`, which sends each Result to the
-right ones for `emolens predict --out DIR`.
+"""Writing Results: small writers for annotated pictures, annotated videos (H.264 MP4) and JSON lines, and
+`OutputFolder`, which sends each Result to the right ones, and to the registered output formats (`formats`:
+faces.csv, predictions.jsonl), for `emolens predict --out DIR`.
 
 Every file is written atomically (a video when it is finished), so an interrupted run leaves whole files only.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
@@ -21,16 +18,14 @@ from typing import IO
 import cv2
 import numpy as np
 
-from emolens._io import atomic_path, spreadsheet_safe, write_bytes, write_text
+from emolens._io import atomic_path, write_bytes, write_text
 from emolens.errors import EmolensError
+from emolens.predict.formats import output_format_classes
 from emolens.predict.inputs import InputFile, Source, expand_sources
 from emolens.predict.results import Result
 from emolens.predict.tracks import VideoTracks
 
 logger = logging.getLogger(__name__)
-
-# Output files (faces.csv, ...) are rewritten whole, so during long runs each is rewritten at most this often.
-FLUSH_SECONDS = 5.0
 
 
 class JsonLinesWriter:
@@ -42,158 +37,6 @@ class JsonLinesWriter:
     def write(self, result: Result) -> None:
         self.stream.write(json.dumps(result.to_dict()) + "\n")
         self.stream.flush()
-
-
-def result_rows(result: Result) -> list[dict[str, object]]:
-    """`result` as table rows, one per face (per analysed frame in videos); a picture without faces is one row
-    whose face columns are None, and an unreadable input one row with its `error`, so no input goes missing.
-
-    The columns: source, name, frame, time, width, height, face (its number as drawn on the annotated picture:
-    1..N in a picture, the track id in a video), track_id, x, y, w, h, score, emotion, confidence, one
-    probability per class, error; None where a value does not apply.
-    """
-    picture = {"source": result.source, "name": result.name, "frame": result.frame, "time": result.time}
-    if result.error is not None:
-        return [{**picture, "error": result.error}]
-    picture |= {"width": result.width, "height": result.height}
-    if not result.faces:
-        return [picture]
-    return [
-        {
-            **picture,
-            "face": number,
-            "track_id": face.track_id,
-            **dict(zip("xywh", face.box)),
-            "score": face.score,
-            "emotion": face.emotion,
-            "confidence": face.confidence,
-            **face.probabilities,
-        }
-        for number, face in zip(result.face_numbers, result.faces)
-    ]
-
-
-class OutputFile:
-    """A file in the output folder that gathers every Result: held in memory and rewritten whole, atomically,
-    every few seconds and on `close`, so an interrupted run keeps nearly all of it.
-
-    A format is a subclass with a `filename`, `add` (one Result into `lines`) and `header`, registered with
-    `register_output_format`; `emolens predict --out DIR --formats NAME,...` then writes it.
-    """
-
-    filename: str
-
-    def __init__(self, directory: str | os.PathLike, class_names: list[str]) -> None:
-        self.path = Path(directory) / self.filename
-        self.class_names = class_names
-        self.lines: list[str] = []
-        self._flushed_at = time.monotonic()
-
-    def header(self) -> list[str]:
-        return []
-
-    def add(self, result: Result) -> None:
-        raise NotImplementedError
-
-    def write(self, result: Result) -> None:
-        self.add(result)
-        if time.monotonic() - self._flushed_at > FLUSH_SECONDS:
-            self.close()
-
-    def close(self) -> None:
-        write_text(self.path, "".join(line + "\n" for line in [*self.header(), *self.lines]))
-        self._flushed_at = time.monotonic()
-
-
-_OUTPUT_FORMATS: dict[str, type[OutputFile]] = {}
-
-
-def register_output_format(name: str) -> Callable[[type[OutputFile]], type[OutputFile]]:
-    """Registers an `OutputFile` subclass as the output format `name`.
-
-    Example:
-        >>> @register_output_format("names")                                   # doctest: +SKIP
-        ... class NamesFile(OutputFile):
-        ...     filename = "names.txt"
-        ...     def add(self, result):
-        ...         self.lines.append(result.name)
-        >>> output_formats()
-        ['csv', 'jsonl']
-    """
-
-    def register(cls: type[OutputFile]) -> type[OutputFile]:
-        _OUTPUT_FORMATS[name] = cls
-        return cls
-
-    return register
-
-
-def output_formats() -> list[str]:
-    """The names `OutputFolder(formats=...)` and `--formats` accept.
-
-    Example:
-        >>> "csv" in output_formats()
-        True
-    """
-    return sorted(_OUTPUT_FORMATS)
-
-
-@register_output_format("csv")
-class CsvFile(OutputFile):
-    """faces.csv: one row per face (per analysed frame in videos)."""
-
-    filename = "faces.csv"
-
-    def columns(self) -> list[str]:
-        return [
-            "source",
-            "frame",
-            "time",
-            "face",
-            "track_id",
-            "x",
-            "y",
-            "w",
-            "h",
-            "score",
-            "emotion",
-            "confidence",
-            *self.class_names,
-        ]
-
-    def header(self) -> list[str]:
-        return [_csv_line(self.columns())]
-
-    def add(self, result: Result) -> None:
-        decimals, columns = {"score", "confidence", *self.class_names}, self.columns()
-        for row in result_rows(result):
-            if row.get("emotion") is not None:  # a face (not a picture without one)
-                self.lines.append(_csv_line([_decimal(row[c]) if c in decimals else _blank(row[c]) for c in columns]))
-
-
-@register_output_format("jsonl")
-class JsonLinesFile(OutputFile):
-    """predictions.jsonl: one JSON object per picture or analysed frame, as `--json` prints them (pictures
-    without faces included)."""
-
-    filename = "predictions.jsonl"
-
-    def add(self, result: Result) -> None:
-        self.lines.append(json.dumps(result.to_dict()))
-
-
-def _csv_line(values: list[object]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(values)
-    return buffer.getvalue()
-
-
-def _decimal(value: object) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def _blank(value: object) -> object:
-    return "" if value is None else spreadsheet_safe(value)
 
 
 class VideoWriter:
@@ -249,10 +92,10 @@ class OutputFolder:
     """What `--out DIR` promises: each picture annotated (`<name>.annotated.png|jpg`), each video annotated
     (`<name>.annotated.mp4`) with its timeline (`<name>.timeline.png`, one lane per tracked face) and its
     faces' summary (`<name>.tracks.csv`: when each was seen, its main emotion and their shares), and one
-    file per output format (faces.csv by default; see `output_formats`). Output names never collide and never
-    leave DIR.
+    file per output format (faces.csv by default; see `formats.output_formats`). Output names never collide
+    and never leave DIR.
 
-    Example:
+    Examples:
         >>> from emolens.predict import Recognizer
         >>> out = OutputFolder("predictions", Recognizer().class_names, formats=("csv", "jsonl"))  # doctest: +SKIP
         >>> for result in Recognizer().predict("photos/", stream=True):                           # doctest: +SKIP
@@ -261,20 +104,16 @@ class OutputFolder:
     """
 
     def __init__(self, directory: str | os.PathLike, class_names: list[str], formats: Iterable[str] = ("csv",)) -> None:
-        formats = list(dict.fromkeys(formats))
-        unknown = [name for name in formats if name not in _OUTPUT_FORMATS]
-        if unknown:
-            raise EmolensError(
-                f"formats has unknown format(s) {', '.join(map(repr, unknown))}; choose among {', '.join(output_formats())}."
-            )
+        format_classes = output_format_classes(formats)
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise EmolensError(
-                f"--out {self.directory} is a file: --out takes a folder (made if missing) to write the annotated pictures and faces.csv into."
+                f"--out {self.directory} is a file: "
+                "--out takes a folder (made if missing) to write the annotated pictures and faces.csv into."
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.class_names = class_names
-        self.files = [_OUTPUT_FORMATS[name](self.directory, class_names) for name in formats]
+        self.files = [cls(self.directory, class_names) for cls in format_classes]
         self.used: set[str] = set()
         self.video: VideoWriter | None = None
         self.video_source: str | None = None
@@ -319,7 +158,7 @@ class OutputFolder:
             annotated = result.write_picture(self._unique(result.name or "image", suffix))
             self._write_explanations(result, annotated)
             return annotated
-        if result.source != self.video_source:
+        if self.video is None or result.source != self.video_source:
             self.finish_video()
             self.video_source, self.video_name = result.source, result.name
             self.video = VideoWriter(self._unique(result.name, ".mp4"), fps=result.fps or 30.0)
@@ -331,7 +170,7 @@ class OutputFolder:
         """`<name>.face<K>.explain.png` beside the annotated picture: face K (numbered as on it and in faces.csv)
         enlarged under its heat map."""
         stem = annotated.name[: -len(".annotated" + annotated.suffix)]
-        for number, face in zip(result.face_numbers, result.faces):
+        for number, face in zip(result.face_numbers, result.faces, strict=True):
             if face.explanation is not None:
                 ok, encoded = cv2.imencode(".png", cv2.cvtColor(face.explanation.plot(), cv2.COLOR_RGB2BGR))
                 if ok:

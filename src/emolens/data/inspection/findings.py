@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from emolens.constants import IMAGE_SIZE, NEAR_CONSTANT_STD, NEAR_THRESHOLD
-from emolens.data.inspection.near import _check_threshold, _components, hamming_pairs, perceptual_hashes
 from emolens.data.dataset import Dataset, SkippedFile
+from emolens.data.inspection.near import _check_threshold, _components, hamming_pairs, perceptual_hashes
 from emolens.data.labels import labels_summary
 
 # Splits in the order a cleaned copy protects them: a train image that copies a test image goes, never the test one.
@@ -131,40 +131,16 @@ class Inspection:
 
     def verdict(self) -> list[str]:
         """Short sentences, most serious first, each saying what to do; one sentence when all is well."""
+        risks = Counter(_duplicate_risk(group) for group in self.duplicate_sets())
+        lines = [advice.format(risks[risk]) for risk, advice in _DUPLICATE_ADVICE.items() if risks[risk]]
+        lines += self._image_advice() + self._class_advice() + self._labels_advice()
+        if self.near is None:
+            lines.append("Near duplicates and mirror images were not searched; add --near.")
+        return lines or ["No problems found."]
+
+    def _image_advice(self) -> list[str]:
+        """What to do about images that hold no face, files that could not be used and images not 48x48 gray."""
         lines = []
-        test_leaks = train_val = train_conflicts = train_copies = within_evaluation = 0
-        for group in self.duplicate_sets():
-            splits = set(group.splits)
-            if "test" in splits and splits & {"train", "val"}:
-                test_leaks += 1
-            elif {"train", "val"} <= splits:
-                train_val += 1
-            elif splits == {"train"}:
-                train_conflicts += group.conflicting_labels
-                train_copies += not group.conflicting_labels
-            else:
-                within_evaluation += 1
-        if test_leaks:
-            lines.append(
-                f"{test_leaks} duplicate group(s) put copies of test images in train or val: test accuracy is inflated. "
-                "Train on a cleaned copy (--fix OUT, or `emolens train --dedupe`), which leaves those copies out."
-            )
-        if train_val:
-            lines.append(
-                f"{train_val} duplicate group(s) span train and val: validation accuracy is inflated; --fix leaves out the train copies."
-            )
-        if train_conflicts:
-            lines.append(
-                f"{train_conflicts} duplicate group(s) in train carry different labels, which cannot all be right; --fix drops them."
-            )
-        if train_copies:
-            lines.append(
-                f"{train_copies} duplicate group(s) in train weigh those images more than others; --fix keeps one of each."
-            )
-        if within_evaluation:
-            lines.append(
-                f"{within_evaluation} duplicate group(s) lie within test or val; --fix leaves evaluation images as they are, so check them."
-            )
         if self.blank or self.near_constant:
             lines.append(
                 f"{len(self.blank) + len(self.near_constant)} blank or near-constant image(s) hold no face; --fix drops them."
@@ -177,29 +153,32 @@ class Inspection:
             lines.append(
                 f"{len(self.converted)} image(s) were not 48x48 grayscale; emolens resizes them, so check they are face crops."
             )
-        for split, names in self.missing_classes().items():
-            lines.append(
-                f"{split} has no images of {', '.join(names)}: add some, or those classes cannot be learned or measured."
-            )
+        return lines
+
+    def _class_advice(self) -> list[str]:
+        """What to do about classes missing from a split, and about training classes far out of balance."""
+        lines = [
+            f"{split} has no images of {', '.join(names)}: add some, or those classes cannot be learned or measured."
+            for split, names in self.missing_classes().items()
+        ]
         train, ratio = self.counts.get("train"), self.imbalance().get("train")
         if train and ratio and ratio > 10:
-            rare = min(train, key=train.get)
+            rare = min(train, key=train.__getitem__)
             lines.append(
                 f"Classes are imbalanced ({ratio:.1f}x; fewest: {rare}, {train[rare]} images): "
                 "report macro-F1 and per-class recall, and consider --class-weight sqrt."
             )
-        train_labels = self.labels.get("train") or {}
-        if (
-            train_labels.get("folder_agrees_with_majority") is not None
-            and train_labels["folder_agrees_with_majority"] < 0.9
-        ):
-            lines.append(
-                f"The folders' labels agree with the votes' majority on only {train_labels['folder_agrees_with_majority']:.0%} of "
+        return lines
+
+    def _labels_advice(self) -> list[str]:
+        """What to do when a labels file's votes often disagree with the training folders' labels."""
+        agreement = (self.labels.get("train") or {}).get("folder_agrees_with_majority")
+        if agreement is not None and agreement < 0.9:
+            return [
+                f"The folders' labels agree with the votes' majority on only {agreement:.0%} of "
                 "training faces: train on the votes (emolens train DATA --labels FILE) and evaluate against them."
-            )
-        if self.near is None:
-            lines.append("Near duplicates and mirror images were not searched; add --near.")
-        return lines or ["No problems found."]
+            ]
+        return []
 
     def to_dict(self) -> dict[str, Any]:
         def refs(items: Iterable[ImageRef]) -> list[dict[str, str]]:
@@ -227,6 +206,29 @@ class Inspection:
         }
 
 
+# What to do about each risk a duplicate group poses (see `_duplicate_risk`), the most serious first.
+_DUPLICATE_ADVICE = {
+    "test_leak": "{} duplicate group(s) put copies of test images in train or val: test accuracy is inflated. "
+    "Train on a cleaned copy (--fix OUT, or `emolens train --dedupe`), which leaves those copies out.",
+    "train_val": "{} duplicate group(s) span train and val: validation accuracy is inflated; --fix leaves out the train copies.",
+    "train_conflict": "{} duplicate group(s) in train carry different labels, which cannot all be right; --fix drops them.",
+    "train_copies": "{} duplicate group(s) in train weigh those images more than others; --fix keeps one of each.",
+    "within_evaluation": "{} duplicate group(s) lie within test or val; --fix leaves evaluation images as they are, so check them.",
+}
+
+
+def _duplicate_risk(group: DuplicateGroup) -> str:
+    """Which of `_DUPLICATE_ADVICE`'s risks a duplicate group poses, by the splits it spans and its labels."""
+    splits = set(group.splits)
+    if "test" in splits and splits & {"train", "val"}:
+        return "test_leak"
+    if {"train", "val"} <= splits:
+        return "train_val"
+    if splits == {"train"}:
+        return "train_conflict" if group.conflicting_labels else "train_copies"
+    return "within_evaluation"
+
+
 def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NEAR_THRESHOLD) -> Inspection:
     """Checks a decoded dataset for what would spoil a training run or its test figures.
 
@@ -238,7 +240,7 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
     Returns:
         An Inspection; `.verdict()` says what to do, `.to_dict()` is the full report with every file.
 
-    Example:
+    Examples:
         >>> report = inspect_dataset(load_dataset("fer2013.zip"), near=True)
         >>> report.summary()["exact_groups"]
     """
@@ -264,7 +266,7 @@ def inspect_dataset(dataset: Dataset, *, near: bool = False, threshold: int = NE
         skipped=list(dataset.skipped),
         labels=labels_summary(dataset),
     )
-    report.converted = [(ref, fmt) for ref, fmt in zip(refs, formats) if fmt and fmt != _FORMAT]
+    report.converted = [(ref, fmt) for ref, fmt in zip(refs, formats, strict=True) if fmt and fmt != _FORMAT]
 
     flat = images.reshape(len(images), -1)
     spread = flat.std(axis=1)

@@ -35,7 +35,7 @@ DETECT_MAX_SIDE = 1024
 class Framing:
     """How a detector's box maps to a FER2013-style square crop: side = scale * max(w, h), centre moved down by dy * side.
 
-    Example:
+    Examples:
         >>> crop_squares(np.array([[20, 20, 40, 40]]), Framing(scale=1.5, dy=0.0)).tolist()   # x, y, side
         [[10, 10, 60]]
     """
@@ -49,7 +49,7 @@ class Detections:
     """Faces found in one picture, left to right: boxes (K, 4) int x, y, w, h; scores (K,) in [0, 1] or None
     where the detector gives none; landmarks (K, 5, 2) as x, y (eyes, nose tip, mouth corners) or None.
 
-    Example:
+    Examples:
         >>> found = DetectorConfig().build().detect(np.zeros((200, 200), np.uint8))   # a blank picture
         >>> len(found), found.boxes.shape
         (0, (0, 4))
@@ -71,7 +71,7 @@ class FaceDetector(ABC):
     """Finds faces in a gray (H, W) uint8 photo. Subclasses implement `_detect` on a photo already shrunk to at
     most DETECT_MAX_SIDE pixels, and are registered with `@register_detector`.
 
-    Example:
+    Examples:
         >>> detector = DetectorConfig("yunet").build()          # a FaceDetector, found by name
         >>> detector.name, detector.framing.scale > 0
         ('yunet', True)
@@ -103,9 +103,9 @@ class FaceDetector(ABC):
         centre_x, centre_y = finite[:, 0] + finite[:, 2] / 2, finite[:, 1] + finite[:, 3] / 2
         sane = (
             np.isfinite(boxes).all(axis=1)
-            & (0 <= centre_x)
+            & (centre_x >= 0)
             & (centre_x <= width)
-            & (0 <= centre_y)
+            & (centre_y >= 0)
             & (centre_y <= height)
             & (finite[:, 2] <= 2 * width)
             & (finite[:, 3] <= 2 * height)
@@ -128,7 +128,7 @@ class FaceDetector(ABC):
 class DetectorSpec:
     """A registered detector: its class and a line for `--help` and the README.
 
-    Example:
+    Examples:
         >>> spec = list_detectors()[0]
         >>> spec.name, spec.detector.__name__
         ('yunet', 'YuNetDetector')
@@ -145,7 +145,7 @@ _DETECTORS: dict[str, DetectorSpec] = {}
 def register_detector(name: str, *, framing: Framing, description: str):
     """Class decorator: registers a FaceDetector subclass under `name`, with its FER2013 framing.
 
-    Example:
+    Examples:
         >>> @register_detector("mine", framing=Framing(scale=1.2, dy=0.0), description="my detector")  # doctest: +SKIP
         ... class MyDetector(FaceDetector):
         ...     def _detect(self, gray):
@@ -171,7 +171,7 @@ def _load_builtin_detectors() -> None:
 def detector_names() -> list[str]:
     """The registered detector names, default first.
 
-    Example:
+    Examples:
         >>> detector_names()
         ['yunet', 'haar']
     """
@@ -182,7 +182,7 @@ def detector_names() -> list[str]:
 def list_detectors() -> list[DetectorSpec]:
     """Every registered detector's spec, default first.
 
-    Example:
+    Examples:
         >>> [spec.name for spec in list_detectors()]
         ['yunet', 'haar']
     """
@@ -199,7 +199,7 @@ class DetectorConfig:
         min_face: smallest face side, in the photo's pixels, worth reporting. Defaults to 40.
         options: detector-specific settings (YuNet: "score_threshold"), as plain values.
 
-    Example:
+    Examples:
         >>> DetectorConfig("haar", min_face=60).build().name
         'haar'
     """
@@ -230,11 +230,15 @@ class DetectorConfig:
         return cls(**values)
 
 
+# The settings a caller gets by naming none: one shared instance, as a default argument's would be.
+DEFAULT_DETECTOR_CONFIG = DetectorConfig()
+
+
 def crop_squares(boxes: np.ndarray, framing: Framing) -> np.ndarray:
     """The square each face is cropped from, (K, 3) ints: left x, top y and side in the picture's pixels
     (it may reach past the picture's edge).
 
-    Example:
+    Examples:
         >>> crop_squares(np.array([[20, 20, 40, 40]]), Framing(scale=1.5, dy=0.0)).tolist()
         [[10, 10, 60]]
     """
@@ -252,7 +256,7 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int 
     Crops reaching past the photo's edge are filled by replicating the edge pixels, as a face at the border
     would otherwise be squashed or shifted.
 
-    Example:
+    Examples:
         >>> crop_faces(np.zeros((100, 100), np.uint8), np.array([[20, 20, 40, 40]]), Framing(scale=1.0, dy=0.0)).shape
         (1, 48, 48)
     """
@@ -270,10 +274,11 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, framing: Framing, size: int 
 
 __all__ = [
     "DEFAULT_DETECTOR",
+    "DEFAULT_DETECTOR_CONFIG",
     "DEFAULT_MIN_FACE",
+    "Detections",
     "DetectorConfig",
     "DetectorSpec",
-    "Detections",
     "FaceDetector",
     "Framing",
     "crop_faces",

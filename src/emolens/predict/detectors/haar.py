@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import cv2.data  # the cascades' folder: imported by name, as cv2's type stubs leave this subpackage out
 import numpy as np
 
 from emolens.errors import EmolensError

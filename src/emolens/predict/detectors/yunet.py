@@ -26,7 +26,8 @@ class YuNetDetector(FaceDetector):
         model_file = Path(config.model_file) if config.model_file is not None else BUNDLED_MODEL
         if not model_file.is_file():
             raise EmolensError(
-                f"no YuNet model at {model_file}: pass a face_detection_yunet .onnx file with --detector-model, or leave it out for the bundled one."
+                f"no YuNet model at {model_file}: pass a face_detection_yunet .onnx file with --detector-model, "
+                "or leave it out for the bundled one."
             )
         threshold = float(config.options.get("score_threshold", DEFAULT_SCORE_THRESHOLD))
         if not 0.0 < threshold < 1.0:
