@@ -95,7 +95,7 @@ def evaluations(models: Path | list[Path], folder: Path, data: Path, crops: bool
     from emolens.evaluate import evaluate
 
     ttas = ("none", "flip", "crops") if crops else ("none", "flip")
-    return {tta: evaluate(models, data, out=folder / f"evaluation-{tta}", tta=tta) for tta in ttas}
+    return {tta: evaluate(models, data, out=folder / f"evaluation-{tta}", tta=tta).to_dict() for tta in ttas}
 
 
 def unleaked_accuracies(folder: Path, ttas: list[str], leaked: dict[str, set[str]]) -> dict[str, list[float]]:
@@ -126,10 +126,13 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
     from emolens.evaluate import evaluate
 
     votes = {
-        tta: evaluate(model, data, labels=labels, tta=tta, out=folder / f"evaluation-ferplus-{tta}")
+        tta: evaluate(model, data, labels=labels, tta=tta, out=folder / f"evaluation-ferplus-{tta}").to_dict()
         for tta in ("none", "flip")
     }
-    plain = {tta: evaluate(model, data, tta=tta, out=folder / f"evaluation-fer2013-{tta}") for tta in ("none", "flip")}
+    plain = {
+        tta: evaluate(model, data, tta=tta, out=folder / f"evaluation-fer2013-{tta}").to_dict()
+        for tta in ("none", "flip")
+    }
     run = Path(model)
     minutes = f"{training_minutes(run):.0f} min" if RunDir(run).history.is_file() else ""
     learned = "FER2013 labels"
@@ -156,8 +159,10 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
     lacked = sum(n for reason, n in votes["none"]["left_out"].items() if reason.endswith("a class the model lacks"))
     return (
         f"| {model} | {learned} | {minutes} | {pair({t: of_all_faces(m) for t, m in votes.items()})} | "
-        f"{pair({t: m['agreement']['vote_share'] for t, m in votes.items()})} | {pair({t: m['source_label']['accuracy'] for t, m in votes.items()})} | "
-        f"{pair({t: m['accuracy'] for t, m in plain.items()})} | {votes['none']['num_images'] + lacked} / {plain['none']['num_images']} | {recall} |"
+        f"{pair({t: m['agreement']['vote_share'] for t, m in votes.items()})} | "
+        f"{pair({t: m['source_label']['accuracy'] for t, m in votes.items()})} | "
+        f"{pair({t: m['accuracy'] for t, m in plain.items()})} | "
+        f"{votes['none']['num_images'] + lacked} / {plain['none']['num_images']} | {recall} |"
     )
 
 
@@ -175,7 +180,8 @@ def agreement_table(args: argparse.Namespace, recipes: list[str]) -> list[str]:
         "of test/; each without / with flip TTA."
         + (f" Every recipe cut to {args.epochs} epochs (a quick check)." if args.epochs else ""),
         "",
-        "| model | learned from | training time | FER+ majority | vote share | FER2013 label, same faces | FER2013 label, all of test/ | faces (FER+ / all) | recall per class vs majority, flip (%) |",
+        "| model | learned from | training time | FER+ majority | vote share | FER2013 label, same faces "
+        "| FER2013 label, all of test/ | faces (FER+ / all) | recall per class vs majority, flip (%) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for model in models:
@@ -223,7 +229,8 @@ def main() -> int:
         f"{len(leaked['exact'])} with a pixel-identical copy (`emolens data inspect`), and the {len(leaked['near'])} with a "
         "pixel-identical, near-identical or mirrored one (`emolens data inspect --near`).",
         "",
-        f"| model | recipe | parameters | training time | test, no TTA | test, flip TTA | test, ten crops | without {len(leaked['exact'])} exact copies | "
+        "| model | recipe | parameters | training time | test, no TTA | test, flip TTA | test, ten crops | "
+        f"without {len(leaked['exact'])} exact copies | "
         f"without {len(leaked['near'])} exact or near copies | recall per class, best TTA (%) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]

@@ -56,9 +56,9 @@ def test_evaluate_warns_of_a_sharpness_shift_and_classifies_images_as_they_are(t
         for i, pixels in enumerate(noise[label]):
             (tmp_path / "data" / name / f"{i}.png").write_bytes(png_bytes(pixels))
 
-    metrics = evaluate(path, tmp_path / "data", out=tmp_path / "evaluation")
-    assert metrics["sharpness"]["training"] == 2.4 and metrics["sharpness"]["evaluated"] > 100
-    assert len(metrics["warnings"]) == 1 and "sharper than the training images" in metrics["warnings"][0]
+    evaluation = evaluate(path, tmp_path / "data", out=tmp_path / "evaluation")
+    assert evaluation.sharpness["training"] == 2.4 and evaluation.sharpness["evaluated"] > 100
+    assert len(evaluation.warnings) == 1 and "sharper than the training images" in evaluation.warnings[0]
     with open(tmp_path / "evaluation" / "predictions.csv", newline="") as file:
         rows = {row["file"]: [float(row[name]) for name in CLASSES] for row in csv.DictReader(file)}
     classifier = load_classifier(path)

@@ -45,15 +45,15 @@ def test_the_run_lists_the_images_it_trained_and_validated_on(bare_run):
 
 
 def test_evaluating_the_training_images_as_test_is_refused_in_one_line(bare_run, bare_zip, tmp_path, capsys):
-    with pytest.raises(EmolensError, match="every test image of .* was used by the model's run"):
+    with pytest.raises(EmolensError, match=r"every test image of .* was used by the model's run"):
         evaluate(bare_run, bare_zip, out=tmp_path / "e")
     assert main(["evaluate", str(bare_run), str(bare_zip), "--out", str(tmp_path / "e")]) == 2
     assert "--split train" in capsys.readouterr().err
 
 
 def test_split_val_scores_only_the_run_s_own_validation_images(bare_run, bare_zip, tmp_path):
-    metrics = evaluate(bare_run, bare_zip, split="val", out=tmp_path / "e")
-    assert metrics["num_images"] == 15 and metrics["left_out"] == {f"trained on by {bare_run}": 45}
+    evaluation = evaluate(bare_run, bare_zip, split="val", out=tmp_path / "e")
+    assert evaluation.num_images == 15 and evaluation.left_out == {f"trained on by {bare_run}": 45}
     with open(tmp_path / "e" / "predictions.csv", newline="") as file:
         assert sorted(row["file"] for row in csv.DictReader(file)) == sorted(used(bare_run, "val"))
 
@@ -64,14 +64,14 @@ def test_the_same_files_through_another_root_are_still_recognised(tmp_path):
     run = tmp_path / "run"
     train(data, TrainConfig(epochs=1, batch_size=8, val_split=0.25), out=run, verbose=0)
     # A copy under another name is a duplicate for `data inspect`, not a file the run used: it is scored.
-    assert evaluate(run, data, out=tmp_path / "e")["left_out"] == {}
+    assert evaluate(run, data, out=tmp_path / "e").left_out == {}
     # train/ given as a bare folder of class folders is all "test": the run's own files, so refused...
     with pytest.raises(EmolensError, match="was used by the model's run"):
         evaluate(run, data / "train", out=tmp_path / "e2")
     # ... and as "val", only the images the run validated on are scored.
-    metrics = evaluate(run, data / "train", split="val", out=tmp_path / "e3")
-    assert metrics["num_images"] == len(used(run, "val")) == 6 and metrics["left_out"] == {f"trained on by {run}": 18}
-    assert "training images" in evaluate(run, data, split="train", out=tmp_path / "e4")["warnings"][0]
+    evaluation = evaluate(run, data / "train", split="val", out=tmp_path / "e3")
+    assert evaluation.num_images == len(used(run, "val")) == 6 and evaluation.left_out == {f"trained on by {run}": 18}
+    assert "training images" in evaluate(run, data, split="train", out=tmp_path / "e4").warnings[0]
     # With no val/ folder, --split val is the slice of train the run held out.
-    metrics = evaluate(run, data, split="val", out=tmp_path / "e5")
-    assert metrics["num_images"] == 6 and metrics["left_out"] == {}
+    evaluation = evaluate(run, data, split="val", out=tmp_path / "e5")
+    assert evaluation.num_images == 6 and evaluation.left_out == {}

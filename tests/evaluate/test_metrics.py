@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -30,3 +32,30 @@ def test_classes_absent_from_the_data_still_get_rows():
 def test_text_face_is_scikit_learns_report():
     text = compute_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), NAMES, output_dict=False)
     assert "precision" in text and all(name in text for name in NAMES) and "0.6667" in text
+
+
+def test_an_evaluation_is_typed_and_its_dict_holds_only_what_was_measured():
+    from emolens.evaluate import Evaluation
+
+    evaluation = Evaluation(
+        model="seed",
+        model_path="run/model.keras",
+        data="faces",
+        split="test",
+        test_time_augmentation="none",
+        num_images=2,
+        accuracy=0.5,
+        macro_f1=0.33,
+        class_names=["angry", "happy"],
+        per_class={"angry": {"recall": 1.0}, "happy": {"recall": 0.0}},
+        confusion_matrix=[[1, 0], [1, 0]],
+        left_out={},
+        classes={"never_predicted": ["happy"]},
+        calibration={"temperature": None},
+        sharpness={"training": None, "evaluated": 3.0},
+    )
+    plain = evaluation.to_dict()
+    assert plain["accuracy"] == 0.5 and plain["per_class"]["angry"]["recall"] == 1.0
+    assert not {"labels", "agreement", "source_label", "report"} & set(plain)
+    voted = dataclasses.replace(evaluation, agreement={"vote_share": 0.4}, report="out/report.html")
+    assert voted.to_dict()["agreement"] == {"vote_share": 0.4} and voted.to_dict()["report"] == "out/report.html"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from emolens.evaluate.report import write_html_report
 from emolens.models.calibration import reliability
 from emolens.plots import plot_confusion_matrix, plot_curves, plot_image_grid, plot_reliability
-from emolens.evaluate.report import write_html_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]

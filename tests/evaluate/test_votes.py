@@ -130,36 +130,36 @@ def test_resume_relabels_the_data_with_the_run_s_labels_file(vote_run, tmp_path)
 
 
 def test_evaluate_against_votes_reports_majority_vote_share_and_folder_label(vote_run, faces, votes, tmp_path):
-    metrics = evaluate(vote_run, faces, labels=votes, out=tmp_path / "eval")
+    evaluation = evaluate(vote_run, faces, labels=votes, out=tmp_path / "eval")
     test = load_dataset(faces, labels=votes).split("test")
     clear = clear_majority(test.votes)
-    assert metrics["num_images"] == int(clear.sum()) and metrics["left_out"]["votes tied between classes"] == int(
+    assert evaluation.num_images == int(clear.sum()) and evaluation.left_out["votes tied between classes"] == int(
         (~clear).sum()
     )
-    assert metrics["left_out"]["top vote not an emotion (unknown or not a face)"] > 0
+    assert evaluation.left_out["top vote not an emotion (unknown or not a face)"] > 0
     with open(tmp_path / "eval" / "predictions.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    names = metrics["class_names"]
+    names = evaluation.class_names
     predicted = np.array([names.index(r["predicted"]) for r in rows])
     kept = test.subset(np.flatnonzero(clear))
     assert [r["file"] for r in rows] == list(kept.names)
-    assert metrics["accuracy"] == pytest.approx((predicted == kept.labels).mean())
-    assert metrics["agreement"]["vote_share"] == pytest.approx(
+    assert evaluation.accuracy == pytest.approx((predicted == kept.labels).mean())
+    assert evaluation.agreement["vote_share"] == pytest.approx(
         kept.votes[np.arange(len(kept)), predicted].mean(), abs=1e-6
     )
-    assert metrics["source_label"]["accuracy"] == pytest.approx((predicted == kept.source_labels).mean())
-    assert sum(b["faces"] for b in metrics["agreement"]["vote_calibration"]["table"]) == len(kept)
+    assert evaluation.source_label["accuracy"] == pytest.approx((predicted == kept.source_labels).mean())
+    assert sum(b["faces"] for b in evaluation.agreement["vote_calibration"]["table"]) == len(kept)
     page = (tmp_path / "eval" / "report.html").read_text()
     assert "Agreement with people" in page and "Vote share of the prediction" in page
 
 
 def test_an_eight_class_model_on_a_seven_class_folder_counts_contempt_as_wrong(vote_run, faces, tmp_path):
-    metrics = evaluate(vote_run, faces, out=tmp_path / "eval")
-    assert metrics["classes"]["model_only"] == ["contempt"] and metrics["num_images"] == 7 * 12
-    contempt = metrics["class_names"].index("contempt")
-    predicted_contempt = sum(row[contempt] for row in metrics["confusion_matrix"])
-    wrong = sum(sum(row) - row[i] for i, row in enumerate(metrics["confusion_matrix"]))
-    assert wrong >= predicted_contempt and metrics["accuracy"] == pytest.approx(1 - wrong / (7 * 12))
+    evaluation = evaluate(vote_run, faces, out=tmp_path / "eval")
+    assert evaluation.classes["model_only"] == ["contempt"] and evaluation.num_images == 7 * 12
+    contempt = evaluation.class_names.index("contempt")
+    predicted_contempt = sum(row[contempt] for row in evaluation.confusion_matrix)
+    wrong = sum(sum(row) - row[i] for i, row in enumerate(evaluation.confusion_matrix))
+    assert wrong >= predicted_contempt and evaluation.accuracy == pytest.approx(1 - wrong / (7 * 12))
 
 
 def test_other_class_names_are_matched_by_synonym_or_map_and_the_rest_left_out(vote_run, faces, tmp_path):
@@ -169,12 +169,12 @@ def test_other_class_names_are_matched_by_synonym_or_map_and_the_rest_left_out(v
     shutil.copytree(faces / "test" / "fear", renamed / "test" / "shock")
     with pytest.raises(EmolensError, match="class map names"):
         evaluate(vote_run, renamed, out=tmp_path / "e0", class_map={"joy": "glee"})
-    metrics = evaluate(vote_run, renamed, out=tmp_path / "e1", class_map={"joy": "happy"})
-    assert metrics["classes"]["renamed"] == {"anger": "angry", "joy": "happy", "sadness": "sad"}
-    assert metrics["classes"]["data_only"] == ["shock"] and metrics["left_out"] == {
+    evaluation = evaluate(vote_run, renamed, out=tmp_path / "e1", class_map={"joy": "happy"})
+    assert evaluation.classes["renamed"] == {"anger": "angry", "joy": "happy", "sadness": "sad"}
+    assert evaluation.classes["data_only"] == ["shock"] and evaluation.left_out == {
         "shock: a class the model lacks": 12
     }
-    assert metrics["num_images"] == 48 and set(metrics["classes"]["model_only"]) == {
+    assert evaluation.num_images == 48 and set(evaluation.classes["model_only"]) == {
         "contempt",
         "disgust",
         "fear",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from emolens.cli import main
+from emolens.errors import EmolensError
 from emolens.models.calibration import (
     apply_class_scale,
     apply_temperature,
@@ -18,7 +19,6 @@ from emolens.models.calibration import (
 )
 from emolens.models.card import ModelCard, write_card
 from emolens.models.classifier import BUNDLED_DIR, load_classifier
-from emolens.errors import EmolensError
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -194,14 +194,15 @@ def test_evaluate_is_four_steps_python_can_call_one_by_one(tmp_path):
     assert main(["data", "synth", str(data), "--train-per-class", "2", "--test-per-class", "8"]) == 0
     predictions = predict_split("default", data, tta="flip")
     assert predictions.probabilities.shape == (56, len(load_classifier().class_names)) and len(predictions.y_true) == 56
-    metrics = evaluation_metrics(predictions)
-    assert metrics["accuracy"] == pytest.approx(float((predictions.y_pred == predictions.y_true).mean()))
-    figures = write_evaluation_files(predictions, metrics, tmp_path / "steps")
+    evaluation = evaluation_metrics(predictions)
+    assert evaluation.accuracy == pytest.approx(float((predictions.y_pred == predictions.y_true).mean()))
+    figures = write_evaluation_files(predictions, evaluation, tmp_path / "steps")
     assert all(path.is_file() for path in figures.values()) and (tmp_path / "steps" / "metrics.json").is_file()
-    report = write_evaluation_report(predictions, metrics, figures, tmp_path / "steps")
+    report = write_evaluation_report(predictions, evaluation, figures, tmp_path / "steps")
     assert report.read_text().count("data:image/png;base64,") == len(figures)
     whole = evaluate("default", data, tta="flip", out=tmp_path / "whole")
-    assert whole["accuracy"] == metrics["accuracy"] and whole["calibration"] == metrics["calibration"]
+    assert whole.accuracy == evaluation.accuracy and whole.calibration == evaluation.calibration
+    assert whole.to_dict() == json.loads((tmp_path / "whole" / "metrics.json").read_text())
 
 
 def test_a_temperature_fitted_to_vote_shares_makes_confidence_the_share_of_people():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -19,6 +20,9 @@ from emolens.cli._common import (
     stdout,
 )
 
+if TYPE_CHECKING:
+    from emolens.evaluate import Evaluation
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emolens.evaluate import evaluate
@@ -27,7 +31,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if needs_keras(*args.models) or args.explain:
         _start_backend(args.verbose)
     class_map = _pairs(args.class_map, "--class-map", "joy=happy,rage=angry") if args.class_map else None
-    metrics = evaluate(
+    evaluation = evaluate(
         args.models,
         args.data,
         split=args.split,
@@ -40,44 +44,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         class_map=class_map,
     )
     if args.json:
-        stdout.print_json(json.dumps(metrics))
+        stdout.print_json(json.dumps(evaluation.to_dict()))
         return 0
-    tta = (
-        ""
-        if metrics["test_time_augmentation"] == "none"
-        else f", test-time augmentation: {metrics['test_time_augmentation']}"
-    )
-    table = Table(title=f"{metrics['model']} on {metrics['split']} ({metrics['num_images']} images{tta})")
-    for column in ("class", "precision", "recall", "F1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for name, row in metrics["per_class"].items():
-        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
-    stdout.print(table)
-    _print_agreement(metrics)
-    calibration = metrics["calibration"]
+    _print_per_class(evaluation)
+    _print_agreement(evaluation)
+    calibration = evaluation.calibration
     stdout.print(
-        f"Calibration error (ECE, {calibration['bins']} bins): raw softmax {calibration['ece_raw']:.3f}, as predicted [bold]{calibration['ece_calibrated']:.3f}[/]"
+        f"Calibration error (ECE, {calibration['bins']} bins): raw softmax {calibration['ece_raw']:.3f}, "
+        f"as predicted [bold]{calibration['ece_calibrated']:.3f}[/]"
     )
-    stdout.print(f"Report: [bold]{_shown(metrics['report'])}[/]")
+    stdout.print(f"Report: [bold]{_shown(evaluation.report)}[/]")
     return 0
 
 
-def _print_agreement(metrics: dict) -> None:
+def _print_per_class(evaluation: Evaluation) -> None:
+    """The per-class table, titled with what was scored."""
+    augmentation = evaluation.test_time_augmentation
+    tta = "" if augmentation == "none" else f", test-time augmentation: {augmentation}"
+    table = Table(title=f"{evaluation.model} on {evaluation.split} ({evaluation.num_images} images{tta})")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in evaluation.per_class.items():
+        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    stdout.print(table)
+
+
+def _print_agreement(evaluation: Evaluation) -> None:
     """Accuracy (against the votes' majority when there are votes), then agreement, classes and left-outs."""
-    against = " against the votes' majority" if "agreement" in metrics else ""
-    stdout.print(f"Accuracy{against} [bold]{metrics['accuracy']:.4f}[/], macro-F1 [bold]{metrics['macro_f1']:.4f}[/]")
-    if "agreement" in metrics:
+    from emolens.evaluate.agreement import scoring_notes
+
+    against = " against the votes' majority" if evaluation.agreement else ""
+    stdout.print(f"Accuracy{against} [bold]{evaluation.accuracy:.4f}[/], macro-F1 [bold]{evaluation.macro_f1:.4f}[/]")
+    if evaluation.agreement:
         stdout.print(
-            f"Vote share: the predicted emotion got [bold]{metrics['agreement']['vote_share']:.4f}[/] of the annotators' votes on average"
+            f"Vote share: the predicted emotion got [bold]{evaluation.agreement['vote_share']:.4f}[/] "
+            "of the annotators' votes on average"
         )
-    source = metrics.get("source_label")
+    source = evaluation.source_label
     if source and source["accuracy"] is not None:
         stdout.print(
             f"Accuracy against the folders' own labels [bold]{source['accuracy']:.4f}[/] ({source['num_images']} images)"
         )
-    from emolens.evaluate.agreement import scoring_notes
-
-    for note in scoring_notes(metrics):
+    for note in scoring_notes(evaluation.to_dict()):
         stdout.print(_shown(note))
 
 
@@ -175,7 +183,8 @@ def _add_calibrate(commands) -> None:
     calibrate.add_argument(
         "--class-scale",
         metavar="CLASS=FACTOR,...",
-        help="also scale some classes' probabilities before renormalising, e.g. neutral=0.6 (chosen on validation with bench/frontier.py); stored in the card",
+        help="also scale some classes' probabilities before renormalising, e.g. neutral=0.6 "
+        "(chosen on validation with bench/frontier.py); stored in the card",
     )
     calibrate.add_argument(
         "--labels",

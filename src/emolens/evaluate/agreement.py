@@ -27,7 +27,7 @@ def vote_agreement(votes: np.ndarray, probabilities: np.ndarray, *, bins: int = 
         vote_share, and vote_calibration: the weighted mean gap between confidence and vote share
         (an ECE with vote shares in place of right or wrong) and the bins it came from.
 
-    Example:
+    Examples:
         >>> votes = np.array([[0.8, 0.2], [0.4, 0.6]])
         >>> agreement = vote_agreement(votes, np.array([[0.9, 0.1], [0.7, 0.3]]), bins=2)
         >>> round(agreement["vote_share"], 2), round(agreement["vote_calibration"]["gap"], 2)
@@ -63,7 +63,7 @@ def vote_agreement(votes: np.ndarray, probabilities: np.ndarray, *, bins: int = 
 def source_label_accuracy(source_labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     """Accuracy against the source's own label (FER2013's folder) on the faces whose label the model knows.
 
-    Example:
+    Examples:
         >>> source_label_accuracy(np.array([0, 1, -1]), np.array([0, 0, 1]))
         {'accuracy': 0.5, 'num_images': 2}
     """
@@ -75,7 +75,7 @@ def source_label_accuracy(source_labels: np.ndarray, predicted: np.ndarray) -> d
 def scoring_notes(metrics: dict[str, Any]) -> list[str]:
     """What an evaluation left out and how the classes met, as sentences for the terminal and the report.
 
-    Example:
+    Examples:
         >>> scoring_notes({"left_out": {"votes tied between classes": 3}, "classes": {"model_only": ["contempt"]}})
         ['Left out 3 images: votes tied between classes', 'The data has no contempt: predicting it counts as wrong.']
     """
@@ -87,7 +87,8 @@ def scoring_notes(metrics: dict[str, Any]) -> list[str]:
         )
     if classes.get("model_only"):
         notes.append(
-            f"The data has no {', '.join(classes['model_only'])}: predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong."
+            f"The data has no {', '.join(classes['model_only'])}: "
+            f"predicting {'them' if len(classes['model_only']) > 1 else 'it'} counts as wrong."
         )
     if classes.get("never_predicted"):
         notes.append(f"Never predicted: {', '.join(classes['never_predicted'])}")

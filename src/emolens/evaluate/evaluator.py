@@ -15,31 +15,26 @@ Writes into the run folder (or `out`):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
-from collections.abc import Sequence
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from emolens._io import spreadsheet_safe, write_json, write_text
-from emolens.data.cache import load_dataset
-from emolens.data.quality import sharpness, sharpness_mismatch
-from emolens.data.dataset import Split
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
-from emolens.evaluate.agreement import source_label_accuracy, vote_agreement
-from emolens.evaluate.matching import ClassMatch, match_classes, run_validation_images, scored_images, unseen_images
+from emolens.evaluate.evaluation import Evaluation, evaluation_metrics
 from emolens.evaluate.metrics import compute_metrics
-from emolens.models.calibration import ECE_BINS, expected_calibration_error, reliability
+from emolens.evaluate.predictions import SplitPredictions, predict_split
+from emolens.evaluate.report import write_html_report
+from emolens.models.calibration import reliability
+from emolens.models.classifier import Classifier
 from emolens.plots import plot_confusion_matrix, plot_image_grid, plot_reliability
 from emolens.rundir import RunDir
-from emolens.evaluate.report import write_html_report
-from emolens.models.classifier import Classifier, EnsembleClassifier, load_classifiers
 
 logger = logging.getLogger(__name__)
 
@@ -53,158 +48,17 @@ def _read_history(run_dir: Path | None) -> list[dict[str, float]] | None:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(file)]
 
 
-@dataclass(frozen=True)
-class SplitPredictions:
-    """A model's answers on one split: what every later step of an evaluation reads.
-
-    Attributes:
-        classifier: the Classifier (an EnsembleClassifier for several models).
-        models: the models as given.
-        data, split, tta: what was evaluated, and the test-time augmentation.
-        images: the scored images of the split and their file names (see `emolens.evaluate.matching`).
-        y_true: true class indices, in the model's class order (with a labels file of votes, the majority).
-        probabilities, raw: calibrated and raw class probabilities (N, classes).
-        votes: with a labels file of votes, each face's vote shares over the model's classes; else None.
-        source_labels: with a labels file, the source's own label (its folder) in the model's classes, -1 where
-            the model lacks it; else None.
-        left_out: images of the split not scored, by reason.
-        classes: how the dataset's classes met the model's (`ClassMatch`).
-
-    Example:
-        >>> predictions = predict_split("default", "fer2013.zip")      # doctest: +SKIP
-        >>> predictions.probabilities.shape, predictions.class_names[3]   # doctest: +SKIP
-        ((3589, 7), 'happy')
-    """
-
-    classifier: Classifier
-    models: list[str | os.PathLike]
-    data: str | os.PathLike
-    split: str
-    tta: str
-    images: Split
-    y_true: np.ndarray
-    probabilities: np.ndarray
-    raw: np.ndarray
-    votes: np.ndarray | None = None
-    source_labels: np.ndarray | None = None
-    left_out: dict[str, int] = field(default_factory=dict)
-    classes: ClassMatch | None = None
-    labels_file: str = ""
-
-    @property
-    def y_pred(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.classifier.class_names
-
-
-def predict_split(
-    model: str | os.PathLike | Sequence[str | os.PathLike],
-    data: str | os.PathLike,
-    *,
-    split: str = "test",
-    batch_size: int = 256,
-    cache: bool = True,
-    tta: str = "none",
-    labels: str | os.PathLike | None = None,
-    class_map: Mapping[str, str] | None = None,
-) -> SplitPredictions:
-    """Step 1: `model`'s probabilities for every image of one split that can be scored (the arguments as
-    `evaluate`'s; see `emolens.evaluate.matching` for which images are left out).
-
-    Example:
-        >>> predictions = predict_split("default", "fer2013.zip", tta="flip")    # doctest: +SKIP
-        >>> (predictions.y_pred == predictions.y_true).mean()                   # doctest: +SKIP
-        0.6305
-    """
-    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
-    trained = load_classifiers(models)
-    dataset = load_dataset(data, bare_split=split, cache=cache, labels=labels)
-    # Datasets and models may name and order classes differently (the FER2013 CSV orders them its own way).
-    match = match_classes(dataset.class_names, trained.class_names, class_map)
-    members = trained.members if isinstance(trained, EnsembleClassifier) else [trained]
-    runs = [m.run_dir for m in members if m.run_dir is not None]
-    images = dataset.splits.get(split)
-    if images is None and split == "val" and "train" in dataset.splits:
-        # A source without val/ gave the run a slice of train to validate on: that slice is its val split.
-        images = run_validation_images(dataset.split("train"), runs)
-        if images is not None:
-            logger.info(
-                "%s has no val/: scoring the %d training images the run held out for validation", data, len(images)
-            )
-    unseen, used = unseen_images(images if images is not None else dataset.split(split), split, runs, str(data))
-    scored = scored_images(unseen, dataset.class_names, match)
-    left_out = {**dataset.labelling.get(split, {}), **used, **scored.left_out}
-    for reason, count in left_out.items():
-        logger.warning("Left out %d %s images: %s", count, split, reason)
-    probabilities, raw = trained.predict_both(scored.images.images, batch_size=batch_size, tta=tta)
-    return SplitPredictions(
-        trained,
-        models,
-        data,
-        split,
-        tta,
-        scored.images,
-        scored.y_true,
-        probabilities,
-        raw,
-        scored.votes,
-        scored.source_labels,
-        left_out,
-        match,
-        dataset.labels_file,
-    )
-
-
-def evaluation_metrics(predictions: SplitPredictions) -> dict[str, Any]:
-    """Step 2: the metrics dict that metrics.json holds: accuracy, macro-F1, per class, confusion matrix,
-    calibration, and the data-shift warning (logged too).
-
-    Example:
-        >>> metrics = evaluation_metrics(predict_split("default", "fer2013.zip"))   # doctest: +SKIP
-        >>> round(metrics["accuracy"], 4), metrics["calibration"]["ece_calibrated"]  # doctest: +SKIP
-        (0.6252, 0.0264)
-    """
-    trained, y_true = predictions.classifier, predictions.y_true
-    metrics = {
-        "model": trained.card.get("model", trained.path.stem),
-        "model_path": str(trained.path) if len(predictions.models) == 1 else [str(m) for m in predictions.models],
-        "data": str(predictions.data),
-        "split": predictions.split,
-        "test_time_augmentation": predictions.tta,
-        **compute_metrics(y_true, predictions.y_pred, trained.class_names),
-        **_agreement_metrics(predictions),
-        "calibration": _calibration_metrics(trained, predictions.probabilities, predictions.raw, y_true),
-        "sharpness": {
-            "training": trained.card.get("train_sharpness"),
-            "evaluated": round(sharpness(predictions.images.images), 2),
-        },
-        "warnings": [],
-    }
-    if predictions.split == "train":
-        metrics["warnings"].append(
-            "these are training images: a model scores higher on what it learned from, so this is no test of it."
-        )
-    mismatch = sharpness_mismatch(metrics["sharpness"]["training"] or 0.0, metrics["sharpness"]["evaluated"])
-    if mismatch:
-        logger.warning("%s: %s", predictions.split, mismatch)
-        metrics["warnings"].append(mismatch)
-    return metrics
-
-
 def write_evaluation_files(
-    predictions: SplitPredictions, metrics: dict[str, Any], out: str | os.PathLike, *, explain: bool = False
+    predictions: SplitPredictions, evaluation: Evaluation, out: str | os.PathLike, *, explain: bool = False
 ) -> dict[str, Path]:
     """Step 3: metrics.json, predictions.csv, classification_report.txt and the figures, into `out`.
 
     Returns:
         The figures for the report, caption -> file, in the order it shows them.
 
-    Example:
+    Examples:
         >>> predictions = predict_split("default", "fer2013.zip")                            # doctest: +SKIP
-        >>> figures = write_evaluation_files(predictions, evaluation_metrics(predictions), "out")  # doctest: +SKIP
+        >>> figures = write_evaluation_files(predictions, evaluation_metrics(predictions), "out")   # doctest: +SKIP
         >>> list(figures)                                                                    # doctest: +SKIP
         ['Confusion matrix', 'Reliability (confidence against accuracy)', 'Most confident mistakes']
     """
@@ -217,11 +71,11 @@ def write_evaluation_files(
     names, split = trained.class_names, predictions.split
     files = RunDir(Path(out))
     files.path.mkdir(parents=True, exist_ok=True)
-    write_json(files.metrics, {**metrics, "report": str(files.report)})
+    write_json(files.metrics, dataclasses.replace(evaluation, report=str(files.report)).to_dict())
     write_text(files.predictions, _predictions_csv(predictions.images.names, y_true, probabilities, names))
     write_text(files.classification_report, compute_metrics(y_true, y_pred, names, output_dict=False))
     plot_confusion_matrix(
-        metrics["confusion_matrix"],
+        evaluation.confusion_matrix,
         names,
         files.confusion_matrix,
         title=f"Confusion matrix: {split}, {len(y_true)} images",
@@ -249,20 +103,21 @@ def write_evaluation_files(
 
 
 def write_evaluation_report(
-    predictions: SplitPredictions, metrics: dict[str, Any], figures: dict[str, Path], out: str | os.PathLike
+    predictions: SplitPredictions, evaluation: Evaluation, figures: dict[str, Path], out: str | os.PathLike
 ) -> Path:
     """Step 4: report.html, one self-contained page with the metrics, the figures, and the run's history and config.
 
-    Example:
-        >>> metrics = evaluation_metrics(predictions)                                 # doctest: +SKIP
-        >>> write_evaluation_report(predictions, metrics, write_evaluation_files(predictions, metrics, "out"), "out")  # doctest: +SKIP
+    Examples:
+        >>> evaluation = evaluation_metrics(predictions)                                          # doctest: +SKIP
+        >>> figures = write_evaluation_files(predictions, evaluation, "out")                       # doctest: +SKIP
+        >>> write_evaluation_report(predictions, evaluation, figures, "out")                      # doctest: +SKIP
         PosixPath('out/report.html')
     """
     run_dir = predictions.classifier.run_dir
     return write_html_report(
         RunDir(Path(out)).report,
-        title=f"emolens: {metrics['model']} on {Path(str(predictions.data)).name} ({predictions.split})",
-        metrics=metrics,
+        title=f"emolens: {evaluation.model} on {Path(str(predictions.data)).name} ({predictions.split})",
+        metrics=evaluation.to_dict(),
         classification_report=compute_metrics(
             predictions.y_true, predictions.y_pred, predictions.class_names, output_dict=False
         ),
@@ -284,7 +139,7 @@ def evaluate(
     explain: bool = False,
     labels: str | os.PathLike | None = None,
     class_map: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluates a trained model on one split of a dataset and writes the report files: `predict_split`,
     `evaluation_metrics`, `write_evaluation_files` and `write_evaluation_report`, which Python can call one by one.
 
@@ -308,10 +163,10 @@ def evaluate(
             Images of classes the model lacks are left out and counted. Defaults to None.
 
     Returns:
-        The metrics dict, as written to metrics.json.
+        An `Evaluation`: every figure measured, with the report's path; `to_dict()` is metrics.json.
 
-    Example:
-        >>> evaluate("default", "fer2013.zip", tta="crops")["accuracy"]   # doctest: +SKIP
+    Examples:
+        >>> evaluate("default", "fer2013.zip", tta="crops").accuracy   # doctest: +SKIP
         0.6456
     """
     if explain and not isinstance(model, (str, os.PathLike)) and len(model) > 1:
@@ -322,18 +177,13 @@ def evaluate(
     trained = predictions.classifier
     out_dir = Path(out) if out is not None else trained.run_dir or Path(f"{trained.path.stem}-evaluation")
     refuse_output_inside(out_dir, data)
-    metrics = evaluation_metrics(predictions)
-    figures = write_evaluation_files(predictions, metrics, out_dir, explain=explain)
-    metrics["report"] = str(write_evaluation_report(predictions, metrics, figures, out_dir))
+    evaluation = evaluation_metrics(predictions)
+    figures = write_evaluation_files(predictions, evaluation, out_dir, explain=explain)
+    report = write_evaluation_report(predictions, evaluation, figures, out_dir)
     logger.debug(
-        "Accuracy %.4f, macro-F1 %.4f on %d %s images; report at %s",
-        metrics["accuracy"],
-        metrics["macro_f1"],
-        len(predictions.y_true),
-        split,
-        metrics["report"],
+        "Accuracy %.4f on %d %s images; report at %s", evaluation.accuracy, evaluation.num_images, split, report
     )
-    return metrics
+    return dataclasses.replace(evaluation, report=str(report))
 
 
 def _plot_explained_mistakes(
@@ -345,7 +195,7 @@ def _plot_explained_mistakes(
     heatmaps = GradCam(trained.path).heatmaps(faces, predicted)
     size = faces.shape[1] if len(faces) else trained.input_size
     overlays = np.array(
-        [Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces)]
+        [Explanation(heat, face, (0, 0, size)).plot(side=2 * size) for heat, face in zip(heatmaps, faces, strict=True)]
     )
     return plot_image_grid(
         overlays.reshape(-1, 2 * size, 2 * size, 3),
@@ -355,43 +205,6 @@ def _plot_explained_mistakes(
     )
 
 
-def _agreement_metrics(predictions: SplitPredictions) -> dict[str, Any]:
-    """What was left out and how classes met, and with a labels file the agreement with people (see
-    `emolens.evaluate.agreement`): accuracy is then against the votes' majority, beside the source's own label."""
-    y_pred = predictions.y_pred
-    predicted = set(y_pred.tolist())
-    classes = {
-        **(predictions.classes.to_dict() if predictions.classes else {}),
-        "never_predicted": [name for i, name in enumerate(predictions.class_names) if i not in predicted],
-    }
-    metrics: dict[str, Any] = {"left_out": predictions.left_out, "classes": classes}
-    if predictions.labels_file:
-        metrics["labels"] = {
-            "file": predictions.labels_file,
-            "kind": "votes" if predictions.votes is not None else "one class per image",
-        }
-    if predictions.votes is not None:
-        metrics["agreement"] = vote_agreement(predictions.votes, predictions.probabilities)
-    if predictions.source_labels is not None:
-        metrics["source_label"] = source_label_accuracy(predictions.source_labels, y_pred)
-    return metrics
-
-
-def _calibration_metrics(
-    trained: Classifier, probabilities: np.ndarray, raw: np.ndarray, y_true: np.ndarray
-) -> dict[str, Any]:
-    """Expected calibration error of the raw softmax and of the calibrated probabilities, and the temperature
-    (None where the model, or an ensemble's member, was never calibrated)."""
-    members = trained.members if isinstance(trained, EnsembleClassifier) else [trained]
-    temperatures = [member.card.temperature for member in members]
-    return {
-        "temperature": temperatures[0] if len(members) == 1 else temperatures,
-        "bins": ECE_BINS,
-        "ece_raw": round(expected_calibration_error(raw, y_true), 4),
-        "ece_calibrated": round(expected_calibration_error(probabilities, y_true), 4),
-    }
-
-
 def _predictions_csv(
     names: Sequence[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
 ) -> str:
@@ -399,7 +212,7 @@ def _predictions_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(map(spreadsheet_safe, ["file", "true", "predicted", *class_names]))
-    for name, truth, row in zip(names, y_true, probabilities):
+    for name, truth, row in zip(names, y_true, probabilities, strict=True):
         cells = [name, class_names[truth], class_names[int(row.argmax())]]
         writer.writerow([*map(spreadsheet_safe, cells), *(f"{p:.4f}" for p in row)])
     return buffer.getvalue()

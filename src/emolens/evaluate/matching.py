@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 class ClassMatch:
     """How a dataset's classes meet a model's.
 
-    Example:
+    Examples:
         >>> match = match_classes(("anger", "contempt", "happiness"), ["angry", "happy", "neutral"])
         >>> match.to_model.tolist(), match.renamed, match.data_only, match.model_only
         ([0, -1, 1], {'anger': 'angry', 'happiness': 'happy'}, ['contempt'], ['neutral'])
@@ -71,8 +71,8 @@ def match_classes(
     return ClassMatch(
         to_model=np.array([list(model_classes).index(t) if t else -1 for t in targets], np.int64),
         model_classes=tuple(model_classes),
-        renamed={name: t for name, t in zip(data_classes, targets) if t and t != name},
-        data_only=[name for name, t in zip(data_classes, targets) if t is None],
+        renamed={name: t for name, t in zip(data_classes, targets, strict=True) if t and t != name},
+        data_only=[name for name, t in zip(data_classes, targets, strict=True) if t is None],
         model_only=[name for name in model_classes if name not in targets],
     )
 
@@ -102,7 +102,7 @@ def scored_images(split: Split, data_classes: Sequence[str], match: ClassMatch) 
     for index in np.flatnonzero(match.to_model < 0):
         count = int((keep & (split.labels == index)).sum())
         if count:
-            left_out[f"{data_classes[index]}: a class the model lacks"] = count
+            left_out[f"{data_classes[int(index)]}: a class the model lacks"] = count
     keep &= match.to_model[split.labels] >= 0
     if not keep.any():
         raise EmolensError(
@@ -169,7 +169,8 @@ def run_validation_images(train: Split, run_dirs: Sequence[Path]) -> Split | Non
     if not lists:
         return None
     held_out = np.array(
-        [all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images))], bool
+        [all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images), strict=True)],
+        bool,
     )
     return train.subset(np.flatnonzero(held_out)) if held_out.any() else None
 
@@ -179,7 +180,7 @@ def unseen_images(split: Split, split_name: str, run_dirs: Sequence[Path], data:
     ones), and how many it left out; an error when nothing is left. Split "train" is scored as asked."""
     if split_name == "train" or not run_dirs:
         return split, {}
-    keys = list(zip(split.names, pixel_digests(split.images)))
+    keys = list(zip(split.names, pixel_digests(split.images), strict=True))
     keep = np.ones(len(split), bool)
     left_out: dict[str, int] = {}
     for run_dir in run_dirs:

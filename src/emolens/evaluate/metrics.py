@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from sklearn.metrics import (
@@ -15,6 +15,14 @@ from sklearn.metrics import (
 )
 
 
+@overload
+def compute_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], *, output_dict: Literal[True] = True
+) -> dict[str, Any]: ...
+@overload
+def compute_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], *, output_dict: Literal[False]
+) -> str: ...
 def compute_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], *, output_dict: bool = True
 ) -> dict[str, Any] | str:
@@ -33,7 +41,7 @@ def compute_metrics(
         A dict with accuracy, macro_f1, num_images, class_names, per_class and confusion_matrix (counts, rows =
         true class), or the report text.
 
-    Example:
+    Examples:
         >>> metrics = compute_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ["angry", "happy"])
         >>> round(metrics["accuracy"], 3), metrics["confusion_matrix"]
         (0.667, [[1, 0], [1, 1]])
@@ -45,7 +53,7 @@ def compute_metrics(
         )
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
-        "num_images": int(len(y_true)),
+        "num_images": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         # Macro over the classes present in the data (scikit-learn's default), so a subset test set is fair.
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),

@@ -8,6 +8,7 @@ import html
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def _per_class(metrics: dict) -> str:
     return f'<section><h2>Per class</h2><table class="pc">{head}{"".join(rows)}</table></section>'
 
 
-def _figures(figures: dict[str, os.PathLike]) -> str:
+def _figures(figures: Mapping[str, str | os.PathLike]) -> str:
     parts = []
     for caption, file in figures.items():
         file = Path(file)
@@ -191,7 +192,7 @@ def write_html_report(
     title: str,
     metrics: dict,
     classification_report: str,
-    figures: dict[str, os.PathLike],
+    figures: Mapping[str, str | os.PathLike],
     config: dict | None = None,
     history: list[dict] | None = None,
 ) -> Path:
