@@ -20,7 +20,7 @@ import os
 import sys
 
 # Timed as the emolens rows are (this script's folder is on sys.path; that module imports only numpy at its top).
-from predict_latency import median_ms  # noqa: E402
+from predict_latency import median_ms
 
 
 def main() -> int:

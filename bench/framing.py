@@ -35,7 +35,7 @@ def measure(detector_name: str, images: np.ndarray) -> dict[str, float]:
         boxes = detector.detect(canvas).boxes
         if len(boxes) == 0:
             continue
-        x, y, w, h = max(boxes, key=lambda box: box[2] * box[3])  # the largest: the face, not a speck
+        _, y, w, h = max(boxes, key=lambda box: box[2] * box[3])  # the largest: the face, not a speck
         widths.append(w / side)
         heights.append(h / side)
         offsets.append((y + h / 2 - (side + side / 2)) / side)
@@ -65,7 +65,8 @@ def main() -> None:
     for name in detector_names():
         m = measure(name, images)
         print(
-            f"| {name} | {m['found']}/{m['of']} | {m['width']:.3f} | {m['height']:.3f} | {m['centre_offset']:+.3f} | 1/{1 / m['scale']:.3f} | {m['dy']:.3f} |"
+            f"| {name} | {m['found']}/{m['of']} | {m['width']:.3f} | {m['height']:.3f} | {m['centre_offset']:+.3f} | "
+            f"1/{1 / m['scale']:.3f} | {m['dy']:.3f} |"
         )
 
 

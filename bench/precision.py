@@ -26,14 +26,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import emolens.backend  # noqa: E402,F401  (Keras, quietly)
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from emolens.data import load_dataset  # noqa: E402
-from emolens.data.preprocess import to_model_input  # noqa: E402
-from emolens.train.config import TrainConfig  # noqa: E402
-from emolens.train.trainer import build_trainer  # noqa: E402
+import emolens.backend  # noqa: F401  (Keras, quietly)
+from emolens.data import load_dataset
+from emolens.data.preprocess import to_model_input
+from emolens.train.config import TrainConfig
+from emolens.train.trainer import build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 64

@@ -158,7 +158,8 @@ def main() -> int:
         "folder: 20 such photos.\n"
     )
     print(
-        "| detector | portrait, end to end | decode | detect | classify | faces found (portrait / group) | group photo | folder, faces/s | top emotion |"
+        "| detector | portrait, end to end | decode | detect | classify | faces found (portrait / group) | group photo "
+        "| folder, faces/s | top emotion |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, f in figures.items():

@@ -225,7 +225,8 @@ def batch_figures(scratch: Path, photos: int, worker_counts: list[int]) -> None:
     print(
         "Without it, once the actors run: "
         + ", ".join(
-            f"{workers} worker(s) {rate:.1f} pictures/s ({rate * single_s / pictures:.2f}x one process, {rate * one_thread_s / pictures:.2f}x one thread)"
+            f"{workers} worker(s) {rate:.1f} pictures/s ({rate * single_s / pictures:.2f}x one process, "
+            f"{rate * one_thread_s / pictures:.2f}x one thread)"
             for workers, rate in running.items()
         )
         + "."

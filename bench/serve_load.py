@@ -128,7 +128,8 @@ def measure_memory(concurrent: int, many: int) -> None:
             peak, after = resident_mb(process.pid, "VmHWM"), resident_mb(process.pid, "VmRSS")
             shown = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses), key=str))
             print(
-                f"| {label} | {len(upload) / 1024:.0f} KB | {count or concurrent} | {shown} | {before:.0f} MB | {peak:.0f} MB | {after:.0f} MB |",
+                f"| {label} | {len(upload) / 1024:.0f} KB | {count or concurrent} | {shown} | "
+                f"{before:.0f} MB | {peak:.0f} MB | {after:.0f} MB |",
                 flush=True,
             )
         finally:
@@ -183,7 +184,8 @@ def run_load(args: argparse.Namespace) -> None:
                 latencies, errors = asyncio.run(load(url, photo, clients, args.seconds))
                 p50, p95, p99 = (1000 * np.percentile(latencies, q) for q in (50, 95, 99))
                 print(
-                    f"| {label} | {clients} | {len(latencies) / args.seconds:.1f} | {p50:.0f} ms | {p95:.0f} ms | {p99:.0f} ms | {errors} |",
+                    f"| {label} | {clients} | {len(latencies) / args.seconds:.1f} | "
+                    f"{p50:.0f} ms | {p95:.0f} ms | {p99:.0f} ms | {errors} |",
                     flush=True,
                 )
         finally:

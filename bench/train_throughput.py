@@ -26,16 +26,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from emolens.backend import thread_count  # noqa: E402
-from emolens.data import load_dataset, to_model_input  # noqa: E402
-from emolens.data.augment import AugmentConfig  # noqa: E402
-from emolens.train import trainer as trainer_module  # noqa: E402
-from emolens.train.config import TrainConfig  # noqa: E402
-from emolens.train.recipes import recipe_config  # noqa: E402
-from emolens.train.trainer import build_trainer, resolve_precision  # noqa: E402
+from emolens.backend import thread_count
+from emolens.data import load_dataset, to_model_input
+from emolens.data.augment import AugmentConfig
+from emolens.train import trainer as trainer_module
+from emolens.train.config import TrainConfig
+from emolens.train.recipes import recipe_config
+from emolens.train.trainer import build_trainer, resolve_precision
 
 BATCH = 64
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +231,8 @@ def main() -> int:
     pipelines["emolens, float32"] = (rates["float32"], "float32")
 
     print(
-        f"\nseed model, batch {BATCH}, {args.steps} timed steps, Keras {keras.__version__} on {keras.backend.backend()}, {thread_count()} threads"
+        f"\nseed model, batch {BATCH}, {args.steps} timed steps, "
+        f"Keras {keras.__version__} on {keras.backend.backend()}, {thread_count()} threads"
     )
     print(
         f"matrix-multiply peaks (4096^3): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bf16']:.0f} GFLOP/s; "
@@ -246,7 +247,8 @@ def main() -> int:
     if not args.emolens_only:
         notebook = pipelines[NOTEBOOK][0]
         print(
-            f"\nemolens default / notebook: {rates['default'] / notebook:.2f}x (target 2.5x); float32 / notebook: {rates['float32'] / notebook:.2f}x"
+            f"\nemolens default / notebook: {rates['default'] / notebook:.2f}x (target 2.5x); "
+            f"float32 / notebook: {rates['float32'] / notebook:.2f}x"
         )
     full, no_aug, forward = rates["default"], rates["no augmentation"], rates["forward only"]
     alone = augmenter_ms_per_image(to_model_input(train.images[order]))
@@ -267,7 +269,8 @@ def main() -> int:
     )
     cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe, four-layer augmentation"]
     print(
-        f"cpu recipe (mini_resnet, 44-pixel crops): {cpu:.0f} images/s with one warp, {cpu_before:.0f} with four layers and the crop's shift: "
+        f"cpu recipe (mini_resnet, 44-pixel crops): {cpu:.0f} images/s with one warp, "
+        f"{cpu_before:.0f} with four layers and the crop's shift: "
         f"{cpu / cpu_before:.2f}x (target 1.6x)"
     )
     steps = {"default": 1e3 / full, "cpu recipe": 1e3 / cpu}

@@ -180,7 +180,7 @@ def test_evaluate_on_the_fer2013_csv_matches_classes_by_name(evaluated_run, synt
     test = load_dataset(synth_data).split("test")
     folder_classes = load_dataset(synth_data).class_names
     lines = ["emotion,pixels,Usage"]
-    for image, label in zip(test.images, test.labels):
+    for image, label in zip(test.images, test.labels, strict=True):
         csv_label = FER2013_CSV_CLASSES.index(folder_classes[label])  # the CSV numbers classes in its own order
         lines.append(f"{csv_label},{' '.join(map(str, image.ravel()))},PrivateTest")
     (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")

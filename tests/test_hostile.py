@@ -6,6 +6,7 @@ memory. Cases that could hang (FIFOs) are released by a writer thread, so a regr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,10 +62,8 @@ def fifo_release() -> Iterator[Callable[[Path], Path]]:
     def release() -> None:
         while not stop.is_set():
             for path in made:
-                try:  # succeeds only while a reader has the FIFO open
+                with contextlib.suppress(OSError):  # opening succeeds only while a reader has the FIFO open
                     os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-                except OSError:
-                    pass
             time.sleep(0.05)
 
     thread = threading.Thread(target=release, daemon=True)
@@ -416,10 +415,8 @@ def test_every_fuzzed_image_decodes_or_is_not_an_image(fmt):
         except Exception:  # noqa: BLE001  (exactly what is counted: failures that are neither)
             raw_escapes += 1
         for decode in (decode_photo, lambda data: decode_face(data)[0]):
-            try:
+            with contextlib.suppress(UndecodableImage):
                 assert decode(mutant).dtype.name == "uint8"
-            except UndecodableImage:
-                pass
     if fmt in ("AVIF", "BMP", "GIF", "TIFF"):  # RuntimeError and SyntaxError (AVIF), DecompressionBombError (others)
         assert raw_escapes > 0, (
             f"no fuzzed {fmt} raises anything but OSError/ValueError in Pillow: the corpus lost its teeth"
@@ -511,11 +508,14 @@ def test_a_full_disk_names_the_file_that_was_being_written_and_leaves_no_partial
     from emolens._io import atomic_path
 
     target = tmp_path / "out" / "metrics.json"
-    with pytest.raises(OSError) as raised:
-        with atomic_path(target) as partial:
-            with open(partial, "wb") as file, open("/dev/full", "wb", buffering=0) as full:
-                file.write(b"{}")
-                full.write(b"x" * 10)  # what a write to a full disk raises: ENOSPC, with no file name
+    with (
+        pytest.raises(OSError) as raised,
+        atomic_path(target) as partial,
+        open(partial, "wb") as file,
+        open("/dev/full", "wb", buffering=0) as full,
+    ):
+        file.write(b"{}")
+        full.write(b"x" * 10)  # what a write to a full disk raises: ENOSPC, with no file name
     assert raised.value.errno == 28 and raised.value.filename == str(target)
     assert list(target.parent.iterdir()) == []
 

@@ -11,8 +11,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
-
+from typing import IO, Any, BinaryIO
 
 # No image emolens reads is near this (a 64-megapixel 16-bit RGBA PNG stored raw is 512 MB, but such files
 # compress far below it); the cap keeps a mislabelled disk image or a 3 GB upload from being read into memory.
@@ -80,7 +79,7 @@ def read_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def read_bounded(file: BinaryIO, limit: int, name: str) -> bytes:
+def read_bounded(file: IO[bytes], limit: int, name: str) -> bytes:
     """At most `limit` bytes from an open stream (a ZIP member, an upload); more is an UnreadableFile error."""
     data = file.read(limit + 1)
     _check_size(len(data), limit, name)
@@ -152,7 +151,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def spreadsheet_safe(value: object) -> object:
     """`value` for a CSV cell people open in a spreadsheet: text that would start a formula gets a leading '.
 
-    Example:
+    Examples:
         >>> spreadsheet_safe("=HYPERLINK(\"http://x\")"), spreadsheet_safe("photo.jpg"), spreadsheet_safe(-3)
         ('\'=HYPERLINK("http://x")', 'photo.jpg', -3)
     """

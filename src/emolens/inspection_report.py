@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from emolens._io import write_text
-from emolens.data.inspection import Inspection
 from emolens.data.dataset import Dataset
+from emolens.data.inspection import Inspection
 from emolens.data.sources import refuse_output_inside
 from emolens.plots import plot_class_counts, plot_image_rows
 

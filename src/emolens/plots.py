@@ -144,7 +144,7 @@ def plot_confusion_matrix(
         for j in range(n):
             count = counts[i, j]
             count_text = f"{int(count)}" if float(count).is_integer() else f"{count:.1f}"
-            percent = f"{100 * fractions[i, j]:.1f}%" if support[i, 0] > 0 else "–"
+            percent = f"{100 * fractions[i, j]:.1f}%" if support[i, 0] > 0 else "–"  # noqa: RUF001  (intended en dash: no images)
             color = "white" if fractions[i, j] > 0.55 else "#222222"
             ax.text(j, i, f"{count_text}\n{percent}", ha="center", va="center", fontsize=fontsize, color=color)
     labels = [_literal(name) for name in class_names]
@@ -180,11 +180,14 @@ def plot_reliability(curves: dict[str, dict], path: str | os.PathLike, *, title:
     fig = _new_figure(5.2, 4.6, layout="constrained")
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, label="perfectly calibrated")
-    for (label, curve), color in zip(curves.items(), (_VAL_COLOR, _TRAIN_COLOR, _BEST_COLOR)):
-        points = [(c, a, n) for c, a, n in zip(curve["confidence"], curve["accuracy"], curve["count"]) if n]
+    # strict=False: a colour each from a three-colour palette; callers plot two curves (raw and calibrated).
+    for (label, curve), color in zip(curves.items(), (_VAL_COLOR, _TRAIN_COLOR, _BEST_COLOR), strict=False):
+        points = [
+            (c, a, n) for c, a, n in zip(curve["confidence"], curve["accuracy"], curve["count"], strict=True) if n
+        ]
         if not points:
             continue
-        confidence, accuracy, count = (np.array(column, dtype=float) for column in zip(*points))
+        confidence, accuracy, count = (np.array(column, dtype=float) for column in zip(*points, strict=True))
         # Marker area follows the bin's share of images, so a nearly empty bin does not look as weighty as a full one.
         sizes = 15 + 250 * count / count.sum()
         ax.plot(confidence, accuracy, color=color, linewidth=1.5, label=f"{_literal(label)} (ECE {curve['ece']:.3f})")
@@ -288,8 +291,10 @@ def plot_emotion_timeline(
         times = np.asarray(times, dtype=float)
         ends = np.append(times[1:], times[-1] + step)
         ends = np.where(ends - times > 1.0, times + step, ends)
-        faces = [to_rgba(colours[int(c)], alpha=0.2 + 0.8 * float(p)) for c, p in zip(classes, confidences)]
-        ax.broken_barh(list(zip(times, ends - times)), (lane - 0.4, 0.8), facecolors=faces, linewidth=0)
+        faces = [
+            to_rgba(colours[int(c)], alpha=0.2 + 0.8 * float(p)) for c, p in zip(classes, confidences, strict=True)
+        ]
+        ax.broken_barh(list(zip(times, ends - times, strict=True)), (lane - 0.4, 0.8), facecolors=faces, linewidth=0)
         shown.update(int(c) for c in classes)
     ax.set_yticks(range(len(tracks)), [f"face {number}" for number in tracks])
     ax.set_ylim(len(tracks) - 0.5, -0.5)  # the first face seen on top
@@ -364,7 +369,7 @@ def plot_image_rows(
     axes = fig.subplots(
         len(rows), columns + 1, squeeze=False, gridspec_kw={"width_ratios": [1.6 / cell] + [1] * columns}
     )
-    for (label, images, captions), row_axes in zip(rows, axes):
+    for (label, images, captions), row_axes in zip(rows, axes, strict=True):
         row_axes[0].set_axis_off()
         row_axes[0].text(
             1.0, 0.5, _literal(label), ha="right", va="center", fontsize=7.5, transform=row_axes[0].transAxes

@@ -35,7 +35,7 @@ def test_flip_only_produces_originals_or_mirrors():
     x = batch()
     augmenter = build_augmenter(AugmentConfig(rotation=0, shift=0, flip=True), seed=3)
     out = keras.ops.convert_to_numpy(augmenter(x, training=True))
-    for original, seen in zip(x, out):
+    for original, seen in zip(x, out, strict=True):
         assert np.allclose(seen, original) or np.allclose(seen, original[:, ::-1])
 
 

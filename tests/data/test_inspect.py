@@ -330,11 +330,13 @@ def test_hamming_pairs_match_a_brute_force_search():
             hashes[copies] = hashes[:100] ^ (np.uint64(1) << bit)
     distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
     for threshold in (0, 1, 4, 7, 12):
-        expected = {(i, j) for i, j in zip(*np.nonzero(distances <= threshold)) if i < j}
+        expected = {(i, j) for i, j in zip(*np.nonzero(distances <= threshold), strict=True) if i < j}
         found = hamming_pairs(hashes, hashes, threshold, same=True, chunk=64)
         assert {tuple(p) for p in found.tolist()} == expected, threshold
     queries = hashes[:50] ^ np.uint64(1 << 63)
-    expected = {(i, j) for i, j in zip(*np.nonzero(np.bitwise_count(queries[:, None] ^ hashes[None, :]) <= 3))}
+    expected = {
+        (i, j) for i, j in zip(*np.nonzero(np.bitwise_count(queries[:, None] ^ hashes[None, :]) <= 3), strict=True)
+    }
     assert {tuple(p) for p in hamming_pairs(hashes, queries, 3, same=False).tolist()} == expected
 
 

@@ -30,7 +30,7 @@ def assert_small_dataset(dataset, train=4, test=2):
     assert dataset.counts() == {"train": {c: train for c in CLASSES}, "test": {c: test for c in CLASSES}}
     split = dataset.split("train")
     assert split.images.shape == (3 * train, 48, 48) and split.images.dtype == np.uint8
-    for image, label, name in zip(split.images, split.labels, split.names):
+    for image, label, name in zip(split.images, split.labels, split.names, strict=True):
         index = int(Path(name).stem)
         np.testing.assert_array_equal(image, class_image(int(label), index))
         assert f"/{CLASSES[label]}/" in f"/{name}"
@@ -123,14 +123,14 @@ def test_zip_entry_escaping_the_archive_is_skipped_and_nothing_is_written(tmp_pa
 def test_empty_class_folder_is_an_error(tmp_path):
     root = write_tree(tmp_path / "fer", {"train": 2, "test": 1})
     (root / "test" / "sad" / "000.png").unlink()
-    with pytest.raises(EmolensError, match="test/sad .*empty"):
+    with pytest.raises(EmolensError, match=r"test/sad .*empty"):
         load_dataset(root)
 
 
 def test_class_with_only_unreadable_files_is_an_error(tmp_path):
     root = write_tree(tmp_path / "fer", {"train": 2, "test": 1})
     (root / "test" / "sad" / "000.png").write_text("not an image")
-    with pytest.raises(EmolensError, match="test/sad in .* has no readable images"):
+    with pytest.raises(EmolensError, match=r"test/sad in .* has no readable images"):
         load_dataset(root)
 
 
@@ -138,7 +138,7 @@ def test_mismatched_classes_is_an_error(tmp_path):
     root = write_tree(tmp_path / "fer", {"train": 2})
     write_tree(root, {"test": 1}, classes=("angry", "happy", "surprise"))
     with pytest.raises(
-        EmolensError, match="different class folders.*only in train: \\['sad'\\].*only in test: \\['surprise'\\]"
+        EmolensError, match=r"different class folders.*only in train: \['sad'\].*only in test: \['surprise'\]"
     ):
         load_dataset(root)
 

@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from test_predict import group_photo, save, textures
 
 from conftest import ASTRONAUT
 from emolens.cli import main
 from emolens.data.cache import load_dataset
 from emolens.models.classifier import load_classifier
 from emolens.predict.detectors import DetectorConfig, crop_faces
-from test_predict import group_photo, save, textures
 
 
 def _rows(folder):
@@ -43,7 +43,7 @@ def test_every_face_becomes_the_crop_predict_would_classify(tmp_path, capsys):
     assert len(rows) == len(squares) and {row["source"] for row in rows} == {str(sources[0])}
     detector = DetectorConfig().build()
     expected = crop_faces(photo, detector.detect(photo).boxes, detector.framing)
-    for row, crop in zip(rows, expected):
+    for row, crop in zip(rows, expected, strict=True):
         assert row["file"].startswith("unlabelled/") and row["guess"] == ""
         assert np.array_equal(np.asarray(Image.open(out / row["file"])), crop)
         x, y, w, h = (int(row[k]) for k in "xywh")
@@ -77,7 +77,7 @@ def test_videos_give_every_kth_frame(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_fine_tuning_walkthrough_runs_as_the_readme_writes_it(tmp_path, capsys):
-    """README's "Fine-tune it on your own faces", on a few dozen generated faces: some of the model's classes
+    """docs/train.md's "Fine-tune it on your own faces", on a few dozen generated faces: some of the model's classes
     missing, one class of a single face, no test/ folder."""
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -36,10 +36,10 @@ def test_the_astronaut_is_happy_and_the_map_covers_the_crop_the_model_saw(explai
     (face,) = explained.faces
     assert face.emotion == "happy"
     heat = face.explanation.heatmap
-    assert heat.shape == (48, 48) and heat.dtype == np.float32 and 0 <= heat.min() and 0.9 < heat.max() <= 1
+    assert heat.shape == (48, 48) and heat.dtype == np.float32 and heat.min() >= 0 and 0.9 < heat.max() <= 1
     # The bundled model sees the 44-pixel centre crop: nothing outside it can have argued.
     assert not heat[:2].any() and not heat[-2:].any() and not heat[:, :2].any() and not heat[:, -2:].any()
-    # Where the heat lies is the model's own (the README reports it per emotion for the bundled model), so this
+    # Where the heat lies is the model's own (docs/predict.md reports it per emotion for the bundled model), so this
     # only checks that the map has a shape: it is not flat over the crop.
     inside = heat[2:-2, 2:-2]
     assert inside.max() - inside.min() > 0.1
@@ -51,9 +51,8 @@ def test_the_astronaut_is_happy_and_the_map_covers_the_crop_the_model_saw(explai
 
 
 def test_other_classes_get_other_maps():
-    from emolens.predict.explain import GradCam
-
     from emolens.models.classifier import load_classifier
+    from emolens.predict.explain import GradCam
 
     names = load_classifier().class_names
     faces = np.stack([_astronaut_crop()] * 2)

@@ -31,7 +31,9 @@ def test_transferred_weights_answer_as_the_model_did_in_the_data_class_order():
     # A new head keeps the body and starts its own output layer afresh.
     fresh = build_model(card.model, input_shape=card.input_shape, num_classes=3)
     transfer_weights(fresh, source, card.class_names, ("a", "b", "c"), new_head=True)
-    assert all(np.array_equal(a, b) for a, b in zip(fresh.layers[1].get_weights(), source.layers[1].get_weights()))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(fresh.layers[1].get_weights(), source.layers[1].get_weights(), strict=True)
+    )
     assert fresh.output_shape[-1] == 3
 
 
@@ -96,7 +98,7 @@ def test_freeze_epochs_need_a_start_model(tmp_path, capsys):
 
 
 def test_finetune_recipe_improves_the_bundled_model_on_new_faces(tmp_path, capsys):
-    """The README's measurement in small: drawn faces the bundled model never saw, 60 a class, the recipe as it is."""
+    """docs/train.md's measurement in small: drawn faces the bundled model never saw, 60 a class, the recipe as it is."""
     data = tmp_path / "faces"
     assert main(["data", "synth", str(data), "--train-per-class", "60", "--test-per-class", "15", "--seed", "3"]) == 0
     assert sorted(p.name for p in (data / "train").iterdir()) == sorted(

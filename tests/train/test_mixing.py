@@ -40,7 +40,7 @@ def test_cutmix_pastes_one_rectangle_and_labels_follow_its_area():
     mixed = MixedBatches(images, labels, batch_size=8, mixup=0.0, cutmix=1.0, class_weights=None, seed=3)
     x, y, _ = mixed[1]
     rows = mixed.order[8:16]
-    for image, original, label in zip(x[..., 0], images[rows][..., 0], y):
+    for image, original, label in zip(x[..., 0], images[rows][..., 0], y, strict=True):
         changed = np.abs(image - original) > 1e-6
         if changed.any():
             r, c = np.nonzero(changed)
@@ -53,7 +53,7 @@ def test_cutmix_pastes_one_rectangle_and_labels_follow_its_area():
 def test_class_weights_mix_with_the_labels():
     weights = {0: 1.0, 1: 2.0, 2: 4.0}
     images, labels = data()
-    x, y, w = MixedBatches(images, labels, batch_size=8, mixup=0.4, cutmix=0.0, class_weights=weights, seed=0)[0]
+    _, y, w = MixedBatches(images, labels, batch_size=8, mixup=0.4, cutmix=0.0, class_weights=weights, seed=0)[0]
     np.testing.assert_allclose(w, y @ np.array([1.0, 2.0, 4.0], np.float32), rtol=1e-5)
 
 
@@ -63,7 +63,7 @@ def test_a_resumed_run_gets_the_same_batches():
         uninterrupted.on_epoch_end()
     resumed = batches(mixup=0.2, cutmix=1.0, epoch=3)
     for index in range(len(resumed)):
-        for a, b in zip(uninterrupted[index], resumed[index]):
+        for a, b in zip(uninterrupted[index], resumed[index], strict=True):
             np.testing.assert_array_equal(a, b)
     assert not np.array_equal(batches(mixup=0.2)[0][0], batches(mixup=0.2, epoch=1)[0][0])  # epochs differ
 

@@ -135,7 +135,8 @@ def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
         "--conf",
         type=float,
         metavar="SCORE",
-        help=f"smallest detector score (0-1) a face needs to be reported: lower finds more faces, and more that are not (yunet; default {DEFAULT_SCORE_THRESHOLD})",
+        help="smallest detector score (0-1) a face needs to be reported: lower finds more faces, and more that are not "
+        f"(yunet; default {DEFAULT_SCORE_THRESHOLD})",
     )
 
 

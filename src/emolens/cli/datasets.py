@@ -32,7 +32,8 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     except (FileExistsError, ValueError) as error:
         raise EmolensError(str(error)) from error
     console.print(
-        f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(out)}[/] ({args.train_per_class} train and {args.test_per_class} test images per class)"
+        f"Wrote a synthetic FER2013-style dataset to [bold]{_shown(out)}[/] "
+        f"({args.train_per_class} train and {args.test_per_class} test images per class)"
     )
     return 0
 

@@ -199,7 +199,8 @@ def add_train(commands) -> None:
     train.add_argument(
         "--limit",
         type=_positive_int,
-        help="for quick runs: train on at most N images per class, and validate on at most N per class (evaluate's test split is never limited)",
+        help="for quick runs: train on at most N images per class, and validate on at most N per class "
+        "(evaluate's test split is never limited)",
     )
     train.add_argument(
         "--dedupe",
@@ -253,7 +254,8 @@ def _add_finetuning_flags(train: argparse.ArgumentParser) -> None:
         "--from",
         dest="start_from",
         metavar="MODEL",
-        help="start from this model's weights: `default` (the bundled model), a run folder or a .keras file; its architecture and crop are used",
+        help="start from this model's weights: `default` (the bundled model), a run folder or a .keras file; "
+        "its architecture and crop are used",
     )
     finetune.add_argument(
         "--new-head",

@@ -1,9 +1,9 @@
 """Data: sources -> decoded uint8 arrays -> model input."""
 
 from emolens.data.cache import load_dataset
-from emolens.data.preprocess import to_model_input
 from emolens.data.dataset import Dataset, SkippedFile, Split
 from emolens.data.labels import LabelsFile, apply_labels, read_labels
+from emolens.data.preprocess import to_model_input
 
 __all__ = [
     "Dataset",

@@ -48,7 +48,7 @@ class RandomAffine(keras.layers.Layer):
             from `shift` and applied after everything else.
         seed: int. Seeds the draws: the same seed gives the same transforms for the same batches.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> layer = RandomAffine(flip=True, rotation=10.0, shift=0.1, zoom=0.1, seed=0)
         >>> images = np.random.default_rng(0).random((4, 48, 48, 1)).astype("float32")

@@ -17,7 +17,7 @@ from emolens.errors import EmolensError
 class Split:
     """One split of a dataset: decoded images, their class indices, and where each came from.
 
-    Example:
+    Examples:
         >>> split = Split(np.zeros((3, 48, 48), np.uint8), np.array([0, 1, 1]), ("a.png", "b.png", "c.png"))
         >>> len(split), split.subset(np.array([2])).names
         (3, ('c.png',))
@@ -60,7 +60,7 @@ class Split:
 class SkippedFile:
     """A file a source held that could not be used, and why (listed in runs' skipped.txt and by data inspect).
 
-    Example:
+    Examples:
         >>> SkippedFile("train/happy/notes.txt", "not an image").reason
         'not an image'
     """
@@ -73,7 +73,7 @@ class SkippedFile:
 class Dataset:
     """Every split of a source, decoded. `fingerprint` is a cheap key from the listing, for the cache.
 
-    Example:
+    Examples:
         >>> from emolens.data import load_dataset
         >>> dataset = load_dataset("fer2013.zip")                                  # doctest: +SKIP
         >>> dataset.class_names[:3], dataset.split("test").images.shape          # doctest: +SKIP
@@ -118,7 +118,7 @@ class Dataset:
         """The same images under a wider list of classes (a model's, when fine-tuning it on data that lacks some
         of them): labels, votes and source labels re-indexed; the classes the data lacks simply have no images.
 
-        Example:
+        Examples:
             >>> split = Split(np.zeros((2, 48, 48), np.uint8), np.array([0, 1]), ("a", "b"))
             >>> Dataset("d", ("happy", "sad"), {"train": split}).with_classes(("angry", "happy", "sad")).split("train").labels.tolist()
             [1, 2]
@@ -149,7 +149,8 @@ class Dataset:
         """Images per class in each split, for logs and run files."""
         return {
             split_name: {
-                c: int(n) for c, n in zip(self.class_names, np.bincount(s.labels, minlength=len(self.class_names)))
+                c: int(n)
+                for c, n in zip(self.class_names, np.bincount(s.labels, minlength=len(self.class_names)), strict=True)
             }
             for split_name, s in self.splits.items()
         }
@@ -179,7 +180,7 @@ class SourceListing:
 def pixel_digests(images: np.ndarray) -> list[str]:
     """A short hash of each image's pixels: with its name, what tells that a run used this very image.
 
-    Example:
+    Examples:
         >>> a, b = pixel_digests(np.stack([np.zeros((48, 48), np.uint8), np.ones((48, 48), np.uint8)]))
         >>> len(a), a != b
         (16, True)

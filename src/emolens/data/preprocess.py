@@ -17,7 +17,7 @@ PREPROCESSING = "decode to 48x48 uint8 grayscale; scale to [0, 1] (emolens.data.
 def gray_from_rgb(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) uint8 gray, by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B, rounded).
 
-    Example:
+    Examples:
         >>> gray_from_rgb(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)).tolist()
         [[76, 150, 29]]
     """
@@ -28,7 +28,7 @@ def resize_face(gray: np.ndarray, size: int) -> np.ndarray:
     """A (H, W) uint8 picture resized to (size, size): area averaging when shrinking (no aliasing), bilinear
     when enlarging. A non-square picture is squashed, as Keras's `flow_from_directory` does with face files.
 
-    Example:
+    Examples:
         >>> resize_face(np.full((96, 96), 200, np.uint8), 48).shape
         (48, 48)
     """
@@ -41,7 +41,7 @@ def resize_face(gray: np.ndarray, size: int) -> np.ndarray:
 def centre_crop(images: np.ndarray, crop: int) -> np.ndarray:
     """The central (crop, crop) of images (N, H, W, ...), as keras.layers.CenterCrop takes it when training validates.
 
-    Example:
+    Examples:
         >>> centre_crop(np.zeros((2, 48, 48, 1)), 44).shape
         (2, 44, 44, 1)
     """
@@ -61,7 +61,7 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     Returns:
         A float32 array of shape (N, H, W, 1).
 
-    Example:
+    Examples:
         >>> inputs = to_model_input(np.full((2, 48, 48), 255, np.uint8))
         >>> inputs.shape, inputs.dtype, float(inputs.max())
         ((2, 48, 48, 1), dtype('float32'), 1.0)

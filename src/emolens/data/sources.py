@@ -38,7 +38,7 @@ def register_source(suffix: str) -> Callable[[Lister], Lister]:
     The lister takes the file's path and returns a `SourceListing`: its files (as a tree of split and class
     folders) or, for a source read whole, the `decode` function that turns it into a Dataset.
 
-    Example:
+    Examples:
         >>> @register_source(".npz")
         ... def list_npz(path):
         ...     return SourceListing("npz", fingerprint_parts=[str(path.stat().st_size)], decode=...)  # doctest: +SKIP
@@ -184,7 +184,7 @@ def _decode_all(files: list[tuple[str, int, str, Callable[[], bytes]]], skipped:
     # PIL releases the GIL while decoding, so threads use every core without copying arrays between processes.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = track(pool.map(decode_one, files), total=len(files), description="Decoding images")
-        for (split, label, name, _), (image, detail) in zip(files, results):
+        for (split, label, name, _), (image, detail) in zip(files, results, strict=True):
             if image is None:
                 skipped.append(SkippedFile(name, detail))
                 continue

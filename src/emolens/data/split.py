@@ -38,7 +38,7 @@ def train_val_splits(dataset: Dataset, *, val_fraction: float, seed: int) -> tup
         # Stratifying needs two images of every class and a slice at least as large as the class count; a few
         # dozen faces of one's own may have neither. An unstratified slice still holds out the fraction.
         counts = np.bincount(train.labels, minlength=len(dataset.class_names))
-        single = [name for name, count in zip(dataset.class_names, counts) if count == 1]
+        single = [name for name, count in zip(dataset.class_names, counts, strict=True) if count == 1]
         why = f"one training image of {', '.join(single)}" if single else "fewer images to hold out than classes"
         logger.warning(
             "%s has %s: validation is a random slice of train, not one stratified by class.", dataset.source, why

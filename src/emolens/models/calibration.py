@@ -24,7 +24,7 @@ _TINY = 1e-12
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """`probabilities` (N, classes) rescaled as if their logits were divided by `temperature`.
 
-    Example:
+    Examples:
         >>> [round(float(p), 3) for p in apply_temperature(np.array([[0.8, 0.2]]), 2.0)[0]]
         [0.667, 0.333]
     """
@@ -43,7 +43,7 @@ def apply_class_scale(probabilities: np.ndarray, scale: np.ndarray | None) -> np
     votes learns that people call many subtle faces neutral; a factor under 1 for neutral lets expressive faces
     keep their expression. Fitted on validation images, like the temperature; None changes nothing.
 
-    Example:
+    Examples:
         >>> [round(float(p), 3) for p in apply_class_scale(np.array([[0.6, 0.4]]), np.array([0.5, 1.0]))[0]]
         [0.429, 0.571]
     """
@@ -57,7 +57,7 @@ def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> fl
     """The mean of -log p(true class), or with (N, classes) vote shares as `labels` the cross-entropy against
     them: what training minimised, and what T is fitted to.
 
-    Example:
+    Examples:
         >>> p = np.array([[0.5, 0.5]])
         >>> round(negative_log_likelihood(p, np.array([0])), 3), round(negative_log_likelihood(p, np.array([[0.7, 0.3]])), 3)
         (0.693, 0.693)
@@ -74,7 +74,7 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     With vote shares (N, classes) as `labels`, the confidence it gives estimates the share of annotators who
     would choose the class. Fit it on validation images, never on the test split it will be judged on.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> labels = rng.integers(0, 2, 2000)
         >>> right = rng.random(2000) < 0.7          # 70% right...
@@ -107,7 +107,7 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = EC
         bins), and per bin its `edges`, `confidence` (mean top probability), `accuracy` and `count` (empty bins
         hold None).
 
-    Example:
+    Examples:
         >>> probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
         >>> round(reliability(probabilities, np.array([0, 0, 0, 1]))["ece"], 3)   # 100% right at 0.9, 50% at 0.6
         0.1

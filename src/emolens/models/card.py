@@ -94,9 +94,9 @@ class ModelCard(Mapping[str, Any]):
             raise ValueError(
                 f"its card's input_shape {list(shape) if isinstance(shape, (list, tuple)) else shape!r} is not [side, side, 1]"
             )
-        if self.image_size is None:
-            object.__setattr__(self, "image_size", shape[0])
-        if _side(self.image_size) is None or self.image_size < shape[0]:
+        size = shape[0] if self.image_size is None else self.image_size
+        object.__setattr__(self, "image_size", size)
+        if _side(size) is None or size < shape[0]:
             raise ValueError(f"its card's image_size {self.image_size!r} is not a side of at least {shape[0]} pixels")
         if self.temperature is not None and not (
             isinstance(self.temperature, (int, float))
@@ -166,10 +166,15 @@ class ModelCard(Mapping[str, Any]):
         where = os.fspath(path)
         if _side(outputs) is not None and len(self.class_names) != outputs:
             raise EmolensError(
-                f"{where} has {outputs} outputs but its card names {len(self.class_names)} classes: every answer would be mislabelled. {_REMEDY}"
+                f"{where} has {outputs} outputs but its card names {len(self.class_names)} classes: "
+                f"every answer would be mislabelled. {_REMEDY}"
             )
         network = list(input_shape)[-3:]
-        if any(_side(side) is not None and side != expected for side, expected in zip(network, self.input_shape)):
+        # A network taking fewer than three dimensions cannot match [side, side, 1]: say so rather than compare less.
+        if len(network) != len(self.input_shape) or any(
+            _side(side) is not None and side != expected
+            for side, expected in zip(network, self.input_shape, strict=True)
+        ):
             shown = [s if _side(s) else None for s in network]
             raise EmolensError(
                 f"{where}: its card says input_shape {list(self.input_shape)} but the network takes {shown}. {_REMEDY}"

@@ -33,7 +33,7 @@ TTA_MODES = ("none", "flip", "crops")
 def check_tta(tta: str) -> str:
     """`tta` if it names a test-time augmentation (see `Classifier.views`), else an EmolensError that lists them.
 
-    Example:
+    Examples:
         >>> check_tta("flip")
         'flip'
     """
@@ -112,7 +112,9 @@ class Classifier(ABC):
     @property
     def input_size(self) -> int:
         """The side of the face images `predict` takes (48 for FER2013-style models)."""
-        return self.card.image_size
+        size = self.card.image_size
+        assert size is not None  # ModelCard fills it in from input_shape when a card leaves it out
+        return size
 
     @property
     def crop_size(self) -> int:
@@ -221,14 +223,15 @@ def _refuse_tensors_beyond_reason(path: Path) -> None:
 
     try:
         inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False), data_prop=True)
-    except Exception as error:  # noqa: BLE001  (onnx raises its own types, and protobuf's, for unreadable files)
+    except Exception as error:  # onnx raises its own types, and protobuf's, for unreadable files
         raise EmolensError(f"could not load the ONNX model {path}: {error}") from error
     for value in [*inferred.graph.value_info, *inferred.graph.output]:
         dims = [dim.dim_value for dim in value.type.tensor_type.shape.dim if dim.dim_value > 0]
         if int(np.prod(dims, dtype=np.float64)) > MAX_ONNX_TENSOR_VALUES:
             shape = "x".join(map(str, dims))
             raise EmolensError(
-                f"{path} computes a tensor {value.name!r} of {shape} values, above {MAX_ONNX_TENSOR_VALUES:,}: it is not a model emolens can load."
+                f"{path} computes a tensor {value.name!r} of {shape} values, above {MAX_ONNX_TENSOR_VALUES:,}: "
+                "it is not a model emolens can load."
             )
 
 
@@ -270,7 +273,8 @@ def ensemble_sharpness(cards: list[ModelCard]) -> float | None:
     (members trained on the same data share it; the median keeps one odd member from deciding), or None if any
     member lacks one."""
     values = [card.train_sharpness for card in cards]
-    return float(np.median(values)) if all(values) else None
+    known = [value for value in values if value]
+    return float(np.median(known)) if len(known) == len(values) else None
 
 
 class EnsembleClassifier(Classifier):
@@ -300,7 +304,9 @@ class EnsembleClassifier(Classifier):
         self.run_dir = None
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
-        return np.mean([member.forward(inputs)[:, order] for member, order in zip(self.members, self.orders)], axis=0)
+        return np.mean(
+            [member.forward(inputs)[:, order] for member, order in zip(self.members, self.orders, strict=True)], axis=0
+        )
 
     def predict_both(
         self, faces: np.ndarray, *, batch_size: int = 256, tta: str = "none"
@@ -308,8 +314,9 @@ class EnsembleClassifier(Classifier):
         """The members' (calibrated, raw) probabilities, each averaged: every member applies its own temperature."""
         pairs = [member.predict_both(faces, batch_size=batch_size, tta=tta) for member in self.members]
         return tuple(
-            np.mean([pair[kind][:, order] for pair, order in zip(pairs, self.orders)], axis=0) for kind in (0, 1)
-        )  # type: ignore[return-value]
+            np.mean([pair[kind][:, order] for pair, order in zip(pairs, self.orders, strict=True)], axis=0)
+            for kind in (0, 1)
+        )
 
 
 def load_classifier(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None = None) -> Classifier:

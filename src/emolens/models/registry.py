@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class ModelSpec:
     """A registered architecture: how to build it and the learning rate its recipe starts from.
 
-    Example:
+    Examples:
         >>> spec = get_model_spec("seed")
         >>> spec.name, spec.learning_rate
         ('seed', 0.0001)
@@ -35,7 +35,7 @@ _MODELS: dict[str, ModelSpec] = {}
 def register_model(name: str, *, description: str, learning_rate: float) -> Callable:
     """Decorator: registers `build(input_shape, num_classes) -> keras.Model` under `name`.
 
-    Example:
+    Examples:
         >>> @register_model("tiny", description="a one-layer example", learning_rate=1e-3)   # doctest: +SKIP
         ... def tiny(input_shape=(48, 48, 1), num_classes=7):
         ...     import keras
@@ -65,7 +65,7 @@ def _load_builtin_models() -> None:
 def list_models() -> list[ModelSpec]:
     """Every registered model, in registration order.
 
-    Example:
+    Examples:
         >>> [spec.name for spec in list_models()]
         ['seed', 'seed_bn', 'mini_resnet', 'resnet', 'vgg']
     """
@@ -76,7 +76,7 @@ def list_models() -> list[ModelSpec]:
 def get_model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; an unknown name is an error that suggests the close ones.
 
-    Example:
+    Examples:
         >>> get_model_spec("mini_resnet").name
         'mini_resnet'
     """
@@ -99,7 +99,7 @@ def build_model(name: str, *, input_shape: tuple[int, int, int] = (48, 48, 1), n
     Returns:
         An uncompiled keras.Model whose output is class probabilities.
 
-    Example:
+    Examples:
         >>> build_model("mini_resnet", input_shape=(44, 44, 1), num_classes=7).output_shape
         (None, 7)
     """

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from emolens.data.inspection.findings import SPLIT_PRIORITY, ImageRef, Inspection
 from emolens.data.dataset import Dataset
+from emolens.data.inspection.findings import SPLIT_PRIORITY, ImageRef, Inspection
 
 
 def cleaning_plan(report: Inspection) -> dict[tuple[str, int], tuple[ImageRef, str]]:

@@ -9,6 +9,8 @@ bit blocks, so only images that share a block are compared, never all pairs.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -58,7 +60,7 @@ def hamming_pairs(
     # threshold + 1 blocks of (nearly) equal width covering all 64 bits.
     edges = [round(64 * b / (threshold + 1)) for b in range(threshold + 2)]
     blocks = []
-    for low, high in zip(edges, edges[1:]):
+    for low, high in pairwise(edges):
         keys = (hashes >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
         order = np.argsort(keys, kind="stable")
         blocks.append((low, high, order, keys[order]))

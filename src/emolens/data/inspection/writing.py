@@ -14,10 +14,10 @@ from PIL import Image
 
 from emolens._io import atomic_dir, spreadsheet_safe, write_text
 from emolens._progress import track
-from emolens.data.inspection.cleaning import clean_dataset
-from emolens.data.inspection.findings import ImageRef, Inspection
 from emolens.data.csv_source import CSV_USAGE_SPLITS
 from emolens.data.dataset import Dataset
+from emolens.data.inspection.cleaning import clean_dataset
+from emolens.data.inspection.findings import ImageRef, Inspection
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 
@@ -28,7 +28,7 @@ def _png_paths(split_name: str, class_names: tuple[str, ...], names: tuple[str, 
     """Relative PNG paths in split/class/ for each image, from its own file name."""
     taken: set[str] = set()
     paths = []
-    for name, label in zip(names, labels):
+    for name, label in zip(names, labels, strict=True):
         base = f"{split_name}/{class_names[int(label)]}/{PurePosixPath(name).stem}"
         path, number = f"{base}.png", 2
         while path in taken:  # a.jpg and a.png in one folder
@@ -50,7 +50,9 @@ def _write_png_tree(dataset: Dataset, folder: Path) -> None:
     jobs = [
         (folder / path, image)
         for split_name, split in dataset.splits.items()
-        for path, image in zip(_png_paths(split_name, dataset.class_names, split.names, split.labels), split.images)
+        for path, image in zip(
+            _png_paths(split_name, dataset.class_names, split.names, split.labels), split.images, strict=True
+        )
     ]
     for parent in {path.parent for path, _ in jobs}:
         parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,7 @@ def _write_fer2013_csv(dataset: Dataset, path: Path) -> None:
         writer = csv.writer(file)
         writer.writerow(["emotion", "pixels", "Usage"])
         for split_name, split in dataset.splits.items():
-            for label, image in zip(split.labels, split.images):
+            for label, image in zip(split.labels, split.images, strict=True):
                 writer.writerow([int(label), " ".join(map(str, image.ravel().tolist())), usage[split_name]])
 
 
