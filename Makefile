@@ -9,7 +9,7 @@ DEMO_EPOCHS ?= 8
 FER2013 ?= ../shared/data/fer2013.zip
 FERPLUS ?= ../shared/data/fer2013-ferplus.csv
 
-.PHONY: setup demo test bench default-model clean
+.PHONY: setup demo check docs test bench default-model clean
 
 setup: $(INSTALLED)
 
@@ -21,7 +21,7 @@ $(INSTALLED): pyproject.toml
 
 # torch only serves the torch-backend test. "+cpu" pins the CPU build: a plain `torch` would pull CUDA (gigabytes).
 $(TEST_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e ".[test,ray,jax]"
+	$(BIN)/python -m pip install --quiet -e ".[test,check,ray,jax]"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0+cpu" || echo "No CPU wheel of torch 2.13.0 here: the torch-backend test will be skipped."
 	@# The web page is tested in Debian's chromium, driven by Playwright (no browser download).
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
@@ -40,7 +40,18 @@ demo: $(INSTALLED)
 	@echo "Open demo/run/report.html for the evaluation and demo/predict/astronaut.annotated.png for the bundled model's prediction."
 	@echo "emolens is in .venv: run 'source .venv/bin/activate' to put it on your PATH (or call .venv/bin/emolens)."
 
-test: $(TEST_INSTALLED)
+# Lint, formatting and types (settings in pyproject.toml), then the docs site; `make test` runs it first.
+check: $(TEST_INSTALLED)
+	$(BIN)/ruff check src tests bench docs/hooks
+	$(BIN)/ruff format --check src tests bench docs/hooks
+	$(BIN)/mypy
+	$(MAKE) docs
+
+# The docs site into site/ (mkdocs.yml; strict, so a warning fails it).
+docs: $(TEST_INSTALLED)
+	$(BIN)/mkdocs build --quiet --site-dir site
+
+test: check
 	$(BIN)/python -m pytest
 
 # Needs ../shared/data/fer2013.zip; tf-keras is the notebook's Keras 2 (ImageDataGenerator), for comparison only.
@@ -60,4 +71,4 @@ default-model: $(INSTALLED)
 	$(BIN)/emolens export runs/default --format keras --out src/emolens/weights/default.keras
 
 clean:
-	rm -rf $(VENV) demo runs .pytest_cache
+	rm -rf $(VENV) demo runs site .pytest_cache

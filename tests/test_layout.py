@@ -8,7 +8,7 @@ PACKAGE = ROOT / "src" / "emolens"
 MAX_MODULE_LINES = 350
 MAX_FUNCTION_LINES = 60
 # ARCHITECTURE.md says why this one may be longer.
-LONGER_MODULES = {"plots.py": 375}
+LONGER_MODULES = {"plots.py": 390}
 
 
 def _modules():
