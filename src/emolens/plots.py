@@ -204,12 +204,7 @@ def plot_reliability(curves: dict[str, dict], path: str | os.PathLike, *, title:
 
 
 def plot_image_grid(
-    images: np.ndarray,
-    titles: list[str],
-    path: str | os.PathLike,
-    *,
-    columns: int = 8,
-    title: str | None = None,
+    images: np.ndarray, titles: list[str], path: str | os.PathLike, *, columns: int = 8, title: str | None = None
 ) -> Path:
     """Shows images in a grid, each with a short caption above it.
 

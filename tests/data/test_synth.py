@@ -59,10 +59,7 @@ def test_synthesize_dataset_refuses_a_folder_that_already_has_a_split(tmp_path, 
     (tmp_path / existing / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="empty"):
         synthesize_dataset(tmp_path, train_per_class=1, test_per_class=1)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
-        existing,
-        f"{existing}/keep.txt",
-    ]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [existing, f"{existing}/keep.txt"]
 
 
 def test_synthesize_dataset_accepts_a_folder_with_unrelated_files(tmp_path):

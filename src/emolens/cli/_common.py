@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -163,9 +165,18 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
 
 
-def _command(group, name: str, *, help: str, description: str | None = None) -> argparse.ArgumentParser:
-    """A subcommand whose --help opens with a description line (its one-line help, unless it has a longer one)."""
-    return group.add_parser(name, help=help, description=description or f"{help[0].upper()}{help[1:]}.")
+def _command(
+    group, name: str, handler: Callable[[argparse.Namespace], int], *, needs_backend: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand run by `handler`, whose docstring is its help: the first paragraph is the line `emolens --help`
+    lists, and the rest (or that line, when there is no more) opens the command's own --help."""
+    summary, _, details = inspect.cleandoc(handler.__doc__ or "").partition("\n\n")
+    summary = " ".join(summary.split())
+    parser = group.add_parser(
+        name, help=summary[:1].lower() + summary[1:].rstrip("."), description=" ".join(details.split()) or summary
+    )
+    parser.set_defaults(handler=handler, needs_backend=needs_backend)
+    return parser
 
 
 def _pairs(text: str, flag: str, example: str) -> dict[str, str]:

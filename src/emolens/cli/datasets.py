@@ -23,6 +23,7 @@ from emolens.errors import EmolensError
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
+    """Write a synthetic FER2013-style dataset of drawn faces."""
     from emolens.data.synth import synthesize_dataset
 
     try:
@@ -39,6 +40,12 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_faces(args: argparse.Namespace) -> int:
+    """Your own photos and videos as a dataset: every face as a 48x48 crop, to sort by emotion.
+
+    Find faces as `predict` does and write each as the 48x48 crop the classifier sees: into OUT/unlabelled/, or with
+    --pre-label into OUT/train/<the bundled model's guess>/; OUT/faces.csv says where each came from. Sorted into
+    OUT/train/<emotion>/, OUT is a dataset for `emolens train OUT --recipe finetune`.
+    """
     from emolens._progress import track
     from emolens.predict.collect import UNLABELLED, collect_faces
     from emolens.predict.inputs import count_pictures, expand_sources, iter_pictures
@@ -77,6 +84,7 @@ def cmd_data_faces(args: argparse.Namespace) -> int:
 
 
 def cmd_data_preview(args: argparse.Namespace) -> int:
+    """A grid of training images after augmentation."""
     from emolens.preview import preview_augmentation
 
     path = preview_augmentation(
@@ -87,6 +95,10 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
+    """Find duplicates, leakage between splits, blank and unreadable images, class imbalance.
+
+    Check a dataset before training on it. The source is only read; --fix writes a cleaned copy.
+    """
     from emolens.data import load_dataset
     from emolens.data.inspection import inspect_dataset, write_cleaned_copy
     from emolens.inspection_report import write_report
@@ -184,7 +196,7 @@ def _print_inspection(report) -> None:
 
 def add_commands(commands) -> None:
     """Adds the `data` group: synth, faces, preview, inspect."""
-    data = _command(commands, "data", help="dataset tools").add_subparsers(
+    data = commands.add_parser("data", help="dataset tools", description="Dataset tools.").add_subparsers(
         dest="data_command", required=True, metavar="COMMAND"
     )
     for add in (_add_synth, _add_faces, _add_preview, _add_inspect):
@@ -193,26 +205,18 @@ def add_commands(commands) -> None:
 
 def _add_synth(data) -> None:
     """`emolens data synth`: a drawn dataset, for trying everything without downloads."""
-    synth = _command(data, "synth", help="write a synthetic FER2013-style dataset of drawn faces")
+    synth = _command(data, "synth", cmd_data_synth, needs_backend=False)
     synth.add_argument("out", help="an empty or new folder")
     synth.add_argument(
         "--train-per-class", type=_positive_int, default=200, help="training images per class (default 200)"
     )
     synth.add_argument("--test-per-class", type=_positive_int, default=50, help="test images per class (default 50)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.set_defaults(handler=cmd_data_synth, needs_backend=False)
 
 
 def _add_faces(data) -> None:
     """`emolens data faces`: the faces in a user's photos and videos, as a dataset to label."""
-    faces = _command(
-        data,
-        "faces",
-        help="your own photos and videos as a dataset: every face as a 48x48 crop, to sort by emotion",
-        description="Find faces as `predict` does and write each as the 48x48 crop the classifier sees: into OUT/unlabelled/, or "
-        "with --pre-label into OUT/train/<the bundled model's guess>/; OUT/faces.csv says where each came from. "
-        "Sorted into OUT/train/<emotion>/, OUT is a dataset for `emolens train OUT --recipe finetune`.",
-    )
+    faces = _command(data, "faces", cmd_data_faces, needs_backend=False)
     faces.add_argument(
         "sources",
         nargs="+",
@@ -230,29 +234,22 @@ def _add_faces(data) -> None:
     )
     faces.add_argument("--every", type=_positive_int, default=10, help="in videos, take every K-th frame (default 10)")
     _add_detector_flags(faces)
-    faces.set_defaults(handler=cmd_data_faces, needs_backend=False)
 
 
 def _add_preview(data) -> None:
     """`emolens data preview`: what augmentation does to training images."""
-    preview = _command(data, "preview", help="a grid of training images after augmentation")
+    preview = _command(data, "preview", cmd_data_preview)
     preview.add_argument("data", help="a dataset source with a train split")
     preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")
     preview.add_argument("--count", type=_positive_int, default=32, help="how many images (default 32)")
     preview.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     preview.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(preview)
-    preview.set_defaults(handler=cmd_data_preview)
 
 
 def _add_inspect(data) -> None:
     """`emolens data inspect`: a dataset's problems, before training on it."""
-    inspect = _command(
-        data,
-        "inspect",
-        help="find duplicates, leakage between splits, blank and unreadable images, class imbalance",
-        description="Check a dataset before training on it. The source is only read; --fix writes a cleaned copy.",
-    )
+    inspect = _command(data, "inspect", cmd_data_inspect, needs_backend=False)
     inspect.add_argument("data", help="a folder, .zip or FER2013 .csv")
     inspect.add_argument(
         "--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)"
@@ -272,4 +269,3 @@ def _add_inspect(data) -> None:
     inspect.add_argument("--fix", metavar="OUT", help="write a cleaned copy (PNG folders) to this new folder")
     inspect.add_argument("--json", action="store_true", help="print the full report as JSON")
     inspect.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
-    inspect.set_defaults(handler=cmd_data_inspect, needs_backend=False)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Metrics, confusion matrix and an HTML report for a trained model."""
     from emolens.evaluate import evaluate
     from emolens.models.classifier import needs_keras
 
@@ -90,6 +91,11 @@ def _print_agreement(evaluation: Evaluation) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a model's confidence on its validation images and store it in the model.
+
+    Fit a temperature on the validation images MODEL was trained beside (DATA's val/, or the slice of train that
+    training held out) and write it into the model file's card; predict, evaluate and serve apply it.
+    """
     from emolens.models.classifier import needs_keras
     from emolens.train.calibration import calibrate
 
@@ -106,6 +112,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """Export a trained model to ONNX (or a clean .keras) with its model card."""
     from emolens.export import export_model
 
     out = export_model(args.model, args.out, format=args.format)
@@ -114,6 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
+    """Save one model that averages several trained ones."""
     from emolens.models.ensemble import build_ensemble
 
     out = build_ensemble(args.models, args.out)
@@ -133,7 +141,7 @@ def add_commands(commands) -> None:
 
 def _add_evaluate(commands) -> None:
     """`emolens evaluate`: scores one model (or an ensemble) on a split, with a report."""
-    evaluate = _command(commands, "evaluate", help="metrics, confusion matrix and an HTML report for a trained model")
+    evaluate = _command(commands, "evaluate", cmd_evaluate, needs_backend=False)
     evaluate.add_argument(
         "models",
         nargs="+",
@@ -166,18 +174,11 @@ def _add_evaluate(commands) -> None:
         action="store_true",
         help="also draw the most confident mistakes under Grad-CAM heat maps in the report (one model; loads the Keras model)",
     )
-    evaluate.set_defaults(handler=cmd_evaluate, needs_backend=False)
 
 
 def _add_calibrate(commands) -> None:
     """`emolens calibrate`: a temperature (and class scales) fitted on validation, kept in the card."""
-    calibrate = _command(
-        commands,
-        "calibrate",
-        help="fit a model's confidence on its validation images and store it in the model",
-        description="Fit a temperature on the validation images MODEL was trained beside (DATA's val/, or the slice of train that "
-        "training held out) and write it into the model file's card; predict, evaluate and serve apply it.",
-    )
+    calibrate = _command(commands, "calibrate", cmd_calibrate, needs_backend=False)
     calibrate.add_argument("model", help="a run folder, a .keras or .onnx file, or `default` (rewritten in place)")
     calibrate.add_argument("data", help="the dataset the model was trained on")
     calibrate.add_argument(
@@ -194,21 +195,18 @@ def _add_calibrate(commands) -> None:
     calibrate.add_argument(
         "--no-cache", action="store_true", help="decode the dataset again instead of using the cache"
     )
-    calibrate.set_defaults(handler=cmd_calibrate, needs_backend=False)
 
 
 def _add_export(commands) -> None:
     """`emolens export`: ONNX or a clean .keras file, with the model card beside it."""
-    export = _command(commands, "export", help="export a trained model to ONNX (or a clean .keras) with its model card")
+    export = _command(commands, "export", cmd_export)
     export.add_argument("model", help="a run folder or a .keras file")
     export.add_argument("--format", default="onnx", choices=("onnx", "keras"), help="file format (default onnx)")
     export.add_argument("--out", help="file to write (default <run name>.<format>)")
-    export.set_defaults(handler=cmd_export)
 
 
 def _add_ensemble(commands) -> None:
     """`emolens ensemble`: one .keras model averaging several."""
-    ensemble = _command(commands, "ensemble", help="save one model that averages several trained ones")
+    ensemble = _command(commands, "ensemble", cmd_ensemble)
     ensemble.add_argument("models", nargs="+", metavar="MODEL", help="run folders or .keras files (two or more)")
     ensemble.add_argument("--out", required=True, help="the .keras file to write")
-    ensemble.set_defaults(handler=cmd_ensemble)

@@ -136,6 +136,10 @@ class _Outputs:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """The emotion of every face in photos, folders, videos or a webcam.
+
+    Find faces and recognise their emotions. Exit status 1 if any input could not be read.
+    """
     from emolens._progress import track
     from emolens.models.classifier import needs_keras
     from emolens.predict import Recognizer
@@ -212,12 +216,7 @@ def add_commands(commands) -> None:
 
 def _add_predict(commands) -> None:
     """`emolens predict`: what to read, how to find faces, then what to write and where to run."""
-    predict = _command(
-        commands,
-        "predict",
-        help="the emotion of every face in photos, folders, videos or a webcam",
-        description="Find faces and recognise their emotions. Exit status 1 if any input could not be read.",
-    )
+    predict = _command(commands, "predict", cmd_predict, needs_backend=False)
     predict.add_argument(
         "sources",
         nargs="*",
@@ -238,7 +237,6 @@ def _add_predict(commands) -> None:
     _add_predict_output_flags(predict)
     _add_tta_flag(predict)
     _add_predict_engine_flags(predict)
-    predict.set_defaults(handler=cmd_predict, needs_backend=False)
 
 
 def _add_predict_output_flags(predict: argparse.ArgumentParser) -> None:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from emolens.cli._common import (
-    _add_detector_flags,
-    _add_tta_flag,
-    _command,
-    _detector_config,
-    _port,
-    _positive_int,
-)
+from emolens.cli._common import _add_detector_flags, _add_tta_flag, _command, _detector_config, _port, _positive_int
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """An HTTP API and a web page (photos and the webcam) on this machine.
+
+    Serve POST /v1/predict, /v1/health, /v1/model, the page at / and the OpenAPI description at /openapi.json.
+    """
     from emolens.serve import serve
 
     serve(
@@ -41,12 +38,7 @@ def _add_serve(commands) -> None:
     """`emolens serve`: the model, the address, and the limits each worker keeps."""
     from emolens.serve import DEFAULT_MAX_CONNECTIONS
 
-    serve = _command(
-        commands,
-        "serve",
-        help="an HTTP API and a web page (photos and the webcam) on this machine",
-        description="Serve POST /v1/predict, /v1/health, /v1/model, the page at / and the OpenAPI description at /openapi.json.",
-    )
+    serve = _command(commands, "serve", cmd_serve, needs_backend=False)
     serve.add_argument(
         "--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file"
     )
@@ -89,4 +81,3 @@ def _add_serve(commands) -> None:
     )
     _add_detector_flags(serve)
     _add_tta_flag(serve)
-    serve.set_defaults(handler=cmd_serve, needs_backend=False)

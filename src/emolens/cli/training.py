@@ -74,6 +74,10 @@ def _flag(setting: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model on a folder, .zip or FER2013 .csv.
+
+    Train a model; writes a run folder.
+    """
     from emolens.train import resume, train
 
     if args.resume:
@@ -126,6 +130,7 @@ def _evaluate_hint(run_dir) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """List the model architectures."""
     from emolens.models import list_models
 
     table = Table(title="emolens models")
@@ -139,6 +144,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    """Show the training recipes (plain settings; copy and override any)."""
     from emolens.train.recipes import RECIPES, recipe_settings
 
     if args.name:
@@ -159,6 +165,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the installation and show the backend and devices."""
     from emolens.doctor import run_checks
 
     failures = 0
@@ -177,16 +184,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def add_train(commands) -> None:
     """`emolens train`: every TrainConfig setting as a flag (see RUN_SETTINGS), grouped as --help shows them."""
-    train = _command(
-        commands,
-        "train",
-        help="train a model on a folder, .zip or FER2013 .csv",
-        description="Train a model; writes a run folder.",
-    )
+    train = _command(commands, "train", cmd_train)
     train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
     train.add_argument(
-        "--recipe",
-        help="start from a named recipe (`emolens recipes` lists them); any flag below overrides it",
+        "--recipe", help="start from a named recipe (`emolens recipes` lists them); any flag below overrides it"
     )
     train.add_argument("--model", help="a name from `emolens models` (default seed)")
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default 50)")
@@ -223,7 +224,6 @@ def add_train(commands) -> None:
     )
     train.add_argument("--no-cache", action="store_true", help="decode the dataset again instead of using the cache")
     _add_augment_flags(train)
-    train.set_defaults(handler=cmd_train)
 
 
 def _add_labelling_flags(train: argparse.ArgumentParser) -> None:
@@ -305,13 +305,7 @@ def _add_optimization_flags(train: argparse.ArgumentParser) -> None:
 
 def add_catalogue_commands(commands) -> None:
     """Adds models, recipes and doctor: what is installed and what it offers."""
-
-    _command(commands, "models", help="list the model architectures").set_defaults(
-        handler=cmd_models, needs_backend=False
-    )
-    recipes = _command(commands, "recipes", help="show the training recipes (plain settings; copy and override any)")
+    _command(commands, "models", cmd_models, needs_backend=False)
+    recipes = _command(commands, "recipes", cmd_recipes, needs_backend=False)
     recipes.add_argument("name", nargs="?", help="one recipe, printed as JSON")
-    recipes.set_defaults(handler=cmd_recipes, needs_backend=False)
-    _command(commands, "doctor", help="check the installation and show the backend and devices").set_defaults(
-        handler=cmd_doctor
-    )
+    _command(commands, "doctor", cmd_doctor)

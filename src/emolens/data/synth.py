@@ -223,11 +223,7 @@ def _check_whole(name: str, value: int, minimum: int) -> None:
 
 
 def synthesize_dataset(
-    out_dir: str | os.PathLike,
-    *,
-    train_per_class: int = 200,
-    test_per_class: int = 50,
-    seed: int = 0,
+    out_dir: str | os.PathLike, *, train_per_class: int = 200, test_per_class: int = 50, seed: int = 0
 ) -> Path:
     """Writes a FER2013-layout folder of synthetic faces.
 

@@ -169,8 +169,7 @@ def run_validation_images(train: Split, run_dirs: Sequence[Path]) -> Split | Non
     if not lists:
         return None
     held_out = np.array(
-        [all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images), strict=True)],
-        bool,
+        [all(key in used for used in lists) for key in zip(train.names, pixel_digests(train.images), strict=True)], bool
     )
     return train.subset(np.flatnonzero(held_out)) if held_out.any() else None
 

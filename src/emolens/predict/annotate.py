@@ -131,11 +131,7 @@ def _draw_bars_per_face(
             _panel_text(panel, name[:8], 6, top, row)
             length = max(1, round(bar_w * face.probabilities.get(name, 0.0)))
             cv2.rectangle(
-                panel,
-                (label_w, round(top + row * 0.2)),
-                (label_w + length, round(top + row * 0.85)),
-                color,
-                cv2.FILLED,
+                panel, (label_w, round(top + row * 0.2)), (label_w + length, round(top + row * 0.85)), color, cv2.FILLED
             )
             top += row
         top += row * 0.3

@@ -90,20 +90,14 @@ def _run_config(config: TrainConfig) -> tuple[TrainConfig, tuple[keras.Model, Mo
 
 
 def _new_trainer(
-    config: TrainConfig,
-    dataset: Dataset,
-    train_images: int,
-    devices: int,
-    start: tuple[keras.Model, ModelCard] | None,
+    config: TrainConfig, dataset: Dataset, train_images: int, devices: int, start: tuple[keras.Model, ModelCard] | None
 ) -> keras.Model:
     """The run's trainer (see `build_trainer`), freshly seeded, for `devices`; a fine-tuning run's classifier
     takes the weights of the model it starts from (`start`: that model and its card)."""
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(devices):
         trainer = build_trainer(
-            config,
-            num_classes=len(dataset.class_names),
-            steps_per_epoch=math.ceil(train_images / config.batch_size),
+            config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(train_images / config.batch_size)
         )
     if start is not None:
         classifier = trainer.get_layer(config.model)
