@@ -8,9 +8,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from test_predict import group_photo, save, textures
 
-from conftest import ASTRONAUT
+from conftest import ASTRONAUT, group_photo, save, textures
 from emolens.cli import main
 from emolens.data.cache import load_dataset
 from emolens.models.classifier import load_classifier

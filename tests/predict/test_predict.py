@@ -8,7 +8,8 @@ which Haar finds faces and YuNet, the bundled default, does not.
 
 The classifier is an untrained mini_resnet (seeded, never trained) saved with a full emolens card and
 exported to ONNX once per session: these tests check plumbing, shapes and agreement, not accuracy.
-Only the two bundled-model tests need src/emolens/weights/default.onnx.
+Only the two bundled-model tests need src/emolens/weights/default.onnx. The photos, the classifier fixtures and
+the JSON schema are in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -29,123 +30,34 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, bomb_png
+from conftest import (
+    ASTRONAUT,
+    CANVAS_SHAPE,
+    CSV_HEADER,
+    FACE,
+    MIN_FACE_FOR_THE_LARGEST,
+    ROOT,
+    SQUARES,
+    _moving_faces_video,
+    _read_csv,
+    assert_boxes_in_squares,
+    astronaut_gray,
+    bomb_png,
+    check_result,
+    color_canvas,
+    gray_canvas,
+    group_photo,
+    json_lines,
+    save,
+    textures,
+)
 from emolens.cli import main
 from emolens.constants import FER2013_CLASSES
 from emolens.predict import DetectorConfig, Face, Recognizer, Result
 from emolens.predict.annotate import annotate, label_layout, panel_width
 from emolens.predict.detectors import Detections, FaceDetector, Framing, crop_faces, detector_names, register_detector
 
-ASTRONAUT = ROOT / "samples" / "astronaut.png"
 CLASSES = list(FER2013_CLASSES)
-CANVAS_SHAPE = (480, 800)  # height, width
-SQUARES = ((40, 40, 140), (300, 60, 100), (560, 200, 180))  # x, y, side of each pasted face, left to right
-FACE = (slice(47, 187), slice(153, 293))  # the astronaut's face: a 140 x 140 square of the portrait
-BACKGROUND_RGB = (200, 90, 30)  # for colour canvases: far from gray, so RGB/BGR mix-ups change the gray levels
-CSV_HEADER = [
-    "source",
-    "frame",
-    "time",
-    "face",
-    "track_id",
-    "x",
-    "y",
-    "w",
-    "h",
-    "score",
-    "emotion",
-    "confidence",
-    *CLASSES,
-]
-
-
-# --- test pictures -------------------------------------------------------------------------------------------
-
-
-def astronaut_rgb() -> np.ndarray:
-    return np.asarray(Image.open(ASTRONAUT).convert("RGB"))
-
-
-def astronaut_gray() -> np.ndarray:
-    return np.asarray(Image.open(ASTRONAUT).convert("L"))
-
-
-def gray_canvas(level: int = 128, squares=SQUARES) -> np.ndarray:
-    """The astronaut's gray face pasted at each square onto a flat gray canvas."""
-    face = astronaut_gray()[FACE]
-    canvas = np.full(CANVAS_SHAPE, level, np.uint8)
-    for x, y, side in squares:
-        canvas[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
-    return canvas
-
-
-def color_canvas() -> np.ndarray:
-    """The astronaut's colour face pasted at each square onto an orange canvas, as RGB."""
-    face = astronaut_rgb()[FACE]
-    canvas = np.empty((*CANVAS_SHAPE, 3), np.uint8)
-    canvas[:] = BACKGROUND_RGB
-    for x, y, side in SQUARES:
-        canvas[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
-    return canvas
-
-
-def turned_face(angle: float, side: int) -> np.ndarray:
-    """The astronaut's head and shoulders, gray, turned by `angle` degrees, as a side x side square."""
-    portrait = astronaut_gray()[20:230, 120:330]
-    turn = cv2.getRotationMatrix2D((105, 105), angle, 1.0)
-    return cv2.resize(
-        cv2.warpAffine(portrait, turn, (210, 210), borderMode=cv2.BORDER_REPLICATE),
-        (side, side),
-        interpolation=cv2.INTER_AREA,
-    )
-
-
-# A group photo: ten faces in two rows, some turned as people turn their heads.
-GROUP_ANGLES = (0, 25, -30, 10, 35, -25, 0, 30, -35, 15)
-
-
-def group_photo(side: int = 150, angles=GROUP_ANGLES) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """A gray group photo of len(angles) faces, five a row, and the square (x, y, side) of each."""
-    columns = 5
-    rows = -(-len(angles) // columns)
-    canvas = np.full((rows * (side + 40) + 40, columns * (side + 20) + 20), 128, np.uint8)
-    squares = []
-    for index, angle in enumerate(angles):
-        x, y = 20 + (index % columns) * (side + 20), 40 + (index // columns) * (side + 40)
-        canvas[y : y + side, x : x + side] = turned_face(angle, side)
-        squares.append((x, y, side))
-    return canvas, squares
-
-
-def textures(count: int = 4) -> list[np.ndarray]:
-    """Photos without people: blurred noise, as of foliage or fabric, on which Haar finds "faces"."""
-    pictures = []
-    for seed in range(count):
-        noise = np.random.default_rng(seed).integers(0, 256, (600, 800)).astype(np.uint8)
-        pictures.append(cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 4), None, 0, 255, cv2.NORM_MINMAX))
-    return pictures
-
-
-def save(pixels: np.ndarray, path: Path, **options) -> Path:
-    Image.fromarray(pixels).save(path, **options)
-    return path
-
-
-def assert_boxes_in_squares(boxes, squares=SQUARES) -> None:
-    """Exactly one box per square, left to right, each inside its square and centred on it within 15% of its side."""
-    boxes = [tuple(int(v) for v in box) for box in boxes]
-    assert len(boxes) == len(squares), f"expected {len(squares)} faces, found {boxes}"
-    for (x, y, w, h), (sx, sy, side) in zip(boxes, squares, strict=True):
-        assert w > 0 and h > 0
-        assert sx <= x and sy <= y and x + w <= sx + side and y + h <= sy + side, (
-            f"box {(x, y, w, h)} leaves square {(sx, sy, side)}"
-        )
-        assert abs(x + w / 2 - (sx + side / 2)) <= 0.15 * side, (
-            f"box {(x, y, w, h)} off-centre in square {(sx, sy, side)}"
-        )
-        assert abs(y + h / 2 - (sy + side / 2)) <= 0.15 * side, (
-            f"box {(x, y, w, h)} off-centre in square {(sx, sy, side)}"
-        )
 
 
 def assert_one_box_per_square(boxes, squares) -> None:
@@ -156,115 +68,6 @@ def assert_one_box_per_square(boxes, squares) -> None:
     for sx, sy, side in squares:
         inside = [c for c in centres if sx <= c[0] <= sx + side and sy <= c[1] <= sy + side]
         assert len(inside) == 1, f"square {(sx, sy, side)} holds {len(inside)} face centres"
-
-
-# --- the JSON that `emolens predict --json` documents -----------------------------------------------------------
-
-# One object per image (or analysed video frame). Video frames add "frame" (int) and "time" (float, seconds).
-# speed: milliseconds per stage.
-RESULT_SCHEMA = {"source": str, "width": int, "height": int, "faces": list, "speed": dict}
-VIDEO_SCHEMA = {"frame": int, "time": float}
-# Each face: box [x, y, w, h] in the picture's pixels; score, the detector's (null for Haar); landmarks, five
-# [x, y] (null for Haar); emotion, one of the class names; confidence, the top probability; probabilities, every
-# class name to its probability (they sum to 1); track_id, an int in videos (null for photos).
-FACE_SCHEMA = {"box": list, "emotion": str, "confidence": float, "probabilities": dict}
-NULLABLE_FACE_SCHEMA = {"score": float, "landmarks": list, "track_id": int}
-
-
-def _is(value, kind) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def check_result(obj: dict, *, video: bool = False) -> None:
-    schema = {**RESULT_SCHEMA, **(VIDEO_SCHEMA if video else {})}
-    assert set(obj) == set(schema), f"keys {sorted(obj)} != {sorted(schema)}"
-    for key, kind in schema.items():
-        assert _is(obj[key], kind), f"{key}={obj[key]!r} is not {kind.__name__}"
-    assert set(obj["speed"]) == {"decode", "detect", "classify"} and all(
-        _is(v, float) and v >= 0 for v in obj["speed"].values()
-    )
-    for face in obj["faces"]:
-        assert set(face) == set(FACE_SCHEMA) | set(NULLABLE_FACE_SCHEMA), f"face keys {sorted(face)}"
-        for key, kind in FACE_SCHEMA.items():
-            assert _is(face[key], kind), f"face {key}={face[key]!r} is not {kind.__name__}"
-        for key, kind in NULLABLE_FACE_SCHEMA.items():
-            assert face[key] is None or _is(face[key], kind), (
-                f"face {key}={face[key]!r} is neither null nor {kind.__name__}"
-            )
-        assert (face["track_id"] is not None) == video
-        if face["landmarks"] is not None:
-            assert len(face["landmarks"]) == 5 and all(len(point) == 2 for point in face["landmarks"])
-        box = face["box"]
-        assert len(box) == 4 and all(_is(v, int) for v in box), box
-        x, y, w, h = box
-        assert w > 0 and h > 0 and x >= 0 and x + w <= obj["width"] and y >= 0 and y + h <= obj["height"], box
-        assert face["emotion"] in CLASSES
-        probabilities = face["probabilities"]
-        assert sorted(probabilities) == sorted(CLASSES)
-        assert all(_is(p, float) and 0.0 <= p <= 1.0 for p in probabilities.values())
-        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
-        assert 0.0 <= face["confidence"] <= 1.0
-        assert face["confidence"] == max(probabilities.values()) == probabilities[face["emotion"]]
-
-
-def json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-# --- fixtures ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def keras_model(tmp_path_factory) -> Path:
-    """An untrained, seeded mini_resnet with an emolens card (no training)."""
-    import keras
-
-    from emolens.models import build_model
-    from emolens.models.saving import save_model
-
-    keras.utils.set_random_seed(0)
-    model = build_model("mini_resnet")
-    model(np.zeros((1, 48, 48, 1), np.float32))
-    card = {"model": "mini_resnet", "class_names": CLASSES, "input_shape": [48, 48, 1], "train_sharpness": 45.0}
-    return save_model(model, tmp_path_factory.mktemp("model") / "mini.keras", card)
-
-
-@pytest.fixture(scope="session")
-def onnx_model(keras_model, tmp_path_factory) -> Path:
-    from emolens.export import export_model
-
-    return export_model(keras_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx")
-
-
-@pytest.fixture(scope="session")
-def recognizer(onnx_model) -> Recognizer:
-    return Recognizer(onnx_model)
-
-
-@pytest.fixture(scope="session")
-def photos(tmp_path_factory) -> dict[str, Path]:
-    """Files of the three-face canvas in several encodings, and a blank picture."""
-    folder = tmp_path_factory.mktemp("photos")
-    gray = gray_canvas()
-    return {
-        "png": save(gray, folder / "faces.png"),
-        "jpg": save(color_canvas(), folder / "colour.jpg", quality=95),
-        "blank": save(np.full(CANVAS_SHAPE, 128, np.uint8), folder / "blank.png"),
-        "png16": save(gray.astype(np.uint16) * 257, folder / "faces16.png"),
-        "cmyk": _save_cmyk(color_canvas(), folder / "cmyk.jpg"),
-    }
-
-
-def _save_cmyk(rgb: np.ndarray, path: Path) -> Path:
-    Image.fromarray(rgb).convert("CMYK").save(path, "JPEG", quality=95)
-    assert Image.open(path).mode == "CMYK"
-    return path
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="") as file:
-        rows = list(csv.reader(file))
-    return rows[0], [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
 # --- face detection ------------------------------------------------------------------------------------------
@@ -318,10 +121,6 @@ def test_yunet_finds_no_faces_in_textures_where_haar_does():
     pictures = textures()
     assert all(len(detect("yunet", picture)) == 0 for picture in pictures)
     assert sum(len(detect("haar", picture)) for picture in pictures) >= len(pictures), "the textures should fool Haar"
-
-
-# A min_face between the boxes each detector draws on the two larger pasted faces (YuNet's are narrower).
-MIN_FACE_FOR_THE_LARGEST = {"yunet": 105, "haar": 120}
 
 
 @pytest.mark.parametrize("name", sorted(MIN_FACE_FOR_THE_LARGEST))
@@ -607,19 +406,6 @@ def test_annotate_draws_on_a_copy_and_the_bars_beside_it(recognizer):
 
 
 # --- videos: tracks, smoothing, H.264 ---------------------------------------------------------------------------
-
-
-def _moving_faces_video(path: Path, frames: int = 15, fps: float = 10.0) -> Path:
-    """Two faces, one still and one moving right 8 px a frame, as an MPEG-4 file OpenCV writes."""
-    face = cv2.resize(astronaut_gray()[FACE], (120, 120), interpolation=cv2.INTER_AREA)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (CANVAS_SHAPE[1], CANVAS_SHAPE[0]))
-    for index in range(frames):
-        canvas = np.full(CANVAS_SHAPE, 128, np.uint8)
-        canvas[60:180, 40 + 8 * index : 160 + 8 * index] = face
-        canvas[300:420, 600:720] = face
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
 
 
 def _hard_cut_video(path: Path, fps: float = 10.0) -> Path:
