@@ -1,8 +1,10 @@
-"""Face detectors: YuNet and Haar find the pasted faces, count group photos, ignore textures; errors, registry."""
+"""Face detectors: YuNet and Haar find the pasted faces, count group photos, ignore textures; errors; the package's
+rooms and its registry."""
 
 from __future__ import annotations
 
 import json
+import pkgutil
 
 import numpy as np
 import pytest
@@ -19,8 +21,17 @@ from conftest import (
     textures,
 )
 from emolens.cli import main
-from emolens.predict import DetectorConfig, Recognizer
-from emolens.predict.detectors import Detections, FaceDetector, Framing, detector_names, register_detector
+from emolens.predict import DetectorConfig, Recognizer, detectors
+from emolens.predict.detectors import (
+    Detections,
+    FaceDetector,
+    Framing,
+    detector_names,
+    list_detectors,
+    register_detector,
+    unregister_detector,
+)
+from emolens.predict.detectors.registry import _NOT_DETECTORS
 
 
 def assert_one_box_per_square(boxes, squares) -> None:
@@ -105,8 +116,6 @@ def test_detector_errors_are_one_line_emolens_errors(tmp_path):
 
 
 def test_a_new_detector_is_one_decorated_class(onnx_model):
-    from emolens.predict import detectors
-
     @register_detector("whole_picture", framing=Framing(scale=1.0, dy=0.0), description="the whole picture is one face")
     class WholePicture(FaceDetector):
         def _detect(self, gray, min_face):
@@ -121,7 +130,7 @@ def test_a_new_detector_is_one_decorated_class(onnx_model):
         with pytest.raises(ValueError, match="already registered"):
             register_detector("whole_picture", framing=Framing(1.0, 0.0), description="")(WholePicture)
     finally:
-        detectors._DETECTORS.pop("whole_picture")
+        unregister_detector("whole_picture")
 
 
 def test_detector_config_travels_as_plain_data():
@@ -144,3 +153,54 @@ def test_a_very_thin_strip_is_searched_without_error():
     for name in detector_names():
         for _ in range(10):
             assert detect(name, np.zeros((4, 10_000), np.uint8)).boxes.shape == (0, 4)
+
+
+def test_every_module_but_the_machinery_is_a_registered_detector():
+    modules = {module.name for module in pkgutil.iter_modules(detectors.__path__)}
+    assert modules >= _NOT_DETECTORS, "a machinery module named in the registry is gone: update _NOT_DETECTORS"
+    registered = {spec.detector.__module__.rpartition(".")[2] for spec in list_detectors()}
+    assert registered == modules - _NOT_DETECTORS
+
+
+def test_the_package_face_keeps_its_names():
+    assert set(detectors.__all__) >= {
+        "DEFAULT_DETECTOR",
+        "DEFAULT_DETECTOR_CONFIG",
+        "DEFAULT_MIN_FACE",
+        "Detections",
+        "DetectorConfig",
+        "DetectorSpec",
+        "FaceDetector",
+        "Framing",
+        "crop_faces",
+        "crop_squares",
+        "detector_names",
+        "list_detectors",
+        "register_detector",
+        "unregister_detector",
+    }
+    assert all(hasattr(detectors, name) for name in detectors.__all__)
+
+
+def test_a_registered_detector_can_be_unregistered():
+    @register_detector("for_a_while", framing=Framing(scale=1.0, dy=0.0), description="one fixed face")
+    class ForAWhile(FaceDetector):
+        def _detect(self, gray, min_face):
+            return np.array([[0, 0, 50, 50]]), None, None
+
+    assert "for_a_while" in detector_names()
+    assert DetectorConfig("for_a_while").build().detect(np.zeros((64, 64), np.uint8)).boxes.tolist() == [[0, 0, 50, 50]]
+    unregister_detector("for_a_while")
+    assert detector_names() == ["yunet", "haar"]
+    with pytest.raises(ValueError, match="No detector named 'for_a_while'"):
+        unregister_detector("for_a_while")
+    # The name is free again.
+    register_detector("for_a_while", framing=Framing(1.0, 0.0), description="")(ForAWhile)
+    unregister_detector("for_a_while")
+
+
+def test_built_in_detectors_stay_registered():
+    for name in ("yunet", "haar"):
+        with pytest.raises(ValueError, match="built-in"):
+            unregister_detector(name)
+    assert detector_names() == ["yunet", "haar"]

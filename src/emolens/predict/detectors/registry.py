@@ -1,0 +1,150 @@
+"""Face detectors by name, and the settings that choose one.
+
+Each detector is one module of this package that registers its class with `@register_detector`; listing the
+detectors imports every module of the package but its machinery (`base`, `framing`, this one), so adding a
+detector is adding a file. A `DetectorConfig` (name, model file, smallest face) is the one object that says
+which detector to use: the CLI, the Python API and serve's worker processes all pass it along and build the
+detector from it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from emolens.errors import EmolensError
+from emolens.predict.detectors.base import FaceDetector
+from emolens.predict.detectors.framing import Framing
+
+DEFAULT_DETECTOR = "yunet"
+DEFAULT_MIN_FACE = 40
+
+_PACKAGE = __name__.rpartition(".")[0]
+# The package's own machinery: every other module in it is a detector, registered when imported.
+_NOT_DETECTORS = frozenset({"base", "framing", "registry"})
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered detector: its class and a line for `--help` and the README.
+
+    Examples:
+        >>> spec = list_detectors()[0]
+        >>> spec.name, spec.detector.__name__
+        ('yunet', 'YuNetDetector')
+    """
+
+    name: str
+    detector: type[FaceDetector]
+    description: str
+
+
+_DETECTORS: dict[str, DetectorSpec] = {}
+
+
+def register_detector(name: str, *, framing: Framing, description: str):
+    """Class decorator: registers a FaceDetector subclass under `name`, with its FER2013 framing.
+
+    Examples:
+        >>> @register_detector("mine", framing=Framing(scale=1.2, dy=0.0), description="my detector")  # doctest: +SKIP
+        ... class MyDetector(FaceDetector):
+        ...     def _detect(self, gray):
+        ...         ...   # (boxes, scores or None, landmarks or None)
+    """
+
+    def add(detector: type[FaceDetector]) -> type[FaceDetector]:
+        if name in _DETECTORS:
+            raise ValueError(f"A detector named '{name}' is already registered.")
+        detector.name, detector.framing = name, framing
+        _DETECTORS[name] = DetectorSpec(name, detector, description)
+        return detector
+
+    return add
+
+
+def _load_builtin_detectors() -> None:
+    # Every module of this package but its machinery is a detector; importing it registers it.
+    for module in pkgutil.iter_modules(importlib.import_module(_PACKAGE).__path__):
+        if module.name not in _NOT_DETECTORS:
+            importlib.import_module(f"{_PACKAGE}.{module.name}")
+
+
+def detector_names() -> list[str]:
+    """The registered detector names, default first.
+
+    Examples:
+        >>> detector_names()
+        ['yunet', 'haar']
+    """
+    _load_builtin_detectors()
+    return sorted(_DETECTORS, key=lambda name: (name != DEFAULT_DETECTOR, name))
+
+
+def list_detectors() -> list[DetectorSpec]:
+    """Every registered detector's spec, default first.
+
+    Examples:
+        >>> [spec.name for spec in list_detectors()]
+        ['yunet', 'haar']
+    """
+    return [_DETECTORS[name] for name in detector_names()]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which detector to use, and how.
+
+    Args:
+        name: a registered detector ("yunet", the default, or "haar"; see `detector_names()`).
+        model_file: the detector's model file, for detectors that take one; None uses the bundled one.
+        min_face: smallest face side, in the photo's pixels, worth reporting. Defaults to 40.
+        options: detector-specific settings (YuNet: "score_threshold"), as plain values.
+
+    Examples:
+        >>> DetectorConfig("haar", min_face=60).build().name
+        'haar'
+    """
+
+    name: str = DEFAULT_DETECTOR
+    model_file: str | None = None
+    min_face: int = DEFAULT_MIN_FACE
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.min_face < 1:
+            raise EmolensError(f"min_face must be a positive number of pixels, not {self.min_face}.")
+
+    def build(self) -> FaceDetector:
+        """The detector these settings describe; an unknown name suggests close ones."""
+        names = detector_names()
+        if self.name not in _DETECTORS:
+            close = difflib.get_close_matches(self.name, names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise EmolensError(f"unknown detector '{self.name}'.{hint} Detectors: {', '.join(names)}.")
+        return _DETECTORS[self.name].detector(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DetectorConfig:
+        return cls(**values)
+
+
+# The settings a caller gets by naming none: one shared instance, as a default argument's would be.
+DEFAULT_DETECTOR_CONFIG = DetectorConfig()
+
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_DETECTOR_CONFIG",
+    "DEFAULT_MIN_FACE",
+    "DetectorConfig",
+    "DetectorSpec",
+    "detector_names",
+    "list_detectors",
+    "register_detector",
+]
