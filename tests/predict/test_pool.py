@@ -16,8 +16,8 @@ from conftest import ROOT
 from emolens.cli import main
 from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
-from emolens.predict import DetectorConfig, Recognizer, detectors
-from emolens.predict.detectors import FaceDetector, Framing, register_detector
+from emolens.predict import DetectorConfig, Recognizer
+from emolens.predict.detectors import FaceDetector, Framing, register_detector, unregister_detector
 from emolens.predict.picture import Picture
 from emolens.predict.pool import AHEAD_PER_WORKER, Detected, DetectionPool, _waiting_pixels
 
@@ -50,7 +50,7 @@ def paired_detector():
     waits_met.clear()
     seen_on.clear()
     yield DetectorConfig("paired")
-    detectors._DETECTORS.pop("paired")
+    unregister_detector("paired")
 
 
 def numbered(number: int, *, live: bool = False) -> Picture:

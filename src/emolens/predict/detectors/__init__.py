@@ -12,7 +12,7 @@ shift (`Framing`), measured by `bench/framing.py` on FER2013's own test faces.
 from emolens.predict.detectors.base import Detections, FaceDetector
 from emolens.predict.detectors.framing import Framing, crop_faces, crop_squares
 
-# The registry's own dict, for tests that pop what they registered.
+# The registry's own dict, for tests written before `unregister_detector` (they pop what they registered).
 from emolens.predict.detectors.registry import _DETECTORS as _DETECTORS
 from emolens.predict.detectors.registry import (
     DEFAULT_DETECTOR,
@@ -23,6 +23,7 @@ from emolens.predict.detectors.registry import (
     detector_names,
     list_detectors,
     register_detector,
+    unregister_detector,
 )
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "detector_names",
     "list_detectors",
     "register_detector",
+    "unregister_detector",
 ]

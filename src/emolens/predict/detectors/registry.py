@@ -48,11 +48,21 @@ _DETECTORS: dict[str, DetectorSpec] = {}
 def register_detector(name: str, *, framing: Framing, description: str):
     """Class decorator: registers a FaceDetector subclass under `name`, with its FER2013 framing.
 
+    The class implements `_detect(gray, min_face)`: on a gray (H, W) uint8 picture, the faces of at least
+    `min_face` pixels as (boxes (K, 4) x, y, w, h; scores (K,) or None; landmarks (K, 5, 2) or None).
+    `FaceDetector.detect` does the rest (shrinking large pictures, dropping small and absurd boxes, ordering).
+
     Examples:
-        >>> @register_detector("mine", framing=Framing(scale=1.2, dy=0.0), description="my detector")  # doctest: +SKIP
-        ... class MyDetector(FaceDetector):
-        ...     def _detect(self, gray):
-        ...         ...   # (boxes, scores or None, landmarks or None)
+        >>> import numpy as np
+        >>> from emolens.predict.detectors import DetectorConfig, FaceDetector, Framing, register_detector
+        >>> @register_detector("one_box", framing=Framing(scale=1.0, dy=0.0), description="one fixed face")
+        ... class OneBox(FaceDetector):
+        ...     def _detect(self, gray, min_face):
+        ...         return np.array([[10, 20, 60, 60]]), np.array([0.9]), None   # no landmarks
+        >>> found = DetectorConfig("one_box").build().detect(np.zeros((100, 120), np.uint8))
+        >>> found.boxes.tolist(), found.scores.tolist()
+        ([[10, 20, 60, 60]], [0.9])
+        >>> unregister_detector("one_box")   # an example's detector goes with it
     """
 
     def add(detector: type[FaceDetector]) -> type[FaceDetector]:
@@ -63,6 +73,25 @@ def register_detector(name: str, *, framing: Framing, description: str):
         return detector
 
     return add
+
+
+def unregister_detector(name: str) -> None:
+    """Removes a detector registered with `@register_detector` outside this package (for a test or an
+    example); the built-in ones stay.
+
+    Examples:
+        >>> unregister_detector("yunet")
+        Traceback (most recent call last):
+        ...
+        ValueError: 'yunet' is a built-in detector: it cannot be unregistered.
+    """
+    detector_names()  # the built-ins first, so that they are known as such
+    if name not in _DETECTORS:
+        raise ValueError(f"No detector named '{name}' is registered.")
+    package, _, module = _DETECTORS[name].detector.__module__.rpartition(".")
+    if package == _PACKAGE and module not in _NOT_DETECTORS:
+        raise ValueError(f"'{name}' is a built-in detector: it cannot be unregistered.")
+    del _DETECTORS[name]
 
 
 def _load_builtin_detectors() -> None:
@@ -147,4 +176,5 @@ __all__ = [
     "detector_names",
     "list_detectors",
     "register_detector",
+    "unregister_detector",
 ]
