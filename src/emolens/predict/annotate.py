@@ -8,13 +8,45 @@ bars each would not fit). Sizes follow the picture's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from emolens.constants import emotion_color
-from emolens.predict.results import Explanation, Face
+
+
+class HeatMap(Protocol):
+    """What drawing needs of a face's explanation (`emolens.predict.results.Explanation` is one): its heat map,
+    (size, size) in [0, 1], and the square of the picture (left x, top y, side) its crop came from."""
+
+    @property
+    def heatmap(self) -> np.ndarray: ...
+
+    @property
+    def square(self) -> tuple[int, int, int]: ...
+
+
+class DrawnFace(Protocol):
+    """What drawing needs of a face (`emolens.predict.results.Face` is one): results.py draws through this
+    module, so this module takes faces by their shape and imports nothing of results.py."""
+
+    @property
+    def box(self) -> tuple[int, int, int, int]: ...
+
+    @property
+    def emotion(self) -> str: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def probabilities(self) -> Mapping[str, float]: ...
+
+    @property
+    def explanation(self) -> HeatMap | None: ...
+
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PANEL_BACKGROUND = (32, 32, 32)
@@ -42,7 +74,7 @@ def panel_width(height: int, width: int) -> int:
 
 
 def _place_labels(
-    faces: Sequence[Face], texts: list[str], scale: float, thickness: int, size: tuple[int, int]
+    faces: Sequence[DrawnFace], texts: list[str], scale: float, thickness: int, size: tuple[int, int]
 ) -> list[tuple[int, int, int, int]]:
     """A rectangle (x0, y0, x1, y1) per label, each chosen to cover the fewest pixels of other faces and labels."""
     height, width = size
@@ -66,7 +98,7 @@ def _place_labels(
 _MIN_ROW = 10
 
 
-def _labels(faces: Sequence[Face], numbers: Sequence[int | None] | None, gap: str) -> list[str]:
+def _labels(faces: Sequence[DrawnFace], numbers: Sequence[int | None] | None, gap: str) -> list[str]:
     """ "happy 0.84" per face, after its number where it has one ("2 happy 0.84")."""
     numbers = numbers if numbers is not None else [None] * len(faces)
     return [
@@ -76,7 +108,11 @@ def _labels(faces: Sequence[Face], numbers: Sequence[int | None] | None, gap: st
 
 
 def _panel(
-    faces: Sequence[Face], class_names: Sequence[str], numbers: Sequence[int | None] | None, height: int, width: int
+    faces: Sequence[DrawnFace],
+    class_names: Sequence[str],
+    numbers: Sequence[int | None] | None,
+    height: int,
+    width: int,
 ) -> np.ndarray:
     """The side panel: per face, its number and label, then one bar per emotion; with too many faces for that, a
     colour key and one stacked bar per face (as many faces as fit, then "+N more")."""
@@ -115,7 +151,7 @@ def _panel_text(panel: np.ndarray, words: str, x: float, y: float, row: float, b
 def _draw_bars_per_face(
     panel: np.ndarray,
     headings: Sequence[str],
-    faces: Sequence[Face],
+    faces: Sequence[DrawnFace],
     class_names: Sequence[str],
     colors: Sequence[tuple[int, int, int]],
     row: float,
@@ -140,7 +176,7 @@ def _draw_bars_per_face(
 def _draw_stacked_bars(
     panel: np.ndarray,
     headings: Sequence[str],
-    faces: Sequence[Face],
+    faces: Sequence[DrawnFace],
     class_names: Sequence[str],
     colors: Sequence[tuple[int, int, int]],
     full_row: float,
@@ -185,7 +221,7 @@ def _draw_colour_key(
 
 
 def label_layout(
-    image_shape: tuple[int, ...], faces: Sequence[Face], numbers: Sequence[int | None] | None = None
+    image_shape: tuple[int, ...], faces: Sequence[DrawnFace], numbers: Sequence[int | None] | None = None
 ) -> tuple[list[str], list[tuple[int, int, int, int]], float, int]:
     """Each face's label text (after its number, if `numbers` gives one) and its rectangle (x0, y0, x1, y1) on a
     picture of this shape, with the text's scale and thickness. Labels scale with the picture and with its
@@ -207,7 +243,7 @@ def heat_overlay(rgb: np.ndarray, heatmap: np.ndarray, *, strength: float = 0.55
     return np.uint8(np.round(rgb.astype(np.float32) * (1 - alpha) + colours.astype(np.float32) * alpha))
 
 
-def _paint_explanation(canvas: np.ndarray, explanation: Explanation) -> None:
+def _paint_explanation(canvas: np.ndarray, explanation: HeatMap) -> None:
     """Blends a face's heat map into the picture over the square its crop came from (clipped to the picture)."""
     x0, y0, side = explanation.square
     height, width = canvas.shape[:2]
@@ -222,7 +258,7 @@ def _paint_explanation(canvas: np.ndarray, explanation: Explanation) -> None:
 
 def annotate(
     image_rgb: np.ndarray,
-    faces: Sequence[Face],
+    faces: Sequence[DrawnFace],
     class_names: Sequence[str],
     numbers: Sequence[int | None] | None = None,
 ) -> np.ndarray:

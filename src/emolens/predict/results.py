@@ -16,6 +16,7 @@ import numpy as np
 
 from emolens._io import write_bytes
 from emolens.errors import EmolensError
+from emolens.predict.annotate import annotate, heat_overlay
 
 # Per-stage timings a Result carries, in milliseconds ("explain" only when explanations were asked for).
 STAGES = ("decode", "detect", "classify", "explain")
@@ -45,8 +46,6 @@ class Explanation:
 
     def plot(self, side: int = EXPLANATION_SIDE) -> np.ndarray:
         """The crop enlarged to `side` pixels with the heat map over it, RGB uint8."""
-        from emolens.predict.annotate import heat_overlay
-
         face = cv2.cvtColor(cv2.resize(self.crop, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
         return heat_overlay(face, cv2.resize(self.heatmap, (side, side), interpolation=cv2.INTER_LINEAR))
 
@@ -171,8 +170,6 @@ class Result:
     def plot(self) -> np.ndarray:
         """A copy of the picture, RGB (H, W', 3) uint8, with each face's box and label drawn on it and a panel
         of bars per emotion beside it (W' = W + the panel's width)."""
-        from emolens.predict.annotate import annotate
-
         if self.image is None:
             raise EmolensError(f"no picture kept for {self.source} to draw on.")
         rgb = self.image if self.image.ndim == 3 else cv2.cvtColor(self.image, cv2.COLOR_GRAY2RGB)
