@@ -12,8 +12,11 @@ from PIL import Image
 from conftest import ASTRONAUT, group_photo, save, textures
 from emolens.cli import main
 from emolens.data.cache import load_dataset
+from emolens.errors import EmolensError
 from emolens.models.classifier import load_classifier
+from emolens.predict import Recognizer
 from emolens.predict.detectors import DetectorConfig, crop_faces
+from emolens.predict.inputs import iter_pictures
 
 
 def _rows(folder):
@@ -72,6 +75,43 @@ def test_videos_give_every_kth_frame(tmp_path, capsys):
     rows = _rows(out)
     assert sorted({int(row["frame"]) for row in rows}) == [0, 5, 10, 15]
     assert len(rows) == 4 * len(squares) and len({row["file"] for row in rows}) == len(rows)
+
+
+# --- what collect is built on: the Recognizer's kept crops, on pictures read by the caller ---------------------
+
+
+def test_kept_crops_are_the_crops_the_classifier_saw(tmp_path):
+    photo, squares = group_photo(angles=(0, 10, -10))
+    detector = DetectorConfig().build()
+    expected = crop_faces(photo, detector.detect(photo).boxes, detector.framing)
+    (result,) = Recognizer(keep_crops=True).predict(photo)
+    assert len(result.faces) == len(squares) == len(expected)
+    for face, crop in zip(result.faces, expected, strict=True):
+        assert face.crop is not None and np.array_equal(face.crop, crop)
+        assert "crop" not in face.to_dict()
+    # The classifier's answer on the kept crop is the face's.
+    probabilities = load_classifier().predict(np.stack([face.crop for face in result.faces]))
+    assert [face.confidence for face in result.faces] == pytest.approx(probabilities.max(axis=1), abs=1e-4)
+    assert all(face.crop is None for face in Recognizer().predict(photo)[0].faces)
+
+
+def test_kept_crops_survive_tracking_and_smoothing(tmp_path):
+    photo, squares = group_photo(angles=(0, 0))
+    clip = _still_clip(tmp_path / "clip.mp4", photo, frames=6)
+    results = Recognizer(keep_crops=True).predict(clip, smooth=3)
+    assert [len(result.faces) for result in results] == [len(squares)] * 6
+    assert all(face.crop is not None and face.crop.shape == (48, 48) for r in results for face in r.faces)
+
+
+def test_predict_pictures_is_predict_on_pictures_read_elsewhere(tmp_path):
+    sources = [str(ASTRONAUT), str(tmp_path / "missing.png")]
+    recognizer = Recognizer(workers=2)
+    given = list(recognizer.predict_pictures(iter_pictures(sources), errors="keep"))
+    assert [r.replace(speed={}) for r in given] == [
+        r.replace(speed={}) for r in recognizer.predict(sources, errors="keep")
+    ]
+    with pytest.raises(EmolensError, match="smooth"):
+        recognizer.predict_pictures([], smooth=-1)  # checked at the call, not at the first result
 
 
 @pytest.mark.slow

@@ -53,6 +53,8 @@ class Recognizer:
             Defaults to False.
         workers: threads that decode pictures and find their faces side by side (results keep the input's
             order); 1 does everything on the calling thread. Defaults to the cores this process may use.
+        keep_crops: give every face its `crop`, the gray square the classifier saw (the model's input size,
+            48x48 for the bundled model), as `emolens data faces` writes them. Defaults to False.
 
     Examples:
         >>> recognizer = Recognizer()                                   # the bundled model and YuNet
@@ -70,6 +72,7 @@ class Recognizer:
         tta: str = "none",
         explain: bool = False,
         workers: int | None = None,
+        keep_crops: bool = False,
     ) -> None:
         self.tta = check_tta(tta)  # before any model loads
         self.detector_config = DetectorConfig(detector) if isinstance(detector, str) else detector
@@ -81,6 +84,7 @@ class Recognizer:
         )
         self.detector = self.pool.detector
         self.batch_size = batch_size
+        self.keep_crops = keep_crops
         self.explainer = None
         if explain:
             from emolens.predict.explain import GradCam  # Keras, only when asked
@@ -153,12 +157,22 @@ class Recognizer:
             UndecodableImage: an input cannot be read, with errors="raise".
             EmolensError: a camera cannot be opened.
         """
-        if errors not in ("raise", "keep"):
-            raise ValueError(f"Expected errors='raise' or 'keep'. Received: errors={errors!r}")
-        if smooth < 0:
-            raise EmolensError(f"smooth must be 0 or more frames, not {smooth}.")
+        _check_options(smooth, errors)
         results = self._results(iter_pending(source, color=color, every=every), smooth=smooth, errors=errors)
         return results if stream else list(results)
+
+    def predict_pictures(
+        self, pictures: Iterable[Picture], *, smooth: int = 0, errors: Errors = "raise"
+    ) -> Iterator[Result]:
+        """`predict(..., stream=True)` on pictures the caller has read (as `emolens.predict.inputs.iter_pictures`
+        gives them, behind a progress bar, say): one Result per Picture, in order; `smooth` and `errors` as
+        for `predict`. `collect_faces` is given its pictures so.
+
+        Raises:
+            UndecodableImage: a picture could not be read, with errors="raise".
+        """
+        _check_options(smooth, errors)
+        return self._results(pictures, smooth=smooth, errors=errors)
 
     def _results(
         self, pictures: Iterable[Picture | PendingPicture], *, smooth: int, errors: Errors
@@ -188,7 +202,7 @@ class Recognizer:
                 yield self._unreadable(picture, errors)
                 continue
             share, start = slice(start, start + len(found)), start + len(found)
-            faces = self._faces(found, probabilities[share])
+            faces = self._faces(found, probabilities[share], crops[share] if self.keep_crops else None)
             if heatmaps is not None:
                 faces = self._explained(faces, found, heatmaps[share], crops[share])
             if picture.frame is not None:
@@ -219,8 +233,9 @@ class Recognizer:
             trackers[picture.source] = FaceTracker(picture.fps or 30.0, self.class_names, smooth)
         return trackers[picture.source]
 
-    def _faces(self, found: Detections, probabilities: np.ndarray) -> list[Face]:
-        """A Face per detection, from its box, detector score and landmarks, and its row of `probabilities`."""
+    def _faces(self, found: Detections, probabilities: np.ndarray, crops: np.ndarray | None) -> list[Face]:
+        """A Face per detection, from its box, detector score and landmarks, its row of `probabilities` and
+        (when kept) its crop."""
         return [
             Face.from_probabilities(
                 box,
@@ -230,6 +245,7 @@ class Recognizer:
                 landmarks=None
                 if found.landmarks is None
                 else tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.landmarks[i]),
+                crop=None if crops is None else crops[i],
             )
             for i, (box, p) in enumerate(zip(found.boxes, probabilities, strict=True))
         ]
@@ -258,6 +274,13 @@ class Recognizer:
             name=picture.name,
             image=picture.image,
         )
+
+
+def _check_options(smooth: int, errors: Errors) -> None:
+    if errors not in ("raise", "keep"):
+        raise ValueError(f"Expected errors='raise' or 'keep'. Received: errors={errors!r}")
+    if smooth < 0:
+        raise EmolensError(f"smooth must be 0 or more frames, not {smooth}.")
 
 
 def _stacked_crops(batch: list[Detected], size: int) -> np.ndarray:

@@ -63,6 +63,8 @@ class Face:
             detector gives them (YuNet); else None.
         track_id: in videos and camera streams, the same number for the same face from frame to frame.
         explanation: its Grad-CAM heat map, when the Recognizer was asked to explain; not serialised.
+        crop: the (size, size) uint8 gray crop the classifier saw, when the Recognizer was asked to keep crops
+            (`keep_crops=True`); else None. Not serialised.
 
     Examples:
         >>> face = Face.from_probabilities((10, 20, 50, 50), np.array([0.1, 0.7, 0.2]), ["angry", "happy", "sad"])
@@ -78,6 +80,7 @@ class Face:
     landmarks: tuple[tuple[float, float], ...] | None = None
     track_id: int | None = None
     explanation: Explanation | None = field(default=None, repr=False, compare=False)
+    crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_probabilities(cls, box, probabilities: np.ndarray, class_names: list[str], **details: Any) -> Face:

@@ -110,4 +110,5 @@ class FaceTracker:
             landmarks=face.landmarks,
             track_id=face.track_id,
             explanation=face.explanation,
+            crop=face.crop,
         )
