@@ -14,7 +14,7 @@ from emolens.cli import main
 from emolens.data.cache import load_dataset
 from emolens.errors import EmolensError
 from emolens.models.classifier import load_classifier
-from emolens.predict import Recognizer
+from emolens.predict import Recognizer, collect_faces
 from emolens.predict.detectors import DetectorConfig, crop_faces
 from emolens.predict.inputs import iter_pictures
 
@@ -112,6 +112,11 @@ def test_predict_pictures_is_predict_on_pictures_read_elsewhere(tmp_path):
     ]
     with pytest.raises(EmolensError, match="smooth"):
         recognizer.predict_pictures([], smooth=-1)  # checked at the call, not at the first result
+
+
+def test_without_pre_label_the_model_is_not_used(tmp_path):
+    summary = collect_faces([str(ASTRONAUT)], tmp_path / "faces", model=tmp_path / "no-such-model.keras")
+    assert summary.faces == 1 and dict(summary.by_folder) == {"unlabelled": 1}
 
 
 @pytest.mark.slow

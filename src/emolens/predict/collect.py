@@ -1,7 +1,7 @@
 """Your own faces as a dataset: `emolens data faces PHOTOS_OR_VIDEOS --out DIR`.
 
-Finds faces with the same detector and FER2013 framing as `predict`, and writes each as the 48x48 gray crop the
-classifier would see: into DIR/unlabelled/ for a person to sort into DIR/train/<emotion>/ folders, or (with
+Runs the Recognizer as `predict` does (the same detector, FER2013 framing and crops), keeping each face's 48x48
+gray crop (`keep_crops`), and writes each crop: into DIR/unlabelled/ for a person to sort into DIR/train/<emotion>/ folders, or (with
 pre_label) straight into DIR/train/<the bundled model's guess>/ for a person to correct. DIR/faces.csv says
 where each crop came from. Sorted, DIR is an emolens dataset: `emolens train DIR --recipe finetune`.
 """
@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from emolens._io import spreadsheet_safe, write_bytes, write_text
 from emolens.constants import IMAGE_SIZE
 from emolens.errors import EmolensError
-from emolens.models.classifier import DEFAULT_MODEL, load_classifier
-from emolens.predict.detectors import DEFAULT_DETECTOR_CONFIG, Detections, DetectorConfig, crop_faces
-from emolens.predict.inputs import Source, iter_pictures
+from emolens.models.classifier import DEFAULT_MODEL
+from emolens.predict.detectors import DEFAULT_DETECTOR_CONFIG, DetectorConfig
+from emolens.predict.inputs import Source
 from emolens.predict.picture import Picture
+from emolens.predict.recognizer import Recognizer
+from emolens.predict.results import Result
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,10 @@ class CollectedFaces:
     skipped: list[str] = field(default_factory=list)
 
 
-def _stem(picture: Picture) -> str:
+def _stem(result: Result) -> str:
     """A file-name-safe stem for a picture's crops: its name without folders or suffix, and its frame."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(picture.name or picture.source).stem) or "image"
-    return f"{stem}-{picture.frame:06d}" if picture.frame is not None else stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(result.name or result.source).stem) or "image"
+    return f"{stem}-{result.frame:06d}" if result.frame is not None else stem
 
 
 def collect_faces(
@@ -91,63 +92,68 @@ def collect_faces(
     out = Path(out)
     if (out / "faces.csv").exists():
         raise EmolensError(f"{out} already holds collected faces (faces.csv): choose a new output folder.")
-    config = DetectorConfig(detector) if isinstance(detector, str) else detector
-    found = config.build()
-    classifier = load_classifier(model) if pre_label else None
-    if classifier is not None and classifier.input_size != IMAGE_SIZE:
-        raise EmolensError(f"{model} takes {classifier.input_size}-pixel faces; faces are collected at {IMAGE_SIZE}.")
-    out.mkdir(parents=True, exist_ok=True)
-    crops = _CropWriter(out, classifier.class_names if classifier is not None else [])
-    for picture in pictures if pictures is not None else iter_pictures(sources, every=every):
-        if picture.gray is None:  # unreadable: its error says why
-            crops.summary.skipped.append(f"{picture.source}: {picture.error}")
-            continue
-        detections = found.detect(picture.gray)
-        faces = crop_faces(picture.gray, detections.boxes, found.framing, IMAGE_SIZE)
-        crops.add(
-            picture, detections, faces, classifier.predict(faces) if classifier is not None and len(faces) else None
+    # Without pre_label the guesses go unused: the bundled model then classifies, whatever `model` names.
+    recognizer = Recognizer(model if pre_label else DEFAULT_MODEL, detector=detector, keep_crops=True)
+    if recognizer.classifier.input_size != IMAGE_SIZE:
+        raise EmolensError(
+            f"{model} takes {recognizer.classifier.input_size}-pixel faces; faces are collected at {IMAGE_SIZE}."
         )
+    out.mkdir(parents=True, exist_ok=True)
+    crops = _CropWriter(out, pre_label)
+    if pictures is None:
+        results = recognizer.predict(sources, stream=True, every=every, errors="keep")
+    else:
+        results = recognizer.predict_pictures(pictures, errors="keep")
+    try:
+        for result in results:
+            if result.error is not None:  # unreadable: its error says why
+                crops.summary.skipped.append(f"{result.source}: {result.error}")
+            else:
+                crops.add(result)
+    finally:
+        recognizer.pool.close()
     write_text(out / "faces.csv", _csv(crops.rows))
     logger.debug("Collected %d faces from %d pictures into %s", crops.summary.faces, crops.summary.pictures, out)
     return crops.summary
 
 
 class _CropWriter:
-    """Writes each picture's face crops under their folder (unlabelled/, or train/<guess>), with unique names,
-    and keeps the faces.csv row of each. `class_names` are the pre-labelling classifier's (none without one)."""
+    """Writes each picture's face crops under their folder (unlabelled/, or with `pre_label` train/<guess>),
+    with unique names, and keeps the faces.csv row of each."""
 
-    def __init__(self, out: Path, class_names: list[str]) -> None:
-        self.out, self.class_names = out, class_names
+    def __init__(self, out: Path, pre_label: bool) -> None:
+        self.out, self.pre_label = out, pre_label
         self.summary = CollectedFaces(out)
         self.rows: list[dict[str, object]] = []
         self.used: set[str] = set()
 
-    def add(self, picture: Picture, detections: Detections, crops: np.ndarray, guesses: np.ndarray | None) -> None:
+    def add(self, result: Result) -> None:
         self.summary.pictures += 1
-        for k, crop in enumerate(crops):  # faces numbered from 1, as predict draws and writes them
-            guess = None if guesses is None else self.class_names[int(guesses[k].argmax())]
+        for k, face in enumerate(result.faces):  # faces numbered from 1, as predict draws and writes them
+            guess = face.emotion if self.pre_label else None
             folder = UNLABELLED if guess is None else f"train/{guess}"
-            name = _unique(f"{folder}/{_stem(picture)}-face{k + 1}", self.used)
-            ok, encoded = cv2.imencode(".png", crop)
+            name = _unique(f"{folder}/{_stem(result)}-face{k + 1}", self.used)
+            assert face.crop is not None  # the Recognizer keeps crops
+            ok, encoded = cv2.imencode(".png", face.crop)
             if not ok:
-                raise EmolensError(f"could not encode a face from {picture.source}.")
+                raise EmolensError(f"could not encode a face from {result.source}.")
             write_bytes(self.out / name, encoded.tobytes())
             self.summary.faces += 1
             self.summary.by_folder[folder] += 1
-            x, y, w, h = (int(v) for v in detections.boxes[k])
+            x, y, w, h = face.box
             self.rows.append(
                 {
                     "file": name,
-                    "source": picture.source,
-                    "frame": picture.frame,
+                    "source": result.source,
+                    "frame": result.frame,
                     "face": k + 1,
                     "x": x,
                     "y": y,
                     "w": w,
                     "h": h,
-                    "score": None if detections.scores is None else round(float(detections.scores[k]), 4),
+                    "score": face.score,
                     "guess": guess,
-                    "confidence": None if guesses is None else round(float(guesses[k].max()), 4),
+                    "confidence": face.confidence if self.pre_label else None,
                 }
             )
 
