@@ -12,8 +12,6 @@ shift (`Framing`), measured by `bench/framing.py` on FER2013's own test faces.
 from emolens.predict.detectors.base import Detections, FaceDetector
 from emolens.predict.detectors.framing import Framing, crop_faces, crop_squares
 
-# The registry's own dict, for tests written before `unregister_detector` (they pop what they registered).
-from emolens.predict.detectors.registry import _DETECTORS as _DETECTORS
 from emolens.predict.detectors.registry import (
     DEFAULT_DETECTOR,
     DEFAULT_DETECTOR_CONFIG,
