@@ -1,13 +1,13 @@
 """Training runs: configure, train, resume, calibrate.
 
-Names are imported on first use, so reading a recipe or a config does not load Keras.
+Names are imported on first use, so reading a recipe, a config or a run's record does not load Keras.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Calibration", "TrainConfig", "TrainResult", "calibrate", "resume", "train"]
+__all__ = ["Calibration", "RunRecord", "RunState", "TrainConfig", "TrainResult", "calibrate", "resume", "train"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,6 +15,14 @@ def __getattr__(name: str) -> Any:
         from emolens.train.config import TrainConfig
 
         return TrainConfig
+    if name == "RunRecord":
+        from emolens.train.record import RunRecord
+
+        return RunRecord
+    if name == "RunState":
+        from emolens.train.state import RunState
+
+        return RunState
     if name in ("Calibration", "calibrate"):
         from emolens.train import calibration
 
