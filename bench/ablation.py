@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 from pathlib import Path
@@ -54,8 +53,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import emolens.backend  # noqa: F401  (Keras, without TensorFlow's start-up chatter)
-    from emolens.models.saving import read_card
-    from emolens.train import resume, train
+    from emolens.train import RunRecord, RunState, resume, train
     from emolens.train.recipes import recipe_config
 
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
@@ -69,7 +67,7 @@ def main() -> int:
         run = args.runs / name.replace(" ", "_").replace("(", "").replace(")", "")
         files = RunDir(run)
         if files.checkpoint.is_file():
-            if read_card(files.checkpoint)["training_state"]["epochs_done"] < args.epochs:
+            if RunState.read(files.checkpoint).epochs_done < args.epochs:
                 print(f"[{name}] resuming {run}", file=sys.stderr, flush=True)
                 resume(run, data=args.data, verbose=0)
         else:
@@ -77,9 +75,9 @@ def main() -> int:
             config = recipe_config("cpu", epochs=args.epochs, warmup_epochs=warmup, limit=args.limit, **VARIANTS[name])
             train(args.data, config, out=run, verbose=0)
         accuracy, epoch, minutes = best_validation(run)
-        settings = json.loads(files.config.read_text())["config"]
+        settings = RunRecord.read(files).config
         rows.append(
-            f"| {name} | {settings['model']}, crop {settings['crop']} | {100 * accuracy:.1f}% (epoch {epoch}) | {minutes:.0f} min |"
+            f"| {name} | {settings.model}, crop {settings.crop} | {100 * accuracy:.1f}% (epoch {epoch}) | {minutes:.0f} min |"
         )
     limit = f", at most {args.limit} images per class" if args.limit else ""
     print(

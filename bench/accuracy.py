@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 from pathlib import Path
 
 from emolens.rundir import RunDir
+from emolens.train import RunRecord, RunState, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,18 +39,15 @@ def training_minutes(run: Path) -> float:
         return sum(float(row["seconds"]) for row in csv.DictReader(file)) / 60
 
 
-def run_config(run: Path) -> dict:
-    """The TrainConfig settings the run saved."""
-    return json.loads(RunDir(run).config.read_text())["config"]
+def run_config(run: Path) -> TrainConfig:
+    """The settings the run saved."""
+    return RunRecord.read(run).config
 
 
 def finished(run: Path) -> bool:
-    from emolens.models.saving import read_card
-
     if not RunDir(run).checkpoint.is_file():
         return False
-    state = read_card(RunDir(run).checkpoint)["training_state"]
-    return state["epochs_done"] >= run_config(run)["epochs"]
+    return RunState.read(RunDir(run).checkpoint).epochs_done >= run_config(run).epochs
 
 
 def ensure_trained(recipe: str, run: Path, data: Path, epochs: int | None, labels: Path | None = None) -> None:
@@ -87,7 +84,7 @@ def accuracy_without(evaluation: Path, left_out: set[str]) -> float:
 
 
 def trained_on_crops(run: Path) -> bool:
-    return run_config(run)["crop"] < 48
+    return run_config(run).crop < 48
 
 
 def evaluations(models: Path | list[Path], folder: Path, data: Path, crops: bool) -> dict[str, dict]:
@@ -136,14 +133,14 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
     run = Path(model)
     minutes = f"{training_minutes(run):.0f} min" if RunDir(run).history.is_file() else ""
     learned = "FER2013 labels"
-    if RunDir(run).config.is_file():
-        saved = json.loads(RunDir(run).config.read_text())
-        config = saved["config"]
-        if saved["data"].get("labels"):
-            learned = f"{config['target']}" + (
-                f" + {config['source_label_weight']:g} FER2013 label" if config.get("source_label_weight") else ""
+    if RunDir(run).is_run():
+        record = RunRecord.read(run)
+        config = record.config
+        if record.data.labels:
+            learned = config.target + (
+                f" + {config.source_label_weight:g} FER2013 label" if config.source_label_weight else ""
             )
-        learned += f", {config['model']}, {config['epochs']} epochs"
+        learned += f", {config.model}, {config.epochs} epochs"
 
     def pair(values: dict[str, float | None]) -> str:
         return " / ".join(f"{100 * value:.1f}%" for value in values.values())
@@ -240,7 +237,7 @@ def main() -> int:
         ensure_trained(recipe, run, args.data, args.epochs)
         scores = evaluations(run, run, args.data, crops=trained_on_crops(run))
         model, card = load_model(RunDir(run).model, compile=False)
-        epochs = run_config(run)["epochs"]
+        epochs = run_config(run).epochs
         label = f"{card['model']} ({epochs} epochs, best {card['epoch']})"
         lines.append(
             row(
@@ -253,7 +250,7 @@ def main() -> int:
             )
         )
         runs.append(run)
-    crop_sizes = {run_config(run)["crop"] for run in runs}
+    crop_sizes = {run_config(run).crop for run in runs}
     if len(runs) > 1 and len(crop_sizes) == 1:  # members must share their input size (the views are cut once for all)
         ensemble = args.runs / "ensemble"
         scores = evaluations(runs, ensemble, args.data, crops=trained_on_crops(runs[0]))

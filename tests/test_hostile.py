@@ -951,7 +951,7 @@ TAMPERED_CONFIGS: dict[str, tuple[Callable[[dict, str], str], str]] = {
         lambda config, text: _edited(config, lambda c: c["config"].update(augment="flip")),
         "augmentation settings as an object",
     ),
-    "no data section": (lambda config, text: _edited(config, lambda c: c.pop("data")), 'no "data" object'),
+    "no data section": (lambda config, text: _edited(config, lambda c: c.pop("data")), '"data" is missing'),
     "a list": (lambda config, text: "[1, 2]", "a JSON list, not an object"),
     "class names as a string": (
         lambda config, text: _edited(config, lambda c: c.update(class_names="happy")),

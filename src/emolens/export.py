@@ -29,6 +29,8 @@ from emolens.errors import EmolensError
 from emolens.models.card import ONNX_CARD_KEY, ModelCard
 from emolens.models.classifier import OnnxClassifier, resolve_model_path
 from emolens.rundir import RunDir
+from emolens.train.record import RunRecord
+from emolens.train.state import CARD_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -55,22 +57,24 @@ def _best_epoch(run_dir: Path) -> dict[str, Any] | None:
 def model_card(path: Path, card: ModelCard) -> ModelCard:
     """The card a deployed model carries: the training card plus, from its run folder, recipe, data and test metrics."""
     # The preprocessing is the code's, so the card states what this version of emolens does with inputs.
-    card = dataclasses.replace(card, preprocessing=PREPROCESSING).with_details(training_state=None)
+    card = dataclasses.replace(card, preprocessing=PREPROCESSING).with_details(**{CARD_KEY: None})
     files = RunDir(path.parent)
     if files.is_run():
-        config = files.saved_config()
-        data = {key: value for key, value in config.get("data", {}).items() if key != "skipped"}
+        record = RunRecord.read(files)
+        # The data by file name only (its folders are the training machine's), without the skipped-file count.
+        data = dataclasses.replace(
+            record.data,
+            source=Path(record.data.source).name,
+            labels=Path(record.data.labels).name if record.data.labels else None,
+            skipped=None,
+        )
         card = card.with_details(
-            recipe=config.get("config"),
-            data={
-                **data,
-                "source": Path(str(data.get("source", ""))).name,
-                **({"labels": Path(data["labels"]).name} if data.get("labels") else {}),
-            },
+            recipe=record.config.to_dict(),
+            data=data.to_dict(),
             training={
                 **(_best_epoch(path.parent) or {}),
-                "environment": config.get("environment"),
-                "versions": config.get("versions"),
+                "environment": record.environment.to_dict(),
+                "versions": dict(record.versions),
             },
         )
     if files.metrics.is_file():

@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from emolens.errors import EmolensError
-
-# A config.json is a few kilobytes; one far larger was not written by emolens.
-_MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,12 +31,14 @@ class RunDir:
 
     @property
     def checkpoint(self) -> Path:
-        """The last finished epoch: the whole trainer with its optimizer and training state, for --resume."""
+        """The last finished epoch: the whole trainer with its optimizer and training state
+        (`emolens.train.state.RunState`), for --resume."""
         return self.path / "last.keras"
 
     @property
     def config(self) -> Path:
-        """Every setting, the class names, the data and the environment."""
+        """Every setting, the class names, the data and the environment: read and written as
+        `emolens.train.record.RunRecord`."""
         return self.path / "config.json"
 
     @property
@@ -100,26 +97,6 @@ class RunDir:
     def report(self) -> Path:
         return self.path / "report.html"
 
-    def saved_config(self) -> dict[str, Any]:
-        """config.json as training wrote it: an object with the settings ("config"), the class names and the data
-        ("data": its "source" and "fingerprint", optionally "labels" and "content_digest"), checked.
-
-        Raises:
-            EmolensError: the file is missing, unreadable or not in that shape (damaged or edited by hand).
-        """
-        try:
-            if self.config.stat().st_size > _MAX_CONFIG_BYTES:
-                raise ValueError(f"over {_MAX_CONFIG_BYTES // 2**20} MB")
-            saved = json.loads(self.config.read_text(encoding="utf-8"))
-            _check_shape(saved)
-        except FileNotFoundError as error:
-            raise EmolensError(
-                f"{self.path} is not an emolens run folder (no config.json). Pass the folder `emolens train` wrote."
-            ) from error
-        except (OSError, UnicodeDecodeError, ValueError) as error:
-            raise self.damaged(error) from error
-        return saved
-
     def damaged(self, why: object) -> EmolensError:
         """The error for a config.json that cannot be used, saying why and what to do."""
         return EmolensError(f"{self.config} is damaged ({why}): restore it, or train the run again.")
@@ -133,19 +110,3 @@ class RunDir:
         """The run folder a model file lies in, or None for a model outside one."""
         folder = cls(Path(model_file).parent)
         return folder if folder.is_run() else None
-
-
-def _check_shape(saved: object) -> None:
-    """Raises ValueError unless `saved` has the parts of config.json that are read back."""
-    if not isinstance(saved, dict):
-        raise ValueError(f"a JSON {type(saved).__name__}, not an object")
-    for part in ("config", "data"):
-        if not isinstance(saved.get(part), dict):
-            raise ValueError(f'no "{part}" object')
-    classes = saved.get("class_names")
-    if not (isinstance(classes, list) and classes and all(isinstance(name, str) for name in classes)):
-        raise ValueError('"class_names" is not a list of names')
-    data = saved["data"]
-    for key, required in (("source", True), ("labels", False), ("fingerprint", True), ("content_digest", False)):
-        if not isinstance(data.get(key), str) and (required or key in data):
-            raise ValueError(f'"{key}" in "data" is missing or not a string')

@@ -15,6 +15,7 @@ from emolens.models.saving import load_model, read_card, save_model
 from emolens.train.config import TrainConfig
 from emolens.train.optim import PlateauSchedule, class_weights, make_optimizer
 from emolens.train.recipes import RECIPES, recipe_config, recipe_settings
+from emolens.train.state import PlateauState, RunState
 from emolens.train.trainer import build_trainer
 
 
@@ -138,11 +139,11 @@ def test_a_lowered_learning_rate_survives_saving(tmp_path):
 
 
 def test_plateau_counters_are_restored_from_the_training_state():
-    state = {"plateau": {"wait": 3, "best": 0.9, "cooldown_counter": 0}}
+    state = RunState(plateau=PlateauState(wait=3, best=0.9, cooldown_counter=0))
     schedule = PlateauSchedule(state)
     schedule.on_train_begin()
     assert (schedule.wait, schedule.best) == (3, 0.9)
-    fresh = PlateauSchedule({})
+    fresh = PlateauSchedule(RunState())
     fresh.on_train_begin()
     assert fresh.wait == 0 and fresh.best in (None, np.inf)  # Keras sets its own start value
 

@@ -120,13 +120,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _evaluate_hint(run_dir) -> str:
     """The evaluate command for a finished run: its data and labels file, on test, or on the images it held out
     for validation when the data has no test split."""
-    from emolens.rundir import RunDir
+    from emolens.train.record import RunRecord
 
-    saved = RunDir(run_dir).saved_config()
-    data = saved["data"]
-    split = "" if "test" in data.get("counts", {}) else " --split val"
-    labels = f" --labels {data['labels']}" if data.get("labels") else ""
-    return f"{run_dir} {data['source']}{labels}{split}"
+    data = RunRecord.read(run_dir).data
+    split = "" if "test" in (data.counts or {}) else " --split val"
+    labels = f" --labels {data.labels}" if data.labels else ""
+    return f"{run_dir} {data.source}{labels}{split}"
 
 
 def cmd_models(args: argparse.Namespace) -> int:

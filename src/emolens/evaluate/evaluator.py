@@ -35,6 +35,7 @@ from emolens.models.calibration import reliability
 from emolens.models.classifier import Classifier
 from emolens.plots import plot_confusion_matrix, plot_image_grid, plot_reliability
 from emolens.rundir import RunDir
+from emolens.train.record import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def write_evaluation_report(
             predictions.y_true, predictions.y_pred, predictions.class_names, output_dict=False
         ),
         figures=figures,
-        config=RunDir(run_dir).saved_config() if run_dir is not None else None,
+        config=RunRecord.read(run_dir).to_dict() if run_dir is not None else None,
         history=_read_history(run_dir),
     )
 

@@ -30,6 +30,7 @@ from emolens.models.card import write_card
 from emolens.models.classifier import Classifier, load_classifier, resolve_model_path
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
+from emolens.train.record import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     config.json, else from its card's recipe (exported and bundled models), else the defaults."""
     run = RunDir.holding(path)
     if run is not None:
-        return TrainConfig.of_run(run)
+        return RunRecord.read(run).config
     recipe = card.get("recipe")
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 

@@ -1,4 +1,5 @@
-"""A training run's settings as plain data: saved whole in the run's config.json, and read back to resume."""
+"""A training run's settings as plain data: saved whole in the run's config.json (`emolens.train.record.RunRecord`),
+and read back to resume."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 from emolens.constants import IMAGE_SIZE
 from emolens.data.augment import AugmentConfig
-from emolens.rundir import RunDir
 
 OPTIMIZERS = ("adam", "sgd")
 # inverse_time: the notebook's Adam `decay=1e-6` (nearly constant); cosine: warm-up then cosine decay to zero
@@ -166,19 +166,6 @@ class TrainConfig:
         augment = values.get("augment", {})
         _check_settings(AugmentConfig, augment, "augmentation settings")
         return cls(**{**values, "augment": AugmentConfig(**augment)})
-
-    @classmethod
-    def of_run(cls, run: RunDir, saved: dict[str, Any] | None = None) -> TrainConfig:
-        """The settings a run folder's config.json recorded (`saved`: that file as `run.saved_config()` read it).
-
-        Raises:
-            EmolensError: config.json is missing, damaged or edited into settings that do not hold.
-        """
-        try:
-            # Runs saved before the precision setting existed trained in float32.
-            return cls.from_dict({"precision": "float32", **(saved or run.saved_config())["config"]})
-        except ValueError as error:
-            raise run.damaged(error) from error
 
 
 def _check_settings(kind: type, values: object, what: str) -> None:

@@ -30,6 +30,7 @@ from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, set_body
 from emolens.train.mixing import MixedBatches
 from emolens.train.optim import PlateauSchedule, base_learning_rate, class_weights, make_optimizer
 from emolens.train.run_folder import RunRecorder
+from emolens.train.state import RunState
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def _calibrate_best(run_dir: Path, val: Split) -> None:
 
 
 def _callbacks(
-    run_dir: Path, trainer: keras.Model, card: ModelCard, state: dict[str, Any], config: TrainConfig
+    run_dir: Path, trainer: keras.Model, card: ModelCard, state: RunState, config: TrainConfig
 ) -> list[keras.callbacks.Callback]:
     """The plateau schedule if the config asks for it, then the recorder that keeps the run folder: in that order,
     so the state the recorder saves already holds this epoch's plateau counters."""
@@ -157,7 +158,7 @@ def fit_run(
     run_dir: Path,
     trainer: keras.Model,
     card: ModelCard,
-    state: dict[str, Any],
+    state: RunState,
     config: TrainConfig,
     dataset: Dataset,
     splits: tuple[Split, Split],
@@ -175,23 +176,23 @@ def fit_run(
     # Checkpoints are chosen against the validation votes (or labels) alone, what evaluate will score.
     x_val, y_val = model_arrays(val, num_classes, replace(config, source_label_weight=0.0))
     # Reseeding with the epoch keeps a resumed run deterministic without replaying the random stream.
-    keras.utils.set_random_seed(config.seed + state["epochs_done"])
+    keras.utils.set_random_seed(config.seed + state.epochs_done)
     callbacks = _callbacks(run_dir, trainer, card, state, config)
     weights = class_weights(train.labels, num_classes, config.class_weight)
-    data = _training_data(x_train, y_train, weights, config, state["epochs_done"])
+    data = _training_data(x_train, y_train, weights, config, state.epochs_done)
     steps = math.ceil(len(x_train) / config.batch_size)
     classifier = trainer.get_layer(config.model)
-    for until, body_trains in _phases(config, state["epochs_done"]):
+    for until, body_trains in _phases(config, state.epochs_done):
         # A resumed run reloads its phase, frozen or not, with the checkpoint.
         if config.freeze_epochs and body_is_trainable(classifier) != body_trains:
             _enter_phase(trainer, config, body_trains, steps)
         trainer.fit(
             **data,
             epochs=until,
-            initial_epoch=state["epochs_done"],
+            initial_epoch=state.epochs_done,
             validation_data=(x_val, y_val),
             callbacks=callbacks,
             verbose=verbose,
         )
     _calibrate_best(run_dir, val)
-    return TrainResult(run_dir, state["best_epoch"], state["best_val_accuracy"], state["history"])
+    return TrainResult(run_dir, state.best_epoch, state.best_val_accuracy, state.history)

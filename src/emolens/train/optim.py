@@ -3,14 +3,13 @@ plateau schedule's callback, and the precision `auto` chooses."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 import numpy as np
 
 from emolens import backend
 from emolens.models.registry import get_model_spec
 from emolens.train.config import TrainConfig
+from emolens.train.state import PlateauState, RunState
 
 # The plateau schedule: halve the rate when validation loss has not improved for 5 epochs.
 PLATEAU = {"monitor": "val_loss", "factor": 0.5, "patience": 5, "min_lr": 1e-6}
@@ -75,17 +74,17 @@ def resolve_precision(config: TrainConfig) -> str:
 class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
     """ReduceLROnPlateau whose counters live in the run's training state, so a resumed run keeps its place."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
+    def __init__(self, state: RunState) -> None:
         super().__init__(**PLATEAU, verbose=0)
         self.state = state
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)  # resets the counters; a resumed run then restores its own
-        saved = self.state.get("plateau")
-        if saved:
-            self.wait, self.best, self.cooldown_counter = saved["wait"], saved["best"], saved["cooldown_counter"]
+        saved = self.state.plateau
+        if saved is not None:
+            self.wait, self.best, self.cooldown_counter = saved.wait, saved.best, saved.cooldown_counter
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(epoch, logs)
         best = None if self.best is None else float(self.best)
-        self.state["plateau"] = {"wait": int(self.wait), "best": best, "cooldown_counter": int(self.cooldown_counter)}
+        self.state.plateau = PlateauState(wait=int(self.wait), best=best, cooldown_counter=int(self.cooldown_counter))

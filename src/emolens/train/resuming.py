@@ -10,30 +10,28 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from emolens import backend
-from emolens._io import write_json
 from emolens.data.cache import load_dataset
 from emolens.errors import EmolensError
 from emolens.models.card import ModelCard
 from emolens.models.saving import load_checkpoint, read_card
 from emolens.rundir import RunDir
-from emolens.train.config import TrainConfig
 from emolens.train.data import prepare_splits
 from emolens.train.fitting import TrainResult, fit_run
+from emolens.train.record import RunRecord
+from emolens.train.state import CARD_KEY, RunState
 from emolens.train.trainer import data_parallel_devices
 
 logger = logging.getLogger(__name__)
 
 
-def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], TrainConfig, ModelCard, dict[str, Any]]:
-    """What a run folder says about the run to resume: config.json as saved, the config (with `epochs` if given),
-    the checkpoint's card without its training state, and that state; an error if the run cannot go on."""
-    files = RunDir(run_dir)
-    saved = files.saved_config()
-    config = TrainConfig.of_run(files, saved)
-    checkpoint = files.checkpoint
+def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[RunRecord, ModelCard, RunState]:
+    """What a run folder says about the run to resume: its record (its config with `epochs` if given), the
+    checkpoint's card without its training state, and that state; an error if the run cannot go on."""
+    record = RunRecord.read(run_dir)
+    config = record.config
+    checkpoint = RunDir(run_dir).checkpoint
     if not checkpoint.is_file():
         raise EmolensError(
             f"{run_dir} has no finished epoch to resume from (no last.keras). Start the run again without --resume."
@@ -45,18 +43,15 @@ def _resumable_run(run_dir: Path, epochs: int | None) -> tuple[dict[str, Any], T
             "Resume it without --epochs, or start a new run with more epochs."
         )
     if epochs is not None:
-        config = replace(config, epochs=epochs)
+        record = replace(record, config=replace(config, epochs=epochs))
     card = read_card(checkpoint)
-    if card is None or "training_state" not in card.details:
+    state = RunState.from_card(card, checkpoint)
+    assert card is not None  # from_card refuses a file without one
+    if state.epochs_done >= record.config.epochs:
         raise EmolensError(
-            f"{checkpoint} holds no training state: it is not a checkpoint emolens wrote. Start the run again without --resume."
+            f"{run_dir} already finished {state.epochs_done} of {record.config.epochs} epochs. Pass --epochs N to train further."
         )
-    state, card = card.details["training_state"], card.with_details(training_state=None)
-    if state["epochs_done"] >= config.epochs:
-        raise EmolensError(
-            f"{run_dir} already finished {state['epochs_done']} of {config.epochs} epochs. Pass --epochs N to train further."
-        )
-    return saved, config, card, state
+    return record, card.with_details(**{CARD_KEY: None}), state
 
 
 def resume(
@@ -87,15 +82,16 @@ def resume(
         >>> resume("runs/seed-20261204-120000", epochs=80)      # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    saved, config, card, state = _resumable_run(run_dir, epochs)
+    record, card, state = _resumable_run(run_dir, epochs)
+    config, recorded = record.config, record.data
     count = data_parallel_devices(devices, config)
-    source = data if data is not None else saved["data"]["source"]
-    dataset = load_dataset(source, cache=cache, labels=saved["data"].get("labels"))
+    source = data if data is not None else recorded.source
+    dataset = load_dataset(source, cache=cache, labels=recorded.labels)
     if config.start_from and not config.new_head:
-        dataset = dataset.with_classes(tuple(saved["class_names"]))  # as train() widened it to the start model's
+        dataset = dataset.with_classes(record.class_names)  # as train() widened it to the start model's
     # Runs begun before emolens recorded content digests can only compare the source's fingerprint.
-    digest = saved["data"].get("content_digest")
-    if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != saved["data"]["fingerprint"]):
+    digest = recorded.content_digest
+    if (dataset.content_digest() != digest) if digest else (dataset.fingerprint != recorded.fingerprint):
         raise EmolensError(
             f"the data at {source} has changed since {run_dir} began. Resume needs the same data; start a new run for new data."
         )
@@ -104,9 +100,9 @@ def resume(
     # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).
     for stray in run_dir.glob(".*.partial*"):
         stray.unlink(missing_ok=True)
-    logger.info("Resuming %s after epoch %d of %d", run_dir, state["epochs_done"], config.epochs)
+    logger.info("Resuming %s after epoch %d of %d", run_dir, state.epochs_done, config.epochs)
     if epochs is not None:
-        write_json(RunDir(run_dir).config, {**saved, "config": config.to_dict()})
+        record.write(run_dir)
     with backend.data_parallel(count):
         return fit_run(
             run_dir, trainer, card, state, config, dataset, prepare_splits(dataset, config, count)[:2], verbose

@@ -1,8 +1,10 @@
 """What a run folder holds and how it is kept (the names are in `emolens.rundir`):
 
-    config.json    every setting, class names, versions and the data's fingerprint (written when a run begins)
+    config.json    every setting, class names, versions and the data's fingerprint (written when a run begins;
+                   `emolens.train.record.RunRecord` reads and writes it)
     model.keras    the best epoch by validation accuracy (what evaluate and predict use)
-    last.keras     the last finished epoch with its optimizer and training state (what --resume uses)
+    last.keras     the last finished epoch with its optimizer and training state (`emolens.train.state.RunState`,
+                   what --resume uses)
     history.csv    one row per finished epoch
     curves.png     accuracy and loss per epoch, redrawn after each epoch
     used_images.csv  every image trained on or validated on (evaluate leaves them out of other splits)
@@ -20,12 +22,11 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import keras
 
 from emolens import backend
-from emolens._io import write_json, write_text
+from emolens._io import write_text
 from emolens.constants import IMAGE_SIZE
 from emolens.data.dataset import Dataset, Split, pixel_digests
 from emolens.data.inspection import ImageRef, write_removed_list
@@ -38,6 +39,8 @@ from emolens.models.saving import save_model
 from emolens.plots import plot_curves
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
+from emolens.train.record import RunData, RunEnvironment, RunRecord
+from emolens.train.state import CARD_KEY, RunState
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def float32_twin(card: ModelCard) -> keras.Model:
 class RunRecorder(keras.callbacks.Callback):
     """After each epoch: best model, resumable checkpoint, history and curves, each written atomically."""
 
-    def __init__(self, run_dir: Path, classifier: keras.Model, card: ModelCard, state: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, classifier: keras.Model, card: ModelCard, state: RunState) -> None:
         super().__init__()
         self.files = RunDir(run_dir)
         self.classifier = classifier
@@ -87,10 +90,7 @@ class RunRecorder(keras.callbacks.Callback):
         }
         row["learning_rate"] = self._learning_rate
         row["seconds"] = round(time.perf_counter() - self._epoch_start, 2)
-        self.state["history"].append(row)
-        self.state["epochs_done"] = epoch + 1
-        if row.get("val_accuracy", -1.0) > self.state["best_val_accuracy"]:
-            self.state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
+        if self.state.end_epoch(row):
             best = self.classifier
             if self.float32_twin is not None:
                 self.float32_twin.set_weights(self.classifier.get_weights())
@@ -99,9 +99,9 @@ class RunRecorder(keras.callbacks.Callback):
                 best, self.files.model, self.card.with_details(epoch=epoch + 1, val_accuracy=row["val_accuracy"])
             )
         # last.keras is written after model.keras: the state inside it is what resume trusts.
-        save_model(self.model, self.files.checkpoint, self.card.with_details(training_state=self.state))
-        write_text(self.files.history, history_csv(self.state["history"]))
-        plot_curves(self.state["history"], self.files.curves)
+        save_model(self.model, self.files.checkpoint, self.card.with_details(**{CARD_KEY: self.state.to_dict()}))
+        write_text(self.files.history, history_csv(self.state.history))
+        plot_curves(self.state.history, self.files.curves)
 
 
 def used_images_csv(splits: dict[str, Split]) -> str:
@@ -148,28 +148,31 @@ def write_run_files(
     skipped and left-out files, and the card its models will carry."""
     train_split, val_split = splits
     train_sharpness = sharpness(train_split.images)
-    write_json(
-        files.config,
-        {
-            "config": config.to_dict(),
-            "class_names": list(dataset.class_names),
-            "data": {
-                "source": str(Path(data).resolve()),
-                **({"labels": str(Path(dataset.labels_file).resolve())} if dataset.labels_file else {}),
-                "fingerprint": dataset.fingerprint,
-                "content_digest": dataset.content_digest(),
-                "counts": dataset.counts(),
-                "skipped": len(dataset.skipped),
-                "train_images": len(train_split),
-                "val_images": len(val_split),
-                **({"dedupe_removed": len(removed)} if config.dedupe != "none" else {}),
-                "train_sharpness": round(train_sharpness, 2),
-            },
-            "environment": {**backend.summary(), "data_parallel_devices": devices},
-            "versions": backend.versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
+    environment = backend.summary()
+    RunRecord(
+        config=config,
+        class_names=dataset.class_names,
+        data=RunData(
+            source=str(Path(data).resolve()),
+            labels=str(Path(dataset.labels_file).resolve()) if dataset.labels_file else None,
+            fingerprint=dataset.fingerprint,
+            content_digest=dataset.content_digest(),
+            counts=dataset.counts(),
+            skipped=len(dataset.skipped),
+            train_images=len(train_split),
+            val_images=len(val_split),
+            dedupe_removed=len(removed) if config.dedupe != "none" else None,
+            train_sharpness=round(train_sharpness, 2),
+        ),
+        environment=RunEnvironment(
+            backend=environment["backend"],
+            devices=tuple(environment["devices"]),
+            threads=environment["threads"],
+            data_parallel_devices=devices,
+        ),
+        versions=backend.versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    ).write(files)
     write_text(files.used_images, used_images_csv({"train": train_split, "val": val_split}))
     if removed:
         write_removed_list(files.removed, removed)

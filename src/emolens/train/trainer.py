@@ -12,7 +12,6 @@ import logging
 import math
 import os
 from dataclasses import replace
-from typing import Any
 
 import keras
 
@@ -32,6 +31,7 @@ from emolens.train.finetune import load_start_model, start_architecture, start_c
 from emolens.train.fitting import TrainResult, compile_trainer, fit_run
 from emolens.train.optim import base_learning_rate, make_optimizer, resolve_precision
 from emolens.train.run_folder import new_run_dir, write_run_files
+from emolens.train.state import RunState
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,5 @@ def train(
         count,
         tuple(trainer.get_layer(config.model).input_shape[1:]),
     )
-    state: dict[str, Any] = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
     with backend.data_parallel(count):
-        return fit_run(run_dir, trainer, card, state, config, dataset, (train_split, val_split), verbose)
+        return fit_run(run_dir, trainer, card, RunState(), config, dataset, (train_split, val_split), verbose)
