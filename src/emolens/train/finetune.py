@@ -8,6 +8,7 @@ and the output layer trains alone first (see `emolens.train.fitting.fit_run`, wh
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import keras
 
@@ -23,14 +24,21 @@ logger = logging.getLogger(__name__)
 HEAD_RATE_FACTOR = 10.0
 
 
-def load_start_model(start_from: str) -> tuple[keras.Model, ModelCard]:
+class StartModel(NamedTuple):
+    """The trained classifier a fine-tuning run starts from, and its card."""
+
+    network: keras.Model
+    card: ModelCard
+
+
+def load_start_model(start_from: str) -> StartModel:
     """The trained classifier a fine-tuning run starts from ("default", a run folder or a .keras file) and its card."""
     from emolens.models.saving import load_model
 
     path = keras_model_path(start_from)
     network, card = load_model(path, compile=False)
     start_architecture(card, start_from)
-    return network, card
+    return StartModel(network, card)
 
 
 def start_architecture(card: ModelCard, start_from: str) -> str:

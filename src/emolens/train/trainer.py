@@ -22,12 +22,11 @@ from emolens.data.cache import load_dataset
 from emolens.data.dataset import Dataset
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
-from emolens.models.card import ModelCard
 from emolens.models.registry import build_model
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, prepare_splits
-from emolens.train.finetune import load_start_model, start_architecture, start_classes, transfer_weights
+from emolens.train.finetune import StartModel, load_start_model, start_architecture, start_classes, transfer_weights
 from emolens.train.fitting import TrainResult, compile_trainer, fit_run
 from emolens.train.optim import base_learning_rate, make_optimizer, resolve_precision
 from emolens.train.run_folder import new_run_dir, write_run_files
@@ -77,31 +76,37 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
     return trainer
 
 
-def _run_config(config: TrainConfig) -> tuple[TrainConfig, tuple[keras.Model, ModelCard] | None]:
+def _run_config(config: TrainConfig) -> tuple[TrainConfig, StartModel | None]:
     """`config` made concrete for a new run (the learning rate and precision resolved), and with start_from, the
     model to start from and its card: a fine-tuned model keeps its architecture and input crop."""
     start = None
     if config.start_from:
         start = load_start_model(config.start_from)
-        architecture = start_architecture(start[1], config.start_from)
-        config = replace(config, model=architecture, crop=start[1].input_shape[0])
+        architecture = start_architecture(start.card, config.start_from)
+        config = replace(config, model=architecture, crop=start.card.input_shape[0])
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     return replace(config, learning_rate=base_learning_rate(config), precision=resolve_precision(config)), start
 
 
 def _new_trainer(
-    config: TrainConfig, dataset: Dataset, train_images: int, devices: int, start: tuple[keras.Model, ModelCard] | None
+    config: TrainConfig,
+    dataset: Dataset,
+    train_images: int,
+    devices: int,
+    start: StartModel | None,
 ) -> keras.Model:
     """The run's trainer (see `build_trainer`), freshly seeded, for `devices`; a fine-tuning run's classifier
-    takes the weights of the model it starts from (`start`: that model and its card)."""
+    takes the weights of the model it starts from (`start`)."""
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(devices):
         trainer = build_trainer(
-            config, num_classes=len(dataset.class_names), steps_per_epoch=math.ceil(train_images / config.batch_size)
+            config,
+            num_classes=len(dataset.class_names),
+            steps_per_epoch=math.ceil(train_images / config.batch_size),
         )
     if start is not None:
         classifier = trainer.get_layer(config.model)
-        transfer_weights(classifier, start[0], start[1].class_names, dataset.class_names, config.new_head)
+        transfer_weights(classifier, start.network, start.card.class_names, dataset.class_names, config.new_head)
         logger.info(
             "Fine-tuning %s from %s%s",
             config.model,
@@ -148,7 +153,7 @@ def train(
     dataset = load_dataset(data, cache=cache, labels=labels)
     check_trainable_classes(dataset)
     if start is not None:
-        dataset = start_classes(dataset, start[1], config.new_head)
+        dataset = start_classes(dataset, start.card, config.new_head)
     train_split, val_split, removed = prepare_splits(dataset, config, count)
     run_dir = new_run_dir(config.model, out)
     trainer = _new_trainer(config, dataset, len(train_split), count, start)
