@@ -11,7 +11,6 @@ shift (`Framing`), measured by `bench/framing.py` on FER2013's own test faces.
 
 from emolens.predict.detectors.base import Detections, FaceDetector
 from emolens.predict.detectors.framing import Framing, crop_faces, crop_squares
-
 from emolens.predict.detectors.registry import (
     DEFAULT_DETECTOR,
     DEFAULT_DETECTOR_CONFIG,
