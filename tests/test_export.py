@@ -48,6 +48,9 @@ def test_export_names_the_file_after_the_run_folder_it_is_run_in(keras_model, tm
         "config": {"model": "mini_resnet"},
         "class_names": ["happy", "sad"],
         "data": {"source": "faces", "fingerprint": "0"},
+        "environment": {"backend": "tensorflow", "devices": ["CPU"], "threads": 2},
+        "versions": {"emolens": "0.1.0"},
+        "created": "2026-12-07T04:00:00+00:00",
     }
     (run / "config.json").write_text(json.dumps(saved))
     monkeypatch.chdir(run)
