@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -37,7 +39,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(args: list[str]) -> tuple[subprocess.Popen, str]:
+@contextlib.contextmanager
+def serving(args: list[str]) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`emolens serve` with `args` on a free port, once it answers; stopped when the block ends."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "emolens", "serve", "--port", str(port), *args],
@@ -48,11 +52,17 @@ def start(args: list[str]) -> tuple[subprocess.Popen, str]:
     for _ in range(600):
         try:
             if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return process, url
+                break
         except httpx.TransportError:
             time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"the server with {args} did not start")
+    else:
+        process.kill()
+        raise SystemExit(f"the server with {args} did not start")
+    try:
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 async def load(url: str, photo: bytes, clients: int, seconds: float) -> tuple[list[float], int]:
@@ -121,8 +131,8 @@ def measure_memory(concurrent: int, many: int) -> None:
     print("| upload | size | at once | statuses | RSS before | peak RSS | RSS after |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for label, upload, count in worst_case_uploads(many):
-        process, url = start(["--max-upload-mb", "10"])  # a fresh server per row: VmHWM is a lifetime peak
-        try:
+        # A fresh server per row: VmHWM is a lifetime peak.
+        with serving(["--max-upload-mb", "10"]) as (process, url):
             before = resident_mb(process.pid, "VmRSS")
             statuses = asyncio.run(send_at_once(url, upload, count or concurrent))
             peak, after = resident_mb(process.pid, "VmHWM"), resident_mb(process.pid, "VmRSS")
@@ -132,9 +142,6 @@ def measure_memory(concurrent: int, many: int) -> None:
                 f"{before:.0f} MB | {peak:.0f} MB | {after:.0f} MB |",
                 flush=True,
             )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def main() -> int:
@@ -177,8 +184,7 @@ def run_load(args: argparse.Namespace) -> None:
     print("| server | clients | requests/s | p50 | p95 | p99 | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, extra in settings:
-        process, url = start(extra)
-        try:
+        with serving(extra) as (_, url):
             for clients in (int(n) for n in args.clients.split(",")):
                 asyncio.run(load(url, photo, clients, 3.0))  # warm-up
                 latencies, errors = asyncio.run(load(url, photo, clients, args.seconds))
@@ -188,9 +194,6 @@ def run_load(args: argparse.Namespace) -> None:
                     f"{p50:.0f} ms | {p95:.0f} ms | {p99:.0f} ms | {errors} |",
                     flush=True,
                 )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 if __name__ == "__main__":
