@@ -166,21 +166,8 @@ CANVAS_SHAPE = (480, 800)  # height, width
 SQUARES = ((40, 40, 140), (300, 60, 100), (560, 200, 180))  # x, y, side of each pasted face, left to right
 FACE = (slice(47, 187), slice(153, 293))  # the astronaut's face: a 140 x 140 square of the portrait
 BACKGROUND_RGB = (200, 90, 30)  # for colour canvases: far from gray, so RGB/BGR mix-ups change the gray levels
-CSV_HEADER = [
-    "source",
-    "frame",
-    "time",
-    "face",
-    "track_id",
-    "x",
-    "y",
-    "w",
-    "h",
-    "score",
-    "emotion",
-    "confidence",
-    *FER2013_CLASSES,
-]
+FACE_COLUMNS = ["source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score", "emotion", "confidence"]
+CSV_HEADER = [*FACE_COLUMNS, *FER2013_CLASSES]
 
 
 def astronaut_rgb() -> np.ndarray:
