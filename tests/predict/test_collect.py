@@ -14,9 +14,8 @@ from emolens.cli import main
 from emolens.data.cache import load_dataset
 from emolens.errors import EmolensError
 from emolens.models.classifier import load_classifier
-from emolens.predict import Recognizer, collect_faces
+from emolens.predict import Recognizer, Sources, collect_faces
 from emolens.predict.detectors import DetectorConfig, crop_faces
-from emolens.predict.inputs import iter_pictures
 
 
 def _rows(folder):
@@ -106,7 +105,7 @@ def test_kept_crops_survive_tracking_and_smoothing(tmp_path):
 def test_predict_pictures_is_predict_on_pictures_read_elsewhere(tmp_path):
     sources = [str(ASTRONAUT), str(tmp_path / "missing.png")]
     recognizer = Recognizer(workers=2)
-    given = list(recognizer.predict_pictures(iter_pictures(sources), errors="keep"))
+    given = list(recognizer.predict_pictures(Sources(sources).pictures(), errors="keep"))
     assert [r.replace(speed={}) for r in given] == [
         r.replace(speed={}) for r in recognizer.predict(sources, errors="keep")
     ]

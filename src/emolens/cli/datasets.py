@@ -47,15 +47,12 @@ def cmd_data_faces(args: argparse.Namespace) -> int:
     OUT/train/<emotion>/, OUT is a dataset for `emolens train OUT --recipe finetune`.
     """
     from emolens._progress import track
+    from emolens.predict import Sources
     from emolens.predict.collect import UNLABELLED, collect_faces
-    from emolens.predict.inputs import count_pictures, expand_sources, iter_pictures
 
-    sources = expand_sources(list(args.sources))
-    pictures = track(
-        iter_pictures(sources, every=args.every),
-        total=count_pictures(sources, every=args.every),
-        description="Pictures",
-    )
+    sources = Sources(list(args.sources), every=args.every)
+    total = sources.count()  # lists the folders, once: the progress bar's total and the pictures alike
+    pictures = track(sources.pictures(), total=total, description="Pictures")
     summary = collect_faces(
         sources,
         args.out,

@@ -142,8 +142,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """
     from emolens._progress import track
     from emolens.models.classifier import needs_keras
-    from emolens.predict import Recognizer
-    from emolens.predict.inputs import count_pictures, expand_sources
+    from emolens.predict import Recognizer, Sources
     from emolens.predict.writers import OutputFolder
 
     if not args.sources and args.camera is None:
@@ -156,14 +155,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     recognizer = Recognizer(
         args.model, detector=_detector_config(args), tta=args.tta, explain=args.explain, workers=args.workers
     )
-    # Folders are listed once, for the progress bar's total and the predictions alike.
     given = ([args.camera] if args.camera is not None else []) + list(args.sources)
     out = OutputFolder(args.out, recognizer.class_names, formats=args.formats.split(",")) if args.out else None
-    sources = out.inputs(given) if out is not None else expand_sources(given)
+    sources = out.sources(given, every=args.every) if out is not None else Sources(given, every=args.every)
+    total = sources.count()  # lists the folders, once: the progress bar's total and the predictions alike
     outputs = _Outputs(args, recognizer.class_names, out)
     failures = 0
-    results = recognizer.predict(sources, stream=True, every=args.every, smooth=args.smooth, errors="keep")
-    total = None if args.camera is not None else count_pictures(sources, every=args.every)
+    results = recognizer.predict(sources, stream=True, smooth=args.smooth, errors="keep")
     try:
         for result in track(results, total=total, description="Pictures"):
             if result.error is not None:

@@ -4,5 +4,15 @@ from emolens.predict.collect import CollectedFaces, collect_faces
 from emolens.predict.detectors import DetectorConfig
 from emolens.predict.recognizer import Recognizer
 from emolens.predict.results import Explanation, Face, Result
+from emolens.predict.sources import Sources
 
-__all__ = ["CollectedFaces", "DetectorConfig", "Explanation", "Face", "Recognizer", "Result", "collect_faces"]
+__all__ = [
+    "CollectedFaces",
+    "DetectorConfig",
+    "Explanation",
+    "Face",
+    "Recognizer",
+    "Result",
+    "Sources",
+    "collect_faces",
+]

@@ -25,14 +25,16 @@ from emolens.constants import IMAGE_SIZE
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL
 from emolens.predict.detectors import DEFAULT_DETECTOR_CONFIG, DetectorConfig
-from emolens.predict.inputs import Source
 from emolens.predict.picture import Picture
 from emolens.predict.recognizer import Recognizer
 from emolens.predict.results import Result
+from emolens.predict.sources import Source, as_sources
 
 logger = logging.getLogger(__name__)
 
 UNLABELLED = "unlabelled"
+# Neighbouring frames of a video hold nearly the same face: one in EVERY is taken unless asked otherwise.
+EVERY = 10
 CSV_COLUMNS = ("file", "source", "frame", "face", "x", "y", "w", "h", "score", "guess", "confidence")
 
 
@@ -66,20 +68,21 @@ def collect_faces(
     detector: DetectorConfig | str = DEFAULT_DETECTOR_CONFIG,
     pre_label: bool = False,
     model: str | os.PathLike = DEFAULT_MODEL,
-    every: int = 10,
+    every: int | None = None,
     pictures: Iterable[Picture] | None = None,
 ) -> CollectedFaces:
     """Writes every face found in `sources` as a 48x48 crop under `out` (see the module's docstring).
 
     Args:
-        sources: images, folders, videos, ZIPs or lists, as `predict` takes them.
+        sources: images, folders, videos, ZIPs or lists, or a `Sources`, as `predict` takes them.
         out: the dataset folder to make; it must not hold a faces.csv already.
         detector: a DetectorConfig or a detector name. Defaults to the bundled YuNet.
         pre_label: file each face under train/<guess> by `model`'s answer, instead of unlabelled/.
         model: the model whose guesses pre-label. Defaults to the bundled one.
-        every: in videos, take every `every`-th frame (neighbouring frames hold nearly the same face). Defaults to 10.
-        pictures: `iter_pictures(sources, every=every)` wrapped by the caller (the CLI's progress bar); None
-            reads them here.
+        every: in videos, take every `every`-th frame (neighbouring frames hold nearly the same face). Defaults to
+            10; a Sources' own `every`, which this may repeat but not change.
+        pictures: the pictures of `sources` (`Sources.pictures`) wrapped by the caller (the CLI's progress bar);
+            None reads them here.
 
     Returns:
         A CollectedFaces summary.
@@ -92,6 +95,7 @@ def collect_faces(
     out = Path(out)
     if (out / "faces.csv").exists():
         raise EmolensError(f"{out} already holds collected faces (faces.csv): choose a new output folder.")
+    sources = as_sources(sources, every, default_every=EVERY)
     # Without pre_label the guesses go unused: the bundled model then classifies, whatever `model` names.
     recognizer = Recognizer(model if pre_label else DEFAULT_MODEL, detector=detector, keep_crops=True)
     if recognizer.classifier.input_size != IMAGE_SIZE:
@@ -101,7 +105,7 @@ def collect_faces(
     out.mkdir(parents=True, exist_ok=True)
     crops = _CropWriter(out, pre_label)
     if pictures is None:
-        results = recognizer.predict(sources, stream=True, every=every, errors="keep")
+        results = recognizer.predict(sources, stream=True, errors="keep")
     else:
         results = recognizer.predict_pictures(pictures, errors="keep")
     try:

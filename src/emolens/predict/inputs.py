@@ -1,20 +1,22 @@
-"""Everything `Recognizer.predict` accepts, turned into one stream of decoded pictures.
+"""The listing and reading behind `Sources`: what a person gives, listed as one stream of inputs, each read as
+pictures.
 
-A source is a path (an image, a video, a folder searched recursively for both, a ZIP archive of images, or a
+An input is a path (an image, a video, a folder searched recursively for both, a ZIP archive of images, or a
 .txt list file of such paths, one a line), a camera number, encoded bytes, a PIL image, a numpy array, or a list
-of any of these. Each becomes `Picture`s: one per image, one per
-analysed video frame. An unreadable input becomes a Picture with an `error`, so one bad file never stops a run.
+of any of these. `iter_sources` lists them (a folder as its files, a ZIP as its members, a list file as what it
+names), and `iter_pending` reads each as `Picture`s: one per image, one per analysed video frame. An unreadable
+input becomes a Picture with an `error`, so one bad file never stops a run.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Union
+from typing import TypeAlias
 
 import numpy as np
 from PIL import Image
@@ -27,7 +29,9 @@ from emolens.errors import EmolensError
 from emolens.predict.picture import Color, ImageInput, Picture, to_gray
 from emolens.predict.video import VIDEO_SUFFIXES, is_video, stated_frame_count, video_frames
 
-Source = Union[ImageInput, int, list, tuple, "InputFile", "ZipMember", Picture]
+# What `Sources` takes (see its docstring): images and paths, camera numbers, and lists of them.
+Input = ImageInput | int
+Inputs: TypeAlias = Input | Sequence["Inputs"]
 
 LIST_SUFFIX = ".txt"
 # Bytes in one line of a list file: a path is at most 4,096 bytes on Linux, so a longer line is not a list's.
@@ -205,102 +209,87 @@ def _decoded(item: ImageInput | ZipMember, source: str, name: str, color: Color 
 # An image not decoded yet: calling it decodes it (on whichever thread calls it).
 PendingPicture = Callable[[], Picture]
 
-
-def iter_pictures(source: Source, *, color: Color | None = None, every: int = 1) -> Iterator[Picture]:
-    """Every picture in `source`, in order (see the module's docstring for what a source can be).
-
-    Args:
-        source: the input(s).
-        color: "rgb" or "bgr", for colour numpy arrays only.
-        every: analyse every `every`-th frame of video files (cameras: every frame). Defaults to 1.
-    """
-    return (item if isinstance(item, Picture) else item() for item in iter_pending(source, color=color, every=every))
+# One input as `iter_sources` lists it: a file found, a ZIP archive's image, an unusable path (a Picture with its
+# error), a camera number, or an image in memory.
+Listed = InputFile | ZipMember | Picture | int | bytes | np.ndarray | Image.Image
 
 
-def iter_pending(source: Source, *, color: Color | None = None, every: int = 1) -> Iterator[Picture | PendingPicture]:
-    """`iter_pictures`, with images and ZIP members left to decode: each a PendingPicture, so that decoding can
-    run on a pool of threads. Video frames come decoded (a video is read in order), as do arrays and errors."""
-    if every < 1:
-        raise EmolensError(f"every must be at least 1 (every frame), not {every}.")
-    if isinstance(source, (list, tuple)):
-        for item in source:
-            yield from iter_pending(item, color=color, every=every)
-    elif isinstance(source, bool):
-        raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {source!r}")
-    elif isinstance(source, int):
-        yield from video_frames(source, f"camera{source}", every)
-    elif isinstance(source, (str, os.PathLike)):
-        for item in _files(Path(source)):
-            yield from iter_pending(item, color=color, every=every)
-    elif isinstance(source, Picture):  # a source `expand_sources` found unusable
-        yield source
-    elif isinstance(source, ZipMember):
-        yield partial(_decoded, source, source.source, source.name, color)
-    elif isinstance(source, InputFile):
-        if is_video(source.path):
-            yield from video_frames(source.path, source.name, every)
+def iter_pending(item: Listed, *, color: Color | None = None, every: int = 1) -> Iterator[Picture | PendingPicture]:
+    """The pictures of one listed input, in order, images and ZIP members left to decode: each a PendingPicture,
+    so that decoding can run on a pool of threads. Video frames come decoded (a video is read in order), as do
+    arrays and errors; `every` as `Sources` takes it."""
+    if isinstance(item, int):
+        yield from video_frames(item, f"camera{item}", every)
+    elif isinstance(item, Picture):  # a path found unusable
+        yield item
+    elif isinstance(item, ZipMember):
+        yield partial(_decoded, item, item.source, item.name, color)
+    elif isinstance(item, InputFile):
+        if is_video(item.path):
+            yield from video_frames(item.path, item.name, every)
         else:
-            yield partial(_decoded, source.path, source.source, source.name, color)
-    elif isinstance(source, bytes):
-        yield partial(_decoded, source, "bytes", "bytes", color)
-    elif isinstance(source, Image.Image):
-        yield partial(_decoded, source, "image", "image", color)
-    elif isinstance(source, np.ndarray):
-        gray, image = to_gray(source, color)  # a wrong array is the caller's bug: raised, not kept
+            yield partial(_decoded, item.path, item.source, item.name, color)
+    elif isinstance(item, bytes):
+        yield partial(_decoded, item, "bytes", "bytes", color)
+    elif isinstance(item, Image.Image):
+        yield partial(_decoded, item, "image", "image", color)
+    elif isinstance(item, np.ndarray):
+        gray, image = to_gray(item, color)  # a wrong array is the caller's bug: raised, not kept
         yield Picture("array", "array", gray, image)
     else:
         raise TypeError(
-            f"Expected an image, a path, a camera number or a list of them. Received: {type(source).__name__}"
+            f"Expected an image, a path, a camera number or a list of them. Received: {type(item).__name__}"
         )
 
 
-def count_pictures(source: Source, *, every: int = 1) -> int | None:
-    """How many pictures `iter_pictures` will give (video frame counts as their containers state them); None
-    when unknown (a camera)."""
-    if isinstance(source, (list, tuple)):
-        counts = [count_pictures(item, every=every) for item in source]
-        known = [count for count in counts if count is not None]
-        return sum(known) if len(known) == len(counts) else None
-    if isinstance(source, int) and not isinstance(source, bool):
-        return None
-    if isinstance(source, (str, os.PathLike)):
-        return sum(count_input_pictures(item, every=every) for item in _files(Path(source)))
-    return count_input_pictures(source, every=every)
+def iter_pictures(item: Listed, *, color: Color | None = None, every: int = 1) -> Iterator[Picture]:
+    """`iter_pending`, each picture decoded."""
+    return (
+        picture if isinstance(picture, Picture) else picture()
+        for picture in iter_pending(item, color=color, every=every)
+    )
 
 
-def count_input_pictures(item: Source, *, every: int = 1) -> int:
-    """How many pictures `iter_pictures` will give for one input that is not a list, a path or a camera (as
-    `iter_sources` lists them): a video file's stated frames, one in `every`; else one."""
+def count_input_pictures(item: Listed, *, every: int = 1) -> int:
+    """How many pictures `iter_pending` gives for one listed input that is not a camera: a video file's frames as
+    its container states them, one in `every`; else one."""
     if isinstance(item, InputFile) and is_video(item.path):
         return max(1, -(-stated_frame_count(item.path) // every))
     return 1
 
 
-def iter_sources(source: Source, *, leave_out: str | os.PathLike | None = None) -> Iterator:
-    """`source` as a flat stream in which every path is replaced by what it holds: its InputFiles, or a Picture
-    with an error for a path that cannot be used, listed as it is read (a folder of ten million photos is never
-    held whole). Predicting on the items gives what predicting on `source` would.
+def flat_inputs(inputs: Inputs) -> Iterator[Input]:
+    """The inputs in `inputs`, its lists (and tuples) opened, in order.
+
+    Raises:
+        TypeError: an input is none of the kinds `Inputs` names.
+    """
+    if isinstance(inputs, (list, tuple)):
+        for part in inputs:
+            yield from flat_inputs(part)
+    elif isinstance(inputs, (str, os.PathLike, bytes, Image.Image, np.ndarray)) or (
+        isinstance(inputs, int) and not isinstance(inputs, bool)
+    ):
+        yield inputs
+    else:
+        raise TypeError(f"Expected an image, a path, a camera number or a list of them. Received: {inputs!r:.80}")
+
+
+def iter_sources(source: Inputs, *, leave_out: str | os.PathLike | None = None) -> Iterator[Listed]:
+    """`source` as a flat stream in which every path is replaced by what it holds: its InputFiles and ZipMembers,
+    or a Picture with an error for a path that cannot be used, listed as it is read (a folder of ten million photos
+    is never held whole); other inputs pass as they are.
 
     Folders are listed without what lies in `leave_out` (an output folder inside them holds annotated copies,
     not photos).
 
     Raises:
         EmolensError: a folder to list is `leave_out` or inside it.
+        TypeError: an input is none of the kinds `Inputs` names.
     """
-    if isinstance(source, (list, tuple)):
-        for part in source:
-            yield from iter_sources(part, leave_out=leave_out)
-    elif isinstance(source, (str, os.PathLike)):
-        yield from _files(Path(source), None if leave_out is None else Path(leave_out).resolve())
-    else:
-        yield source
-
-
-def expand_sources(source: Source, *, leave_out: str | os.PathLike | None = None) -> list:
-    """`iter_sources` as a list: counting it walks no folder again (a folder is listed once, not twice, for a
-    progress bar's total and the predictions).
-
-    Raises:
-        EmolensError: a folder to list is `leave_out` or inside it.
-    """
-    return list(iter_sources(source, leave_out=leave_out))
+    skipped = None if leave_out is None else Path(leave_out).resolve()
+    for item in flat_inputs(source):
+        if isinstance(item, (str, os.PathLike)):
+            yield from _files(Path(item), skipped)
+        else:
+            yield item

@@ -34,8 +34,9 @@ from emolens._progress import progress_bar
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, load_classifier
 from emolens.predict.detectors import DetectorConfig
-from emolens.predict.inputs import InputFile, Source, ZipMember, count_input_pictures, iter_sources
+from emolens.predict.inputs import InputFile, ZipMember, count_input_pictures, iter_pictures
 from emolens.predict.picture import Picture
+from emolens.predict.sources import Source, as_sources, listed_inputs
 
 if TYPE_CHECKING:  # Ray is an optional extra: its modules are imported once it is known to be there
     from emolens.predict.ray_parts import DoneSources
@@ -144,11 +145,11 @@ class _PredictActor:
             batch["kind"], batch["path"], batch["member"], batch["name"], batch["error"], strict=True
         ):
             item = _from_record(str(kind), str(path), str(member), str(name), str(error))
-            results = self.recognizer.predict(
-                item, every=self.settings.every, smooth=self.settings.smooth, errors="keep"
-            )
-            rows.extend(row for result in results for row in result_rows(result))
-            pictures += len(results)
+            for result in self.recognizer.predict_pictures(
+                iter_pictures(item, every=self.settings.every), smooth=self.settings.smooth, errors="keep"
+            ):
+                rows.extend(result_rows(result))
+                pictures += 1
         self.counter.add.remote(pictures)
         return pa.Table.from_pylist(rows, schema=self.schema)
 
@@ -173,7 +174,11 @@ class _Listing:
         schema = pa.schema([(column, pa.string()) for column in _RECORD_COLUMNS])
         records: list[dict[str, object]] = []
         with pq.ParquetWriter(self.path, schema) as writer:
-            for item in iter_sources(source):
+            for item in listed_inputs(as_sources(source, every)):
+                if not isinstance(item, (InputFile, ZipMember, Picture)):
+                    raise EmolensError(
+                        f"--engine ray reads files, not {type(item).__name__} inputs: pass paths, or use the local engine."
+                    )
                 if item.source in done:  # the `source` its rows carry
                     self.skipped += 1
                     continue
@@ -198,7 +203,8 @@ def predict_to_parquet(
     """Predicts on every picture of `source` in Ray actors and writes the rows as Parquet parts into `out`.
 
     Args:
-        source: paths (images, videos, folders, ZIP archives, .txt lists of paths) or a list of them.
+        source: paths (images, videos, folders, ZIP archives, .txt lists of paths), a list of them, or a Sources
+            of them.
         out: the folder for the parts; inputs whose rows are already there are skipped.
         settings: the model, detector and prediction options every actor uses.
         address: a Ray cluster to join ("auto", "ray://host:port"); None starts a local Ray for this call and
@@ -209,7 +215,8 @@ def predict_to_parquet(
         A BatchSummary.
 
     Raises:
-        EmolensError: Ray is not installed, or the cluster cannot be reached.
+        EmolensError: Ray is not installed, or the cluster cannot be reached; an input is not a path;
+            `settings.every` differs from the Sources' own.
     """
     ray = _require_ray()
     from emolens.predict.ray_parts import DoneSources

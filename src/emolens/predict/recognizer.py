@@ -22,10 +22,11 @@ from emolens.data.decode import UndecodableImage
 from emolens.errors import EmolensError
 from emolens.models.classifier import DEFAULT_MODEL, Classifier, check_tta, load_classifier
 from emolens.predict.detectors import DEFAULT_DETECTOR_CONFIG, Detections, DetectorConfig, crop_squares
-from emolens.predict.inputs import PendingPicture, Source, iter_pending
+from emolens.predict.inputs import PendingPicture
 from emolens.predict.picture import Color, Picture
 from emolens.predict.pool import Detected, DetectionPool, default_workers
 from emolens.predict.results import Explanation, Face, Result
+from emolens.predict.sources import Source, as_sources, pending_pictures
 from emolens.predict.tracking import FaceTracker
 
 # Pictures (photos or video frames) whose faces go through the classifier together: enough to fill a batch,
@@ -102,7 +103,7 @@ class Recognizer:
         *,
         stream: Literal[False] = False,
         color: Color | None = None,
-        every: int = 1,
+        every: int | None = None,
         smooth: int = 0,
         errors: Errors = "raise",
     ) -> list[Result]: ...
@@ -114,7 +115,7 @@ class Recognizer:
         *,
         stream: Literal[True],
         color: Color | None = None,
-        every: int = 1,
+        every: int | None = None,
         smooth: int = 0,
         errors: Errors = "raise",
     ) -> Iterator[Result]: ...
@@ -126,7 +127,7 @@ class Recognizer:
         *,
         stream: bool,
         color: Color | None = None,
-        every: int = 1,
+        every: int | None = None,
         smooth: int = 0,
         errors: Errors = "raise",
     ) -> list[Result] | Iterator[Result]: ...
@@ -137,7 +138,7 @@ class Recognizer:
         *,
         stream: bool = False,
         color: Color | None = None,
-        every: int = 1,
+        every: int | None = None,
         smooth: int = 0,
         errors: Errors = "raise",
     ) -> list[Result] | Iterator[Result]:
@@ -145,27 +146,31 @@ class Recognizer:
 
         Args:
             source: an image, video or folder path, a camera number, encoded bytes, a PIL image, a uint8 numpy
-                array (gray, or colour with `color`), or a list of these.
+                array (gray, or colour with `color`), or a list of these (see `Sources`); or a `Sources`, to count
+                its pictures first without listing its folders twice.
             stream: return a generator instead of a list: for videos and cameras, whose results would not fit
                 in memory (each Result keeps its picture).
             color: "rgb" or "bgr", for colour numpy arrays only.
-            every: analyse every `every`-th frame of a video file. Defaults to 1.
+            every: analyse every `every`-th frame of a video file. Defaults to 1; a Sources' own `every`, which
+                this may repeat but not change.
             smooth: in videos, average each tracked face's probabilities over its last `smooth` frames.
             errors: "raise" (UndecodableImage for the first unreadable input) or "keep" (a Result with `error`).
 
         Raises:
             UndecodableImage: an input cannot be read, with errors="raise".
-            EmolensError: a camera cannot be opened.
+            EmolensError: a camera cannot be opened; `every` differs from the Sources' own.
+            TypeError: an input is none of the kinds above.
         """
         _check_options(smooth, errors)
-        results = self._results(iter_pending(source, color=color, every=every), smooth=smooth, errors=errors)
+        sources = as_sources(source, every)
+        results = self._results(pending_pictures(sources, color=color), smooth=smooth, errors=errors)
         return results if stream else list(results)
 
     def predict_pictures(
         self, pictures: Iterable[Picture], *, smooth: int = 0, errors: Errors = "raise"
     ) -> Iterator[Result]:
-        """`predict(..., stream=True)` on pictures the caller has read (as `emolens.predict.inputs.iter_pictures`
-        gives them, behind a progress bar, say): one Result per Picture, in order; `smooth` and `errors` as
+        """`predict(..., stream=True)` on pictures the caller has read (as `Sources.pictures` gives them, behind
+        a progress bar, say): one Result per Picture, in order; `smooth` and `errors` as
         for `predict`. `collect_faces` is given its pictures so.
 
         Raises:

@@ -21,8 +21,9 @@ import numpy as np
 from emolens._io import atomic_path, write_bytes, write_text
 from emolens.errors import EmolensError
 from emolens.predict.formats import output_format_classes
-from emolens.predict.inputs import InputFile, Source, expand_sources
+from emolens.predict.inputs import Inputs
 from emolens.predict.results import Result
+from emolens.predict.sources import Sources
 from emolens.predict.tracks import VideoTracks
 
 logger = logging.getLogger(__name__)
@@ -120,21 +121,16 @@ class OutputFolder:
         self.video_name = ""
         self.tracks = VideoTracks(class_names)
 
-    def inputs(self, source: Source) -> list:
-        """`expand_sources(source)` for predicting into this folder: input folders are listed without this one
-        (its files are annotated copies from an earlier run, not photos).
+    def sources(self, inputs: Inputs, *, every: int = 1) -> Sources:
+        """`Sources(inputs, every=every)` for predicting into this folder: input folders are listed without this
+        one (its files are annotated copies from an earlier run, not photos), and an input that is a file this
+        folder will write (its faces.csv, ...) is refused, as it would be overwritten.
 
         Raises:
-            EmolensError: an input is a file this folder will write (its faces.csv, ...): it would be overwritten.
+            EmolensError: when the Sources is listed: an input folder is this one or inside it, or an input is a
+                file this folder will write.
         """
-        items = expand_sources(source, leave_out=self.directory)
-        written = {file.path.resolve() for file in self.files}
-        for item in items:
-            if isinstance(item, InputFile) and item.path.resolve() in written:
-                raise EmolensError(
-                    f"{item.path} is an input, and --out {self.directory} would write its {item.path.name} over it: choose another --out."
-                )
-        return items
+        return Sources(inputs, every=every, leave_out=self.directory, written=[file.path for file in self.files])
 
     def _unique(self, name: str, suffix: str) -> Path:
         """`<name's stem>.annotated<suffix>` under the folder; a name already used gets -2, -3, ... added."""
