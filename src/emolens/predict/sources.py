@@ -26,12 +26,13 @@ from emolens.predict.picture import Color, Picture
 
 
 class Sources:
-    """The pictures in a run's inputs: listed once, counted before they are read, read as they are listed.
+    """A run's inputs as `Recognizer.predict` takes them: listed once, and counted before they are read.
 
-    Folders are walked, and .txt lists read, as their pictures are reached: a folder of ten million photos is
-    never held whole. Until `count()` is called: counting lists every input and keeps the listing, and the
-    pictures then read come from it, so that no folder is walked twice (a progress bar's total and the
-    predictions from one listing). A Sources never counted lists its inputs again each time it is read.
+    Folders are walked, and .txt lists read, as their pictures are reached, so that a folder of ten million
+    photos is never held whole, unless the Sources is counted: `count()` lists every input and keeps the
+    listing, and the pictures then read come from it, so that no folder is walked twice (a progress bar's total
+    and the predictions come from one listing). A Sources never counted lists its inputs again each time it is
+    read.
 
     Args:
         inputs: an image, video or folder path (folders are searched recursively; a ZIP archive gives its images
