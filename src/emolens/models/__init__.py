@@ -1,5 +1,5 @@
 """Model architectures by name."""
 
-from emolens.models.registry import ModelSpec, build_model, get_model_spec, list_models, register_model
+from emolens.models.architectures import ModelSpec, build_model, get_model_spec, list_models, register_model
 
 __all__ = ["ModelSpec", "build_model", "get_model_spec", "list_models", "register_model"]

@@ -1,4 +1,10 @@
-"""Models by name: each architecture file registers its builders here, and one factory builds any of them."""
+"""Model architectures by name: the registry, and one factory that builds any of them.
+
+Every module of this package is a plug-in: a family of architectures whose builders register themselves with
+`@register_model` (as `notebook.py`, the seed CNNs). The registry imports them all the first time it is asked
+(`emolens._plugins`), so adding an architecture is adding a file here. Layers shared by several families live
+beside the package, in `models/blocks.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from emolens._plugins import import_plugins
 from emolens.errors import EmolensError
 
 if TYPE_CHECKING:
@@ -53,24 +60,21 @@ def register_model(name: str, *, description: str, learning_rate: float) -> Call
     return add
 
 
-def _load_builtin_models() -> None:
-    # Importing an architecture module registers it; done lazily so that listing names stays cheap to call.
-    # The modules import Keras inside their builders, so listing never loads a backend.
-    # Listed in this order: the seed models first.
-    from emolens.models import seed  # noqa: F401, I001
-    from emolens.models import compact  # noqa: F401
-    from emolens.models import vgg  # noqa: F401
+def _models() -> dict[str, ModelSpec]:
+    # The plug-ins import Keras inside their builders, so listing never loads a backend. They register in name
+    # order, notebook.py first: the seed models lead the list.
+    import_plugins(__name__)
+    return _MODELS
 
 
 def list_models() -> list[ModelSpec]:
-    """Every registered model, in registration order.
+    """Every registered model, in registration order (the plug-in modules in name order).
 
     Examples:
         >>> [spec.name for spec in list_models()]
         ['seed', 'seed_bn', 'mini_resnet', 'resnet', 'vgg']
     """
-    _load_builtin_models()
-    return list(_MODELS.values())
+    return list(_models().values())
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -80,8 +84,7 @@ def get_model_spec(name: str) -> ModelSpec:
         >>> get_model_spec("mini_resnet").name
         'mini_resnet'
     """
-    _load_builtin_models()
-    if name not in _MODELS:
+    if name not in _models():
         close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise EmolensError(f"unknown model '{name}'.{hint} Known models: {', '.join(_MODELS)} (see `emolens models`).")

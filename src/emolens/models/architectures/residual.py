@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emolens.models.architectures import register_model
 from emolens.models.blocks import conv_bn_relu, residual_block
-from emolens.models.registry import register_model
 
 if TYPE_CHECKING:
     import keras
