@@ -31,7 +31,6 @@ from emolens.predict.detectors import (
     register_detector,
     unregister_detector,
 )
-from emolens.predict.detectors.registry import _NOT_DETECTORS
 
 
 def assert_one_box_per_square(boxes, squares) -> None:
@@ -155,11 +154,10 @@ def test_a_very_thin_strip_is_searched_without_error():
             assert detect(name, np.zeros((4, 10_000), np.uint8)).boxes.shape == (0, 4)
 
 
-def test_every_module_but_the_machinery_is_a_registered_detector():
+def test_every_module_of_the_package_is_a_registered_detector():
     modules = {module.name for module in pkgutil.iter_modules(detectors.__path__)}
-    assert modules >= _NOT_DETECTORS, "a machinery module named in the registry is gone: update _NOT_DETECTORS"
     registered = {spec.detector.__module__.rpartition(".")[2] for spec in list_detectors()}
-    assert registered == modules - _NOT_DETECTORS
+    assert registered == modules
 
 
 def test_the_package_face_keeps_its_names():

@@ -1,6 +1,6 @@
 """What every face detector is: a `FaceDetector` subclass that finds faces in a gray photo, and the
 `Detections` it gives back. Which detectors there are, and which one to use, is the registry's job
-(`registry.py`); how a box becomes a crop is `framing.py`'s."""
+(`detectors/`, whose modules are the detectors); how a box becomes a crop is `framing.py`'s."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from emolens.predict.detectors.framing import Framing
+from emolens.predict.framing import Framing
 
 if TYPE_CHECKING:  # the registry builds detectors from their settings: it imports this module, not the reverse
-    from emolens.predict.detectors.registry import DetectorConfig
+    from emolens.predict.detectors import DetectorConfig
 
 # Detection runs on a copy no larger than this: faces stay far above the minimum size, and a detector's cost
 # grows with the pixel count (a 12-megapixel photo would take seconds with Haar).
