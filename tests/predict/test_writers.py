@@ -146,7 +146,7 @@ def test_a_registered_output_format_is_written_into_the_folder(tmp_path, monkeyp
     from emolens.predict import formats, writers
     from emolens.predict.results import Result
 
-    monkeypatch.setattr(formats, "_OUTPUT_FORMATS", dict(formats._OUTPUT_FORMATS))
+    monkeypatch.setattr(formats, "_OUTPUT_FORMATS", dict(formats._formats()))  # the registration lasts this test only
 
     @formats.register_output_format("names")
     class NamesFile(formats.OutputFile):

@@ -1,6 +1,6 @@
 """Writing Results: small writers for annotated pictures, annotated videos (H.264 MP4) and JSON lines, and
-`OutputFolder`, which sends each Result to the right ones, and to the registered output formats (`formats`:
-faces.csv, predictions.jsonl), for `emolens predict --out DIR`.
+`OutputFolder`, which sends each Result to the right ones, and to the registered output formats (`formats/`;
+faces.csv by default), for `emolens predict --out DIR`.
 
 Every file is written atomically (a video when it is finished), so an interrupted run leaves whole files only.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 from emolens._io import atomic_path, write_bytes, write_text
 from emolens.errors import EmolensError
-from emolens.predict.formats import output_format_classes
+from emolens.predict.formats import DEFAULT_OUTPUT_FORMAT, output_format_classes
 from emolens.predict.inputs import Inputs
 from emolens.predict.results import Result
 from emolens.predict.sources import Sources
@@ -104,7 +104,9 @@ class OutputFolder:
         >>> out.close()                                                                            # doctest: +SKIP
     """
 
-    def __init__(self, directory: str | os.PathLike, class_names: list[str], formats: Iterable[str] = ("csv",)) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, class_names: list[str], formats: Iterable[str] = (DEFAULT_OUTPUT_FORMAT,)
+    ) -> None:
         format_classes = output_format_classes(formats)
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():

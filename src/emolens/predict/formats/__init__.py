@@ -1,23 +1,26 @@
 """The output formats of `emolens predict --out DIR --formats NAME,...`: a Result as table rows (`result_rows`,
-which the Ray engine's Parquet parts hold too), the `OutputFile` every format subclasses, the registry of
-formats, and the built-in ones (faces.csv, predictions.jsonl).
+which the Ray engine's Parquet parts hold too), the `OutputFile` every format subclasses, and the registry of
+formats.
 
-Every file is written atomically, so an interrupted run leaves whole files only.
+Every module of this package is an output format (as `faces_csv.py`, the default): an `OutputFile` subclass that
+registers itself with `@register_output_format`, imported the first time the registry is asked
+(`emolens._plugins`), so adding a format is adding a file here. Every file is written atomically, so an
+interrupted run leaves whole files only.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from emolens._io import spreadsheet_safe, write_text
+from emolens._io import write_text
+from emolens._plugins import import_plugins
 from emolens.errors import EmolensError
 from emolens.predict.results import Result
+
+DEFAULT_OUTPUT_FORMAT = "csv"
 
 # Output files (faces.csv, ...) are rewritten whole, so during long runs each is rewritten at most this often.
 FLUSH_SECONDS = 5.0
@@ -112,6 +115,11 @@ def register_output_format(name: str) -> Callable[[type[OutputFile]], type[Outpu
     return register
 
 
+def _formats() -> dict[str, type[OutputFile]]:
+    import_plugins(__name__)  # every module of this package is a format; importing it registers it
+    return _OUTPUT_FORMATS
+
+
 def output_formats() -> list[str]:
     """The names `OutputFolder(formats=...)` and `--formats` accept.
 
@@ -119,7 +127,7 @@ def output_formats() -> list[str]:
         >>> "csv" in output_formats()
         True
     """
-    return sorted(_OUTPUT_FORMATS)
+    return sorted(_formats())
 
 
 def output_format_classes(names: Iterable[str]) -> list[type[OutputFile]]:
@@ -129,67 +137,9 @@ def output_format_classes(names: Iterable[str]) -> list[type[OutputFile]]:
         EmolensError: a name is not a registered format (all such names are listed).
     """
     names = list(dict.fromkeys(names))
-    unknown = [name for name in names if name not in _OUTPUT_FORMATS]
+    unknown = [name for name in names if name not in _formats()]
     if unknown:
         raise EmolensError(
             f"formats has unknown format(s) {', '.join(map(repr, unknown))}; choose among {', '.join(output_formats())}."
         )
     return [_OUTPUT_FORMATS[name] for name in names]
-
-
-@register_output_format("csv")
-class CsvFile(OutputFile):
-    """faces.csv: one row per face (per analysed frame in videos)."""
-
-    filename = "faces.csv"
-
-    def columns(self) -> list[str]:
-        return [
-            "source",
-            "frame",
-            "time",
-            "face",
-            "track_id",
-            "x",
-            "y",
-            "w",
-            "h",
-            "score",
-            "emotion",
-            "confidence",
-            *self.class_names,
-        ]
-
-    def header(self) -> list[str]:
-        return [_csv_line(self.columns())]
-
-    def add(self, result: Result) -> None:
-        decimals, columns = {"score", "confidence", *self.class_names}, self.columns()
-        for row in result_rows(result):
-            if row.get("emotion") is not None:  # a face (not a picture without one)
-                self.lines.append(_csv_line([_decimal(row[c]) if c in decimals else _blank(row[c]) for c in columns]))
-
-
-@register_output_format("jsonl")
-class JsonLinesFile(OutputFile):
-    """predictions.jsonl: one JSON object per picture or analysed frame, as `--json` prints them (pictures
-    without faces included)."""
-
-    filename = "predictions.jsonl"
-
-    def add(self, result: Result) -> None:
-        self.lines.append(json.dumps(result.to_dict()))
-
-
-def _csv_line(values: Sequence[object]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(values)
-    return buffer.getvalue()
-
-
-def _decimal(value: object) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def _blank(value: object) -> object:
-    return "" if value is None else spreadsheet_safe(value)
