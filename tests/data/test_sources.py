@@ -208,16 +208,17 @@ def test_a_registered_source_kind_is_read_like_the_built_in_ones(tmp_path, monke
                 listing.fingerprint(),
             )
 
-    monkeypatch.setattr(sources, "_LISTERS", dict(sources._listers()))  # the registration lasts this test only
+    monkeypatch.setattr(sources, "_KINDS", dict(sources._kinds()))  # the registration lasts this test only
     images = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
     np.savez(tmp_path / "faces.npz", images=images, labels=np.array([1, 0]))
     with pytest.raises(EmolensError, match="unknown kind of source"):
         load_dataset(tmp_path / "faces.npz", cache=False)
 
-    @sources.register_source(".NPZ")
+    @sources.register_source(".NPZ", description="a NumPy .npz")
     def list_npz(path):
         return SourceListing("npz", fingerprint_parts=[str(path.stat().st_size)], decode=decode_npz)
 
+    assert sources.source_kinds().endswith(", or a NumPy .npz")  # help texts and errors name it
     dataset = load_dataset(tmp_path / "faces.npz", cache=False)
     assert dataset.class_names == ("a", "b") and dataset.split("train").labels.tolist() == [1, 0]
     np.testing.assert_array_equal(dataset.split("train").images, images)

@@ -14,11 +14,11 @@ from PIL import Image
 
 from emolens._io import atomic_dir, spreadsheet_safe, write_text
 from emolens._progress import track
-from emolens.data.csv_source import CSV_USAGE_SPLITS
 from emolens.data.dataset import Dataset
 from emolens.data.inspection.cleaning import clean_dataset
 from emolens.data.inspection.findings import ImageRef, Inspection
 from emolens.data.sources import refuse_output_inside
+from emolens.data.sources.fer2013_csv import CSV_USAGE_SPLITS
 from emolens.errors import EmolensError
 
 logger = logging.getLogger(__name__)

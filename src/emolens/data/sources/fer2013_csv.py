@@ -11,7 +11,7 @@ import numpy as np
 from emolens._progress import track
 from emolens.constants import FER2013_CSV_CLASSES, IMAGE_SIZE
 from emolens.data.dataset import Dataset, SkippedFile, SourceListing, Split, split_arrays
-from emolens.data.sources import SOURCE_HINT, register_source
+from emolens.data.sources import register_source, source_hint
 from emolens.errors import EmolensError
 
 CSV_FORMAT = f"{IMAGE_SIZE}x{IMAGE_SIZE} L"  # a FER2013 CSV row is 48x48 gray by construction
@@ -32,7 +32,7 @@ def _csv_rows(reader: csv.DictReader, skipped: list[SkippedFile], name: str) -> 
         yield reader.line_num, row
 
 
-@register_source(".csv")
+@register_source(".csv", description="the FER2013 .csv")
 def list_csv(path: Path) -> SourceListing:
     """A CSV is read whole when decoded; its size and modification time key the cache."""
     stat = path.stat()
@@ -49,7 +49,7 @@ def decode_csv(listing: SourceListing, path: Path, bare_split: str) -> Dataset:
         reader = csv.DictReader(file)
         if not reader.fieldnames or not {"emotion", "pixels"} <= set(reader.fieldnames):
             raise EmolensError(
-                f"{path} is not a FER2013 CSV: it needs the columns emotion,pixels[,Usage]. {SOURCE_HINT}"
+                f"{path} is not a FER2013 CSV: it needs the columns emotion,pixels[,Usage]. {source_hint()}"
             )
         pixel_count = IMAGE_SIZE * IMAGE_SIZE
         for line, row in track(_csv_rows(reader, skipped, path.name), total=None, description="Reading CSV"):
@@ -72,7 +72,7 @@ def decode_csv(listing: SourceListing, path: Path, bare_split: str) -> Dataset:
             items.append((name, pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), CSV_FORMAT))
             labels.append(label)
     if not by_split:
-        raise EmolensError(f"{path} has no usable rows. {SOURCE_HINT}")
+        raise EmolensError(f"{path} has no usable rows. {source_hint()}")
     splits: dict[str, Split] = {
         s: split_arrays(by_split[s][1], by_split[s][0]) for s in ("train", "val", "test") if s in by_split
     }

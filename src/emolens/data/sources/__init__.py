@@ -1,65 +1,89 @@
-"""Reading a FER2013-style dataset source into decoded arrays: which kinds of source there are, and the
+"""Reading a FER2013-style dataset source into decoded arrays: the registry of the kinds of source, and the
 layout that folders and ZIPs share.
 
 Folders and ZIPs hold `train/`, `test/` and optionally `val/` (or `validation/`), each with one subfolder per
 class; a bare folder of class subfolders is a single split. A ZIP may hold all of it under one top folder.
-Kinds of file source register their suffix with `register_source` (`zip_source.py`, `csv_source.py`).
+Folders are read here; every module of this package is a kind of file source (as `zip_archive.py`), a lister
+that registers its suffix with `@register_source`, imported the first time a file source is listed
+(`emolens._plugins`), so adding a kind of source is adding a file here.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from emolens._io import UnreadableFile, read_file, stat_regular_file
+from emolens._plugins import import_plugins
 from emolens._progress import track
 from emolens.data.dataset import Dataset, SkippedFile, SourceListing, Split, split_arrays
 from emolens.data.decode import UndecodableImage, decode_face
 from emolens.errors import EmolensError
 
 SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "val": "val", "validation": "val", "valid": "val"}
-SOURCE_HINT = "Pass a folder with train/ and test/ class subfolders, a .zip of one, or the FER2013 .csv."
+FOLDER_SOURCE = "a folder with train/ and test/ class subfolders"
 
 Lister = Callable[[Path], SourceListing]
-_LISTERS: dict[str, Lister] = {}
 
 
-def register_source(suffix: str) -> Callable[[Lister], Lister]:
+@dataclass(frozen=True)
+class SourceKind:
+    """A registered kind of file source: its suffix, its lister and how help texts and errors name it."""
+
+    suffix: str
+    lister: Lister
+    description: str
+
+
+_KINDS: dict[str, SourceKind] = {}
+
+
+def register_source(suffix: str, *, description: str) -> Callable[[Lister], Lister]:
     """Registers the function that lists a kind of file source, by its suffix.
 
     The lister takes the file's path and returns a `SourceListing`: its files (as a tree of split and class
-    folders) or, for a source read whole, the `decode` function that turns it into a Dataset.
+    folders) or, for a source read whole, the `decode` function that turns it into a Dataset. `description`
+    names the kind after "a folder with train/ and test/ class subfolders" in help texts and errors.
 
     Examples:
-        >>> @register_source(".npz")
+        >>> @register_source(".npz", description="a NumPy .npz")                                # doctest: +SKIP
         ... def list_npz(path):
-        ...     return SourceListing("npz", fingerprint_parts=[str(path.stat().st_size)], decode=...)  # doctest: +SKIP
+        ...     return SourceListing("npz", fingerprint_parts=[str(path.stat().st_size)], decode=...)
     """
 
     def register(lister: Lister) -> Lister:
-        _LISTERS[suffix.lower()] = lister
+        _KINDS[suffix.lower()] = SourceKind(suffix.lower(), lister, description)
         return lister
 
     return register
 
 
-def _listers() -> dict[str, Lister]:
-    # Every data/<kind>_source.py registers its kind when imported; importing them here, not at the top, avoids
-    # a cycle (they import this module).
-    import emolens.data
+def _kinds() -> dict[str, SourceKind]:
+    import_plugins(__name__)  # every module of this package is a kind of source; importing it registers it
+    return _KINDS
 
-    for module in pkgutil.iter_modules(emolens.data.__path__):
-        if module.name.endswith("_source"):
-            importlib.import_module(f"emolens.data.{module.name}")
-    return _LISTERS
+
+def source_kinds() -> str:
+    """What a dataset source may be, in words, from the registered kinds: for help texts and errors.
+
+    Examples:
+        >>> source_kinds()
+        'a folder with train/ and test/ class subfolders, the FER2013 .csv, or a .zip of such a folder'
+    """
+    kinds = [FOLDER_SOURCE, *(kind.description for kind in _kinds().values())]
+    return f"{', '.join(kinds[:-1])}, or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+
+
+def source_hint() -> str:
+    """The sentence that ends an error about an unusable source."""
+    return f"Pass {source_kinds()}."
 
 
 def is_hidden(parts: Iterable[str]) -> bool:
@@ -142,7 +166,7 @@ def _arrange(
             continue
         layout.setdefault(split, {}).setdefault(class_parts[0], []).append((name, read))
     if not class_folders:
-        raise EmolensError(f"{source} holds no class folders. {SOURCE_HINT}")
+        raise EmolensError(f"{source} holds no class folders. {source_hint()}")
     for split, classes in class_folders.items():
         empty = sorted(c for c in classes if not layout.get(split, {}).get(c))
         if empty:
@@ -231,17 +255,17 @@ def list_source(source: str | os.PathLike) -> SourceListing:
     """Lists a source without decoding it: enough to fingerprint it. Raises EmolensError if unusable."""
     path = Path(source)
     if not path.exists():
-        raise EmolensError(f"no such file or folder: {path}. {SOURCE_HINT}")
+        raise EmolensError(f"no such file or folder: {path}. {source_hint()}")
     if path.is_dir():
         return _list_folder(path)
     try:
         stat_regular_file(path, limit=sys.maxsize)  # any size (sources are read piece by piece), never a FIFO
     except UnreadableFile as error:
-        raise EmolensError(f"cannot read {error}. {SOURCE_HINT}") from error
-    lister = _listers().get(path.suffix.lower())
-    if lister is None:
-        raise EmolensError(f"cannot read {path}: unknown kind of source. {SOURCE_HINT}")
-    return lister(path)
+        raise EmolensError(f"cannot read {error}. {source_hint()}") from error
+    kind = _kinds().get(path.suffix.lower())
+    if kind is None:
+        raise EmolensError(f"cannot read {path}: unknown kind of source. {source_hint()}")
+    return kind.lister(path)
 
 
 def decode_listing(listing: SourceListing, source: str | os.PathLike, *, bare_split: str = "train") -> Dataset:
