@@ -116,11 +116,15 @@ def _non_negative_int(text: str) -> int:
 
 
 def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
-    from emolens.predict.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, detector_names
+    from emolens.predict.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, list_detectors
     from emolens.predict.detectors.yunet import DEFAULT_SCORE_THRESHOLD
 
+    detectors = list_detectors()
+    described = "; ".join(f"{spec.name}: {spec.description}" for spec in detectors)
     parser.add_argument(
-        "--detector", choices=detector_names(), help=f"face detector (default {DEFAULT_DETECTOR}, bundled)"
+        "--detector",
+        choices=[spec.name for spec in detectors],
+        help=f"face detector, default {DEFAULT_DETECTOR} ({described})",
     )
     parser.add_argument(
         "--detector-model",

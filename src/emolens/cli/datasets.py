@@ -246,8 +246,10 @@ def _add_preview(data) -> None:
 
 def _add_inspect(data) -> None:
     """`emolens data inspect`: a dataset's problems, before training on it."""
+    from emolens.data.sources import source_kinds
+
     inspect = _command(data, "inspect", cmd_data_inspect, needs_backend=False)
-    inspect.add_argument("data", help="a folder, .zip or FER2013 .csv")
+    inspect.add_argument("data", help=source_kinds())
     inspect.add_argument(
         "--near", action="store_true", help="also find near duplicates and mirror images (perceptual hash)"
     )

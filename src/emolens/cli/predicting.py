@@ -239,11 +239,18 @@ def _add_predict(commands) -> None:
 
 def _add_predict_output_flags(predict: argparse.ArgumentParser) -> None:
     """What predict writes and where: files in --out, JSON lines, smoothed videos, explanations."""
-    predict.add_argument("--out", help="folder for annotated pictures and videos, timelines and faces.csv")
+    from emolens.predict.formats import DEFAULT_OUTPUT_FORMAT, output_format_classes, output_formats
+
+    names = output_formats()
+    files = dict(zip(names, (cls.filename for cls in output_format_classes(names)), strict=True))
+    listed = ", ".join(
+        f"{name} ({file}{', the default' if name == DEFAULT_OUTPUT_FORMAT else ''})" for name, file in files.items()
+    )
     predict.add_argument(
-        "--formats",
-        default="csv",
-        help="comma-separated output formats written into --out: csv (faces.csv, the default), jsonl (predictions.jsonl)",
+        "--out", help=f"folder for annotated pictures and videos, timelines and {files[DEFAULT_OUTPUT_FORMAT]}"
+    )
+    predict.add_argument(
+        "--formats", default=DEFAULT_OUTPUT_FORMAT, help=f"comma-separated output formats written into --out: {listed}"
     )
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or analysed frame")
     predict.add_argument(

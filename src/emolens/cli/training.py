@@ -183,8 +183,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def add_train(commands) -> None:
     """`emolens train`: every TrainConfig setting as a flag (see RUN_SETTINGS), grouped as --help shows them."""
+    from emolens.data.sources import source_kinds
+
     train = _command(commands, "train", cmd_train)
-    train.add_argument("data", nargs="?", help="a folder with train/ and test/, a .zip of one, or the FER2013 .csv")
+    train.add_argument("data", nargs="?", help=source_kinds())
     train.add_argument(
         "--recipe", help="start from a named recipe (`emolens recipes` lists them); any flag below overrides it"
     )

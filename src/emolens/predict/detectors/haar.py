@@ -17,7 +17,7 @@ from emolens.predict.detectors import DetectorConfig, FaceDetector, Framing, reg
 @register_detector(
     "haar",
     framing=Framing(scale=1 / 0.974, dy=0.003),
-    description="OpenCV's Haar frontal-face cascade (no scores or landmarks)",
+    description="OpenCV's Haar frontal-face cascade, without scores or landmarks",
 )
 class HaarDetector(FaceDetector):
     CASCADE = "haarcascade_frontalface_default.xml"

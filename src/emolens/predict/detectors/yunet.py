@@ -18,7 +18,9 @@ DEFAULT_SCORE_THRESHOLD = 0.7
 
 # YuNet's box is narrower than FER2013's frame and sits slightly high (bench/framing.py).
 @register_detector(
-    "yunet", framing=Framing(scale=1 / 1.005, dy=0.023), description="YuNet CNN (bundled): scores and five landmarks"
+    "yunet",
+    framing=Framing(scale=1 / 1.005, dy=0.023),
+    description="the YuNet CNN, bundled, with scores and five landmarks",
 )
 class YuNetDetector(FaceDetector):
     def __init__(self, config: DetectorConfig) -> None:
