@@ -12,7 +12,7 @@ from conftest import write_tree
 from emolens.cli import main
 from emolens.constants import FER2013_CLASSES
 from emolens.data.preprocess import to_model_input
-from emolens.models.registry import build_model
+from emolens.models import build_model
 from emolens.models.saving import read_card
 from emolens.train.finetune import load_start_model, transfer_weights
 

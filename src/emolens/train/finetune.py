@@ -14,9 +14,9 @@ import keras
 
 from emolens.data.dataset import Dataset
 from emolens.errors import EmolensError
+from emolens.models import get_model_spec
 from emolens.models.card import ModelCard
 from emolens.models.classifier import keras_model_path
-from emolens.models.registry import get_model_spec
 
 logger = logging.getLogger(__name__)
 

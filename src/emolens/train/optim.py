@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from emolens import backend
-from emolens.models.registry import get_model_spec
+from emolens.models import get_model_spec
 from emolens.train.config import TrainConfig
 from emolens.train.state import PlateauState, RunState
 

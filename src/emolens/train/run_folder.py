@@ -33,8 +33,8 @@ from emolens.data.inspection import ImageRef, write_removed_list
 from emolens.data.preprocess import PREPROCESSING
 from emolens.data.quality import sharpness
 from emolens.errors import EmolensError
+from emolens.models import build_model
 from emolens.models.card import ModelCard
-from emolens.models.registry import build_model
 from emolens.models.saving import save_model
 from emolens.plots import plot_curves
 from emolens.rundir import RunDir

@@ -22,7 +22,7 @@ from emolens.data.cache import load_dataset
 from emolens.data.dataset import Dataset
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
-from emolens.models.registry import build_model
+from emolens.models import build_model
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, prepare_splits
