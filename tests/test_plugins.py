@@ -58,6 +58,25 @@ def test_every_module_of_a_registry_is_a_registered_plug_in(package):
     assert import_plugins(package) == tuple(sorted(modules))
 
 
+def test_listing_order_is_the_plug_ins_name_order_whichever_was_imported_first(monkeypatch):
+    # Another module may import one plug-in (predict/inputs.py imports the ZIP source) before the registry
+    # imports the rest: the order listed is still the modules' name order.
+    from emolens.data import sources
+    from emolens.models import architectures, list_models
+
+    def last_module_first(registered: dict, module_of) -> dict:
+        last = max(module_of(member) for member in registered.values())
+        return {name: member for name, member in registered.items() if module_of(member) == last} | registered
+
+    names, kinds = [spec.name for spec in list_models()], sources.source_kinds()
+    models = last_module_first(architectures._models(), lambda spec: spec.build.__module__)
+    assert next(iter(models)) == "vgg"
+    monkeypatch.setattr(architectures, "_MODELS", models)
+    monkeypatch.setattr(sources, "_KINDS", last_module_first(sources._kinds(), lambda kind: kind.lister.__module__))
+    assert [spec.name for spec in list_models()] == names == ["seed", "seed_bn", "mini_resnet", "resnet", "vgg"]
+    assert sources.source_kinds() == kinds
+
+
 def _help(*command: str) -> str:
     parser = build_parser()
     for name in command:

@@ -17,8 +17,7 @@ import pkgutil
 def import_plugins(package: str) -> tuple[str, ...]:
     """Imports every module of `package`, in name order, once; returns the modules' names.
 
-    Registries keep their members in the order they register, so name order is also their listing order
-    wherever a registry does not sort. A plug-in that fails to import raises here, and the next call tries again.
+    A plug-in that fails to import raises here, and the next call tries again.
 
     Examples:
         >>> import_plugins("emolens.predict.formats")
@@ -28,3 +27,20 @@ def import_plugins(package: str) -> tuple[str, ...]:
     for name in names:
         importlib.import_module(f"{package}.{name}")
     return tuple(names)
+
+
+def plugin_rank(package: str, module: str) -> int:
+    """Where the plug-in `module` comes in its package's name order; after them all for a module elsewhere.
+
+    Registries that list their members in plug-in order sort by this (a stable sort keeps each module's own
+    order), since another module may import a plug-in, and so register it, before the registry imports the rest.
+
+    Examples:
+        >>> plugin_rank("emolens.predict.formats", "emolens.predict.formats.predictions_jsonl")
+        1
+        >>> plugin_rank("emolens.predict.formats", "tests.test_writers")
+        2
+    """
+    names = import_plugins(package)
+    parent, _, name = module.rpartition(".")
+    return names.index(name) if parent == package and name in names else len(names)

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from emolens._io import UnreadableFile, read_file, stat_regular_file
-from emolens._plugins import import_plugins
+from emolens._plugins import import_plugins, plugin_rank
 from emolens._progress import track
 from emolens.data.dataset import Dataset, SkippedFile, SourceListing, Split, split_arrays
 from emolens.data.decode import UndecodableImage, decode_face
@@ -77,7 +77,8 @@ def source_kinds() -> str:
         >>> source_kinds()
         'a folder with train/ and test/ class subfolders, the FER2013 .csv, or a .zip of such a folder'
     """
-    kinds = [FOLDER_SOURCE, *(kind.description for kind in _kinds().values())]
+    registered = sorted(_kinds().values(), key=lambda kind: plugin_rank(__name__, kind.lister.__module__))
+    kinds = [FOLDER_SOURCE, *(kind.description for kind in registered)]
     return f"{', '.join(kinds[:-1])}, or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from emolens._plugins import import_plugins
+from emolens._plugins import import_plugins, plugin_rank
 from emolens.errors import EmolensError
 
 if TYPE_CHECKING:
@@ -61,20 +61,20 @@ def register_model(name: str, *, description: str, learning_rate: float) -> Call
 
 
 def _models() -> dict[str, ModelSpec]:
-    # The plug-ins import Keras inside their builders, so listing never loads a backend. They register in name
-    # order, notebook.py first: the seed models lead the list.
+    # The plug-ins import Keras inside their builders, so listing never loads a backend.
     import_plugins(__name__)
     return _MODELS
 
 
 def list_models() -> list[ModelSpec]:
-    """Every registered model, in registration order (the plug-in modules in name order).
+    """Every registered model: the plug-in modules in name order (notebook.py's seed models first), each
+    module's in the order it registers them.
 
     Examples:
         >>> [spec.name for spec in list_models()]
         ['seed', 'seed_bn', 'mini_resnet', 'resnet', 'vgg']
     """
-    return list(_models().values())
+    return sorted(_models().values(), key=lambda spec: plugin_rank(__name__, spec.build.__module__))
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -87,7 +87,8 @@ def get_model_spec(name: str) -> ModelSpec:
     if name not in _models():
         close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise EmolensError(f"unknown model '{name}'.{hint} Known models: {', '.join(_MODELS)} (see `emolens models`).")
+        known = ", ".join(spec.name for spec in list_models())
+        raise EmolensError(f"unknown model '{name}'.{hint} Known models: {known} (see `emolens models`).")
     return _MODELS[name]
 
 
