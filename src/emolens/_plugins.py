@@ -1,9 +1,10 @@
 """The one way emolens finds its plug-ins (model architectures, face detectors, dataset sources, output formats).
 
-A registry is a package: its `__init__.py` holds the registry (the decorator, the lookups, what they need), and
-every module in the package is a plug-in, registering itself with that decorator when imported. The registry
-calls `import_plugins(__name__)` before it answers, so adding a plug-in is adding a file, and nothing lists them.
-Machinery that is not a plug-in (base classes, shared layers, helpers) lives beside the package, never in it.
+A registry is a package: its `__init__.py` holds the registry (the decorator, the lookups, and what plug-ins
+import from it), and every module in the package is a plug-in, registering itself with that decorator when
+imported. The registry calls `import_plugins(__name__)` before it answers, so adding a plug-in is adding a file,
+and nothing lists them. Any other machinery (shared layers, a base class of its own) is a module beside the
+package, never in it.
 """
 
 from __future__ import annotations
