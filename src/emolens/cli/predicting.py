@@ -86,7 +86,9 @@ def _check_local_flags(args: argparse.Namespace) -> None:
     """Flags that make no sense together on the local engine, refused before anything loads."""
     if args.address is not None:
         raise EmolensError("--address is for --engine ray: leave it out, or add --engine ray.")
-    if args.formats != "csv" and args.out is None:
+    from emolens.predict.formats import DEFAULT_OUTPUT_FORMAT
+
+    if args.formats != DEFAULT_OUTPUT_FORMAT and args.out is None:
         raise EmolensError("--formats names the files written into --out DIR: pass --out DIR too.")
     if args.explain and args.out is None:
         raise EmolensError("--explain draws heat maps into the annotated pictures: pass --out DIR too.")
@@ -184,11 +186,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_on_ray(args: argparse.Namespace) -> int:
+    from emolens.predict.formats import DEFAULT_OUTPUT_FORMAT
     from emolens.predict.ray_engine import BatchSettings, predict_to_parquet
 
     if args.out is None:
         raise EmolensError("--engine ray writes Parquet: pass --out DIR (a re-run skips what DIR already holds).")
-    if args.camera is not None or args.json or args.explain or args.formats != "csv":
+    if args.camera is not None or args.json or args.explain or args.formats != DEFAULT_OUTPUT_FORMAT:
         raise EmolensError(
             "--engine ray reads files (images, videos, folders, ZIPs, lists) into Parquet; "
             "--camera, --json, --explain and --formats are for the local engine."

@@ -24,7 +24,7 @@ from PIL import Image
 from emolens._io import open_regular
 from emolens.constants import IMAGE_SUFFIXES
 from emolens.data.decode import UndecodableImage
-from emolens.data.zip_source import list_zip_members, read_zip_member
+from emolens.data.sources.zip_archive import list_zip_members, read_zip_member
 from emolens.errors import EmolensError
 from emolens.predict.picture import Color, ImageInput, Picture, to_gray
 from emolens.predict.video import VIDEO_SUFFIXES, is_video, stated_frame_count, video_frames
