@@ -387,3 +387,10 @@ def _moving_faces_video(path: Path, frames: int = 15, fps: float = 10.0) -> Path
         writer.write(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
     writer.release()
     return path
+
+
+def argv(command: str, **paths: object) -> list[str]:
+    """An `emolens` command line as `main` takes it: the words of `command`, each `{name}` replaced by the path
+    given as `name` (whole, spaces and all), e.g. argv("train {data} --epochs 1 --out {run}", data=d, run=r)."""
+    values = {name: str(value) for name, value in paths.items()}
+    return [word.format(**values) for word in command.split()]

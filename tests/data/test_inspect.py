@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLASSES, png_bytes
+from conftest import CLASSES, argv, png_bytes
 from emolens.cli import main
 from emolens.data import load_dataset
 from emolens.data.dataset import Dataset, Split
@@ -350,19 +350,9 @@ def test_a_mirror_image_hash_is_the_hash_of_the_mirrored_image():
 @pytest.mark.slow
 def test_train_dedupe_trains_on_what_fix_would_keep(planted, tmp_path):
     run = tmp_path / "run"
-    args = [
-        "train",
-        str(planted),
-        "--dedupe",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--val-split",
-        "0.3",
-        "--out",
-        str(run),
-    ]
+    args = argv(
+        "train {planted} --dedupe --epochs 1 --batch-size 8 --val-split 0.3 --out {run}", planted=planted, run=run
+    )
     assert main(args) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["dedupe"] == "exact" and saved["data"]["dedupe_removed"] == 8

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import argv
 from emolens.cli import main
 from emolens.data import load_dataset
 from emolens.data.labels import clear_majority
@@ -85,20 +86,12 @@ def votes(faces, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def vote_run(faces, votes, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "votes"
-    args = [
-        "train",
-        str(faces),
-        "--labels",
-        str(votes),
-        "--epochs",
-        "3",
-        "--lr",
-        "1e-3",
-        "--source-label-weight",
-        "0.25",
-        "--out",
-        str(run),
-    ]
+    args = argv(
+        "train {faces} --labels {votes} --epochs 3 --lr 1e-3 --source-label-weight 0.25 --out {run}",
+        faces=faces,
+        votes=votes,
+        run=run,
+    )
     assert main(args) == 0
     return run
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT, CLASSES, write_tree
+from conftest import ASTRONAUT, CLASSES, argv, write_tree
 from emolens.cli import main
 from emolens.errors import EmolensError
 from emolens.models import build_model
@@ -150,20 +150,7 @@ def test_a_model_trained_on_crops_evaluates_and_predicts_on_whole_faces(tmp_path
     run = tmp_path / "run"
     assert (
         main(
-            [
-                "train",
-                str(data),
-                "--model",
-                "mini_resnet",
-                "--crop",
-                "40",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "8",
-                "--out",
-                str(run),
-            ]
+            argv("train {data} --model mini_resnet --crop 40 --epochs 1 --batch-size 8 --out {run}", data=data, run=run)
         )
         == 0
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ASTRONAUT, group_photo, save, textures
+from conftest import ASTRONAUT, argv, group_photo, save, textures
 from emolens.cli import main
 from emolens.data.cache import load_dataset
 from emolens.errors import EmolensError
@@ -150,19 +150,11 @@ def test_the_fine_tuning_walkthrough_runs_as_the_readme_writes_it(tmp_path, caps
     # A new output layer for only the classes the faces have: the single-face class still gets a split.
     assert (
         main(
-            [
-                "train",
-                str(mine),
-                "--recipe",
-                "finetune",
-                "--new-head",
-                "--epochs",
-                "3",
-                "--freeze-epochs",
-                "1",
-                "--out",
-                str(tmp_path / "new_head"),
-            ]
+            argv(
+                "train {mine} --recipe finetune --new-head --epochs 3 --freeze-epochs 1 --out {new_head}",
+                mine=mine,
+                new_head=tmp_path / "new_head",
+            )
         )
         == 0
     )

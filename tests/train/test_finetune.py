@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import write_tree
+from conftest import argv, write_tree
 from emolens.cli import main
 from emolens.constants import FER2013_CLASSES
 from emolens.data.preprocess import to_model_input
@@ -59,21 +59,11 @@ def test_data_lacking_some_classes_keeps_the_model_s_head_and_new_classes_need_a
     assert "the model lacks joy" in error and "--new-head" in error
     assert (
         main(
-            [
-                "train",
-                str(data),
-                "--from",
-                "default",
-                "--new-head",
-                "--epochs",
-                "2",
-                "--freeze-epochs",
-                "1",
-                "--lr",
-                "1e-4",
-                "--out",
-                str(tmp_path / "run"),
-            ]
+            argv(
+                "train {data} --from default --new-head --epochs 2 --freeze-epochs 1 --lr 1e-4 --out {run}",
+                data=data,
+                run=tmp_path / "run",
+            )
         )
         == 0
     )

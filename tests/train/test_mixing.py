@@ -80,30 +80,17 @@ def test_nothing_to_mix_is_refused():
 
 @pytest.mark.slow
 def test_training_with_mixup_and_cutmix_runs_and_resumes(tmp_path):
-    from conftest import write_tree
+    from conftest import argv, write_tree
     from emolens.cli import main
     from emolens.models.saving import read_card
 
     data_dir = write_tree(tmp_path / "data", {"train": 8, "test": 2})
     run = tmp_path / "run"
-    args = [
-        "train",
-        str(data_dir),
-        "--model",
-        "mini_resnet",
-        "--mixup",
-        "0.2",
-        "--cutmix",
-        "1.0",
-        "--class-weight",
-        "sqrt",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        str(run),
-    ]
+    args = argv(
+        "train {data_dir} --model mini_resnet --mixup 0.2 --cutmix 1.0 --class-weight sqrt --epochs 1 --batch-size 8 --out {run}",
+        data_dir=data_dir,
+        run=run,
+    )
     assert main(args) == 0
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert read_card(run / "last.keras")["training_state"]["epochs_done"] == 2

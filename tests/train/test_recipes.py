@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_tree
+from conftest import ROOT, argv, write_tree
 from emolens.cli import main
 from emolens.errors import EmolensError
 from emolens.models.saving import load_model, read_card, save_model
@@ -159,20 +159,7 @@ def test_plateau_counters_are_restored_from_the_training_state():
 def test_plateau_run_records_its_state_and_resumes(tmp_path):
     data = write_tree(tmp_path / "data", {"train": 12, "test": 2})
     run = tmp_path / "run"
-    args = [
-        "train",
-        str(data),
-        "--recipe",
-        "best",
-        "--model",
-        "seed",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--out",
-        str(run),
-    ]
+    args = argv("train {data} --recipe best --model seed --epochs 2 --batch-size 8 --out {run}", data=data, run=run)
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())["config"]
     assert (
@@ -197,20 +184,11 @@ def test_bf16_trains_in_mixed_precision_and_saves_float32(tmp_path):
     run = tmp_path / "run"
     assert (
         main(
-            [
-                "train",
-                str(data),
-                "--model",
-                "mini_resnet",
-                "--precision",
-                "bf16",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "8",
-                "--out",
-                str(run),
-            ]
+            argv(
+                "train {data} --model mini_resnet --precision bf16 --epochs 2 --batch-size 8 --out {run}",
+                data=data,
+                run=run,
+            )
         )
         == 0
     )
