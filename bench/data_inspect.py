@@ -12,15 +12,13 @@ Usage: python bench/data_inspect.py [--data ../shared/data/fer2013.zip]
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from load_time import dataset_path
 
-ROOT = Path(__file__).resolve().parents[1]
 SAME_PHOTO_MAD = 3.0
 
 
@@ -34,20 +32,17 @@ def best_of(runs: int, command: list[str]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.zip")
-    args = parser.parse_args()
-    if not args.data.exists():
-        print(f"error: no dataset at {args.data}; pass --data", file=sys.stderr)
+    data = dataset_path(__doc__.splitlines()[0])
+    if data is None:
         return 2
     from emolens.constants import NEAR_CONSTANT_STD
     from emolens.data import load_dataset
     from emolens.data.inspection import hamming_pairs, inspect_dataset, perceptual_hashes
 
-    dataset = load_dataset(args.data)  # fills the cache, so the timings below start from decoded arrays
+    dataset = load_dataset(data)  # fills the cache, so the timings below start from decoded arrays
     images = sum(len(split) for split in dataset.splits.values())
-    command = [sys.executable, "-m", "emolens", "data", "inspect", str(args.data)]
-    print(f"| {args.data.name}, {images:,} images | exact checks | with --near |")
+    command = [sys.executable, "-m", "emolens", "data", "inspect", str(data)]
+    print(f"| {data.name}, {images:,} images | exact checks | with --near |")
     print("| --- | ---: | ---: |")
     print(
         f"| `emolens data inspect` (whole command, best of 3) | {best_of(3, command):.1f} s | "
