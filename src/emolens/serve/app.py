@@ -51,6 +51,7 @@ from emolens.serve.guards import (
     error_response,
     read_image,
 )
+from emolens.train.state import CARD_KEY as TRAINING_STATE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _add_page_and_info(
     """GET / (the page), GET /v1/health and GET /v1/model (the card without its training state, the settings)."""
     started = time.time()
     page = resources.files("emolens.serve").joinpath("page.html").read_text(encoding="utf-8")
-    card = {key: value for key, value in recognizer.classifier.card.items() if key != "training_state"}
+    card = {key: value for key, value in recognizer.classifier.card.items() if key != TRAINING_STATE_KEY}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
