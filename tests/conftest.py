@@ -3,6 +3,7 @@ photos and untrained classifier of the predict/, models/ and export tests."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -15,7 +16,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import httpx
@@ -121,6 +122,30 @@ def browser(tmp_path_factory):
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         yield chromium
         chromium.close()
+
+
+# --- emolens in a fresh interpreter, to see what it imports -----------------------------------------------
+
+
+class FreshRun(NamedTuple):
+    returncode: int
+    backend_modules: list[str]  # the TensorFlow and Keras modules the command imported
+    stdout: str
+    stderr: str
+
+
+def run_in_fresh_python(argv: list[str], cwd: Path = ROOT) -> FreshRun:
+    """`emolens <argv>` through `emolens.cli.main` in a new interpreter (nothing imported yet), so a test can
+    check which backend modules the command itself loaded; the list is the last line the child writes."""
+    code = (
+        "import sys; from emolens.cli import main\n"
+        "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as stop:\n    code = stop.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
+        "sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, cwd=cwd)
+    *output, modules = done.stdout.rstrip("\n").split("\n")
+    return FreshRun(done.returncode, ast.literal_eval(modules), "\n".join(output), done.stderr)
 
 
 # --- emolens serve in a subprocess ---------------------------------------------------------------------------

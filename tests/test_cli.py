@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from conftest import ROOT, write_tree
+from conftest import ROOT, run_in_fresh_python, write_tree
 from emolens.cli import main
 
 EPOCHS = 8
@@ -200,14 +200,9 @@ def test_resume_says_which_settings_it_ignores(trained_run, capsys):
 
 @pytest.mark.parametrize("argv", [["models"], ["recipes"], ["--help"], ["predict", "--help"], ["serve", "--help"]])
 def test_static_commands_answer_without_loading_tensorflow(argv):
-    code = (
-        "import sys; from emolens.cli import main\n"
-        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-        "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')], file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_in_fresh_python(argv)
     assert done.returncode == 0 and done.stdout.strip(), done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert done.backend_modules == []
 
 
 def test_every_subcommand_has_a_description_and_lists_its_choices():
