@@ -146,6 +146,25 @@ def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_sources_argument(parser: argparse.ArgumentParser, nargs: str) -> None:
+    """The SOURCE list that predict and `data faces` read (`nargs` "*" where --camera can stand in for it)."""
+    parser.add_argument(
+        "sources",
+        nargs=nargs,
+        metavar="SOURCE",
+        help="image files, folders (searched recursively), video files, ZIPs of images or .txt lists of paths",
+    )
+
+
+def _add_model_flag(parser: argparse.ArgumentParser, purpose: str = "") -> None:
+    """--model, the classifier a command runs; `purpose` says what for where that is not obvious."""
+    parser.add_argument(
+        "--model",
+        default="default",
+        help=f"{purpose}a run folder, a .keras or .onnx file, or `default`: the bundled model (the default)",
+    )
+
+
 def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
     from emolens.models.classifier import TTA_MODES
 

@@ -10,6 +10,8 @@ from rich.table import Table
 from emolens.cli._common import (
     _add_augment_flags,
     _add_detector_flags,
+    _add_model_flag,
+    _add_sources_argument,
     _augment_config,
     _command,
     _detector_config,
@@ -214,21 +216,14 @@ def _add_synth(data) -> None:
 def _add_faces(data) -> None:
     """`emolens data faces`: the faces in a user's photos and videos, as a dataset to label."""
     faces = _command(data, "faces", cmd_data_faces, needs_backend=False)
-    faces.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SOURCE",
-        help="image files, folders, videos, ZIPs of images or .txt lists of paths",
-    )
+    _add_sources_argument(faces, nargs="+")
     faces.add_argument("--out", required=True, help="the dataset folder to make")
     faces.add_argument(
         "--pre-label",
         action="store_true",
         help="file each face under train/<guess> by --model's answer, for a person to correct",
     )
-    faces.add_argument(
-        "--model", default="default", help="the model whose guesses --pre-label uses (default: the bundled one)"
-    )
+    _add_model_flag(faces, purpose="the model whose guesses --pre-label uses: ")
     faces.add_argument("--every", type=_positive_int, default=10, help="in videos, take every K-th frame (default 10)")
     _add_detector_flags(faces)
 

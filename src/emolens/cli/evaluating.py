@@ -133,10 +133,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Adds evaluate, calibrate, export and ensemble."""
-    _add_evaluate(commands)
-    _add_calibrate(commands)
-    _add_export(commands)
-    _add_ensemble(commands)
+    for add in (_add_evaluate, _add_calibrate, _add_export, _add_ensemble):
+        add(commands)
 
 
 def _add_evaluate(commands) -> None:

@@ -8,6 +8,8 @@ from typing import cast
 
 from emolens.cli._common import (
     _add_detector_flags,
+    _add_model_flag,
+    _add_sources_argument,
     _add_tta_flag,
     _command,
     _detector_config,
@@ -211,22 +213,10 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    """Adds predict."""
-    _add_predict(commands)
-
-
-def _add_predict(commands) -> None:
-    """`emolens predict`: what to read, how to find faces, then what to write and where to run."""
+    """Adds `emolens predict`: what to read, how to find faces, then what to write and where to run."""
     predict = _command(commands, "predict", cmd_predict, needs_backend=False)
-    predict.add_argument(
-        "sources",
-        nargs="*",
-        metavar="SOURCE",
-        help="image files, folders (searched recursively), video files, ZIPs of images or .txt lists of paths",
-    )
-    predict.add_argument(
-        "--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file"
-    )
+    _add_sources_argument(predict, nargs="*")
+    _add_model_flag(predict)
     _add_detector_flags(predict)
     predict.add_argument("--every", type=_positive_int, default=1, help="analyse every K-th video frame (default 1)")
     predict.add_argument("--camera", type=int, metavar="N", help="read webcam N (0 is the first); stop with Ctrl-C")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from emolens.cli._common import _add_detector_flags, _add_tta_flag, _command, _detector_config, _port, _positive_int
+from emolens.cli._common import (
+    _add_detector_flags,
+    _add_model_flag,
+    _add_tta_flag,
+    _command,
+    _detector_config,
+    _port,
+    _positive_int,
+)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -30,18 +38,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    """Adds serve."""
-    _add_serve(commands)
-
-
-def _add_serve(commands) -> None:
-    """`emolens serve`: the model, the address, and the limits each worker keeps."""
+    """Adds `emolens serve`: the model, the address, and the limits each worker keeps."""
     from emolens.serve import DEFAULT_MAX_CONNECTIONS
 
     serve = _command(commands, "serve", cmd_serve, needs_backend=False)
-    serve.add_argument(
-        "--model", default="default", help="`default` (the bundled model), a run folder, a .keras or .onnx file"
-    )
+    _add_model_flag(serve)
     serve.add_argument(
         "--host",
         default="127.0.0.1",
