@@ -16,26 +16,43 @@ if TYPE_CHECKING:
     import keras
 
 
+def _residual_net(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    pool_early: bool,
+    stages: tuple[tuple[int, int], ...],
+) -> keras.Model:
+    """A 32- and 64-filter stem with one 2x2 pool (after its first convolution when `pool_early`, else after its
+    second), residual blocks of (filters, strides) `stages`, then global pooling, dropout and softmax."""
+    import keras  # here, not at the top: listing models (`emolens models`) must not load a backend
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape)
+    x = conv_bn_relu(inputs, 32)
+    if pool_early:
+        x = layers.MaxPooling2D(2)(x)
+    x = conv_bn_relu(x, 64)
+    if not pool_early:
+        x = layers.MaxPooling2D(2)(x)
+    for filters, strides in stages:
+        x = residual_block(x, filters, strides=strides)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 @register_model(
     "mini_resnet",
     description="Compact residual CNN (1.25M parameters, 5 MB): trains faster than seed on a CPU",
     learning_rate=1e-3,
 )
 def mini_resnet(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
-    import keras  # here, not at the top: listing models (`emolens models`) must not load a backend
-    from keras import layers
-
-    inputs = keras.Input(shape=input_shape)
-    x = conv_bn_relu(inputs, 32)
     # Pool early: full-resolution wide convolutions would triple the cost for little gain on 48x48 faces.
-    x = layers.MaxPooling2D(2)(x)
-    x = conv_bn_relu(x, 64)
-    for filters in (64, 128, 256):  # 24 -> 12 -> 6 -> 3 pixels
-        x = residual_block(x, filters, strides=2)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="mini_resnet")
+    stages = ((64, 2), (128, 2), (256, 2))  # 24 -> 12 -> 6 -> 3 pixels
+    return _residual_net("mini_resnet", input_shape, num_classes, pool_early=True, stages=stages)
 
 
 @register_model(
@@ -44,20 +61,9 @@ def mini_resnet(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: in
     learning_rate=1e-3,
 )
 def resnet(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7) -> keras.Model:
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(shape=input_shape)
-    # Unlike mini_resnet, both stem convolutions run at full resolution: the fine detail of 48-pixel faces
-    # (eyes, mouth corners) is what separates fear from surprise and sad from neutral.
-    x = conv_bn_relu(inputs, 32)
-    x = conv_bn_relu(x, 64)
-    x = layers.MaxPooling2D(2)(x)
-    # Depth goes to the 6-pixel stage, where a block is cheapest; the 10 MB budget (about 2.5M float32
-    # parameters) leaves room for one extra 256-wide block, not for a wider net.
-    for filters, strides in ((64, 1), (128, 2), (256, 2), (256, 1)):  # 22 -> 22 -> 11 -> 6 -> 6 pixels
-        x = residual_block(x, filters, strides=strides)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="resnet")
+    # Both stem convolutions at full resolution: the fine detail of 48-pixel faces (eyes, mouth corners) is what
+    # separates fear from surprise and sad from neutral. Depth goes to the 6-pixel stage, where a block is
+    # cheapest; the 10 MB budget (about 2.5M float32 parameters) leaves room for one extra 256-wide block, not
+    # for a wider net.
+    stages = ((64, 1), (128, 2), (256, 2), (256, 1))  # 22 -> 22 -> 11 -> 6 -> 6 pixels
+    return _residual_net("resnet", input_shape, num_classes, pool_early=False, stages=stages)
