@@ -16,6 +16,7 @@ from emolens.data import load_dataset
 from emolens.data.labels import clear_majority
 from emolens.errors import EmolensError
 from emolens.evaluate import evaluate
+from emolens.models.classifier import load_classifier
 from emolens.train import TrainConfig
 from emolens.train.data import model_arrays
 
@@ -97,14 +98,61 @@ def vote_run(faces, votes, tmp_path_factory) -> Path:
 
 
 def test_targets_are_the_votes_mixed_with_the_folder_label(faces, votes):
-    split = load_dataset(faces, labels=votes).split("train")
-    _, votes_only = model_arrays(split, 8, TrainConfig())
+    dataset = load_dataset(faces, labels=votes)
+    split, names = dataset.split("train"), dataset.class_names
+    _, votes_only = model_arrays(split, names, TrainConfig())
     assert np.allclose(votes_only, split.votes) and np.allclose(votes_only.sum(axis=1), 1)
-    _, majority = model_arrays(split, 8, TrainConfig(target="majority"))
+    _, majority = model_arrays(split, names, TrainConfig(target="majority"))
     assert (majority.argmax(axis=1) == split.labels).all() and set(np.unique(majority)) == {0.0, 1.0}
-    _, mixed = model_arrays(split, 8, TrainConfig(source_label_weight=0.25))
+    _, mixed = model_arrays(split, names, TrainConfig(source_label_weight=0.25))
     folder = np.eye(8)[split.source_labels]
     assert np.allclose(mixed, 0.75 * split.votes + 0.25 * folder)
+
+
+def test_a_teacher_s_answers_take_their_share_of_the_target_in_the_data_s_class_order(faces, votes, vote_run):
+    dataset = load_dataset(faces, labels=votes)
+    split, names = dataset.split("train"), dataset.class_names
+    config = TrainConfig(teacher=str(vote_run), teacher_weight=0.5, source_label_weight=0.25)
+    _, mixed = model_arrays(split, names, config)
+    teacher = load_classifier(vote_run).predict(split.images, tta="flip")
+    folder = np.eye(8)[split.source_labels]
+    assert np.allclose(mixed, 0.25 * split.votes + 0.25 * folder + 0.5 * teacher, atol=1e-6)
+    assert np.allclose(mixed.sum(axis=1), 1, atol=1e-5)
+    # The same data with its classes in reverse order: each column follows its class, not its position.
+    reverse = tuple(reversed(names))
+    _, reordered = model_arrays(dataset.with_classes(reverse).split("train"), reverse, config)
+    assert np.allclose(reordered, mixed[:, ::-1], atol=1e-6)
+
+
+def test_a_teacher_of_other_classes_or_too_large_a_share_is_refused(faces, votes, onnx_model, vote_run, capsys):
+    split = load_dataset(faces, labels=votes).split("train")
+    with pytest.raises(EmolensError, match="distil from a model trained on the same classes"):
+        model_arrays(split, load_classifier(vote_run).class_names, TrainConfig(teacher=str(onnx_model)))
+    with pytest.raises(ValueError, match="source_label_weight \\+ teacher_weight <= 1"):
+        TrainConfig(teacher=str(vote_run), teacher_weight=0.8, source_label_weight=0.25)
+    args = argv(
+        "train {faces} --labels {votes} --teacher {vote_run} --teacher-weight 0.8 --source-label-weight 0.25",
+        faces=faces,
+        votes=votes,
+        vote_run=vote_run,
+    )
+    assert main(args) == 2
+    assert "Change --source-label-weight or --teacher-weight." in capsys.readouterr().err
+
+
+def test_a_distilled_run_records_its_teacher_s_file_for_resume(faces, votes, vote_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(vote_run.parent)  # the teacher given relative to here; the record must not depend on it
+    run = tmp_path / "student"
+    args = argv(
+        "train {faces} --labels {votes} --teacher {teacher} --epochs 1 --out {run}",
+        faces=faces,
+        votes=votes,
+        teacher=vote_run.name,
+        run=run,
+    )
+    assert main(args) == 0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["teacher"] == str((vote_run / "model.keras").resolve()) and config["teacher_weight"] == 0.5
 
 
 def test_a_run_on_votes_records_the_labels_file_and_learns_eight_classes(vote_run, votes):

@@ -49,6 +49,8 @@ RUN_SETTINGS = {
     "freeze_epochs": "freeze_epochs",
     "target": "target",
     "source_label_weight": "source_label_weight",
+    "teacher": "teacher",
+    "teacher_weight": "teacher_weight",
 }
 
 
@@ -228,8 +230,8 @@ def add_train(commands) -> None:
 
 
 def _add_labelling_flags(train: argparse.ArgumentParser) -> None:
-    """--labels and what to learn from them."""
-    labelling = train.add_argument_group("labels from a file")
+    """--labels, what to learn from them, and a teacher to distil."""
+    labelling = train.add_argument_group("what the model learns: labels from a file, votes, a teacher")
     labelling.add_argument(
         "--labels",
         metavar="FILE",
@@ -245,6 +247,17 @@ def _add_labelling_flags(train: argparse.ArgumentParser) -> None:
         "--source-label-weight",
         type=float,
         help="with --labels: share of the target that is the folder's own label, e.g. 0.5 (default 0)",
+    )
+    labelling.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help="distil: a trained model (run folder, .keras or .onnx file, `default`) whose answers for the training "
+        "images become part of the target",
+    )
+    labelling.add_argument(
+        "--teacher-weight",
+        type=float,
+        help="with --teacher: share of the target that is the teacher's answer (default 0.5)",
     )
 
 

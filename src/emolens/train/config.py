@@ -66,6 +66,11 @@ class TrainConfig:
         source_label_weight: float. With a labels file, the share of the target that is the source's own label
             (its folder's class, as FER2013's), the rest being `target`: 0.5 is half votes, half folder label. It
             keeps a model trained on votes from calling every subtle face neutral. Defaults to 0.
+        teacher: str or None. Distil: a trained model ("default", a run folder, a .keras or .onnx file) whose
+            answers for each training image (calibrated, flip TTA) become part of the target, so that a small
+            fast net learns what a larger one sees. Validation still scores the labels or votes. Defaults to None.
+        teacher_weight: float. With teacher, the share of the target that is the teacher's answer; with
+            source_label_weight, the two shares may sum to 1 at most. Defaults to 0.5.
 
     Examples:
         >>> config = TrainConfig(model="mini_resnet", epochs=20, crop=44)
@@ -98,6 +103,8 @@ class TrainConfig:
     freeze_epochs: int = 0
     target: str = "votes"
     source_label_weight: float = 0.0
+    teacher: str | None = None
+    teacher_weight: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):
@@ -124,6 +131,11 @@ class TrainConfig:
         if not 0 <= self.source_label_weight <= 1:
             raise ValueError(
                 f"Expected source_label_weight in [0, 1]. Received: source_label_weight={self.source_label_weight}"
+            )
+        if self.teacher and not (self.teacher_weight >= 0 and self.source_label_weight + self.teacher_weight <= 1):
+            raise ValueError(
+                "Expected teacher_weight >= 0 and source_label_weight + teacher_weight <= 1. "
+                f"Received: teacher_weight={self.teacher_weight}, source_label_weight={self.source_label_weight}"
             )
         if not 0 <= self.momentum < 1:
             raise ValueError(f"Expected momentum in [0, 1). Received: momentum={self.momentum}")

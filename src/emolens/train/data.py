@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -55,19 +56,42 @@ def prepare_splits(
     return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
 
 
-def model_arrays(split: Split, num_classes: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def model_arrays(split: Split, class_names: Sequence[str], config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Model input and the targets the config asks for: one-hot labels, or with a labels file the vote shares
-    (or their majority), mixed with the source's own label by `source_label_weight`."""
+    (or their majority); `source_label_weight` of each target is the source's own label and `teacher_weight`
+    the teacher model's probabilities, the rest the labels or votes."""
+    num_classes = len(class_names)
     targets = (
         split.targets(num_classes) if config.target == "votes" else np.eye(num_classes, dtype=np.float32)[split.labels]
     )
+    # Where the source's class is not one of the labels file's, its share stays with the votes.
+    source_weight = np.zeros((len(split), 1), np.float32)
+    source = np.zeros_like(targets)
     if config.source_label_weight and split.source_labels is not None:
-        # Where the source's class is not one of the labels file's, its share stays with the votes.
         known = split.source_labels >= 0
         source = np.eye(num_classes, dtype=np.float32)[np.where(known, split.source_labels, 0)]
-        weight = np.where(known, config.source_label_weight, 0.0).astype(np.float32)[:, None]
-        targets = (1 - weight) * targets + weight * source
-    return to_model_input(split.images), targets
+        source_weight[:, 0] = np.where(known, config.source_label_weight, 0.0)
+    teacher_weight = config.teacher_weight if config.teacher else 0.0
+    mixed = (1 - source_weight - teacher_weight) * targets + source_weight * source
+    if config.teacher and teacher_weight:
+        mixed += teacher_weight * teacher_probabilities(config.teacher, split.images, class_names)
+    return to_model_input(split.images), mixed
+
+
+def teacher_probabilities(teacher: str, images: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """What model `teacher` answers for uint8 face `images` (calibrated, flip TTA), as (N, classes) float32
+    in `class_names`' order: the soft targets a student learns from when distilling."""
+    from emolens.models.classifier import load_classifier
+
+    classifier = load_classifier(teacher)
+    if sorted(classifier.class_names) != sorted(class_names):
+        raise EmolensError(
+            f"the teacher {teacher} predicts {', '.join(classifier.class_names)} but the data has "
+            f"{', '.join(class_names)}: distil from a model trained on the same classes."
+        )
+    logger.info("Teacher %s: predicting %d training images (flip TTA)", teacher, len(images))
+    probabilities = classifier.predict(images, tta="flip")
+    return probabilities[:, [classifier.class_names.index(name) for name in class_names]].astype(np.float32)
 
 
 def _divisible(split: Split, devices: int, name: str) -> Split:

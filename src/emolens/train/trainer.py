@@ -23,6 +23,7 @@ from emolens.data.dataset import Dataset
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.models import build_model
+from emolens.models.classifier import DEFAULT_MODEL, resolve_model_path
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, prepare_splits
@@ -84,6 +85,9 @@ def _run_config(config: TrainConfig) -> tuple[TrainConfig, StartModel | None]:
         start = load_start_model(config.start_from)
         architecture = start_architecture(start.card, config.start_from)
         config = replace(config, model=architecture, crop=start.card.input_shape[0])
+    if config.teacher and config.teacher != DEFAULT_MODEL:
+        # The teacher's file, absolute: --resume finds it from any folder, and a missing one stops the run here.
+        config = replace(config, teacher=str(resolve_model_path(config.teacher).resolve()))
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     return replace(config, learning_rate=base_learning_rate(config), precision=resolve_precision(config)), start
 
