@@ -934,7 +934,8 @@ def _edited(config: dict, edit: Callable[[dict], object]) -> str:
 
 
 TAMPERED_CONFIGS: dict[str, tuple[Callable[[dict, str], str], str]] = {
-    "truncated": (lambda config, text: text[: len(text) // 2], "Expecting"),
+    # JSON words the error by where the cut lands (in a string or between values); both name the place.
+    "truncated": (lambda config, text: text[: len(text) // 2], "(char "),
     "a string for epochs": (
         lambda config, text: _edited(config, lambda c: c["config"].update(epochs="2")),
         "Expected epochs to be int",
