@@ -140,6 +140,8 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
             learned = config.target + (
                 f" + {config.source_label_weight:g} FER2013 label" if config.source_label_weight else ""
             )
+        if config.teacher:
+            learned += f" + {config.teacher_weight:g} teacher ({Path(config.teacher).parent.name or config.teacher})"
         learned += f", {config.model}, {config.epochs} epochs"
 
     def pair(values: dict[str, float | None]) -> str:
