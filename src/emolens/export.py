@@ -68,8 +68,13 @@ def model_card(path: Path, card: ModelCard) -> ModelCard:
             labels=Path(record.data.labels).name if record.data.labels else None,
             skipped=None,
         )
+        # Models it learned from (--from, --teacher) by their run folder and file only, for the same reason.
+        recipe = record.config.to_dict()
+        for setting in ("start_from", "teacher"):
+            if recipe[setting]:
+                recipe[setting] = "/".join(Path(recipe[setting]).parts[-2:])
         card = card.with_details(
-            recipe=record.config.to_dict(),
+            recipe=recipe,
             data=data.to_dict(),
             training={
                 **(_best_epoch(path.parent) or {}),

@@ -153,6 +153,10 @@ def test_a_distilled_run_records_its_teacher_s_file_for_resume(faces, votes, vot
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["teacher"] == str((vote_run / "model.keras").resolve()) and config["teacher_weight"] == 0.5
+    # A deployed card names the teacher by its run folder and file, not by this machine's folders.
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "student.onnx")]) == 0
+    card = json.loads((tmp_path / "student.json").read_text())
+    assert card["recipe"]["teacher"] == f"{vote_run.name}/model.keras"
 
 
 def test_a_run_on_votes_records_the_labels_file_and_learns_eight_classes(vote_run, votes):
