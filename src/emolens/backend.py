@@ -76,6 +76,56 @@ def allow_xla(model: keras.Model) -> None:
             layer.supports_jit = True
 
 
+def fuse_batch_norm(model: keras.Model) -> int:
+    """On TensorFlow, has each BatchNormalization layer of `model` train with TensorFlow's one fused kernel
+    (FusedBatchNormV3); returns how many layers do. Other backends keep Keras's layer (returns 0).
+
+    Keras 3 computes a training batch's statistics, their gradients and the normalisation as a dozen
+    elementwise operations, and under mixed bfloat16 casts every input to float32 and back; the fused kernel
+    takes bfloat16 as it comes. Profiled (bench/precision.py --profile), those operations and casts were a
+    third of mini_resnet's and resnet's training step. The layers keep their class, variables and saved
+    config, inference runs Keras's own code, and the statistics and moving averages are Keras's (the kernel's
+    unbiased batch variance is turned back into the biased one Keras averages), to float rounding.
+    """
+    if backend_name() != "tensorflow":
+        return 0
+    fused = 0
+    for layer in model._flatten_layers():
+        if type(layer) is keras.layers.BatchNormalization and not (layer.renorm or layer.synchronized):
+            # Set on the instance: Keras calls `layer.call`, and saves only the class and its config.
+            layer.call = functools.partial(_fused_batch_norm_call, layer, layer.call)
+            fused += 1
+    return fused
+
+
+def _fused_batch_norm_call(
+    layer: keras.layers.BatchNormalization,
+    keras_call: Callable[..., Any],
+    inputs: Any,
+    training: bool | None = None,
+    mask: Any = None,
+) -> Any:
+    """BatchNormalization's call: a training batch of NHWC images through FusedBatchNormV3, the rest Keras's."""
+    import tensorflow as tf
+
+    channels_last = len(inputs.shape) == 4 and layer.axis in (-1, 3)
+    if not (training and layer.trainable and channels_last and mask is None and layer.center and layer.scale):
+        return keras_call(inputs, training=training, mask=mask)
+    outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        inputs,
+        tf.cast(layer.gamma, "float32"),
+        tf.cast(layer.beta, "float32"),
+        epsilon=layer.epsilon,
+        data_format="NHWC",
+        is_training=True,
+    )
+    values = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], "float32")
+    variance = variance * (values - 1) / values
+    layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1 - layer.momentum))
+    layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1 - layer.momentum))
+    return tf.cast(outputs, layer.compute_dtype)
+
+
 def resolve_devices(devices: int | str | None) -> int:
     """How many devices `devices` asks for ("all", a count, or None for one), checked against the backend.
 

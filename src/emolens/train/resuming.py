@@ -97,6 +97,7 @@ def resume(
         )
     with backend.data_parallel(count):
         trainer, _ = load_checkpoint(RunDir(run_dir).checkpoint)
+    backend.fuse_batch_norm(trainer)  # a saved model keeps Keras's own BatchNormalization
     # A run killed while replacing a file leaves that write's temporary copy (see emolens._io.atomic_path).
     for stray in run_dir.glob(".*.partial*"):
         stray.unlink(missing_ok=True)

@@ -73,6 +73,7 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
         stages.append(keras.layers.CenterCrop(config.crop, config.crop))
     trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
     backend.allow_xla(trainer)  # before compile, which decides whether XLA compiles the step
+    backend.fuse_batch_norm(trainer)
     compile_trainer(trainer, config, make_optimizer(config, steps_per_epoch))
     return trainer
 
