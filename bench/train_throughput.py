@@ -7,7 +7,9 @@ flip), batch 64, Adam 1e-4 with per-step decay 1e-6:
 emolens is timed as a user gets it by default (`--precision auto`, which trains seed in mixed bfloat16 on a CPU
 with bfloat16 hardware) and in float32. It also measures float32 and bfloat16 matrix-multiply peaks on this
 machine in the same run (each precision's share is of its own peak), and splits emolens's default step time
-into augmentation, forward and backward+update, to say where the time goes.
+into augmentation, forward and backward+update, to say where the time goes. Last, the `cpu` recipe's step
+(mini_resnet) against the same step as it was before issue 30, built in the same run: images/s and CPU time
+per image, which this shared host keeps steadier than the wall clock.
 
 Needs the bench extra: `pip install --no-deps tf-keras` (installs beside tensorflow-cpu).
 Usage: python bench/train_throughput.py [--data ../shared/data/fer2013.zip] [--steps 150]
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from emolens import backend
 from emolens.backend import thread_count
 from emolens.data import load_dataset, to_model_input
 from emolens.data.augment import AugmentConfig
@@ -62,11 +66,14 @@ def matmul_peak_gflops(dtype: str, n: int = 4096, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def time_fit(model, x, y, steps: int) -> float:
-    """Images per second of model.fit over `steps` batches, after a warm-up that compiles the step."""
+def time_fit(model, x, y, steps: int, cpu_ms: dict[str, float] | None = None, name: str = "") -> float:
+    """Images per second of model.fit over `steps` batches, after a warm-up that compiles the step; with
+    `cpu_ms`, also stores its CPU milliseconds per image (every thread's) under `name`."""
     model.fit(x[: 10 * BATCH], y[: 10 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(x[: steps * BATCH], y[: steps * BATCH], batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
+    if cpu_ms is not None:
+        cpu_ms[name] = 1e3 * (time.process_time() - cpu_start) / (steps * BATCH)
     return steps * BATCH / (time.perf_counter() - start)
 
 
@@ -91,14 +98,17 @@ def four_layer_augmenter(config: AugmentConfig, *, seed: int = 0, crop_shift: fl
     return keras.Sequential(stages, name="augment")
 
 
-def with_four_layer_augmenter(build):
-    """`build()` with the trainer's augmenter swapped for `four_layer_augmenter`."""
-    original = trainer_module.build_augmenter
+def with_four_layer_augmenter(build, *, keras_batch_norm: bool = False):
+    """`build()` with the trainer's augmenter swapped for `four_layer_augmenter`, and with `keras_batch_norm`
+    Keras's own BatchNormalization kept (no `emolens.backend.fuse_batch_norm`): the training step before issue 30."""
+    original, fuse = trainer_module.build_augmenter, backend.fuse_batch_norm
     trainer_module.build_augmenter = four_layer_augmenter
+    if keras_batch_norm:
+        backend.fuse_batch_norm = lambda model: 0
     try:
         return build()
     finally:
-        trainer_module.build_augmenter = original
+        trainer_module.build_augmenter, backend.fuse_batch_norm = original, fuse
 
 
 def augmenter_ms_per_image(x: np.ndarray, repeats: int = 200) -> dict[str, float]:
@@ -134,20 +144,29 @@ def augmenter_ms_per_image(x: np.ndarray, repeats: int = 200) -> dict[str, float
     return times
 
 
-def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> dict[str, float]:
+def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> tuple[dict[str, float], dict[str, float]]:
     """Images/s of emolens's training step at the default precision and in float32, and of the default step's
-    parts (without augmentation; the forward pass alone); and the default and `cpu` recipe steps with the
-    augmentation as it was before (four Keras layers)."""
+    parts (without augmentation; the forward pass alone); the default step with the augmentation as it was
+    before (four Keras layers); the `cpu` recipe's step, and that step as it was before issue 30 (four layers,
+    Keras's own BatchNormalization, float32: what auto chose for mini_resnet then). Also the CPU milliseconds
+    per image of the cpu recipe's two rows, which this host keeps steadier than their wall-clock rates."""
     x = to_model_input(images)
     y = keras.utils.to_categorical(labels, 7).astype("float32")
     default, cpu = TrainConfig(), recipe_config("cpu")
+    cpu_ms: dict[str, float] = {}
     rates = {"default": time_fit(build_trainer(default, num_classes=7), x, y, steps)}
     rates["default, four-layer augmentation"] = time_fit(
         with_four_layer_augmenter(lambda: build_trainer(default, num_classes=7)), x, y, steps
     )
-    rates["cpu recipe"] = time_fit(build_trainer(cpu, num_classes=7), x, y, steps)
-    rates["cpu recipe, four-layer augmentation"] = time_fit(
-        with_four_layer_augmenter(lambda: build_trainer(cpu, num_classes=7)), x, y, steps
+    rates["cpu recipe"] = time_fit(build_trainer(cpu, num_classes=7), x, y, steps, cpu_ms, "cpu recipe")
+    cpu_before = replace(cpu, precision="float32")
+    rates["cpu recipe before issue 30"] = time_fit(
+        with_four_layer_augmenter(lambda: build_trainer(cpu_before, num_classes=7), keras_batch_norm=True),
+        x,
+        y,
+        steps,
+        cpu_ms,
+        "cpu recipe before issue 30",
     )
     rates["float32"] = time_fit(build_trainer(TrainConfig(precision="float32"), num_classes=7), x, y, steps)
     no_augment = TrainConfig(augment=AugmentConfig(rotation=0, shift=0, flip=False))
@@ -157,7 +176,7 @@ def emolens_rates(images: np.ndarray, labels: np.ndarray, steps: int) -> dict[st
     start = time.perf_counter()
     classifier.predict(x[: steps * BATCH], batch_size=BATCH, verbose=0)
     rates["forward only"] = steps * BATCH / (time.perf_counter() - start)
-    return rates
+    return rates, cpu_ms
 
 
 def notebook_rate(train_dir: Path, steps: int) -> float:
@@ -223,7 +242,7 @@ def main() -> int:
                 archive.extractall(folder, members)
             train_dir = next(Path(folder).rglob("train"))
             pipelines[NOTEBOOK] = (notebook_rate(train_dir, args.steps), "float32")
-    rates = emolens_rates(train.images[order], train.labels[order], args.steps)
+    rates, cpu_ms = emolens_rates(train.images[order], train.labels[order], args.steps)
     default_precision = resolve_precision(TrainConfig())
     peaks = {"float32": matmul_peak_gflops("float32"), "bf16": matmul_peak_gflops("bfloat16")}
     flops = seed_train_flops_per_image()
@@ -267,11 +286,13 @@ def main() -> int:
     print(
         f"default step with the augmentation as four Keras layers (before): {before:.0f} images/s; one warp: {full / before:.2f}x the step"
     )
-    cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe, four-layer augmentation"]
+    cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe before issue 30"]
+    cpu_now_ms, cpu_before_ms = cpu_ms["cpu recipe"], cpu_ms["cpu recipe before issue 30"]
     print(
-        f"cpu recipe (mini_resnet, 44-pixel crops): {cpu:.0f} images/s with one warp, "
-        f"{cpu_before:.0f} with four layers and the crop's shift: "
-        f"{cpu / cpu_before:.2f}x (target 1.6x)"
+        f"cpu recipe (mini_resnet, 44-pixel crops, {resolve_precision(recipe_config('cpu'))}): {cpu:.0f} images/s, "
+        f"{cpu_now_ms:.2f} CPU ms/img; before issue 30 (four augmentation layers, Keras's BatchNormalization, "
+        f"float32): {cpu_before:.0f} images/s, {cpu_before_ms:.2f} CPU ms/img: {cpu / cpu_before:.2f}x the rate, "
+        f"{cpu_before_ms / cpu_now_ms:.2f}x less CPU time (target 1.6x)"
     )
     steps = {"default": 1e3 / full, "cpu recipe": 1e3 / cpu}
     print("\n| augmentation alone, batch 64 | ms/img | share of its step (ms/img) |\n| --- | ---: | ---: |")
