@@ -68,7 +68,7 @@ bench: $(INSTALLED)
 # recipes (seed, cpu) stay: `emolens train $(FER2013) --recipe cpu` reproduces the notebook's kind of model.
 default-model: $(INSTALLED)
 	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --model resnet --out runs/teacher
-	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --teacher runs/teacher --teacher-weight 0.5 --out runs/default
+	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --teacher runs/teacher --teacher-weight 0.5 --precision float32 --out runs/default
 	$(BIN)/emolens calibrate runs/default $(FER2013) --labels $(FERPLUS) --class-scale neutral=0.8
 	$(BIN)/emolens evaluate runs/default $(FER2013) --labels $(FERPLUS) --tta flip
 	$(BIN)/emolens export runs/default --format onnx --out src/emolens/weights/default.onnx

@@ -226,7 +226,14 @@ def test_a_cosine_run_cannot_be_extended_past_its_planned_end(tmp_path):
 
 @pytest.mark.parametrize(
     ("model", "hardware", "expected"),
-    [("seed", True, "bf16"), ("seed", False, "float32"), ("mini_resnet", True, "float32"), ("vgg", True, "float32")],
+    [
+        ("seed", True, "bf16"),
+        ("seed", False, "float32"),
+        ("mini_resnet", True, "bf16"),
+        ("mini_resnet", False, "float32"),
+        ("resnet", True, "float32"),
+        ("vgg", True, "float32"),
+    ],
 )
 def test_auto_precision_is_bf16_only_where_it_was_measured_faster(monkeypatch, model, hardware, expected):
     from emolens import backend
