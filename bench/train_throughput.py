@@ -36,6 +36,7 @@ from emolens import backend
 from emolens.backend import thread_count
 from emolens.data import load_dataset, to_model_input
 from emolens.data.augment import AugmentConfig
+from emolens.models import build_model
 from emolens.train import trainer as trainer_module
 from emolens.train.config import TrainConfig
 from emolens.train.recipes import recipe_config
@@ -47,10 +48,17 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
 NOTEBOOK = "notebook (ImageDataGenerator.flow_from_directory, float32)"
 
 
-def seed_train_flops_per_image() -> float:
-    """Multiply-adds x2 of one forward pass, x3 for forward + backward (the usual estimate)."""
-    convs = [(46, 1, 32), (44, 32, 64), (20, 64, 128), (8, 128, 128)]  # (output side, in, out), 3x3 kernels
-    forward = sum(2 * side * side * 9 * cin * cout for side, cin, cout in convs) + 2 * (2048 * 1024 + 1024 * 7)
+def train_flops_per_image(model: keras.Model) -> float:
+    """Multiply-adds x2 of one forward pass through `model`'s convolutions and dense layers, x3 for forward +
+    backward (the usual estimate)."""
+    forward = 0.0
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            rows, columns = layer.kernel_size
+            forward += 2 * height * width * rows * columns * layer.input.shape[-1] * filters / layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            forward += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
     return 3.0 * forward
 
 
@@ -245,7 +253,7 @@ def main() -> int:
     rates, cpu_ms = emolens_rates(train.images[order], train.labels[order], args.steps)
     default_precision = resolve_precision(TrainConfig())
     peaks = {"float32": matmul_peak_gflops("float32"), "bf16": matmul_peak_gflops("bfloat16")}
-    flops = seed_train_flops_per_image()
+    flops = train_flops_per_image(build_model("seed", input_shape=(48, 48, 1), num_classes=7))
     pipelines[f"emolens, default precision (auto: {default_precision})"] = (rates["default"], default_precision)
     pipelines["emolens, float32"] = (rates["float32"], "float32")
 
@@ -289,13 +297,31 @@ def main() -> int:
     print(
         f"default step with the augmentation as four Keras layers (before): {before:.0f} images/s; one warp: {full / before:.2f}x the step"
     )
-    cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe before issue 30"]
-    cpu_now_ms, cpu_before_ms = cpu_ms["cpu recipe"], cpu_ms["cpu recipe before issue 30"]
+    cpu_config = recipe_config("cpu")
+    cpu_flops = train_flops_per_image(
+        build_model(cpu_config.model, input_shape=(cpu_config.crop, cpu_config.crop, 1), num_classes=7)
+    )
     print(
-        f"cpu recipe (mini_resnet, 44-pixel crops, {resolve_precision(recipe_config('cpu'))}): {cpu:.0f} images/s, "
-        f"{cpu_now_ms:.2f} CPU ms/img; before issue 30 (four augmentation layers, Keras's BatchNormalization, "
-        f"float32): {cpu_before:.0f} images/s, {cpu_before_ms:.2f} CPU ms/img: {cpu / cpu_before:.2f}x the rate, "
-        f"{cpu_before_ms / cpu_now_ms:.2f}x less CPU time (target 1.6x)"
+        f"\ncpu recipe (mini_resnet, 44-pixel crops): {cpu_flops / 1e6:.0f} MFLOP per image\n\n"
+        "| cpu recipe step | images/s | CPU ms/img | GFLOP/s | % of its precision's matmul peak |\n"
+        "| --- | ---: | ---: | ---: | ---: |"
+    )
+    cpu_rows = {
+        f"now ({resolve_precision(cpu_config)})": ("cpu recipe", resolve_precision(cpu_config)),
+        "before issue 30 (four augmentation layers, Keras's BatchNormalization, float32)": (
+            "cpu recipe before issue 30",
+            "float32",
+        ),
+    }
+    for name, (key, precision) in cpu_rows.items():
+        gflops = rates[key] * cpu_flops / 1e9
+        print(
+            f"| {name} | {rates[key]:.0f} | {cpu_ms[key]:.2f} | {gflops:.0f} | {100 * gflops / peaks[precision]:.0f}% |"
+        )
+    cpu, cpu_before = rates["cpu recipe"], rates["cpu recipe before issue 30"]
+    print(
+        f"now / before: {cpu / cpu_before:.2f}x the rate, "
+        f"{cpu_ms['cpu recipe before issue 30'] / cpu_ms['cpu recipe']:.2f}x less CPU time (target 1.6x)"
     )
     steps = {"default": 1e3 / full, "cpu recipe": 1e3 / cpu}
     print("\n| augmentation alone, batch 64 | ms/img | share of its step (ms/img) |\n| --- | ---: | ---: |")
