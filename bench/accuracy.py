@@ -118,6 +118,31 @@ def row(
     )
 
 
+def learned_from(model: str) -> str:
+    """What `model` learned from: its run's settings, or a model file's card (the recipe export copies into it,
+    an ensemble's members)."""
+    from emolens.models.classifier import load_classifier
+
+    if RunDir(Path(model)).is_run():
+        record = RunRecord.read(Path(model))
+        config, labels = record.config, record.data.labels
+    else:
+        card = load_classifier(model).card
+        if card.get("members"):
+            return "ensemble of " + ", ".join(Path(member["path"]).parent.name for member in card.get("members"))
+        if not isinstance(card.get("recipe"), dict):
+            return "(no record)"
+        config, labels = TrainConfig.from_dict(card.get("recipe")), (card.get("data") or {}).get("labels")
+    learned = "FER2013 labels"
+    if labels:
+        learned = config.target + (
+            f" + {config.source_label_weight:g} FER2013 label" if config.source_label_weight else ""
+        )
+    if config.teacher:
+        learned += f" + {config.teacher_weight:g} teacher ({Path(config.teacher).parent.name or config.teacher})"
+    return learned + f", {config.model}, {config.epochs} epochs"
+
+
 def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
     """One model's row of the FER+ table; its evaluations go to folder/evaluation-ferplus-<tta> and -fer2013-<tta>."""
     from emolens.evaluate import evaluate
@@ -132,17 +157,7 @@ def agreement_row(model: str, folder: Path, data: Path, labels: Path) -> str:
     }
     run = Path(model)
     minutes = f"{training_minutes(run):.0f} min" if RunDir(run).history.is_file() else ""
-    learned = "FER2013 labels"
-    if RunDir(run).is_run():
-        record = RunRecord.read(run)
-        config = record.config
-        if record.data.labels:
-            learned = config.target + (
-                f" + {config.source_label_weight:g} FER2013 label" if config.source_label_weight else ""
-            )
-        if config.teacher:
-            learned += f" + {config.teacher_weight:g} teacher ({Path(config.teacher).parent.name or config.teacher})"
-        learned += f", {config.model}, {config.epochs} epochs"
+    learned = learned_from(model)
 
     def pair(values: dict[str, float | None]) -> str:
         return " / ".join(f"{100 * value:.1f}%" for value in values.values())
