@@ -31,6 +31,7 @@ RUN_SETTINGS = {
     "lr": "learning_rate",
     "val_split": "val_split",
     "seed": "seed",
+    "split_seed": "split_seed",
     "limit": "limit",
     "optimizer": "optimizer",
     "momentum": "momentum",
@@ -201,6 +202,12 @@ def add_train(commands) -> None:
     )
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument(
+        "--split-seed",
+        type=int,
+        help="seed the validation split alone, so ensemble members of different --seed hold out the same images "
+        "(default: --seed)",
+    )
+    train.add_argument(
         "--limit",
         type=_positive_int,
         help="for quick runs: train on at most N images per class, and validate on at most N per class "
@@ -305,7 +312,8 @@ def _add_optimization_flags(train: argparse.ArgumentParser) -> None:
     optimization.add_argument(
         "--precision",
         help="auto, float32 or bf16 (mixed bfloat16 while training; saved models are float32) "
-        "(default auto: bf16 for the seed model on a CPU with AVX-512 BF16 or AMX, where it is faster and as accurate; else float32)",
+        "(default auto: bf16 for seed and mini_resnet on a CPU with AVX-512 BF16 or AMX, where it was measured "
+        "faster and as accurate; else float32)",
     )
     optimization.add_argument(
         "--crop",

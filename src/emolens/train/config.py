@@ -35,6 +35,9 @@ class TrainConfig:
         learning_rate: float or None. Adam's initial rate; None takes the model's own. Defaults to None.
         val_split: float. Fraction of train held out for validation when the source has no val/. Defaults to 0.1.
         seed: int. Seeds the split, initial weights, shuffling and augmentation. Defaults to 0.
+        split_seed: int or None. Seeds the train/validation split (and `limit`'s sampling) instead of `seed`, so
+            that runs of different seeds hold out the same images: ensemble members compared, averaged and
+            calibrated on one validation set. Defaults to None (`seed`).
         limit: int or None. At most this many images per class in each split, for quick runs. Defaults to None.
         augment: AugmentConfig. Training-time augmentation. Defaults to AugmentConfig().
         optimizer: str. "adam" or "sgd" (with Nesterov momentum). Defaults to "adam".
@@ -84,6 +87,7 @@ class TrainConfig:
     learning_rate: float | None = None
     val_split: float = 0.1
     seed: int = 0
+    split_seed: int | None = None
     limit: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optimizer: str = "adam"

@@ -49,10 +49,11 @@ def prepare_splits(
     removed: list[tuple[ImageRef, str]] = []
     if config.dedupe != "none":
         dataset, removed = clean_dataset(dataset, inspect_dataset(dataset, near=config.dedupe == "near"))
-    train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=config.seed)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    train, val = train_val_splits(dataset, val_fraction=config.val_split, seed=split_seed)
     if config.limit is not None:
-        train = limit_per_class(train, config.limit, seed=config.seed)
-        val = limit_per_class(val, config.limit, seed=config.seed)
+        train = limit_per_class(train, config.limit, seed=split_seed)
+        val = limit_per_class(val, config.limit, seed=split_seed)
     return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
 
 
