@@ -199,6 +199,25 @@ def test_a_missing_ray_extra_is_a_one_line_error(monkeypatch, tmp_path):
         predict_to_parquet([ASTRONAUT], tmp_path)
 
 
+def test_a_local_ray_s_workers_run_on_one_thread_without_a_runtime_environment(monkeypatch):
+    import os
+
+    import ray
+
+    from emolens.predict.ray_engine import ACTOR_ENV, _start_ray
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    _start_ray(ray, None, 1)
+    try:
+        seen = ray.get(ray.remote(lambda: {name: os.environ.get(name) for name in ACTOR_ENV}).remote())
+        assert not ray.get_runtime_context().runtime_env  # prestarted workers serve the job
+    finally:
+        ray.shutdown()
+    assert seen == ACTOR_ENV
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # the driver's, restored
+
+
 # --- the driver streams: a listing held a chunk at a time, parts written by Ray's workers ---------------------
 
 
