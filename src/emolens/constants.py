@@ -9,6 +9,10 @@ FER2013_CSV_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sa
 # Every image becomes a square grayscale picture of this many pixels a side before anything else sees it.
 IMAGE_SIZE: int = 48
 
+# Test-time augmentation: "flip" averages each face's probabilities with its mirror image's; "crops" (for models
+# trained on crops) averages ten views: the centre and four corner crops, and their mirrors.
+TTA_MODES: tuple[str, ...] = ("none", "flip", "crops")
+
 # `emolens data inspect`: Hamming distance at or under which two 64-bit pHashes are near duplicates. On the
 # shared FER2013 copy, most train/test pairs found at 4 are the same photo, confirmed pixel by pixel (README).
 NEAR_THRESHOLD: int = 4

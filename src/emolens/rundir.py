@@ -54,6 +54,12 @@ class RunDir:
         return self.path / "skipped_files.txt"
 
     @property
+    def teacher_answers(self) -> Path:
+        """A distilled run's teacher answers for its training images (.npy), computed once: a resumed run
+        learns from the same targets and needs the teacher no more."""
+        return self.path / "teacher_answers.npy"
+
+    @property
     def used_images(self) -> Path:
         """Every image the run trained on or chose its checkpoint by (split, name, pixel digest): evaluate leaves
         them out of any other split."""

@@ -140,6 +140,73 @@ def test_a_teacher_of_other_classes_or_too_large_a_share_is_refused(faces, votes
     assert "Change --source-label-weight or --teacher-weight." in capsys.readouterr().err
 
 
+def test_a_teacher_s_answers_are_kept_and_read_back_instead_of_asking_it_again(
+    faces, votes, vote_run, tmp_path, caplog
+):
+    dataset = load_dataset(faces, labels=votes)
+    split, names = dataset.split("train"), dataset.class_names
+    kept = tmp_path / "teacher_answers.npy"
+    config = TrainConfig(teacher=str(vote_run), teacher_weight=1.0)  # the target is the teacher's answer alone
+    _, first = model_arrays(split, names, config, kept)
+    assert np.allclose(np.load(kept), first) and np.allclose(
+        first, load_classifier(vote_run).predict(split.images, tta="flip")
+    )
+    _, again = model_arrays(split, names, TrainConfig(teacher=str(tmp_path / "gone.keras"), teacher_weight=1.0), kept)
+    assert np.array_equal(again, first)  # read back: the teacher is not asked (it is gone)
+    np.save(kept, first[:3])
+    _, asked = model_arrays(split, names, config, kept)
+    assert (
+        "answers for other images" in caplog.text and np.allclose(asked, first) and np.load(kept).shape == first.shape
+    )
+
+
+def test_a_teacher_trained_on_crops_answers_with_ten_crops_and_one_not_is_refused(
+    faces, votes, vote_run, tmp_path, capsys
+):
+    teacher = tmp_path / "cropped"
+    assert (
+        main(
+            argv(
+                "train {faces} --labels {votes} --crop 44 --epochs 1 --out {run}", faces=faces, votes=votes, run=teacher
+            )
+        )
+        == 0
+    )
+    dataset = load_dataset(faces, labels=votes)
+    split, names = dataset.split("train"), dataset.class_names
+    _, mixed = model_arrays(split, names, TrainConfig(teacher=str(teacher), teacher_weight=1.0, teacher_tta="crops"))
+    classifier = load_classifier(teacher)
+    assert np.allclose(mixed, classifier.predict(split.images, tta="crops"), atol=1e-6)
+    assert not np.allclose(mixed, classifier.predict(split.images, tta="flip"), atol=1e-4)
+    student = tmp_path / "student"
+    args = argv(
+        "train {faces} --labels {votes} --teacher {vote_run} --teacher-tta crops --epochs 1 --out {run}",
+        faces=faces,
+        votes=votes,
+        vote_run=vote_run,
+        run=student,
+    )
+    assert main(args) == 2
+    assert "needs a model trained on crops" in capsys.readouterr().err and not student.exists()
+
+
+def test_a_distilled_run_resumes_from_its_kept_answers_without_its_teacher(faces, votes, vote_run, tmp_path):
+    teacher = tmp_path / "teacher.keras"
+    shutil.copy(vote_run / "model.keras", teacher)
+    run = tmp_path / "student"
+    args = argv(
+        "train {faces} --labels {votes} --teacher {teacher} --epochs 1 --out {run}",
+        faces=faces,
+        votes=votes,
+        teacher=teacher,
+        run=run,
+    )
+    assert main(args) == 0 and (run / "teacher_answers.npy").is_file()
+    teacher.unlink()
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == ["1", "2"]
+
+
 def test_a_distilled_run_records_its_teacher_s_file_for_resume(faces, votes, vote_run, tmp_path, monkeypatch):
     monkeypatch.chdir(vote_run.parent)  # the teacher given relative to here; the record must not depend on it
     run = tmp_path / "student"

@@ -166,7 +166,7 @@ def _add_model_flag(parser: argparse.ArgumentParser, purpose: str = "") -> None:
 
 
 def _add_tta_flag(parser: argparse.ArgumentParser) -> None:
-    from emolens.models.classifier import TTA_MODES
+    from emolens.constants import TTA_MODES
 
     parser.add_argument(
         "--tta",

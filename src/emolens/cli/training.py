@@ -21,6 +21,7 @@ from emolens.cli._common import (
     logger,
     stdout,
 )
+from emolens.constants import TTA_MODES
 from emolens.errors import EmolensError
 
 # Settings fixed when a run starts (flag name -> TrainConfig field); --resume takes them from config.json.
@@ -52,6 +53,7 @@ RUN_SETTINGS = {
     "source_label_weight": "source_label_weight",
     "teacher": "teacher",
     "teacher_weight": "teacher_weight",
+    "teacher_tta": "teacher_tta",
 }
 
 
@@ -265,6 +267,11 @@ def _add_labelling_flags(train: argparse.ArgumentParser) -> None:
         "--teacher-weight",
         type=float,
         help="with --teacher: share of the target that is the teacher's answer (default 0.5)",
+    )
+    labelling.add_argument(
+        "--teacher-tta",
+        choices=TTA_MODES,
+        help="with --teacher: its answers' test-time augmentation, crops for a teacher trained on crops (default flip)",
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emolens.constants import IMAGE_SIZE, TTA_MODES
 from emolens.data.preprocess import centre_crop, to_model_input
 from emolens.errors import EmolensError
 from emolens.models.calibration import apply_class_scale, apply_temperature
@@ -25,9 +26,6 @@ from emolens.rundir import RunDir
 DEFAULT_MODEL = "default"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 MODEL_SUFFIXES = (".keras", ".onnx")
-# Test-time augmentation: "flip" averages each face's probabilities with its mirror image's; "crops" (for models
-# trained on crops) averages ten views: the centre and four corner crops, and their mirrors.
-TTA_MODES = ("none", "flip", "crops")
 
 
 def check_tta(tta: str) -> str:
@@ -126,16 +124,20 @@ class Classifier(ABC):
         model), with its mirror for "flip", or ten crops for "crops"."""
         size, crop = inputs.shape[1], self.crop_size
         if tta == "crops":
-            if crop >= size:
-                raise EmolensError(
-                    "test-time augmentation `crops` needs a model trained on crops (train with --crop 44 or 40); use `flip`."
-                )
+            self.check_views(tta)
             margin = size - crop
             corners = [(margin // 2, margin // 2), (0, 0), (0, margin), (margin, 0), (margin, margin)]
             crops = [inputs[:, top : top + crop, left : left + crop] for top, left in corners]
             return crops + [view[:, :, ::-1] for view in crops]
         centre = centre_crop(inputs, crop)  # what training validated with
         return [centre, centre[:, :, ::-1]] if tta == "flip" else [centre]
+
+    def check_views(self, tta: str) -> None:
+        """An EmolensError unless this model can give the views `tta` averages ("crops" needs one trained on crops)."""
+        if tta == "crops" and self.crop_size >= IMAGE_SIZE:
+            raise EmolensError(
+                "test-time augmentation `crops` needs a model trained on crops (train with --crop 44 or 40); use `flip`."
+            )
 
     @property
     def temperature(self) -> float:

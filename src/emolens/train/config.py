@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from emolens.constants import IMAGE_SIZE
+from emolens.constants import IMAGE_SIZE, TTA_MODES
 from emolens.data.augment import AugmentConfig
 
 OPTIMIZERS = ("adam", "sgd")
@@ -74,6 +74,9 @@ class TrainConfig:
             fast net learns what a larger one sees. Validation still scores the labels or votes. Defaults to None.
         teacher_weight: float. With teacher, the share of the target that is the teacher's answer; with
             source_label_weight, the two shares may sum to 1 at most. Defaults to 0.5.
+        teacher_tta: str. The test-time augmentation of the teacher's answers: "flip", or "crops" (ten views,
+            for a teacher trained on crops: a better teacher, at five times the prediction once per run). The
+            answers are kept in the run folder, so a resumed run learns from the same ones. Defaults to "flip".
 
     Examples:
         >>> config = TrainConfig(model="mini_resnet", epochs=20, crop=44)
@@ -109,6 +112,7 @@ class TrainConfig:
     source_label_weight: float = 0.0
     teacher: str | None = None
     teacher_weight: float = 0.5
+    teacher_tta: str = "flip"
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):
@@ -128,6 +132,7 @@ class TrainConfig:
             ("class_weight", self.class_weight, CLASS_WEIGHTS),
             ("dedupe", self.dedupe, DEDUPE),
             ("target", self.target, TARGETS),
+            ("teacher_tta", self.teacher_tta, TTA_MODES),
         )
         for name, value, choices in choices_by_setting:
             if value not in choices:

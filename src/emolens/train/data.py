@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from emolens._io import atomic_path
 from emolens.data.dataset import Dataset, Split
 from emolens.data.inspection import ImageRef, clean_dataset, inspect_dataset
 from emolens.data.preprocess import to_model_input
@@ -57,10 +59,13 @@ def prepare_splits(
     return _divisible(train, devices, "training"), _divisible(val, devices, "validation"), removed
 
 
-def model_arrays(split: Split, class_names: Sequence[str], config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def model_arrays(
+    split: Split, class_names: Sequence[str], config: TrainConfig, teacher_answers: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Model input and the targets the config asks for: one-hot labels, or with a labels file the vote shares
     (or their majority); `source_label_weight` of each target is the source's own label and `teacher_weight`
-    the teacher model's probabilities, the rest the labels or votes."""
+    the teacher model's probabilities, the rest the labels or votes. The teacher's answers are read from
+    `teacher_answers` (a .npy file) when it holds them, else predicted and written there."""
     num_classes = len(class_names)
     targets = (
         split.targets(num_classes) if config.target == "votes" else np.eye(num_classes, dtype=np.float32)[split.labels]
@@ -75,13 +80,33 @@ def model_arrays(split: Split, class_names: Sequence[str], config: TrainConfig) 
     teacher_weight = config.teacher_weight if config.teacher else 0.0
     mixed = (1 - source_weight - teacher_weight) * targets + source_weight * source
     if config.teacher and teacher_weight:
-        mixed += teacher_weight * teacher_probabilities(config.teacher, split.images, class_names)
+        mixed += teacher_weight * _teacher_targets(
+            config.teacher, config.teacher_tta, split, class_names, teacher_answers
+        )
     return to_model_input(split.images), mixed
 
 
-def teacher_probabilities(teacher: str, images: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
-    """What model `teacher` answers for uint8 face `images` (calibrated, flip TTA), as (N, classes) float32
-    in `class_names`' order: the soft targets a student learns from when distilling."""
+def _teacher_targets(
+    teacher: str, tta: str, split: Split, class_names: Sequence[str], answers: Path | None
+) -> np.ndarray:
+    if answers is not None and answers.is_file():
+        kept = np.load(answers)
+        if kept.shape == (len(split), len(class_names)):
+            logger.info("Teacher's answers read from %s", answers)
+            return kept
+        logger.warning("%s holds answers for other images: asking the teacher again", answers)
+    probabilities = teacher_probabilities(teacher, split.images, class_names, tta=tta)
+    if answers is not None:
+        with atomic_path(answers) as temporary, temporary.open("wb") as file:
+            np.save(file, probabilities)
+    return probabilities
+
+
+def teacher_probabilities(
+    teacher: str, images: np.ndarray, class_names: Sequence[str], *, tta: str = "flip"
+) -> np.ndarray:
+    """What model `teacher` answers for uint8 face `images` (calibrated, with test-time augmentation `tta`), as
+    (N, classes) float32 in `class_names`' order: the soft targets a student learns from when distilling."""
     from emolens.models.classifier import load_classifier
 
     classifier = load_classifier(teacher)
@@ -90,8 +115,8 @@ def teacher_probabilities(teacher: str, images: np.ndarray, class_names: Sequenc
             f"the teacher {teacher} predicts {', '.join(classifier.class_names)} but the data has "
             f"{', '.join(class_names)}: distil from a model trained on the same classes."
         )
-    logger.info("Teacher %s: predicting %d training images (flip TTA)", teacher, len(images))
-    probabilities = classifier.predict(images, tta="flip")
+    logger.info("Teacher %s: predicting %d training images (%s TTA)", teacher, len(images), tta)
+    probabilities = classifier.predict(images, tta=tta)
     return probabilities[:, [classifier.class_names.index(name) for name in class_names]].astype(np.float32)
 
 

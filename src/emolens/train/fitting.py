@@ -172,7 +172,7 @@ def fit_run(
     train, val = splits
     _log_start(dataset, train, val, run_dir)
     num_classes = len(dataset.class_names)
-    x_train, y_train = model_arrays(train, dataset.class_names, config)
+    x_train, y_train = model_arrays(train, dataset.class_names, config, RunDir(run_dir).teacher_answers)
     # Checkpoints are chosen against the validation votes (or labels) alone, what evaluate will score.
     x_val, y_val = model_arrays(val, dataset.class_names, replace(config, source_label_weight=0.0, teacher=None))
     # Reseeding with the epoch keeps a resumed run deterministic without replaying the random stream.

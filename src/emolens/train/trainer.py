@@ -23,7 +23,7 @@ from emolens.data.dataset import Dataset
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.models import build_model
-from emolens.models.classifier import DEFAULT_MODEL, resolve_model_path
+from emolens.models.classifier import DEFAULT_MODEL, load_classifier, resolve_model_path
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, prepare_splits
@@ -89,6 +89,8 @@ def _run_config(config: TrainConfig) -> tuple[TrainConfig, StartModel | None]:
     if config.teacher and config.teacher != DEFAULT_MODEL:
         # The teacher's file, absolute: --resume finds it from any folder, and a missing one stops the run here.
         config = replace(config, teacher=str(resolve_model_path(config.teacher).resolve()))
+    if config.teacher:
+        load_classifier(config.teacher).check_views(config.teacher_tta)  # before the run folder, not after
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     return replace(config, learning_rate=base_learning_rate(config), precision=resolve_precision(config)), start
 
