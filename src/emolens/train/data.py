@@ -89,6 +89,8 @@ def model_arrays(
 def _teacher_targets(
     teacher: str, tta: str, split: Split, class_names: Sequence[str], answers: Path | None
 ) -> np.ndarray:
+    """The teacher's answers for `split`, from the `answers` file where it holds them (a resumed run), else
+    asked of the teacher and kept there."""
     if answers is not None and answers.is_file():
         kept = np.load(answers)
         if kept.shape == (len(split), len(class_names)):
