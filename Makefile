@@ -68,7 +68,7 @@ bench: $(INSTALLED)
 # faces (bench/frontier.py), evaluated against the votes' majority with flip TTA. The FER2013-label
 # recipes (seed, cpu) stay: `emolens train $(FER2013) --recipe cpu` reproduces the notebook's kind of model.
 default-model: $(INSTALLED)
-	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --model resnet --out runs/teacher-resnet
+	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --model resnet --precision float32 --out runs/teacher-resnet
 	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --source-label-weight 0 --epochs 40 --precision float32 --out runs/teacher-votes
 	$(BIN)/emolens ensemble runs/teacher-resnet runs/teacher-votes --out runs/teacher.keras
 	$(BIN)/emolens train $(FER2013) --labels $(FERPLUS) --recipe ferplus --teacher runs/teacher.keras --teacher-weight 0.5 --precision float32 --out runs/default

@@ -231,7 +231,8 @@ def test_a_cosine_run_cannot_be_extended_past_its_planned_end(tmp_path):
         ("seed", False, "float32"),
         ("mini_resnet", True, "bf16"),
         ("mini_resnet", False, "float32"),
-        ("resnet", True, "float32"),
+        ("resnet", True, "bf16"),
+        ("resnet", False, "float32"),
         ("vgg", True, "float32"),
     ],
 )

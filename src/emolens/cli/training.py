@@ -319,7 +319,7 @@ def _add_optimization_flags(train: argparse.ArgumentParser) -> None:
     optimization.add_argument(
         "--precision",
         help="auto, float32 or bf16 (mixed bfloat16 while training; saved models are float32) "
-        "(default auto: bf16 for seed and mini_resnet on a CPU with AVX-512 BF16 or AMX, where it was measured "
+        "(default auto: bf16 for seed, mini_resnet and resnet on a CPU with AVX-512 BF16 or AMX, where it was measured "
         "faster and as accurate; else float32)",
     )
     optimization.add_argument(
