@@ -118,6 +118,12 @@ def row(
     )
 
 
+def model_name(path: str) -> str:
+    """A run folder's or model file's name; a run's model.keras is named after its run."""
+    run = RunDir.holding(path)
+    return run.path.name if run else Path(path).name
+
+
 def learned_from(model: str) -> str:
     """What `model` learned from: its run's settings, or a model file's card (the recipe export copies into it,
     an ensemble's members)."""
@@ -129,7 +135,7 @@ def learned_from(model: str) -> str:
     else:
         card = load_classifier(model).card
         if card.get("members"):
-            return "ensemble of " + ", ".join(Path(member["path"]).parent.name for member in card.get("members"))
+            return "ensemble of " + ", ".join(model_name(member["path"]) for member in card.get("members"))
         if not isinstance(card.get("recipe"), dict):
             return "(no record)"
         config, labels = TrainConfig.from_dict(card.get("recipe")), (card.get("data") or {}).get("labels")
@@ -139,7 +145,8 @@ def learned_from(model: str) -> str:
             f" + {config.source_label_weight:g} FER2013 label" if config.source_label_weight else ""
         )
     if config.teacher:
-        learned += f" + {config.teacher_weight:g} teacher ({Path(config.teacher).parent.name or config.teacher})"
+        views = "" if config.teacher_tta == "flip" else f", {config.teacher_tta}"
+        learned += f" + {config.teacher_weight:g} teacher ({model_name(config.teacher)}{views})"
     return learned + f", {config.model}, {config.epochs} epochs"
 
 
