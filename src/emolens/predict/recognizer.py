@@ -60,7 +60,7 @@ class Recognizer:
     Examples:
         >>> recognizer = Recognizer()                                   # the bundled model and YuNet
         >>> [(face.emotion, face.confidence) for face in recognizer.predict("samples/astronaut.png")[0].faces]
-        [('happy', 0.9952)]
+        [('happy', 0.994)]
     """
 
     def __init__(
