@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,9 @@ def test_a_teacher_s_answers_take_their_share_of_the_target_in_the_data_s_class_
     folder = np.eye(8)[split.source_labels]
     assert np.allclose(mixed, 0.25 * split.votes + 0.25 * folder + 0.5 * teacher, atol=1e-6)
     assert np.allclose(mixed.sum(axis=1), 1, atol=1e-5)
+    # A teacher answering each view inside the trainer adds its share there: the rest is rescaled to sum to 1.
+    _, rest = model_arrays(split, names, replace(config, teacher_sees="views"))
+    assert np.allclose(rest, 0.5 * split.votes + 0.5 * folder, atol=1e-6)
     # The same data with its classes in reverse order: each column follows its class, not its position.
     reverse = tuple(reversed(names))
     _, reordered = model_arrays(dataset.with_classes(reverse).split("train"), reverse, config)

@@ -54,6 +54,7 @@ RUN_SETTINGS = {
     "teacher": "teacher",
     "teacher_weight": "teacher_weight",
     "teacher_tta": "teacher_tta",
+    "teacher_sees": "teacher_sees",
 }
 
 
@@ -272,6 +273,12 @@ def _add_labelling_flags(train: argparse.ArgumentParser) -> None:
         "--teacher-tta",
         choices=TTA_MODES,
         help="with --teacher: its answers' test-time augmentation, crops for a teacher trained on crops (default flip)",
+    )
+    labelling.add_argument(
+        "--teacher-sees",
+        choices=("faces", "views"),
+        help="with --teacher: answer each training face once before training (faces, the default), or each "
+        "augmented view as the student trains on it (views: consistent targets, the teacher's pass every step)",
     )
 
 

@@ -102,9 +102,14 @@ def _load(
 def load_checkpoint(path: str | os.PathLike) -> tuple[keras.Model, ModelCard]:
     """Loads a run's last.keras, compiled, with its card: the whole trainer (augmentation and random crop in
     front of the classifier), so its input is the full image while the card describes the classifier inside."""
-    from emolens.data.affine import RandomAffine  # the augmenter's layer, which only trainers hold
+    # What only trainers hold: the augmenter's layer, and a teacher answering each view with its loss and metric.
+    from emolens.data.affine import RandomAffine
+    from emolens.train.distill import StudentAccuracy, TeacherAnswers, ViewDistillationLoss
 
-    trainer, card = _load(Path(path), compile=True, custom_objects={"emolens>RandomAffine": RandomAffine})
+    layers = (RandomAffine, TeacherAnswers, ViewDistillationLoss, StudentAccuracy)
+    trainer, card = _load(
+        Path(path), compile=True, custom_objects={f"emolens>{kind.__name__}": kind for kind in layers}
+    )
     if card is None:
         raise EmolensError(f"{path} has no emolens card: it is not a checkpoint emolens wrote.")
     return trainer, card

@@ -20,6 +20,7 @@ DEDUPE = ("none", "exact", "near")
 # With a labels file of votes (emolens.data.labels): learn the vote distribution (Barsoum et al.'s best scheme), or
 # its majority as one class.
 TARGETS = ("votes", "majority")
+TEACHER_SEES = ("faces", "views")
 # bf16: Keras's mixed_bfloat16 policy for training (variables stay float32); saved models are float32 either way.
 PRECISIONS = ("auto", "float32", "bf16")
 
@@ -77,6 +78,9 @@ class TrainConfig:
         teacher_tta: str. The test-time augmentation of the teacher's answers: "flip", or "crops" (ten views,
             for a teacher trained on crops: a better teacher, at five times the prediction once per run). The
             answers are kept in the run folder, so a resumed run learns from the same ones. Defaults to "flip".
+        teacher_sees: str. With teacher, what it answers: "faces" (each training face once, before training,
+            with teacher_tta), or "views" (each augmented view as the student trains on it: consistent targets,
+            for the teacher's forward pass every step; the teacher must be a Keras model). Defaults to "faces".
 
     Examples:
         >>> config = TrainConfig(model="mini_resnet", epochs=20, crop=44)
@@ -113,6 +117,7 @@ class TrainConfig:
     teacher: str | None = None
     teacher_weight: float = 0.5
     teacher_tta: str = "flip"
+    teacher_sees: str = "faces"
 
     def __post_init__(self) -> None:
         for name in ("mixup", "cutmix"):
@@ -133,6 +138,7 @@ class TrainConfig:
             ("dedupe", self.dedupe, DEDUPE),
             ("target", self.target, TARGETS),
             ("teacher_tta", self.teacher_tta, TTA_MODES),
+            ("teacher_sees", self.teacher_sees, TEACHER_SEES),
         )
         for name, value, choices in choices_by_setting:
             if value not in choices:
@@ -141,11 +147,7 @@ class TrainConfig:
             raise ValueError(
                 f"Expected source_label_weight in [0, 1]. Received: source_label_weight={self.source_label_weight}"
             )
-        if self.teacher and not (self.teacher_weight >= 0 and self.source_label_weight + self.teacher_weight <= 1):
-            raise ValueError(
-                "Expected teacher_weight >= 0 and source_label_weight + teacher_weight <= 1. "
-                f"Received: teacher_weight={self.teacher_weight}, source_label_weight={self.source_label_weight}"
-            )
+        self._check_teacher()
         if not 0 <= self.momentum < 1:
             raise ValueError(f"Expected momentum in [0, 1). Received: momentum={self.momentum}")
         if self.weight_decay < 0:
@@ -172,6 +174,23 @@ class TrainConfig:
             raise ValueError(f"Expected a positive learning_rate. Received: learning_rate={self.learning_rate}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"Expected limit >= 1 image per class. Received: limit={self.limit}")
+
+    def _check_teacher(self) -> None:
+        if self.teacher and not (self.teacher_weight >= 0 and self.source_label_weight + self.teacher_weight <= 1):
+            raise ValueError(
+                "Expected teacher_weight >= 0 and source_label_weight + teacher_weight <= 1. "
+                f"Received: teacher_weight={self.teacher_weight}, source_label_weight={self.source_label_weight}"
+            )
+        if self.teacher_sees == "views" and self.teacher_tta != "flip":
+            raise ValueError(
+                "Expected teacher_tta to stay 'flip' with teacher_sees='views' (a teacher answering each view sees "
+                f"that view alone). Received: teacher_tta={self.teacher_tta!r}"
+            )
+
+    @property
+    def view_teacher(self) -> str | None:
+        """The teacher that answers inside the trainer, each augmented view (`train/distill.py`), or None."""
+        return self.teacher if self.teacher_sees == "views" else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -65,7 +65,9 @@ def model_arrays(
     """Model input and the targets the config asks for: one-hot labels, or with a labels file the vote shares
     (or their majority); `source_label_weight` of each target is the source's own label and `teacher_weight`
     the teacher model's probabilities, the rest the labels or votes. The teacher's answers are read from
-    `teacher_answers` (a .npy file) when it holds them, else predicted and written there."""
+    `teacher_answers` (a .npy file) when it holds them, else predicted and written there. A teacher inside the
+    trainer (`config.view_teacher`) adds its share at each step: the targets are then the rest of the
+    mix, rescaled to sum to 1."""
     num_classes = len(class_names)
     targets = (
         split.targets(num_classes) if config.target == "votes" else np.eye(num_classes, dtype=np.float32)[split.labels]
@@ -79,7 +81,9 @@ def model_arrays(
         source_weight[:, 0] = np.where(known, config.source_label_weight, 0.0)
     teacher_weight = config.teacher_weight if config.teacher else 0.0
     mixed = (1 - source_weight - teacher_weight) * targets + source_weight * source
-    if config.teacher and teacher_weight:
+    if config.view_teacher:
+        mixed = mixed / (1 - teacher_weight) if teacher_weight < 1 else targets  # with all of it the teacher's, unused
+    elif config.teacher and teacher_weight:
         mixed += teacher_weight * _teacher_targets(
             config.teacher, config.teacher_tta, split, class_names, teacher_answers
         )
@@ -104,6 +108,16 @@ def _teacher_targets(
     return probabilities
 
 
+def teacher_class_order(teacher: str, teacher_classes: Sequence[str], class_names: Sequence[str]) -> list[int]:
+    """The index of each of `class_names` among the teacher's classes; an EmolensError if the two sets differ."""
+    if sorted(teacher_classes) != sorted(class_names):
+        raise EmolensError(
+            f"the teacher {teacher} predicts {', '.join(teacher_classes)} but the data has "
+            f"{', '.join(class_names)}: distil from a model trained on the same classes."
+        )
+    return [list(teacher_classes).index(name) for name in class_names]
+
+
 def teacher_probabilities(
     teacher: str, images: np.ndarray, class_names: Sequence[str], *, tta: str = "flip"
 ) -> np.ndarray:
@@ -112,14 +126,9 @@ def teacher_probabilities(
     from emolens.models.classifier import load_classifier
 
     classifier = load_classifier(teacher)
-    if sorted(classifier.class_names) != sorted(class_names):
-        raise EmolensError(
-            f"the teacher {teacher} predicts {', '.join(classifier.class_names)} but the data has "
-            f"{', '.join(class_names)}: distil from a model trained on the same classes."
-        )
+    order = teacher_class_order(teacher, classifier.class_names, class_names)
     logger.info("Teacher %s: predicting %d training images (%s TTA)", teacher, len(images), tta)
-    probabilities = classifier.predict(images, tta=tta)
-    return probabilities[:, [classifier.class_names.index(name) for name in class_names]].astype(np.float32)
+    return classifier.predict(images, tta=tta)[:, order].astype(np.float32)
 
 
 def _divisible(split: Split, devices: int, name: str) -> Split:

@@ -26,6 +26,7 @@ from emolens.rundir import RunDir
 from emolens.train.calibration import fit_calibration, store_calibration
 from emolens.train.config import TrainConfig
 from emolens.train.data import model_arrays
+from emolens.train.distill import StudentAccuracy, ViewDistillationLoss
 from emolens.train.finetune import HEAD_RATE_FACTOR, body_is_trainable, set_body_trainable
 from emolens.train.mixing import MixedBatches
 from emolens.train.optim import PlateauSchedule, base_learning_rate, class_weights, make_optimizer
@@ -52,9 +53,14 @@ class TrainResult:
 
 
 def compile_trainer(trainer: keras.Model, config: TrainConfig, optimizer: keras.optimizers.Optimizer) -> None:
-    """Compiles `trainer` to minimise the run's loss (cross-entropy, with config's label smoothing) with `optimizer`."""
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    trainer.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    """Compiles `trainer` to minimise the run's loss (cross-entropy, with config's label smoothing) with `optimizer`;
+    with a teacher inside the trainer, against the target mixed with the teacher's answer for each view."""
+    if config.view_teacher:
+        loss: keras.losses.Loss = ViewDistillationLoss(config.teacher_weight, config.label_smoothing)
+        metrics: list[Any] = [StudentAccuracy(name="accuracy")]  # named so, the history's columns stay the same
+    else:
+        loss, metrics = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing), ["accuracy"]
+    trainer.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
 def _log_start(dataset: Dataset, train: Split, val: Split, run_dir: Path) -> None:

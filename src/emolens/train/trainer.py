@@ -23,10 +23,11 @@ from emolens.data.dataset import Dataset
 from emolens.data.sources import refuse_output_inside
 from emolens.errors import EmolensError
 from emolens.models import build_model
-from emolens.models.classifier import DEFAULT_MODEL, load_classifier, resolve_model_path
+from emolens.models.classifier import DEFAULT_MODEL, keras_model_path, load_classifier, resolve_model_path
 from emolens.rundir import RunDir
 from emolens.train.config import TrainConfig
 from emolens.train.data import check_trainable_classes, prepare_splits
+from emolens.train.distill import teacher_answers_layer
 from emolens.train.finetune import StartModel, load_start_model, start_architecture, start_classes, transfer_weights
 from emolens.train.fitting import TrainResult, compile_trainer, fit_run
 from emolens.train.optim import base_learning_rate, make_optimizer, resolve_precision
@@ -51,8 +52,16 @@ def data_parallel_devices(devices: int | str | None, config: TrainConfig) -> int
     return count
 
 
-def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int = 1) -> keras.Model:
-    """The compiled model that fit trains: augmentation in front of the classifier (named config.model).
+def build_trainer(
+    config: TrainConfig,
+    *,
+    num_classes: int,
+    steps_per_epoch: int = 1,
+    teacher: keras.layers.Layer | None = None,
+) -> keras.Model:
+    """The compiled model that fit trains: augmentation in front of the classifier (named config.model), and
+    with `teacher` (a `TeacherAnswers`, for config.view_teacher) the teacher's answers for the same
+    augmented views beside the classifier's (see `emolens.train.distill`).
 
     Keeping augmentation outside the classifier means model.keras holds only what inference runs.
     """
@@ -67,11 +76,14 @@ def build_trainer(config: TrainConfig, *, num_classes: int, steps_per_epoch: int
         augmenter = build_augmenter(config.augment, seed=config.seed, crop_shift=margin)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1))
     # An empty Sequential cannot be built, so with every transform off there is no augmentation stage at all.
-    stages = [augmenter] if augmenter.layers else []
-    if config.crop < IMAGE_SIZE:
-        stages.append(keras.layers.CenterCrop(config.crop, config.crop))
-    trainer = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)), *stages, classifier], name="trainer")
+    views = augmenter(inputs) if augmenter.layers else inputs
+    crops = keras.layers.CenterCrop(config.crop, config.crop)(views) if config.crop < IMAGE_SIZE else views
+    outputs = classifier(crops)
+    if teacher is not None:
+        outputs = keras.layers.Concatenate(name="student_and_teacher")([outputs, teacher(views)])
+    trainer = keras.Model(inputs, outputs, name="trainer")
     backend.allow_xla(trainer)  # before compile, which decides whether XLA compiles the step
     backend.fuse_batch_norm(trainer)
     compile_trainer(trainer, config, make_optimizer(config, steps_per_epoch))
@@ -91,6 +103,8 @@ def _run_config(config: TrainConfig) -> tuple[TrainConfig, StartModel | None]:
         config = replace(config, teacher=str(resolve_model_path(config.teacher).resolve()))
     if config.teacher:
         load_classifier(config.teacher).check_views(config.teacher_tta)  # before the run folder, not after
+    if config.view_teacher:
+        keras_model_path(config.view_teacher)  # the teacher runs inside the trainer: an .onnx alone is refused here
     # Resolving the model's learning rate first also rejects an unknown model before any data is read.
     return replace(config, learning_rate=base_learning_rate(config), precision=resolve_precision(config)), start
 
@@ -106,10 +120,12 @@ def _new_trainer(
     takes the weights of the model it starts from (`start`)."""
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(devices):
+        teacher = teacher_answers_layer(config.view_teacher, dataset.class_names) if config.view_teacher else None
         trainer = build_trainer(
             config,
             num_classes=len(dataset.class_names),
             steps_per_epoch=math.ceil(train_images / config.batch_size),
+            teacher=teacher,
         )
     if start is not None:
         classifier = trainer.get_layer(config.model)
