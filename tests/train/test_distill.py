@@ -55,6 +55,23 @@ def test_the_teacher_inside_the_trainer_answers_a_view_as_predict_does_in_the_da
     assert np.array_equal(answers, np.asarray(layer(views, training=True))) and not layer.trainable_weights
 
 
+def test_a_bfloat16_run_s_teacher_computes_in_bfloat16_and_is_saved_so(faces, teacher, tmp_path):
+    images = load_dataset(faces).split("train").images[:16]
+    names = load_classifier(teacher).class_names
+    layer = teacher_answers_layer(str(teacher), names, precision="bf16")
+    assert {
+        sub.dtype_policy.name
+        for sub in layer.teacher._flatten_layers()
+        if sub.weights and not isinstance(sub, keras.Model)
+    } == {"mixed_bfloat16"}
+    answers = np.asarray(layer(to_model_input(images)))
+    assert np.allclose(answers, load_classifier(teacher).predict(images), atol=0.02)
+    inputs = keras.Input((48, 48, 1))
+    keras.Model(inputs, layer(inputs)).save(tmp_path / "holder.keras")
+    again = keras.models.load_model(tmp_path / "holder.keras")
+    assert np.array_equal(np.asarray(again(to_model_input(images))), answers)
+
+
 def test_the_loss_is_cross_entropy_against_the_target_mixed_with_the_teacher_s_answer():
     rng = np.random.default_rng(0)
     student, teacher, labels = (rng.dirichlet(np.ones(4), size=5).astype(np.float32) for _ in range(3))
@@ -83,7 +100,7 @@ def test_a_run_taught_view_by_view_trains_keeps_its_teacher_and_resumes_without_
     shutil.copy(teacher / "model.keras", copy)
     run = tmp_path / "student"
     args = argv(
-        "train {faces} --model mini_resnet --crop 44 --teacher {teacher} --teacher-sees views --epochs 1 --out {run}",
+        "train {faces} --model mini_resnet --crop 44 --precision float32 --teacher {teacher} --teacher-sees views --epochs 1 --out {run}",
         faces=faces,
         teacher=copy,
         run=run,

@@ -90,13 +90,31 @@ class TeacherAnswers(keras.layers.Layer):
         return cls(teacher, **config)
 
 
-def teacher_answers_layer(teacher: str, class_names: Sequence[str]) -> TeacherAnswers:
+def _in_mixed_bfloat16(network: keras.Model) -> keras.Model:
+    """A copy of `network` (float32, as model.keras is saved) whose layers compute in bfloat16, with its weights."""
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "mixed_bfloat16"
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(network, clone_function=clone, recursive=True)
+    twin.set_weights(network.get_weights())
+    return twin
+
+
+def teacher_answers_layer(teacher: str, class_names: Sequence[str], *, precision: str = "float32") -> TeacherAnswers:
     """`TeacherAnswers` for the model `teacher` ("default", a run folder, a .keras file, or an .onnx file with
-    its .keras beside it: the teacher must run inside the trainer, so it must be a Keras model)."""
+    its .keras beside it: the teacher must run inside the trainer, so it must be a Keras model). With precision
+    "bf16" the teacher computes in bfloat16 as the student does (a resnet's forward pass about 1.6x cheaper;
+    its answers move by a few thousandths)."""
     from emolens.models.classifier import keras_model_path
     from emolens.models.saving import load_model
 
     network, card = load_model(keras_model_path(teacher), compile=False)
+    if precision == "bf16":
+        network = _in_mixed_bfloat16(network)
     if card.image_size != IMAGE_SIZE:
         raise EmolensError(
             f"the teacher {teacher} takes {card.image_size}-pixel faces; a teacher answering each view needs "

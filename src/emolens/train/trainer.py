@@ -120,7 +120,11 @@ def _new_trainer(
     takes the weights of the model it starts from (`start`)."""
     keras.utils.set_random_seed(config.seed)
     with backend.data_parallel(devices):
-        teacher = teacher_answers_layer(config.view_teacher, dataset.class_names) if config.view_teacher else None
+        teacher = (
+            teacher_answers_layer(config.view_teacher, dataset.class_names, precision=config.precision)
+            if config.view_teacher
+            else None
+        )
         trainer = build_trainer(
             config,
             num_classes=len(dataset.class_names),
