@@ -17,6 +17,7 @@ from emolens.data import load_dataset
 from emolens.data.preprocess import to_model_input
 from emolens.models.card import write_card
 from emolens.models.classifier import load_classifier
+from emolens.models.ensemble import build_ensemble
 from emolens.models.saving import load_checkpoint
 from emolens.train import TrainConfig
 from emolens.train.data import model_arrays
@@ -57,15 +58,16 @@ def test_the_teacher_inside_the_trainer_answers_a_view_as_predict_does_in_the_da
 
 def test_a_bfloat16_run_s_teacher_computes_in_bfloat16_and_is_saved_so(faces, teacher, tmp_path):
     images = load_dataset(faces).split("train").images[:16]
-    names = load_classifier(teacher).class_names
-    layer = teacher_answers_layer(str(teacher), names, precision="bf16")
+    ensemble = build_ensemble([teacher, teacher], tmp_path / "ensemble.keras")  # teachers are often ensembles
+    names = load_classifier(ensemble).class_names
+    layer = teacher_answers_layer(str(ensemble), names, precision="bf16")
     assert {
         sub.dtype_policy.name
         for sub in layer.teacher._flatten_layers()
         if sub.weights and not isinstance(sub, keras.Model)
     } == {"mixed_bfloat16"}
     answers = np.asarray(layer(to_model_input(images)))
-    assert np.allclose(answers, load_classifier(teacher).predict(images), atol=0.02)
+    assert np.allclose(answers, load_classifier(ensemble).predict(images), atol=0.02)
     inputs = keras.Input((48, 48, 1))
     keras.Model(inputs, layer(inputs)).save(tmp_path / "holder.keras")
     again = keras.models.load_model(tmp_path / "holder.keras")
