@@ -107,19 +107,19 @@ def _in_mixed_bfloat16(network: keras.Model) -> keras.Model:
 def teacher_answers_layer(teacher: str, class_names: Sequence[str], *, precision: str = "float32") -> TeacherAnswers:
     """`TeacherAnswers` for the model `teacher` ("default", a run folder, a .keras file, or an .onnx file with
     its .keras beside it: the teacher must run inside the trainer, so it must be a Keras model). With precision
-    "bf16" the teacher computes in bfloat16 as the student does (a resnet's forward pass about 1.6x cheaper;
-    its answers move by a few thousandths)."""
+    "bf16" the teacher computes in bfloat16 as the student does (bench/precision.py: a resnet's training step
+    1.6x cheaper so; the answers move by a few thousandths)."""
     from emolens.models.classifier import keras_model_path
     from emolens.models.saving import load_model
 
     network, card = load_model(keras_model_path(teacher), compile=False)
-    if precision == "bf16":
-        network = _in_mixed_bfloat16(network)
     if card.image_size != IMAGE_SIZE:
         raise EmolensError(
             f"the teacher {teacher} takes {card.image_size}-pixel faces; a teacher answering each view needs "
             f"{IMAGE_SIZE}-pixel ones as the student's."
         )
+    if precision == "bf16":
+        network = _in_mixed_bfloat16(network)
     scale = card.class_scale
     return TeacherAnswers(
         network,
