@@ -17,8 +17,11 @@ from emolens.data import load_dataset
 from emolens.data.labels import clear_majority
 from emolens.errors import EmolensError
 from emolens.evaluate import evaluate
+from emolens.evaluate.agreement import vote_agreement
+from emolens.models.calibration import apply_temperature, expected_calibration_error
 from emolens.models.classifier import load_classifier
 from emolens.train import TrainConfig
+from emolens.train.calibration import fit_calibration
 from emolens.train.data import model_arrays
 
 pytestmark = pytest.mark.slow
@@ -304,3 +307,24 @@ def test_evaluate_cli_prints_the_agreement(vote_run, faces, votes, tmp_path, cap
     out = capsys.readouterr().out
     assert "against the votes' majority" in out and "Vote share" in out and "Left out" in out
     assert main(["evaluate", str(vote_run), str(faces), "--class-map", "joy", "--out", str(tmp_path / "e2")]) == 2
+
+
+def test_calibration_on_votes_measures_confidence_against_the_vote_shares(vote_run, faces, votes, tmp_path, capsys):
+    classifier = load_classifier(vote_run / "model.keras")
+    test = load_dataset(faces, labels=votes).with_classes(tuple(classifier.class_names)).split("test")
+    calibration = fit_calibration(classifier, test.images, test.labels, test.votes)
+    calibrated = apply_temperature(classifier.predict(test.images, calibrated=False), calibration.temperature)
+    gap = vote_agreement(test.votes, calibrated)["vote_calibration"]["gap"]
+    assert calibration.vote_ece_after == pytest.approx(gap, abs=1e-4)  # the temperature is kept to 4 places
+    assert calibration.ece_after == pytest.approx(expected_calibration_error(calibrated, test.labels), abs=1e-4)
+    assert calibration.vote_ece_after != pytest.approx(calibration.ece_after, abs=1e-3)
+    assert "vote share" in calibration.error_change() and "vote_ece_after" in calibration.to_card()
+    on_labels = fit_calibration(classifier, test.images, test.labels)
+    assert on_labels.vote_ece_after is None and "vote_ece_after" not in on_labels.to_card()
+    assert "vote share" not in on_labels.error_change()
+
+    copy = tmp_path / "run"
+    shutil.copytree(vote_run, copy)
+    assert main(["calibrate", str(copy), str(faces), "--labels", str(votes)]) == 0
+    assert "gap between confidence and vote share" in capsys.readouterr().out
+    assert "vote_ece_after" in load_classifier(copy / "model.keras").card["calibration"]

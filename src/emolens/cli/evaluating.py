@@ -105,7 +105,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     calibration = calibrate(args.model, args.data, cache=not args.no_cache, labels=args.labels, class_scale=scale)
     stdout.print(
         f"Temperature [bold]{calibration.temperature:.3f}[/], fitted on {calibration.images} validation images: "
-        f"calibration error (ECE) {calibration.ece_before:.3f} -> [bold]{calibration.ece_after:.3f}[/], "
+        f"{calibration.error_change()}, "
         f"log-loss {calibration.nll_before:.3f} -> {calibration.nll_after:.3f}. Written into {_shown(args.model)}'s card."
     )
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from emolens.models.calibration import ECE_BINS
+from emolens.models.calibration import ECE_BINS, reliability
 
 
 def vote_agreement(votes: np.ndarray, probabilities: np.ndarray, *, bins: int = ECE_BINS) -> dict[str, Any]:
@@ -34,29 +34,19 @@ def vote_agreement(votes: np.ndarray, probabilities: np.ndarray, *, bins: int = 
         (0.6, 0.2)
     """
     predicted = probabilities.argmax(axis=1)
-    rows = np.arange(len(votes))
-    share, confidence = votes[rows, predicted], probabilities[rows, predicted]
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    table, gap = [], 0.0
-    for b in range(bins):
-        members = which == b
-        if not members.any():
-            continue
-        mean_confidence, mean_share = float(confidence[members].mean()), float(share[members].mean())
-        gap += members.mean() * abs(mean_confidence - mean_share)
-        table.append(
-            {
-                "from": float(edges[b]),
-                "to": float(edges[b + 1]),
-                "faces": int(members.sum()),
-                "confidence": mean_confidence,
-                "vote_share": mean_share,
-            }
+    share = votes[np.arange(len(votes)), predicted]
+    binned = reliability(probabilities, votes, bins=bins)
+    edges = binned["edges"]
+    table = [
+        {"from": edges[b], "to": edges[b + 1], "faces": count, "confidence": confidence, "vote_share": mean_share}
+        for b, (count, confidence, mean_share) in enumerate(
+            zip(binned["count"], binned["confidence"], binned["accuracy"], strict=True)
         )
+        if count
+    ]
     return {
         "vote_share": float(share.mean()) if len(share) else 0.0,
-        "vote_calibration": {"bins": bins, "gap": float(gap), "table": table},
+        "vote_calibration": {"bins": bins, "gap": binned["ece"], "table": table},
     }
 
 

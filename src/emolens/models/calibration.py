@@ -102,20 +102,28 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 def reliability(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = ECE_BINS) -> dict[str, Any]:
     """Confidence against accuracy in `bins` equal-width bins of the top probability, and their gap.
 
+    Args:
+        probabilities: (N, classes) the model's probabilities.
+        labels: (N,) class indices, each answer right or wrong; or (N, classes) vote shares, each answer worth
+            the share of people who chose it (so the gap says how far confidence is from that share).
+
     Returns:
         A dict: `ece` (expected calibration error: the images-weighted mean of |accuracy - confidence| over the
-        bins), and per bin its `edges`, `confidence` (mean top probability), `accuracy` and `count` (empty bins
-        hold None).
+        bins), and per bin its `edges`, `confidence` (mean top probability), `accuracy` (with vote shares, their
+        mean) and `count` (empty bins hold None).
 
     Examples:
         >>> probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
         >>> round(reliability(probabilities, np.array([0, 0, 0, 1]))["ece"], 3)   # 100% right at 0.9, 50% at 0.6
         0.1
+        >>> round(reliability(probabilities, np.array([[0.9, 0.1]] * 2 + [[0.4, 0.6]] * 2))["ece"], 3)
+        0.1
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels)
     confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    predicted = probabilities.argmax(axis=1)
+    correct = labels[np.arange(len(labels)), predicted] if labels.ndim == 2 else predicted == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     # Bins are (low, high], as Guo et al.; the top probability of C classes is at least 1/C, never 0.
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
@@ -137,5 +145,6 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = EC
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = ECE_BINS) -> float:
-    """ECE over `bins` equal-width confidence bins (see `reliability`): 0 is perfectly calibrated."""
+    """ECE over `bins` equal-width confidence bins against class indices or vote shares (see `reliability`): 0 is
+    perfectly calibrated."""
     return float(reliability(probabilities, labels, bins=bins)["ece"])

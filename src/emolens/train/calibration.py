@@ -43,7 +43,11 @@ class Calibration:
         temperature: the logits' divisor (above 1 softens an over-confident model).
         images: how many validation images it was fitted on.
         nll_before, nll_after: their mean negative log-likelihood, raw and calibrated.
-        ece_before, ece_after: their expected calibration error (15 bins), raw and calibrated.
+        ece_before, ece_after: their expected calibration error (15 bins) against their labels, raw and
+            calibrated.
+        vote_ece_before, vote_ece_after: with votes, the same against the vote shares (the gap between
+            confidence and the share of people who chose the answer, which the temperature was fitted to); None
+            without.
 
     Examples:
         >>> calibration = Calibration(temperature=1.3, images=2871, nll_before=1.10, nll_after=1.05, ece_before=0.08, ece_after=0.02)
@@ -57,11 +61,28 @@ class Calibration:
     nll_after: float
     ece_before: float
     ece_after: float
+    vote_ece_before: float | None = None
+    vote_ece_after: float | None = None
 
     def to_card(self) -> dict[str, Any]:
         """The card's record of it (the temperature itself is the card's `temperature` field)."""
-        measured = {key: round(value, 4) for key, value in asdict(self).items() if key not in ("temperature", "images")}
+        measured = {
+            key: round(value, 4)
+            for key, value in asdict(self).items()
+            if key not in ("temperature", "images") and value is not None
+        }
         return {"split": "val", "images": self.images, **measured}
+
+    def error_change(self) -> str:
+        """The calibration error before -> after, in words: against the vote shares first where there are votes
+        (what the temperature was fitted to), then against the labels."""
+        labels = f"{self.ece_before:.3f} -> {self.ece_after:.3f}"
+        if self.vote_ece_before is None or self.vote_ece_after is None:
+            return f"calibration error (ECE) {labels}"
+        return (
+            f"gap between confidence and vote share {self.vote_ece_before:.3f} -> {self.vote_ece_after:.3f} "
+            f"(calibration error against the majority {labels})"
+        )
 
 
 def fit_calibration(
@@ -69,7 +90,9 @@ def fit_calibration(
 ) -> Calibration:
     """The temperature for `classifier` fitted on uint8 `faces` with class indices `labels` (in its class order),
     or on their vote shares (N, classes) where there are votes: confidence then estimates the share of people
-    who would name that emotion. The ECE is against `labels` either way.
+    who would name that emotion, and its calibration error is measured against those shares too (beside the
+    error against `labels`, against which such confidence looks too low: the majority's answer is right more
+    often than the share of people who gave it).
 
     One view per face (no test-time augmentation): the temperature rescales the network's own output, and
     prediction averages views after applying it.
@@ -85,6 +108,8 @@ def fit_calibration(
         nll_after=negative_log_likelihood(calibrated, targets),
         ece_before=expected_calibration_error(raw, labels),
         ece_after=expected_calibration_error(calibrated, labels),
+        vote_ece_before=None if votes is None else expected_calibration_error(raw, votes),
+        vote_ece_after=None if votes is None else expected_calibration_error(calibrated, votes),
     )
 
 

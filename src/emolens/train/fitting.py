@@ -96,11 +96,10 @@ def _calibrate_best(run_dir: Path, val: Split) -> None:
     calibration = fit_calibration(best, val.images, val.labels, val.votes)
     store_calibration(best, calibration)
     logger.info(
-        "Calibrated the best model on %d validation images: temperature %.2f, calibration error (ECE) %.3f -> %.3f",
+        "Calibrated the best model on %d validation images: temperature %.2f, %s",
         calibration.images,
         calibration.temperature,
-        calibration.ece_before,
-        calibration.ece_after,
+        calibration.error_change(),
     )
 
 
