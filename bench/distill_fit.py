@@ -30,14 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def clear_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which faces have one top vote (FER+'s protocol leaves ties out), and that top class."""
-    top = votes.max(axis=1, keepdims=True)
-    return np.isclose(votes, top).sum(axis=1) == 1, votes.argmax(axis=1)
-
-
 def fit_row(student: np.ndarray, teacher: np.ndarray, votes: np.ndarray) -> str:
-    clear, majority = clear_majority(votes)
+    from emolens.data.labels import clear_majority
+
+    clear, majority = clear_majority(votes), votes.argmax(axis=1)
     said, taught = student.argmax(axis=1), teacher.argmax(axis=1)
     kl = (teacher * (np.log(np.maximum(teacher, 1e-12)) - np.log(np.maximum(student, 1e-12)))).sum(axis=1)
     return (

@@ -138,11 +138,12 @@ def _training_config(path: Path, card: Any) -> TrainConfig:
     return TrainConfig.from_dict(recipe) if isinstance(recipe, dict) else TrainConfig()
 
 
-def _validation_split(
+def validation_split(
     classifier: Classifier, data: str | os.PathLike, *, cache: bool, labels: str | os.PathLike | None
 ) -> Split:
-    """The validation images of `data` that `classifier` was trained beside, in its classes (which the data may
-    not all have: a fine-tuned model keeps its own); an error if the data has classes the model does not know."""
+    """The validation images of `data` that `classifier` was trained beside (the slice its run's config, or its
+    card's recipe, held out), in its classes (which the data may not all have: a fine-tuned model keeps its own);
+    an error if the data has classes the model does not know."""
     from emolens.train.data import prepare_splits  # imports Keras: only once a model is really calibrated
 
     dataset = load_dataset(data, cache=cache, labels=labels)
@@ -201,7 +202,7 @@ def calibrate(
     """
     path = resolve_model_path(model)
     classifier = load_classifier(path)
-    val = _validation_split(classifier, data, cache=cache, labels=labels)
+    val = validation_split(classifier, data, cache=cache, labels=labels)
     _check_class_scale(class_scale, classifier.class_names)
     calibration = fit_calibration(classifier, val.images, val.labels, val.votes)
     store_calibration(classifier, calibration, class_scale)
