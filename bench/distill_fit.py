@@ -22,9 +22,13 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from emolens.data.dataset import Split
+    from emolens.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -43,7 +47,9 @@ def fit_row(student: np.ndarray, teacher: np.ndarray, votes: np.ndarray) -> str:
     )
 
 
-def teacher_answers(config: Any, split: Any, class_names: list[str], kept: Path | None, cache: Path) -> np.ndarray:
+def teacher_answers(
+    config: TrainConfig, split: Split, class_names: list[str], kept: Path | None, cache: Path
+) -> np.ndarray:
     """The teacher's answers for `split`'s faces: from `kept` (the run's own, as the student learned them) where
     it exists, else from `cache`, else asked of the teacher and cached (a `--teacher-sees views` run keeps none)."""
     from emolens._io import atomic_path
